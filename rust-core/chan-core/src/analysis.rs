@@ -1,0 +1,453 @@
+//! The pipeline (spec §10): one incremental engine; batch analysis is a loop over it, so the two
+//! cannot disagree. [`Session`] adds append / replace-last with change reports.
+
+use std::ops::Range;
+
+use crate::config::EngineConfig;
+use crate::document::Document;
+use crate::error::ChanError;
+use crate::fractal::{classify, Fractal};
+use crate::kline::{check_bar, fold_bar, validate_series, Bar, MergedBar, Repair};
+use crate::macd::{MacdPoint, MacdState};
+use crate::pen::{Pen, PenBuilder, PenEvent, PenMark};
+use crate::pivot::{find_pivots, Pivot};
+use crate::segment::{SegmentEngine, SegmentSpan};
+use crate::signal::{segment_signals, Signal};
+
+/// The non-final part of the structure: segments that are not confirmed (ending with the last
+/// pen, pending a gap confirmation, or forming), their pivots and the points they give.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Tail {
+    pub segments: Vec<SegmentSpan>,
+    pub pivots: Vec<Pivot>,
+    pub signals: Vec<Signal>,
+}
+
+/// The incremental engine state. Lists hold only items that never change (fractals, final
+/// pens but the last, confirmed segments with their pivots and points).
+#[derive(Debug, Clone)]
+pub struct Engine {
+    cfg: EngineConfig,
+    keep_macd: bool,
+    pub(crate) times: Vec<i64>,
+    pub(crate) histogram: Vec<f64>,
+    pub(crate) dif: Vec<f64>,
+    pub(crate) dea: Vec<f64>,
+    macd: MacdState,
+    last_macd: MacdPoint,
+    pub(crate) merged: Vec<MergedBar>,
+    pub(crate) fractals: Vec<Fractal>,
+    pub(crate) pens: PenBuilder,
+    seg: SegmentEngine,
+    pub(crate) segments: Vec<SegmentSpan>,
+    pub(crate) pivots: Vec<Pivot>,
+    pub(crate) signals: Vec<Signal>,
+    pub(crate) repairs: Vec<Repair>,
+    scratch: Vec<SegmentSpan>,
+    /// While recording, the segment state as it was before the current bar (taken lazily).
+    recording: bool,
+    seg_backup: Option<SegmentEngine>,
+}
+
+/// What one bar may change, to undo it when the bar is replaced.
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    bars: usize,
+    macd: MacdState,
+    last_macd: MacdPoint,
+    merged: usize,
+    last_merged: Option<MergedBar>,
+    fractals: usize,
+    pen: PenMark,
+    segments: usize,
+    pivots: usize,
+    signals: usize,
+    repairs: usize,
+}
+
+impl Engine {
+    /// An empty engine; `keep_macd` keeps the DIF and DEA series too (the histogram is always
+    /// kept: divergence needs it).
+    pub fn new(cfg: EngineConfig, keep_macd: bool) -> Self {
+        Self::with_capacity(cfg, keep_macd, 0)
+    }
+
+    /// An empty engine with room for `bars` bars.
+    pub fn with_capacity(cfg: EngineConfig, keep_macd: bool, bars: usize) -> Self {
+        let macd_cap = if keep_macd { bars } else { 0 };
+        Self {
+            cfg,
+            keep_macd,
+            times: Vec::with_capacity(bars),
+            histogram: Vec::with_capacity(bars),
+            dif: Vec::with_capacity(macd_cap),
+            dea: Vec::with_capacity(macd_cap),
+            macd: MacdState::new(cfg.macd),
+            last_macd: MacdPoint {
+                dif: f64::NAN,
+                dea: f64::NAN,
+                histogram: f64::NAN,
+            },
+            merged: Vec::with_capacity(bars / 4 * 3),
+            fractals: Vec::with_capacity(bars / 4),
+            pens: PenBuilder::new(cfg.pen),
+            seg: SegmentEngine::new(
+                cfg.segment.feature_sequence_strict,
+                cfg.segment.handle_inclusion,
+            ),
+            segments: Vec::new(),
+            pivots: Vec::new(),
+            signals: Vec::new(),
+            repairs: Vec::new(),
+            scratch: Vec::new(),
+            recording: false,
+            seg_backup: None,
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    /// Whether DIF and DEA series are kept.
+    pub fn keeps_macd(&self) -> bool {
+        self.keep_macd
+    }
+
+    /// Number of raw bars applied.
+    pub fn bars(&self) -> usize {
+        self.times.len()
+    }
+
+    /// Merged bars (the last one may still grow).
+    pub fn merged(&self) -> &[MergedBar] {
+        &self.merged
+    }
+
+    /// All pens; every one but the last is final.
+    pub fn pens(&self) -> &[Pen] {
+        self.pens.pens()
+    }
+
+    /// The forming move after the last pen.
+    pub fn forming_pen(&self) -> Option<Pen> {
+        self.pens.forming(&self.merged)
+    }
+
+    /// MACD of the last bar.
+    pub fn last_macd(&self) -> MacdPoint {
+        self.last_macd
+    }
+
+    /// Applies one valid bar. Returns whether the pen list changed.
+    #[inline]
+    pub(crate) fn push(&mut self, bar: &Bar) -> bool {
+        let i = self.times.len() as u32;
+        self.times.push(bar.time);
+        let m = self.macd.push(bar.close);
+        self.last_macd = m;
+        self.histogram.push(m.histogram);
+        if self.keep_macd {
+            self.dif.push(m.dif);
+            self.dea.push(m.dea);
+        }
+        if !fold_bar(&mut self.merged, i, bar.high, bar.low) || self.merged.len() < 3 {
+            return false;
+        }
+        let n = self.merged.len() - 2;
+        let f = classify(&self.merged, n);
+        if let Some(f) = f {
+            self.fractals.push(f);
+        }
+        match self.pens.on_final_bar(&self.merged, n, f) {
+            PenEvent::None => false,
+            PenEvent::Extended => true,
+            PenEvent::Added => {
+                if self.pens.pens().len() >= 2 {
+                    self.advance_segments();
+                }
+                true
+            }
+        }
+    }
+
+    /// Feeds the newly final pen to the segment engine and settles what it confirms.
+    fn advance_segments(&mut self) {
+        if self.recording && self.seg_backup.is_none() {
+            self.seg_backup = Some(self.seg.clone());
+        }
+        let pens = self.pens.pens();
+        self.scratch.clear();
+        self.seg.run(pens, pens.len() - 1, &mut self.scratch);
+        for span in &self.scratch {
+            let index = self.segments.len() as u32;
+            debug_assert!(span.len() >= 3, "a settled segment holds at least 3 pens");
+            self.segments.push(*span);
+            let first_pivot = self.pivots.len();
+            find_pivots(pens, span, index, &mut self.pivots);
+            segment_signals(
+                pens,
+                &self.histogram,
+                span,
+                &self.pivots[first_pivot..],
+                &self.cfg.signal,
+                span.len() >= 3,
+                &mut self.signals,
+            );
+        }
+    }
+
+    /// Computes the non-final tail into `out`.
+    pub fn tail_into(&self, out: &mut Tail) {
+        out.segments.clear();
+        out.pivots.clear();
+        out.signals.clear();
+        let pens = self.pens.pens();
+        self.seg.tail(pens, &mut out.segments);
+        for (j, span) in out.segments.iter().enumerate() {
+            let index = (self.segments.len() + j) as u32;
+            let first_pivot = out.pivots.len();
+            find_pivots(pens, span, index, &mut out.pivots);
+            segment_signals(
+                pens,
+                &self.histogram,
+                span,
+                &out.pivots[first_pivot..],
+                &self.cfg.signal,
+                false,
+                &mut out.signals,
+            );
+        }
+    }
+
+    /// The non-final tail.
+    pub fn tail(&self) -> Tail {
+        let mut t = Tail::default();
+        self.tail_into(&mut t);
+        t
+    }
+
+    fn mark(&mut self) -> Mark {
+        self.recording = true;
+        self.seg_backup = None;
+        Mark {
+            bars: self.times.len(),
+            macd: self.macd,
+            last_macd: self.last_macd,
+            merged: self.merged.len(),
+            last_merged: self.merged.last().copied(),
+            fractals: self.fractals.len(),
+            pen: self.pens.mark(),
+            segments: self.segments.len(),
+            pivots: self.pivots.len(),
+            signals: self.signals.len(),
+            repairs: self.repairs.len(),
+        }
+    }
+
+    fn restore(&mut self, m: &Mark) {
+        self.times.truncate(m.bars);
+        self.histogram.truncate(m.bars);
+        self.dif.truncate(m.bars.min(self.dif.len()));
+        self.dea.truncate(m.bars.min(self.dea.len()));
+        self.macd = m.macd;
+        self.last_macd = m.last_macd;
+        self.merged.truncate(m.merged);
+        if let (Some(b), Some(slot)) = (m.last_merged, self.merged.last_mut()) {
+            *slot = b;
+        }
+        self.fractals.truncate(m.fractals);
+        self.pens.restore(&m.pen);
+        if let Some(s) = &self.seg_backup {
+            self.seg = s.clone();
+        }
+        self.segments.truncate(m.segments);
+        self.pivots.truncate(m.pivots);
+        self.signals.truncate(m.signals);
+        self.repairs.truncate(m.repairs);
+    }
+}
+
+/// A batch analysis result: the engine after the whole series, with its tail.
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    pub engine: Engine,
+    pub tail: Tail,
+}
+
+impl Analysis {
+    /// The analysis document (the JSON shape both engines produce).
+    pub fn document(&self) -> Document {
+        Document::build(&self.engine, &self.tail)
+    }
+}
+
+/// Analyzes a whole series (spec §1–§9). Rejects it whole, naming every bad bar, unless valid.
+pub fn analyze(bars: &[Bar], cfg: &EngineConfig, keep_macd: bool) -> Result<Analysis, ChanError> {
+    cfg.validate()?;
+    let (repairs, fixed) =
+        validate_series(bars, &cfg.validation).map_err(ChanError::InvalidBars)?;
+    let bars = fixed.as_deref().unwrap_or(bars);
+    let mut engine = Engine::with_capacity(*cfg, keep_macd, bars.len());
+    engine.repairs = repairs;
+    for b in bars {
+        engine.push(b);
+    }
+    let tail = engine.tail();
+    Ok(Analysis { engine, tail })
+}
+
+/// What one stream message changed. Final lists are spliced: `list.truncate(r.start)` then
+/// append the items `r` of the session's list (for a replace, `start` reaches back to before the
+/// replaced bar). The tail (last pen, forming pen, non-final segments, pivots and points) is
+/// replaced whole; `tail_changed` says whether its segments, pivots or points differ from the
+/// previous answer's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Update {
+    pub index: usize,
+    pub replaced: bool,
+    pub macd: MacdPoint,
+    pub fractals: Range<usize>,
+    /// Final pens (all but the last pen).
+    pub pens: Range<usize>,
+    pub segments: Range<usize>,
+    pub pivots: Range<usize>,
+    pub signals: Range<usize>,
+    pub tail_changed: bool,
+    pub repair: Option<Repair>,
+}
+
+/// An incremental session (spec §10): append bars, replace the last, read the state.
+#[derive(Debug, Clone)]
+pub struct Session {
+    engine: Engine,
+    mark: Option<Mark>,
+    last_time: Option<i64>,
+    prev_time: Option<i64>,
+    tail: Tail,
+    fresh: Tail,
+}
+
+impl Session {
+    /// An empty session. Errors when the configuration is out of range.
+    pub fn new(cfg: EngineConfig, keep_macd: bool) -> Result<Self, ChanError> {
+        cfg.validate()?;
+        Ok(Self {
+            engine: Engine::new(cfg, keep_macd),
+            mark: None,
+            last_time: None,
+            prev_time: None,
+            tail: Tail::default(),
+            fresh: Tail::default(),
+        })
+    }
+
+    /// The engine state.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The current non-final tail.
+    pub fn tail(&self) -> &Tail {
+        &self.tail
+    }
+
+    /// Number of bars applied.
+    pub fn bars(&self) -> usize {
+        self.engine.bars()
+    }
+
+    /// The full analysis document of the series so far.
+    pub fn document(&self) -> Document {
+        Document::build(&self.engine, &self.tail)
+    }
+
+    fn check(
+        &self,
+        index: usize,
+        bar: &Bar,
+        prev: Option<i64>,
+    ) -> Result<(Bar, Option<Repair>), ChanError> {
+        let mut v = Vec::new();
+        let fixed = check_bar(index, bar, prev, &self.engine.cfg.validation, &mut v);
+        if !v.is_empty() {
+            return Err(ChanError::InvalidBars(v));
+        }
+        Ok(match fixed {
+            Some((b, r)) => (b, Some(r)),
+            None => (*bar, None),
+        })
+    }
+
+    /// Appends a new bar. A bar that breaks a rule of spec §1 changes nothing.
+    pub fn append(&mut self, bar: Bar) -> Result<Update, ChanError> {
+        let index = self.engine.bars();
+        let (bar, repair) = self.check(index, &bar, self.last_time)?;
+        let mark = self.engine.mark();
+        self.mark = Some(mark);
+        if let Some(r) = repair {
+            self.engine.repairs.push(r);
+        }
+        let pens_changed = self.engine.push(&bar);
+        self.prev_time = self.last_time;
+        self.last_time = Some(bar.time);
+        Ok(self.report(&mark, index, false, pens_changed, repair))
+    }
+
+    /// Replaces the last (still forming) bar. Errors when the session has no bar.
+    pub fn replace_last(&mut self, bar: Bar) -> Result<Update, ChanError> {
+        let Some(mark) = self.mark else {
+            return Err(ChanError::State(
+                "replace_last: the session has no bar to replace".into(),
+            ));
+        };
+        let index = self.engine.bars() - 1;
+        let (bar, repair) = self.check(index, &bar, self.prev_time)?;
+        self.engine.restore(&mark);
+        if let Some(r) = repair {
+            self.engine.repairs.push(r);
+        }
+        self.engine.push(&bar);
+        self.last_time = Some(bar.time);
+        Ok(self.report(&mark, index, true, true, repair))
+    }
+
+    fn report(
+        &mut self,
+        mark: &Mark,
+        index: usize,
+        replaced: bool,
+        pens_changed: bool,
+        repair: Option<Repair>,
+    ) -> Update {
+        let e = &self.engine;
+        let mut tail_changed = false;
+        if pens_changed {
+            e.tail_into(&mut self.fresh);
+            if self.fresh != self.tail {
+                std::mem::swap(&mut self.fresh, &mut self.tail);
+                tail_changed = true;
+            }
+        }
+        let final_pens = |n: usize| n.saturating_sub(1);
+        Update {
+            index,
+            replaced,
+            macd: e.last_macd,
+            fractals: mark.fractals..e.fractals.len(),
+            pens: final_pens(mark.pen_count())..final_pens(e.pens.pens().len()),
+            segments: mark.segments..e.segments.len(),
+            pivots: mark.pivots..e.pivots.len(),
+            signals: mark.signals..e.signals.len(),
+            tail_changed,
+            repair,
+        }
+    }
+}
+
+impl Mark {
+    fn pen_count(&self) -> usize {
+        self.pen.count()
+    }
+}

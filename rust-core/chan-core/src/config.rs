@@ -1,0 +1,451 @@
+//! Configuration (spec §11): strict serde types, defaults, range checks, `key=value` overrides.
+//!
+//! `EngineConfig` holds the algorithm keys; `FileConfig` is the whole `config/default.yaml`
+//! (the servers and the monitor read the other sections). Unknown keys are errors everywhere.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::ChanError;
+
+/// Bar validation and repair (spec §1).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ValidationConfig {
+    pub allow_non_positive_prices: bool,
+    pub repair: bool,
+}
+
+impl Default for ValidationConfig {
+    fn default() -> Self {
+        Self {
+            allow_non_positive_prices: false,
+            repair: false,
+        }
+    }
+}
+
+/// How the MACD EMAs start (spec §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MacdSeed {
+    /// Chinese charting convention: every EMA starts at the first close.
+    FirstClose,
+    /// TA-Lib convention: each EMA starts at a simple mean; values before the lookback are absent.
+    Sma,
+}
+
+/// MACD parameters (spec §2).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MacdConfig {
+    pub fast_period: u32,
+    pub slow_period: u32,
+    pub signal_period: u32,
+    pub histogram_scale: f64,
+    pub seed: MacdSeed,
+}
+
+impl Default for MacdConfig {
+    fn default() -> Self {
+        Self {
+            fast_period: 12,
+            slow_period: 26,
+            signal_period: 9,
+            histogram_scale: 2.0,
+            seed: MacdSeed::FirstClose,
+        }
+    }
+}
+
+/// Which pen (笔) definition applies (spec §5.1 rule 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PenDefinition {
+    /// New pen (新笔): merged span ≥ 3 and ≥ 3 raw bars strictly between the extremes.
+    #[serde(rename = "new_3kline")]
+    New3Kline,
+    /// Traditional pen (老笔): merged span ≥ 4.
+    #[serde(rename = "traditional")]
+    Traditional,
+}
+
+/// Pen parameters (spec §5).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PenConfig {
+    pub definition: PenDefinition,
+    pub strict_validation: bool,
+}
+
+impl Default for PenConfig {
+    fn default() -> Self {
+        Self {
+            definition: PenDefinition::New3Kline,
+            strict_validation: true,
+        }
+    }
+}
+
+/// Segment parameters (spec §6).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SegmentConfig {
+    pub feature_sequence_strict: bool,
+    pub handle_inclusion: bool,
+}
+
+impl Default for SegmentConfig {
+    fn default() -> Self {
+        Self {
+            feature_sequence_strict: true,
+            handle_inclusion: true,
+        }
+    }
+}
+
+/// Divergence (背驰) strength measure (spec §8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strength {
+    Area,
+    Peak,
+    Slope,
+    Amplitude,
+}
+
+/// Buy/sell point parameters (spec §8, §9).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SignalConfig {
+    pub strength: Strength,
+    pub divergence_rate: f64,
+    pub min_pivots: u32,
+}
+
+impl Default for SignalConfig {
+    fn default() -> Self {
+        Self {
+            strength: Strength::Area,
+            divergence_rate: 1.0,
+            min_pivots: 1,
+        }
+    }
+}
+
+/// Every algorithm key of spec §11.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineConfig {
+    pub validation: ValidationConfig,
+    pub macd: MacdConfig,
+    pub pen: PenConfig,
+    pub segment: SegmentConfig,
+    pub signal: SignalConfig,
+}
+
+/// Which engine serves when both are healthy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EngineName {
+    Rust,
+    Python,
+}
+
+/// Process-level settings (used by the servers and the monitor).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SystemConfig {
+    pub primary_engine: EngineName,
+    pub failover_enabled: bool,
+    pub health_check_interval_ms: u64,
+    pub call_timeout_ms: u64,
+    pub latency_budget_ms: u64,
+    pub auto_failback: bool,
+}
+
+impl Default for SystemConfig {
+    fn default() -> Self {
+        Self {
+            primary_engine: EngineName::Rust,
+            failover_enabled: true,
+            health_check_interval_ms: 1000,
+            call_timeout_ms: 2000,
+            latency_budget_ms: 250,
+            auto_failback: false,
+        }
+    }
+}
+
+/// Log settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoggingConfig {
+    pub level: String,
+    pub format: String,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: "json".into(),
+        }
+    }
+}
+
+/// The whole configuration file (`config/default.yaml`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileConfig {
+    pub system: SystemConfig,
+    pub logging: LoggingConfig,
+    pub validation: ValidationConfig,
+    pub macd: MacdConfig,
+    pub pen: PenConfig,
+    pub segment: SegmentConfig,
+    pub signal: SignalConfig,
+}
+
+impl FileConfig {
+    /// Parses YAML text, rejecting unknown keys and out-of-range values.
+    pub fn from_yaml(text: &str) -> Result<Self, ChanError> {
+        let cfg: FileConfig = if text.trim().is_empty() {
+            FileConfig::default()
+        } else {
+            serde_yaml_ng::from_str(text).map_err(|e| ChanError::config("file", e.to_string()))?
+        };
+        cfg.engine().validate()?;
+        Ok(cfg)
+    }
+
+    /// The algorithm part.
+    pub fn engine(&self) -> EngineConfig {
+        EngineConfig {
+            validation: self.validation,
+            macd: self.macd,
+            pen: self.pen,
+            segment: self.segment,
+            signal: self.signal,
+        }
+    }
+
+    /// Applies one `section.key=value` override (value read as a YAML scalar).
+    pub fn set(&mut self, assignment: &str) -> Result<(), ChanError> {
+        *self = set_key(self, assignment)?;
+        self.engine().validate()
+    }
+}
+
+impl EngineConfig {
+    /// Parses the algorithm keys from YAML (a file holding only these sections).
+    pub fn from_yaml(text: &str) -> Result<Self, ChanError> {
+        let cfg: EngineConfig = if text.trim().is_empty() {
+            EngineConfig::default()
+        } else {
+            serde_yaml_ng::from_str(text).map_err(|e| ChanError::config("file", e.to_string()))?
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Builds a configuration from a JSON object of overrides (nested sections), as golden files
+    /// and gRPC requests carry them.
+    pub fn from_json_overrides(v: &Value) -> Result<Self, ChanError> {
+        let mut base = serde_json::to_value(EngineConfig::default()).expect("serializable");
+        merge_checked(&mut base, v, "")?;
+        let cfg: EngineConfig =
+            serde_json::from_value(base).map_err(|e| ChanError::config("config", e.to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Applies one `section.key=value` override (value read as a YAML scalar).
+    pub fn set(&mut self, assignment: &str) -> Result<(), ChanError> {
+        *self = set_key(self, assignment)?;
+        self.validate()
+    }
+
+    /// Checks every range of spec §11; the error names the key.
+    pub fn validate(&self) -> Result<(), ChanError> {
+        let m = &self.macd;
+        for (k, v) in [
+            ("macd.fast_period", m.fast_period),
+            ("macd.slow_period", m.slow_period),
+            ("macd.signal_period", m.signal_period),
+        ] {
+            if v < 1 {
+                return Err(ChanError::config(k, format!("must be >= 1, got {v}")));
+            }
+        }
+        if m.fast_period >= m.slow_period {
+            return Err(ChanError::config(
+                "macd.fast_period",
+                format!(
+                    "must be < macd.slow_period ({}), got {}",
+                    m.slow_period, m.fast_period
+                ),
+            ));
+        }
+        if !(m.histogram_scale.is_finite() && m.histogram_scale > 0.0) {
+            return Err(ChanError::config(
+                "macd.histogram_scale",
+                format!("must be a finite number > 0, got {}", m.histogram_scale),
+            ));
+        }
+        let r = self.signal.divergence_rate;
+        if !(r.is_finite() && r > 0.0) {
+            return Err(ChanError::config(
+                "signal.divergence_rate",
+                format!("must be a finite number > 0, got {r}"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Named MACD parameter sets (`config/macd_params.yaml`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MacdPresets {
+    pub presets: BTreeMap<String, MacdConfig>,
+}
+
+impl MacdPresets {
+    /// Parses the presets file; each preset is range-checked like `macd`.
+    pub fn from_yaml(text: &str) -> Result<Self, ChanError> {
+        let p: MacdPresets = serde_yaml_ng::from_str(text)
+            .map_err(|e| ChanError::config("presets", e.to_string()))?;
+        for (name, m) in &p.presets {
+            let cfg = EngineConfig {
+                macd: *m,
+                ..Default::default()
+            };
+            cfg.validate().map_err(|e| match e {
+                ChanError::Config { key, message } => {
+                    ChanError::config(format!("presets.{name}.{key}"), message)
+                }
+                other => other,
+            })?;
+        }
+        Ok(p)
+    }
+}
+
+fn set_key<T: Serialize + serde::de::DeserializeOwned>(
+    cfg: &T,
+    assignment: &str,
+) -> Result<T, ChanError> {
+    let (key, raw) = assignment.split_once('=').ok_or_else(|| {
+        ChanError::config(
+            assignment,
+            "an override must have the form section.key=value",
+        )
+    })?;
+    let key = key.trim();
+    let value: Value = serde_yaml_ng::from_str(raw.trim())
+        .map_err(|e| ChanError::config(key, format!("unreadable value {raw:?}: {e}")))?;
+    let mut tree = serde_json::to_value(cfg).expect("serializable");
+    let mut node = &mut tree;
+    for part in key.split('.') {
+        node = node
+            .as_object_mut()
+            .and_then(|o| o.get_mut(part))
+            .ok_or_else(|| ChanError::config(key, "unknown configuration key"))?;
+    }
+    if node.is_object() {
+        return Err(ChanError::config(key, "is a section, not a key"));
+    }
+    *node = value;
+    serde_json::from_value(tree).map_err(|e| ChanError::config(key, e.to_string()))
+}
+
+/// Merges `over` into `base`, refusing keys that `base` does not have.
+fn merge_checked(base: &mut Value, over: &Value, path: &str) -> Result<(), ChanError> {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                let slot = b
+                    .get_mut(k)
+                    .ok_or_else(|| ChanError::config(&p, "unknown configuration key"))?;
+                if slot.is_object() {
+                    merge_checked(slot, v, &p)?;
+                } else {
+                    *slot = v.clone();
+                }
+            }
+            Ok(())
+        }
+        (_, Value::Null) => Ok(()),
+        _ => Err(ChanError::config(
+            if path.is_empty() { "config" } else { path },
+            "expected a mapping",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_spec_table() {
+        let c = EngineConfig::default();
+        assert_eq!(c.macd.fast_period, 12);
+        assert_eq!(c.macd.slow_period, 26);
+        assert_eq!(c.macd.signal_period, 9);
+        assert_eq!(c.macd.histogram_scale, 2.0);
+        assert_eq!(c.macd.seed, MacdSeed::FirstClose);
+        assert_eq!(c.pen.definition, PenDefinition::New3Kline);
+        assert!(c.pen.strict_validation);
+        assert!(c.segment.feature_sequence_strict && c.segment.handle_inclusion);
+        assert_eq!(c.signal.strength, Strength::Area);
+        assert_eq!(c.signal.divergence_rate, 1.0);
+        assert_eq!(c.signal.min_pivots, 1);
+        assert!(!c.validation.repair && !c.validation.allow_non_positive_prices);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let e = EngineConfig::from_yaml("macd:\n  fastt: 3\n").unwrap_err();
+        assert!(e.to_string().contains("fastt"), "{e}");
+        let e = EngineConfig::default().set("macd.fastt=3").unwrap_err();
+        assert_eq!(
+            e,
+            ChanError::config("macd.fastt", "unknown configuration key")
+        );
+        let e = EngineConfig::from_json_overrides(&serde_json::json!({"pen": {"kind": 1}}))
+            .unwrap_err();
+        assert_eq!(
+            e,
+            ChanError::config("pen.kind", "unknown configuration key")
+        );
+    }
+
+    #[test]
+    fn ranges_name_the_key() {
+        let mut c = EngineConfig::default();
+        let e = c.set("macd.fast_period=30").unwrap_err();
+        assert!(matches!(&e, ChanError::Config { key, .. } if key == "macd.fast_period"));
+        let e = c.set("macd.signal_period=0").unwrap_err();
+        assert!(matches!(&e, ChanError::Config { key, .. } if key == "macd.signal_period"));
+        let e = c.set("signal.divergence_rate=0").unwrap_err();
+        assert!(matches!(&e, ChanError::Config { key, .. } if key == "signal.divergence_rate"));
+        let e = c.set("macd.histogram_scale=-1").unwrap_err();
+        assert!(matches!(&e, ChanError::Config { key, .. } if key == "macd.histogram_scale"));
+        let e = c.set("signal.min_pivots=-1").unwrap_err();
+        assert!(matches!(&e, ChanError::Config { key, .. } if key == "signal.min_pivots"));
+        let e = c.set("pen.definition=old").unwrap_err();
+        assert!(matches!(&e, ChanError::Config { key, .. } if key == "pen.definition"));
+        c.set("pen.definition=traditional").unwrap();
+        assert_eq!(c.pen.definition, PenDefinition::Traditional);
+        c.set("macd.seed=sma").unwrap();
+        assert_eq!(c.macd.seed, MacdSeed::Sma);
+    }
+}

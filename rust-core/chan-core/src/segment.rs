@@ -1,0 +1,408 @@
+//! Segments (线段, spec §6): runs of pens ended through the feature sequence (特征序列).
+//!
+//! [`SegmentEngine`] consumes pens in order and emits segment ends. It is fed only final pens,
+//! so what it emits never changes; the non-final tail comes from a clone fed the last pen too.
+
+use crate::kline::Direction;
+use crate::pen::Pen;
+
+/// A segment (线段): pens `first_pen..=last_pen`, starting and ending with pens of `dir`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SegmentSpan {
+    pub dir: Direction,
+    pub first_pen: u32,
+    pub last_pen: u32,
+    /// The end had a gap (缺口) in the feature sequence (second case).
+    pub gap: bool,
+}
+
+impl SegmentSpan {
+    /// Number of pens.
+    #[inline]
+    pub fn len(&self) -> u32 {
+        self.last_pen - self.first_pen + 1
+    }
+
+    /// Never true: a span holds at least one pen.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+/// A feature element (特征序列元素), in mirrored prices: an up window reads pens as they are, a
+/// down window reads `(-low, -high)`, so one set of comparisons serves both directions.
+#[derive(Debug, Clone, Copy, Default)]
+struct Element {
+    hi: f64,
+    lo: f64,
+    /// The latest pen merged into it.
+    last: u32,
+    /// The latest pen whose (mirrored) high equals `hi`.
+    peak: u32,
+}
+
+impl Element {
+    fn new(hi: f64, lo: f64, p: u32) -> Self {
+        Self {
+            hi,
+            lo,
+            last: p,
+            peak: p,
+        }
+    }
+
+    /// Merges in the segment's direction: (mirrored) high = max, low = max.
+    #[inline]
+    fn merge(&mut self, hi: f64, lo: f64, p: u32) {
+        self.hi = self.hi.max(hi);
+        self.lo = self.lo.max(lo);
+        self.last = p;
+        if hi >= self.hi {
+            self.peak = p;
+        }
+    }
+}
+
+/// The end a feature window found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowEnd {
+    /// The peak pen: the segment ends at the pen before it; the next one starts at it.
+    pub peak: u32,
+    /// `e0.high < e1.low` (up): the end needs second-case confirmation.
+    pub gap: bool,
+}
+
+enum Step {
+    Continue,
+    Reset,
+    End,
+}
+
+/// The three-element feature window (spec §6.1) of a segment of direction `dir`.
+#[derive(Debug, Clone, Copy)]
+pub struct FeatureWindow {
+    dir: Direction,
+    strict: bool,
+    inclusion: bool,
+    /// First pen fed since the last reset (`u32::MAX` before any).
+    start: u32,
+    last_fed: u32,
+    n: u8,
+    e: [Element; 3],
+    /// A top candidate waits for the next feature pen (the real-break check).
+    awaiting: bool,
+}
+
+impl FeatureWindow {
+    /// An empty window; feature pens come every second pen.
+    pub fn new(dir: Direction, strict: bool, inclusion: bool) -> Self {
+        Self {
+            dir,
+            strict,
+            inclusion,
+            start: u32::MAX,
+            last_fed: 0,
+            n: 0,
+            e: [Element::default(); 3],
+            awaiting: false,
+        }
+    }
+
+    /// How many elements the window holds (0 to 3).
+    #[inline]
+    pub fn elements(&self) -> usize {
+        self.n as usize
+    }
+
+    #[inline]
+    fn mirror(&self, pen: &Pen) -> (f64, f64) {
+        match self.dir {
+            Direction::Up => (pen.high(), pen.low()),
+            Direction::Down => (-pen.low(), -pen.high()),
+        }
+    }
+
+    /// Feeds the next feature pen `p`; returns the end when the window forms its top (bottom).
+    pub fn feed(&mut self, pens: &[Pen], p: u32) -> Option<WindowEnd> {
+        if self.start == u32::MAX {
+            self.start = p;
+        }
+        self.last_fed = p;
+        match self.step(pens, p) {
+            Step::Continue => None,
+            Step::End => Some(self.end()),
+            Step::Reset => self.reset(pens),
+        }
+    }
+
+    fn end(&self) -> WindowEnd {
+        WindowEnd {
+            peak: self.e[1].peak,
+            gap: self.e[0].hi < self.e[1].lo,
+        }
+    }
+
+    /// Drops the first pen fed and feeds the others again, as often as needed.
+    pub fn reset(&mut self, pens: &[Pen]) -> Option<WindowEnd> {
+        'again: loop {
+            self.start += 2;
+            self.n = 0;
+            self.awaiting = false;
+            let mut p = self.start;
+            while p <= self.last_fed {
+                match self.step(pens, p) {
+                    Step::Continue => {}
+                    Step::End => return Some(self.end()),
+                    Step::Reset => continue 'again,
+                }
+                p += 2;
+            }
+            return None;
+        }
+    }
+
+    fn step(&mut self, pens: &[Pen], p: u32) -> Step {
+        let (h, l) = self.mirror(&pens[p as usize]);
+        match self.n {
+            0 => {
+                self.e[0] = Element::new(h, l, p);
+                self.n = 1;
+                Step::Continue
+            }
+            1 => {
+                let e0 = &mut self.e[0];
+                if self.inclusion && e0.hi >= h && e0.lo <= l {
+                    e0.merge(h, l, p);
+                    return Step::Continue;
+                }
+                self.e[1] = Element::new(h, l, p);
+                self.n = 2;
+                if self.e[1].hi < self.e[0].hi {
+                    Step::Reset
+                } else {
+                    Step::Continue
+                }
+            }
+            2 => {
+                let e1 = &mut self.e[1];
+                let included = (e1.hi >= h && e1.lo <= l) || (h >= e1.hi && l <= e1.lo);
+                if self.inclusion && included && !(h == e1.hi && l < e1.lo) {
+                    e1.merge(h, l, p);
+                    return Step::Continue;
+                }
+                let e1 = *e1;
+                self.e[2] = Element::new(h, l, p);
+                self.n = 3;
+                if !(self.e[0].hi < e1.hi && h <= e1.hi && l < e1.lo) {
+                    return Step::Reset;
+                }
+                if !self.strict {
+                    return Step::End;
+                }
+                // Merging may have lifted e1's low: demand a break below its last pen's low.
+                let (_, last_lo) = self.mirror(&pens[e1.last as usize]);
+                if l < last_lo {
+                    return Step::End;
+                }
+                self.awaiting = true;
+                Step::Continue
+            }
+            _ => {
+                debug_assert!(self.awaiting);
+                if l < self.e[2].lo {
+                    Step::End
+                } else {
+                    Step::Reset
+                }
+            }
+        }
+    }
+}
+
+/// An end found with a gap, waiting for the opposite feature sequence to confirm it.
+#[derive(Debug, Clone, Copy)]
+struct PendingEnd {
+    span: SegmentSpan,
+    /// The first run of pens against its own direction (spec §6.3): confirmed, then dropped.
+    discard: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    /// Looking for the first segment with two windows side by side (spec §6.3).
+    First {
+        up: FeatureWindow,
+        down: FeatureWindow,
+        pursued: Option<Direction>,
+    },
+    /// Inside the segment that starts at pen `start`.
+    Normal {
+        start: u32,
+        dir: Direction,
+        window: FeatureWindow,
+    },
+}
+
+/// Finds segment ends pen by pen (spec §6).
+#[derive(Debug, Clone)]
+pub struct SegmentEngine {
+    strict: bool,
+    inclusion: bool,
+    phase: Phase,
+    pending: Vec<PendingEnd>,
+    /// The next pen to process.
+    cursor: u32,
+}
+
+impl SegmentEngine {
+    /// A fresh engine.
+    pub fn new(feature_sequence_strict: bool, handle_inclusion: bool) -> Self {
+        let w = |d| FeatureWindow::new(d, feature_sequence_strict, handle_inclusion);
+        Self {
+            strict: feature_sequence_strict,
+            inclusion: handle_inclusion,
+            phase: Phase::First {
+                up: w(Direction::Up),
+                down: w(Direction::Down),
+                pursued: None,
+            },
+            pending: Vec::new(),
+            cursor: 0,
+        }
+    }
+
+    /// Processes pens `cursor..available`, pushing each segment whose end is settled to `out`.
+    pub fn run(&mut self, pens: &[Pen], available: usize, out: &mut Vec<SegmentSpan>) {
+        while (self.cursor as usize) < available {
+            let k = self.cursor;
+            self.cursor += 1;
+            match self.phase {
+                Phase::Normal {
+                    start,
+                    dir,
+                    mut window,
+                } => {
+                    if (k - start) % 2 == 1 {
+                        let end = window.feed(pens, k);
+                        self.phase = Phase::Normal { start, dir, window };
+                        if let Some(end) = end {
+                            self.on_end(start, dir, end, false, out);
+                        }
+                    }
+                }
+                Phase::First {
+                    mut up,
+                    mut down,
+                    mut pursued,
+                } => {
+                    let just = pens[k as usize].dir.opposite();
+                    let w = if just == Direction::Up {
+                        &mut up
+                    } else {
+                        &mut down
+                    };
+                    let mut end = w.feed(pens, k);
+                    while end.is_some() {
+                        if pursued == Some(just) {
+                            break;
+                        }
+                        // Only the pursued window may end the first segment.
+                        end = w.reset(pens);
+                    }
+                    if let Some(e) = end {
+                        let discard = pens[0].dir != just;
+                        self.on_end(0, just, e, discard, out);
+                        continue;
+                    }
+                    let count = |d: Direction| {
+                        if d == Direction::Up {
+                            up.elements()
+                        } else {
+                            down.elements()
+                        }
+                    };
+                    if pursued.is_some_and(|d| count(d) < 2) {
+                        pursued = None;
+                    }
+                    if pursued.is_none() {
+                        pursued = [just, just.opposite()].into_iter().find(|&d| count(d) >= 2);
+                    }
+                    self.phase = Phase::First { up, down, pursued };
+                }
+            }
+        }
+    }
+
+    fn on_end(
+        &mut self,
+        start: u32,
+        dir: Direction,
+        end: WindowEnd,
+        discard: bool,
+        out: &mut Vec<SegmentSpan>,
+    ) {
+        let span = SegmentSpan {
+            dir,
+            first_pen: start,
+            last_pen: end.peak - 1,
+            gap: end.gap,
+        };
+        self.pending.push(PendingEnd { span, discard });
+        if !end.gap {
+            // A first-case end settles itself and every gap end before it.
+            out.extend(
+                self.pending
+                    .drain(..)
+                    .filter(|p| !p.discard)
+                    .map(|p| p.span),
+            );
+        }
+        let next = dir.opposite();
+        self.phase = Phase::Normal {
+            start: end.peak,
+            dir: next,
+            window: FeatureWindow::new(next, self.strict, self.inclusion),
+        };
+        self.cursor = end.peak + 1;
+    }
+
+    /// The non-final segments: ends that need the last pen, pending gap ends, and forming
+    /// segments (spec §6.3), in order.
+    pub fn tail(&self, pens: &[Pen], out: &mut Vec<SegmentSpan>) {
+        if pens.is_empty() {
+            return;
+        }
+        let mut c = self.clone();
+        c.run(pens, pens.len(), out);
+        out.extend(c.pending.iter().filter(|p| !p.discard).map(|p| p.span));
+        let (mut s, mut d) = match c.phase {
+            Phase::Normal { start, dir, .. } => (start, dir),
+            Phase::First { .. } => (0, pens[0].dir),
+        };
+        let n = pens.len() as u32;
+        while s + 2 < n {
+            let mut best = s + 2;
+            let mut c = best + 2;
+            while c < n {
+                let (x, b) = (pens[c as usize].end.price, pens[best as usize].end.price);
+                let better = match d {
+                    Direction::Up => x >= b,
+                    Direction::Down => x <= b,
+                };
+                if better {
+                    best = c;
+                }
+                c += 2;
+            }
+            out.push(SegmentSpan {
+                dir: d,
+                first_pen: s,
+                last_pen: best,
+                gap: false,
+            });
+            s = best + 1;
+            d = d.opposite();
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! Divergence (背驰) strength (spec §8) and buy/sell points (买卖点, spec §9).
+
+use serde::Serialize;
+
+use crate::config::{SignalConfig, Strength};
+use crate::kline::Direction;
+use crate::pen::Pen;
+use crate::pivot::Pivot;
+use crate::segment::SegmentSpan;
+
+/// Buy (买) or sell (卖).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    Buy,
+    Sell,
+}
+
+impl Side {
+    /// `"buy"` or `"sell"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Buy => "buy",
+            Side::Sell => "sell",
+        }
+    }
+
+    fn of(pen: &Pen) -> Side {
+        match pen.dir {
+            Direction::Down => Side::Buy,
+            Direction::Up => Side::Sell,
+        }
+    }
+}
+
+/// A buy/sell point (买卖点) of type 1 (一类), 2 (二类) or 3 (三类), at the end of pen `pen`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Signal {
+    pub kind: u8,
+    pub side: Side,
+    pub pen: u32,
+    pub is_final: bool,
+}
+
+/// A pen's strength for divergence (spec §8), from the MACD histogram of its raw bars.
+pub fn strength(pen: &Pen, histogram: &[f64], measure: Strength) -> f64 {
+    let (a, b) = (pen.start.index as usize, pen.end.index as usize);
+    let up = pen.dir == Direction::Up;
+    let signed = histogram[a..=b]
+        .iter()
+        .copied()
+        .filter(move |&h| if up { h > 0.0 } else { h < 0.0 });
+    let (s, e) = (pen.start.price, pen.end.price);
+    match measure {
+        Strength::Area => signed.fold(0.0, |acc, h| acc + h.abs()),
+        Strength::Peak => signed.fold(0.0, |acc: f64, h| acc.max(h.abs())),
+        Strength::Slope => (e - s).abs() / s / (b - a + 1) as f64,
+        Strength::Amplitude => (e - s).abs() / s,
+    }
+}
+
+/// Appends the buy/sell points of one segment (its pivots given), sorted by pen then type.
+/// `is_final` says whether the segment is confirmed; a point is final only if every pen it
+/// uses is final too (all pens but the last).
+pub fn segment_signals(
+    pens: &[Pen],
+    histogram: &[f64],
+    span: &SegmentSpan,
+    pivots: &[Pivot],
+    cfg: &SignalConfig,
+    confirmed: bool,
+    out: &mut Vec<Signal>,
+) {
+    let base = out.len();
+    let n = pens.len() as u32;
+    let mut add = |kind: u8, pen: u32| {
+        out.push(Signal {
+            kind,
+            side: Side::of(&pens[pen as usize]),
+            pen,
+            // The last pen is never final.
+            is_final: confirmed && pen + 1 < n,
+        })
+    };
+    // Type 1: the segment's last pen leaves its last pivot, breaks out to a new extreme and
+    // diverges from the pen that entered the pivot.
+    if let Some(z) = pivots.last() {
+        let p = span.last_pen;
+        let pen = &pens[p as usize];
+        if pivots.len() as u32 >= cfg.min_pivots && z.last_pen + 1 == p {
+            let breaks = match pen.dir {
+                Direction::Up => pen.high() > z.zg && pen.high() >= z.gg,
+                Direction::Down => pen.low() < z.zd && pen.low() <= z.dd,
+            };
+            if breaks {
+                let entering = &pens[z.first_pen as usize - 1];
+                let s_out = strength(pen, histogram, cfg.strength);
+                let s_in = strength(entering, histogram, cfg.strength);
+                if s_out < cfg.divergence_rate * s_in {
+                    add(1, p);
+                    // Type 2: the next pullback stays short of the type-1 extreme.
+                    if let Some(q) = pens.get(p as usize + 2) {
+                        let holds = match pen.dir {
+                            Direction::Up => q.high() < pen.high(),
+                            Direction::Down => q.low() > pen.low(),
+                        };
+                        if holds {
+                            add(2, p + 2);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Type 3: a pen leaves a pivot and the pullback after it stays outside.
+    for z in pivots {
+        let l = z.last_pen + 1;
+        let (Some(lp), Some(back)) = (pens.get(l as usize), pens.get(l as usize + 1)) else {
+            continue;
+        };
+        let ok = match lp.dir {
+            Direction::Up => lp.high() > z.zg && back.low() > z.zg,
+            Direction::Down => lp.low() < z.zd && back.high() < z.zd,
+        };
+        if ok {
+            add(3, l + 1);
+        }
+    }
+    out[base..].sort_by_key(|s| (s.pen, s.kind));
+}

@@ -1,0 +1,140 @@
+//! `trading-engine`: the Rust engine's command line. `analyze` prints the analysis document.
+
+mod csv_input;
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use chan_core::{analyze, ChanError, FileConfig, MacdPresets};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "trading-engine", version, about = "Chan theory (缠论) engine")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Analyze a CSV file (time,open,high,low,close,volume) and print the document as JSON.
+    Analyze {
+        /// The CSV file.
+        file: PathBuf,
+        /// YAML configuration (the shape of config/default.yaml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Override one key, e.g. --set pen.definition=traditional (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Use a named MACD preset from the presets file.
+        #[arg(long)]
+        macd_preset: Option<String>,
+        /// The MACD presets file.
+        #[arg(long, default_value = "config/macd_params.yaml")]
+        presets: PathBuf,
+        /// Include the MACD series (dif, dea, histogram) in the document.
+        #[arg(long)]
+        with_macd: bool,
+        /// Indent the JSON.
+        #[arg(long)]
+        pretty: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            // 2: the input or the configuration is wrong; 1: anything else.
+            let bad_input = e.chain().any(|c| {
+                c.downcast_ref::<ChanError>().is_some() || c.to_string().starts_with("line ")
+            });
+            ExitCode::from(if bad_input { 2 } else { 1 })
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Analyze {
+            file,
+            config,
+            set,
+            macd_preset,
+            presets,
+            with_macd,
+            pretty,
+        } => {
+            let mut cfg = match &config {
+                Some(p) => {
+                    let text = std::fs::read_to_string(p)
+                        .with_context(|| format!("reading {}", p.display()))?;
+                    FileConfig::from_yaml(&text)?
+                }
+                None => FileConfig::default(),
+            };
+            if let Some(name) = macd_preset {
+                let text = std::fs::read_to_string(&presets)
+                    .with_context(|| format!("reading {}", presets.display()))?;
+                let all = MacdPresets::from_yaml(&text)?;
+                cfg.macd = *all.presets.get(&name).ok_or_else(|| ChanError::Config {
+                    key: "macd_preset".into(),
+                    message: format!(
+                        "unknown preset {name:?}; known: {}",
+                        all.presets.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                })?;
+            }
+            for s in &set {
+                cfg.set(s)?;
+            }
+            let f = File::open(&file).with_context(|| format!("opening {}", file.display()))?;
+            let bars = csv_input::read_bars(BufReader::new(f))
+                .with_context(|| format!("reading {}", file.display()))?;
+            let analysis = analyze(&bars, &cfg.engine(), with_macd).map_err(with_lines)?;
+            let doc = analysis.document();
+            // Nothing reaches stdout before the analysis succeeded: no partial results.
+            let mut out = BufWriter::new(std::io::stdout().lock());
+            if pretty {
+                serde_json::to_writer_pretty(&mut out, &doc)?;
+            } else {
+                serde_json::to_writer(&mut out, &doc)?;
+            }
+            writeln!(out)?;
+            out.flush()?;
+            Ok(())
+        }
+    }
+}
+
+/// Adds the CSV line to each violation (bar i is on line i + 2).
+fn with_lines(e: ChanError) -> anyhow::Error {
+    match &e {
+        ChanError::InvalidBars(v) => {
+            let lines: Vec<String> = v
+                .iter()
+                .map(|x| match x.index {
+                    Some(i) => format!(
+                        "  line {}: {} [field {}, rule {}]",
+                        i + 2,
+                        x.message,
+                        x.field,
+                        x.rule
+                    ),
+                    None => format!("  {} [rule {}]", x.message, x.rule),
+                })
+                .collect();
+            anyhow::Error::new(e.clone()).context(format!(
+                "{} bar rule violation(s); nothing was analyzed:\n{}",
+                v.len(),
+                lines.join("\n")
+            ))
+        }
+        _ => anyhow::Error::new(e),
+    }
+}
