@@ -233,8 +233,10 @@ impl FileConfig {
 
     /// Applies one `section.key=value` override (value read as a YAML scalar).
     pub fn set(&mut self, assignment: &str) -> Result<(), ChanError> {
-        *self = set_key(self, assignment)?;
-        self.engine().validate()
+        let next = set_key(self, assignment)?;
+        next.engine().validate()?;
+        *self = next;
+        Ok(())
     }
 }
 
@@ -263,8 +265,10 @@ impl EngineConfig {
 
     /// Applies one `section.key=value` override (value read as a YAML scalar).
     pub fn set(&mut self, assignment: &str) -> Result<(), ChanError> {
-        *self = set_key(self, assignment)?;
-        self.validate()
+        let next = set_key(self, assignment)?;
+        next.validate()?;
+        *self = next;
+        Ok(())
     }
 
     /// Checks every range of spec §11; the error names the key.
@@ -441,6 +445,11 @@ mod tests {
         assert!(matches!(&e, ChanError::Config { key, .. } if key == "macd.histogram_scale"));
         let e = c.set("signal.min_pivots=-1").unwrap_err();
         assert!(matches!(&e, ChanError::Config { key, .. } if key == "signal.min_pivots"));
+        assert_eq!(
+            c,
+            EngineConfig::default(),
+            "a rejected override changes nothing"
+        );
         let e = c.set("pen.definition=old").unwrap_err();
         assert!(matches!(&e, ChanError::Config { key, .. } if key == "pen.definition"));
         c.set("pen.definition=traditional").unwrap();
