@@ -135,6 +135,31 @@ impl Engine {
         self.pens.forming(&self.merged)
     }
 
+    /// Fractals classified so far (all final).
+    pub fn fractals(&self) -> &[Fractal] {
+        &self.fractals
+    }
+
+    /// Confirmed segments (never change).
+    pub fn confirmed_segments(&self) -> &[SegmentSpan] {
+        &self.segments
+    }
+
+    /// Pivots of the confirmed segments.
+    pub fn confirmed_pivots(&self) -> &[Pivot] {
+        &self.pivots
+    }
+
+    /// Final buy/sell points.
+    pub fn final_signals(&self) -> &[Signal] {
+        &self.signals
+    }
+
+    /// Repairs made under `validation.repair`.
+    pub fn repairs(&self) -> &[Repair] {
+        &self.repairs
+    }
+
     /// MACD of the last bar.
     pub fn last_macd(&self) -> MacdPoint {
         self.last_macd

@@ -1,0 +1,219 @@
+//! Spec §10: any sequence of appends and last-bar replacements leaves exactly the state of one
+//! batch analysis of the resulting series, and the change reports rebuild that state.
+
+use chan_core::config::{MacdSeed, PenDefinition, Strength};
+use chan_core::fractal::Fractal;
+use chan_core::pen::Pen;
+use chan_core::pivot::Pivot;
+use chan_core::segment::SegmentSpan;
+use chan_core::signal::Signal;
+use chan_core::{analyze, Bar, EngineConfig, Session};
+use proptest::prelude::*;
+
+/// One stream message: append a bar, or replace the last one.
+#[derive(Debug, Clone)]
+enum Op {
+    Append(Bar),
+    Replace(Bar),
+}
+
+/// Prices on a coarse grid so that ties, flat bars and inclusions are common.
+fn bar_params() -> impl Strategy<Value = (i32, u8, u8, u8, u8, bool)> {
+    (
+        -3i32..=3,
+        0u8..4,
+        0u8..4,
+        0u8..=100,
+        0u8..=100,
+        any::<bool>(),
+    )
+}
+
+fn make_bar(time: i64, base: f64, p: (i32, u8, u8, u8, u8, bool), tick: f64) -> (Bar, f64) {
+    let (step, up, down, o, c, flat) = p;
+    let mid = (base + step as f64 * tick).max(tick * 10.0);
+    if flat {
+        return (Bar::new(time, mid, mid, mid, mid, 1.0), mid);
+    }
+    let high = mid + up as f64 * tick;
+    let low = (mid - down as f64 * tick).max(tick);
+    let at = |q: u8| low + (high - low) * (q as f64 / 100.0);
+    let (open, close) = (at(o), at(c));
+    (Bar::new(time, open, high, low, close, 10.0), close)
+}
+
+fn ops() -> impl Strategy<Value = (Vec<Op>, f64)> {
+    let tick = prop_oneof![Just(0.0001), Just(0.01), Just(1.0), Just(250.0)];
+    (
+        prop::collection::vec((bar_params(), 0u8..10), 1..1200),
+        tick,
+    )
+        .prop_map(|(steps, tick)| {
+            let mut out = Vec::new();
+            let mut time = 1_600_000_000_000i64;
+            let mut base = 100.0 * tick * 10.0;
+            let mut have = false;
+            for (p, kind) in steps {
+                // About one message in four replaces the last bar (same or later time).
+                if have && kind < 3 {
+                    let (b, _) = make_bar(time + kind as i64, base, p, tick);
+                    out.push(Op::Replace(b));
+                } else {
+                    time += 60_000;
+                    let (b, close) = make_bar(time, base, p, tick);
+                    base = close;
+                    out.push(Op::Append(b));
+                    have = true;
+                }
+            }
+            (out, tick)
+        })
+}
+
+fn configs() -> impl Strategy<Value = EngineConfig> {
+    (
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+        0u8..4,
+        (1u32..6, 6u32..15, 1u32..6),
+        0u32..3,
+    )
+        .prop_map(|(trad, strict, fs, incl, sma, strength, (f, s, g), minp)| {
+            let mut c = EngineConfig::default();
+            c.pen.definition = if trad {
+                PenDefinition::Traditional
+            } else {
+                PenDefinition::New3Kline
+            };
+            c.pen.strict_validation = strict;
+            c.segment.feature_sequence_strict = fs;
+            c.segment.handle_inclusion = incl;
+            c.macd.seed = if sma {
+                MacdSeed::Sma
+            } else {
+                MacdSeed::FirstClose
+            };
+            (c.macd.fast_period, c.macd.slow_period, c.macd.signal_period) = (f, s, g);
+            c.signal.strength = [
+                Strength::Area,
+                Strength::Peak,
+                Strength::Slope,
+                Strength::Amplitude,
+            ][strength as usize];
+            c.signal.min_pivots = minp;
+            c
+        })
+}
+
+/// What a client keeps from the change reports.
+#[derive(Default)]
+struct Mirror {
+    fractals: Vec<Fractal>,
+    pens: Vec<Pen>,
+    segments: Vec<SegmentSpan>,
+    pivots: Vec<Pivot>,
+    signals: Vec<Signal>,
+}
+
+fn splice<T: Clone>(v: &mut Vec<T>, r: std::ops::Range<usize>, src: &[T]) {
+    v.truncate(r.start);
+    v.extend_from_slice(&src[r]);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn incremental_equals_batch((ops, _tick) in ops(), cfg in configs(), with_macd in any::<bool>()) {
+        let mut s = Session::new(cfg, with_macd).unwrap();
+        let mut series: Vec<Bar> = Vec::new();
+        let mut m = Mirror::default();
+        let mut tail = s.tail().clone();
+        for op in &ops {
+            let u = match op {
+                Op::Append(b) => { series.push(*b); s.append(*b).unwrap() }
+                Op::Replace(b) => { *series.last_mut().unwrap() = *b; s.replace_last(*b).unwrap() }
+            };
+            let e = s.engine();
+            prop_assert_eq!(u.index, series.len() - 1);
+            splice(&mut m.fractals, u.fractals.clone(), e.fractals());
+            let final_pens = &e.pens()[..e.pens().len().saturating_sub(1)];
+            splice(&mut m.pens, u.pens.clone(), final_pens);
+            splice(&mut m.segments, u.segments.clone(), e.confirmed_segments());
+            splice(&mut m.pivots, u.pivots.clone(), e.confirmed_pivots());
+            splice(&mut m.signals, u.signals.clone(), e.final_signals());
+            if u.tail_changed {
+                tail = s.tail().clone();
+            }
+            prop_assert_eq!(&tail, s.tail(), "tail reported unchanged but differs");
+        }
+        let batch = analyze(&series, &cfg, with_macd).unwrap();
+        prop_assert_eq!(s.document(), batch.document());
+        let e = &batch.engine;
+        prop_assert_eq!(&m.fractals[..], e.fractals());
+        prop_assert_eq!(&m.pens[..], &e.pens()[..e.pens().len().saturating_sub(1)]);
+        prop_assert_eq!(&m.segments[..], e.confirmed_segments());
+        prop_assert_eq!(&m.pivots[..], e.confirmed_pivots());
+        prop_assert_eq!(&m.signals[..], e.final_signals());
+    }
+
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// A rejected bar changes nothing, and the session stays usable.
+    #[test]
+    fn rejected_bars_change_nothing((ops, _tick) in ops(), cfg in configs()) {
+        let mut s = Session::new(cfg, true).unwrap();
+        for op in &ops {
+            let before = s.document();
+            let (mut bad, replace) = match op { Op::Append(b) => (*b, false), Op::Replace(b) => (*b, true) };
+            bad.high = bad.low - 1.0;
+            let err = if replace { s.replace_last(bad) } else { s.append(bad) };
+            prop_assert!(err.is_err());
+            prop_assert_eq!(before, s.document());
+            match op { Op::Append(b) => s.append(*b).unwrap(), Op::Replace(b) => s.replace_last(*b).unwrap() };
+        }
+    }
+}
+
+#[test]
+fn replace_on_an_empty_session_is_an_error() {
+    let mut s = Session::new(EngineConfig::default(), false).unwrap();
+    let e = s
+        .replace_last(Bar::new(0, 1.0, 1.0, 1.0, 1.0, 1.0))
+        .unwrap_err();
+    assert!(e.to_string().contains("no bar to replace"));
+}
+
+/// The generator is only useful if its series reach segments, pivots and points.
+#[test]
+fn generated_series_reach_the_whole_structure() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut r = TestRunner::deterministic();
+    let (mut confirmed, mut pivots, mut signals) = (0, 0, 0);
+    for _ in 0..100 {
+        let (ops, _) = ops().new_tree(&mut r).unwrap().current();
+        let cfg = configs().new_tree(&mut r).unwrap().current();
+        let mut s = Session::new(cfg, false).unwrap();
+        for op in ops {
+            match op {
+                Op::Append(b) => s.append(b).unwrap(),
+                Op::Replace(b) => s.replace_last(b).unwrap(),
+            };
+        }
+        let d = s.document();
+        confirmed += d.segments.iter().any(|x| x.confirmed) as u32;
+        pivots += !d.pivots.is_empty() as u32;
+        signals += !d.signals.is_empty() as u32;
+    }
+    assert!(
+        confirmed >= 40 && pivots >= 40 && signals >= 40,
+        "{confirmed} {pivots} {signals}"
+    );
+}
