@@ -1,6 +1,7 @@
 //! `trading-engine`: the Rust engine's command line. `analyze` prints the analysis document.
 
 mod csv_input;
+mod summary;
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
@@ -42,6 +43,9 @@ enum Command {
         /// Indent the JSON.
         #[arg(long)]
         pretty: bool,
+        /// Print a readable summary instead of the JSON document.
+        #[arg(long, conflicts_with = "pretty")]
+        summary: bool,
     },
 }
 
@@ -69,6 +73,7 @@ fn run(cli: Cli) -> Result<()> {
             presets,
             with_macd,
             pretty,
+            summary,
         } => {
             let mut cfg = match &config {
                 Some(p) => {
@@ -100,7 +105,9 @@ fn run(cli: Cli) -> Result<()> {
             let doc = analysis.document();
             // Nothing reaches stdout before the analysis succeeded: no partial results.
             let mut out = BufWriter::new(std::io::stdout().lock());
-            if pretty {
+            if summary {
+                summary::write(&mut out, &file.display().to_string(), &doc)?;
+            } else if pretty {
                 serde_json::to_writer_pretty(&mut out, &doc)?;
             } else {
                 serde_json::to_writer(&mut out, &doc)?;
