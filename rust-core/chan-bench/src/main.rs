@@ -1,0 +1,511 @@
+//! `chan-bench`: throughput and memory of the Chan theory core.
+//!
+//! For each series (a CSV file and a synthetic random walk) it measures, with CSV parsing and
+//! data generation excluded:
+//! - `batch`: `chan_core::analyze` (default config, no DIF/DEA kept);
+//! - `incremental`: `Session::append` bar by bar;
+//! - `incremental+replace`: each bar appended first as a provisional bar (half the move, half
+//!   the volume), then `Session::replace_last` with the real one (two calls per bar);
+//!
+//! and, through a counting global allocator, the peak heap in use during the run beyond what was
+//! in use before it (the input `Vec<Bar>` and the bench's own state), per input bar.
+
+mod alloc;
+mod data;
+mod stages;
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use chan_core::{analyze, Analysis, Bar, EngineConfig, Session};
+use clap::Parser;
+use serde_json::{json, Value};
+
+#[global_allocator]
+static GLOBAL: alloc::Counting = alloc::Counting;
+
+/// The repository root (this crate is `rust-core/chan-bench`).
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "chan-bench",
+    about = "Throughput (bars/s) and peak memory of chan-core: batch, incremental, replace-last"
+)]
+struct Args {
+    /// CSV file (time,open,high,low,close,volume) [default: ../shared/data/000001.SH_1m.csv
+    /// relative to the repository root]
+    #[arg(long)]
+    csv: Option<PathBuf>,
+    /// Skip the CSV series.
+    #[arg(long)]
+    no_csv: bool,
+    /// Bars of the synthetic random walk (0 skips it).
+    #[arg(long, default_value_t = 10_000_000)]
+    synthetic: usize,
+    /// Seed of the synthetic walk.
+    #[arg(long, default_value_t = 0x00C4_A11B_E4C4)]
+    seed: u64,
+    /// Timed runs per measurement (best and median are reported).
+    #[arg(long, default_value_t = 5)]
+    repeat: usize,
+    /// Modes to run, comma separated: batch, incremental, replace (incremental+replace).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "batch,incremental,replace"
+    )]
+    modes: Vec<Mode>,
+    /// Also time the batch pipeline stage by stage (rebuilt from chan-core's public parts).
+    #[arg(long)]
+    stages: bool,
+    /// Skip counting the structure (fractals, pens, segments...) found in each series.
+    #[arg(long)]
+    no_structure: bool,
+    /// Write the figures as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Batch,
+    Incremental,
+    Replace,
+}
+
+/// One measured (series, mode) pair.
+struct Row {
+    series: String,
+    bars: usize,
+    mode: &'static str,
+    /// Calls into the engine per bar (1, or 2 with replace).
+    calls_per_bar: u32,
+    secs: Vec<f64>,
+    input_bytes: usize,
+    /// Peak bytes beyond the baseline (realloc counted as copy: upper bound).
+    extra_peak: usize,
+    /// Same, realloc counted as in place (lower bound).
+    extra_peak_inplace: usize,
+    /// Bytes still held by the result (analysis or session) at the end.
+    retained: usize,
+}
+
+impl Row {
+    fn best(&self) -> f64 {
+        self.secs.iter().copied().fold(f64::INFINITY, f64::min)
+    }
+
+    fn median(&self) -> f64 {
+        let mut s = self.secs.clone();
+        s.sort_by(f64::total_cmp);
+        let n = s.len();
+        if n % 2 == 1 {
+            s[n / 2]
+        } else {
+            (s[n / 2 - 1] + s[n / 2]) / 2.0
+        }
+    }
+
+    fn best_rate(&self) -> f64 {
+        self.bars as f64 / self.best()
+    }
+
+    fn median_rate(&self) -> f64 {
+        self.bars as f64 / self.median()
+    }
+
+    fn ns_per_bar(&self) -> f64 {
+        self.best() * 1e9 / self.bars as f64
+    }
+
+    fn bytes_per_bar(&self) -> f64 {
+        self.extra_peak as f64 / self.bars as f64
+    }
+}
+
+struct Measured<T> {
+    secs: f64,
+    extra_peak: usize,
+    extra_peak_inplace: usize,
+    retained: usize,
+    out: T,
+}
+
+/// Runs `f` once, timing it and recording the heap it used beyond what was in use before.
+fn measure<T>(f: impl FnOnce() -> T) -> Measured<T> {
+    let base = alloc::reset_peak();
+    let t0 = Instant::now();
+    let out = f();
+    let secs = t0.elapsed().as_secs_f64();
+    let (peak, peak_inplace) = alloc::peaks();
+    let retained = alloc::current().saturating_sub(base);
+    Measured {
+        secs,
+        extra_peak: peak - base,
+        extra_peak_inplace: peak_inplace - base,
+        retained,
+        out,
+    }
+}
+
+impl Row {
+    fn new(series: &str, bars: &[Bar], mode: &'static str, calls_per_bar: u32) -> Self {
+        Row {
+            series: series.to_string(),
+            bars: bars.len(),
+            mode,
+            calls_per_bar,
+            secs: Vec::new(),
+            input_bytes: std::mem::size_of_val(bars),
+            extra_peak: 0,
+            extra_peak_inplace: 0,
+            retained: 0,
+        }
+    }
+
+    /// Runs `f` once into this row; `last` (the previous run's output) is dropped first.
+    fn run<T>(&mut self, last: &mut Option<T>, f: impl FnOnce() -> T) {
+        drop(last.take());
+        let m = measure(f);
+        self.secs.push(m.secs);
+        self.extra_peak = self.extra_peak.max(m.extra_peak);
+        self.extra_peak_inplace = self.extra_peak_inplace.max(m.extra_peak_inplace);
+        self.retained = m.retained;
+        *last = Some(m.out);
+    }
+
+    fn log(&self) {
+        eprintln!(
+            "  {:<12} {:<20} best {:>8.3} s  median {:>8.3} s",
+            self.series,
+            self.mode,
+            self.best(),
+            self.median()
+        );
+    }
+}
+
+/// The bar as it might look part-way through its period: half the move, high/low from that.
+fn provisional(b: &Bar) -> Bar {
+    let close = b.open + (b.close - b.open) * 0.5;
+    Bar::new(
+        b.time,
+        b.open,
+        b.open.max(close),
+        b.open.min(close),
+        close,
+        b.volume * 0.5,
+    )
+}
+
+/// Panics unless `r` is `Ok`; keeps the result observable without moving it out (a move of the
+/// large `Update` would add a copy per call that belongs to the bench, not the engine).
+#[inline(always)]
+fn consume<T, E: std::fmt::Debug>(r: &Result<T, E>) {
+    if let Err(e) = r {
+        panic!("engine rejected a valid bar: {e:?}");
+    }
+    black_box(r);
+}
+
+pub(crate) fn run_incremental(bars: &[Bar], cfg: &EngineConfig) -> Session {
+    let mut s = Session::new(*cfg, false).expect("default config is valid");
+    for b in bars {
+        consume(&s.append(*b));
+    }
+    s
+}
+
+pub(crate) fn run_replace(bars: &[Bar], cfg: &EngineConfig) -> Session {
+    let mut s = Session::new(*cfg, false).expect("default config is valid");
+    for b in bars {
+        consume(&s.append(provisional(b)));
+        consume(&s.replace_last(*b));
+    }
+    s
+}
+
+/// The incremental engine must end where the batch one did.
+fn check_same(a: &Analysis, s: &Session, what: &str) -> Result<()> {
+    let (e, f) = (&a.engine, s.engine());
+    anyhow::ensure!(e.bars() == f.bars(), "{what}: bar counts differ");
+    anyhow::ensure!(e.merged() == f.merged(), "{what}: merged bars differ");
+    anyhow::ensure!(e.pens() == f.pens(), "{what}: pens differ");
+    anyhow::ensure!(&a.tail == s.tail(), "{what}: tails differ");
+    Ok(())
+}
+
+fn bench_series(
+    name: &str,
+    bars: &[Bar],
+    args: &Args,
+    rows: &mut Vec<Row>,
+    info: &mut Vec<Value>,
+    stage_text: &mut String,
+) -> Result<()> {
+    let cfg = EngineConfig::default();
+    let r = args.repeat.max(1);
+    let on = |m: Mode| args.modes.contains(&m);
+    eprintln!("{name}: {} bars", bars.len());
+    // The modes take turns, run after run, so that a slow spell of the machine hits them alike.
+    let mut batch = Row::new(name, bars, "batch", 1);
+    let mut incr = Row::new(name, bars, "incremental", 1);
+    let mut repl = Row::new(name, bars, "incremental+replace", 2);
+    let (mut analysis, mut s_incr, mut s_repl) = (None, None, None);
+    for _ in 0..r {
+        if on(Mode::Batch) {
+            batch.run(&mut analysis, || {
+                analyze(black_box(bars), &cfg, false).expect("valid series")
+            });
+        }
+        if on(Mode::Incremental) {
+            incr.run(&mut s_incr, || run_incremental(black_box(bars), &cfg));
+        }
+        if on(Mode::Replace) {
+            repl.run(&mut s_repl, || run_replace(black_box(bars), &cfg));
+        }
+    }
+    // The batch result checks the incremental ones and gives the structure counts.
+    let analysis = match analysis {
+        Some(a) => a,
+        None => analyze(bars, &cfg, false)?,
+    };
+    if let Some(s) = s_incr.take() {
+        check_same(&analysis, &s, "incremental")?;
+    }
+    if let Some(s) = s_repl.take() {
+        check_same(&analysis, &s, "incremental+replace")?;
+    }
+    for row in [batch, incr, repl] {
+        if !row.secs.is_empty() {
+            row.log();
+            rows.push(row);
+        }
+    }
+    if on(Mode::Incremental) || on(Mode::Replace) {
+        eprintln!("  incremental results match batch (merged bars, pens, tail)");
+    }
+    let mut entry = json!({"series": name, "bars": bars.len()});
+    if !args.no_structure {
+        let doc = analysis.document();
+        entry["structure"] = json!({
+            "merged_bars": doc.merged_bars,
+            "fractals": doc.fractals.len(),
+            "pens": doc.pens.len(),
+            "segments": doc.segments.len(),
+            "pivots": doc.pivots.len(),
+            "signals": doc.signals.len(),
+        });
+    }
+    drop(analysis);
+    if args.stages {
+        let (text, j) = stages::batch_report(name, bars, r);
+        stage_text.push_str(&text);
+        entry["batch_stages"] = j;
+        if on(Mode::Incremental) || on(Mode::Replace) {
+            let (text, j) = stages::incremental_report(name, bars, r);
+            stage_text.push_str(&text);
+            entry["incremental_stages"] = j;
+        }
+    }
+    info.push(entry);
+    Ok(())
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn git(args: &[&str]) -> Option<String> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(repo_root())
+        .args(args)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn fmt_rate(x: f64) -> String {
+    format!("{:.2} M", x / 1e6)
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cpu = cpu_model();
+    // The load when the run starts: anything else running skews single-threaded timings.
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into());
+    let commit = git(&["rev-parse", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    let dirty =
+        git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+
+    let mut series: Vec<(String, Vec<Bar>)> = Vec::new();
+    if !args.no_csv {
+        let path = args
+            .csv
+            .clone()
+            .unwrap_or_else(|| repo_root().join("../shared/data/000001.SH_1m.csv"));
+        let t = Instant::now();
+        let bars = data::read_csv(&path)?;
+        let name = path
+            .file_stem()
+            .map_or("csv".into(), |s| s.to_string_lossy().into_owned());
+        eprintln!(
+            "loaded {} bars from {} in {:.2} s (not timed)",
+            bars.len(),
+            path.display(),
+            t.elapsed().as_secs_f64()
+        );
+        series.push((name, bars));
+    }
+    if args.synthetic > 0 {
+        let t = Instant::now();
+        let bars = data::random_walk(args.synthetic, args.seed);
+        eprintln!(
+            "generated {} synthetic bars in {:.2} s (not timed)",
+            bars.len(),
+            t.elapsed().as_secs_f64()
+        );
+        series.push(("synthetic".into(), bars));
+    }
+
+    let mut rows = Vec::new();
+    let mut info = Vec::new();
+    let mut stage_text = String::new();
+    for (name, bars) in &series {
+        bench_series(name, bars, &args, &mut rows, &mut info, &mut stage_text)?;
+    }
+
+    // The report.
+    println!("## chan-core benchmark\n");
+    println!(
+        "- machine: {nproc} logical CPUs (nproc), {cpu}; load average at start {load}\n- git commit: {commit}{}\n- repeats: {} (best and median of the timed runs); default EngineConfig, keep_macd=false; parsing/generation not timed",
+        if dirty { " (with uncommitted changes)" } else { "" },
+        args.repeat.max(1)
+    );
+    println!(
+        "- bytes/bar beyond input: peak heap during the run minus the heap in use before it (the input Vec<Bar>, {} B/bar, is not counted), realloc counted as alloc+copy+free (upper bound; the in-place figure is in the JSON)\n- incremental+replace: per bar, append(provisional bar) then replace_last(real bar); bars/s counts real bars\n",
+        std::mem::size_of::<Bar>()
+    );
+    println!("| series | bars | mode | best bars/s | median bars/s | ns/bar | bytes/bar beyond input | cost vs batch |");
+    println!("|---|---:|---|---:|---:|---:|---:|---:|");
+    let batch_ns = |s: &str| {
+        rows.iter()
+            .find(|r| r.series == s && r.mode == "batch")
+            .map(Row::ns_per_bar)
+    };
+    let mut json_rows = Vec::new();
+    for r in &rows {
+        let ratio = batch_ns(&r.series).map(|b| r.ns_per_bar() / b);
+        println!(
+            "| {} | {} | {} | {} | {} | {:.2} | {:.1} | {} |",
+            r.series,
+            r.bars,
+            r.mode,
+            fmt_rate(r.best_rate()),
+            fmt_rate(r.median_rate()),
+            r.ns_per_bar(),
+            r.bytes_per_bar(),
+            ratio.map_or("-".into(), |x| format!("{x:.2}×")),
+        );
+        json_rows.push(json!({
+            "series": r.series,
+            "bars": r.bars,
+            "mode": r.mode,
+            "engine_calls_per_bar": r.calls_per_bar,
+            "best_bars_per_s": r.best_rate(),
+            "median_bars_per_s": r.median_rate(),
+            "best_ns_per_bar": r.ns_per_bar(),
+            "median_ns_per_bar": r.median() * 1e9 / r.bars as f64,
+            "cost_vs_batch": ratio,
+            "run_secs": r.secs,
+            "input_bytes": r.input_bytes,
+            "peak_bytes_beyond_input": r.extra_peak,
+            "peak_bytes_beyond_input_inplace_realloc": r.extra_peak_inplace,
+            "bytes_per_bar_beyond_input": r.bytes_per_bar(),
+            "bytes_per_bar_beyond_input_inplace_realloc": r.extra_peak_inplace as f64 / r.bars as f64,
+            "retained_bytes_after": r.retained,
+        }));
+    }
+    println!();
+    for i in info.iter().filter(|i| !i["structure"].is_null()) {
+        println!(
+            "- structure found in {}: {}",
+            i["series"].as_str().unwrap_or("?"),
+            i["structure"]
+        );
+    }
+    // Targets.
+    println!();
+    for r in &rows {
+        let (label, ok) = match r.mode {
+            "batch" => (
+                format!("batch ≥ 25 M bars/s: {}", fmt_rate(r.best_rate())),
+                r.best_rate() >= 25e6,
+            ),
+            "incremental" => {
+                let x = batch_ns(&r.series).map_or(f64::NAN, |b| r.ns_per_bar() / b);
+                (format!("incremental ≤ 2× batch cost: {x:.2}×"), x <= 2.0)
+            }
+            _ => continue,
+        };
+        println!(
+            "- {}: {label} — {}",
+            r.series,
+            if ok { "met" } else { "MISSED" }
+        );
+    }
+    for r in &rows {
+        if r.mode == "batch" || r.mode == "incremental" {
+            let b = r.bytes_per_bar();
+            println!(
+                "- {} {}: ≤ 100 B/bar beyond input: {b:.1} — {}",
+                r.series,
+                r.mode,
+                if b <= 100.0 { "met" } else { "MISSED" }
+            );
+        }
+    }
+
+    print!("{stage_text}");
+
+    if let Some(path) = &args.json {
+        let doc = json!({
+            "machine": {"nproc": nproc, "cpu_model": cpu, "loadavg_at_start": load},
+            "git": {"commit": commit, "dirty": dirty},
+            "settings": {
+                "repeat": args.repeat.max(1),
+                "synthetic_bars": args.synthetic,
+                "seed": args.seed,
+                "config": "EngineConfig::default()",
+                "keep_macd": false,
+                "bar_bytes": std::mem::size_of::<Bar>(),
+            },
+            "series": info,
+            "rows": json_rows,
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&doc)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}

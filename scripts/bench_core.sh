@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Benchmarks chan-core (release build): batch `analyze`, incremental `Session::append`, and
+# append + `replace_last`, in bars/s, plus peak heap per bar beyond the input, on the one-minute
+# 000001.SH series (../shared/data/000001.SH_1m.csv) and a 10,000,000-bar synthetic random walk,
+# best and median of 5 runs. Prints a markdown table; also writes bench-out/chan-bench.json
+# unless --json is given. Every argument passes through to chan-bench, e.g.
+#   scripts/bench_core.sh --synthetic 1000000 --repeat 3   # quicker
+#   scripts/bench_core.sh --stages                          # also where the time goes, by stage
+#   scripts/bench_core.sh --help
+# Run it on an otherwise idle machine: the figures are single-threaded wall-clock times.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --locked -p chan-bench
+args=("$@")
+json=bench-out/chan-bench.json
+for a in "$@"; do
+  case "$a" in
+    --json | --json=*) json="" ;;
+  esac
+done
+if [[ -n "$json" ]]; then
+  mkdir -p bench-out
+  args+=(--json "$json")
+fi
+exec ./target/release/chan-bench "${args[@]}"
