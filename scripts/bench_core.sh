@@ -7,7 +7,9 @@
 #   scripts/bench_core.sh --synthetic 1000000 --repeat 3   # quicker
 #   scripts/bench_core.sh --stages                          # also where the time goes, by stage
 #   scripts/bench_core.sh --help
-# Run it on an otherwise idle machine: the figures are single-threaded wall-clock times.
+# Run it on an otherwise idle machine: the figures are single-threaded wall-clock times. The run
+# is pinned to the last CPU (the first one takes most of the kernel's housekeeping); set
+# BENCH_CPU to another CPU number, or to "none" to leave it unpinned.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked -p chan-bench
@@ -22,4 +24,9 @@ if [[ -n "$json" ]]; then
   mkdir -p bench-out
   args+=(--json "$json")
 fi
-exec ./target/release/chan-bench "${args[@]}"
+cpu="${BENCH_CPU:-$(($(nproc) - 1))}"
+pin=()
+if [[ "$cpu" != none ]] && command -v taskset >/dev/null 2>&1; then
+  pin=(taskset -c "$cpu")
+fi
+exec "${pin[@]}" ./target/release/chan-bench "${args[@]}"

@@ -80,3 +80,56 @@ pub fn reset_peak() -> usize {
 pub fn peaks() -> (usize, usize) {
     (PEAK.load(Relaxed), PEAK_INPLACE.load(Relaxed))
 }
+
+/// How glibc's malloc treats large blocks during the runs.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Heap {
+    /// Large blocks (≥ 128 KiB) always come from fresh `mmap`s and go back on free, so every run
+    /// pays the kernel's page faults and zeroing for its output, as a one-shot analysis does.
+    /// Fixing the threshold also turns off glibc's adaptive threshold, which otherwise makes
+    /// the figures depend on what ran before.
+    Cold,
+    /// Nothing is ever returned to the kernel: after the first run the pages are mapped already,
+    /// as in a long-running process that analyses again and again. Figures without page faults.
+    Warm,
+    /// glibc's defaults (adaptive threshold): figures may vary with the order of the runs.
+    System,
+}
+
+impl Heap {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Heap::Cold => "cold",
+            Heap::Warm => "warm",
+            Heap::System => "system",
+        }
+    }
+}
+
+/// Applies the heap policy (glibc only; elsewhere a no-op that returns false).
+pub fn set_heap(heap: Heap) -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use std::ffi::c_int;
+        extern "C" {
+            fn mallopt(param: c_int, value: c_int) -> c_int;
+        }
+        const M_TRIM_THRESHOLD: c_int = -1;
+        const M_MMAP_THRESHOLD: c_int = -3;
+        const M_MMAP_MAX: c_int = -4;
+        // SAFETY: mallopt only changes malloc tunables; called before the measured runs.
+        unsafe {
+            match heap {
+                Heap::Cold => mallopt(M_MMAP_THRESHOLD, 128 * 1024) == 1,
+                Heap::Warm => {
+                    mallopt(M_MMAP_MAX, 0) == 1 && mallopt(M_TRIM_THRESHOLD, c_int::MAX) == 1
+                }
+                Heap::System => true,
+            }
+        }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        heap == Heap::System
+    }
+}

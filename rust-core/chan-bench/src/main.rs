@@ -61,12 +61,18 @@ struct Args {
         default_value = "batch,incremental,replace"
     )]
     modes: Vec<Mode>,
-    /// Also time the batch pipeline stage by stage (rebuilt from chan-core's public parts).
+    /// Also split the time by stage: the batch pipeline rebuilt stage by stage from chan-core's
+    /// public parts, and what a Session adds on top of it.
     #[arg(long)]
     stages: bool,
     /// Skip counting the structure (fractals, pens, segments...) found in each series.
     #[arg(long)]
     no_structure: bool,
+    /// Heap policy during the runs: cold (every run maps fresh pages: page faults included),
+    /// warm (freed memory is kept and reused: no page faults after the first run), or system
+    /// (glibc's adaptive defaults, which make the figures depend on the order of the runs).
+    #[arg(long, value_enum, default_value_t = alloc::Heap::Cold)]
+    heap: alloc::Heap,
     /// Write the figures as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -348,12 +354,28 @@ fn fmt_rate(x: f64) -> String {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    // Before any large allocation, so that the input series follow the same policy.
+    let heap_applied = alloc::set_heap(args.heap);
+    if !heap_applied {
+        eprintln!(
+            "warning: --heap {} could not be applied (not glibc?)",
+            args.heap.as_str()
+        );
+    }
     let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
     let cpu = cpu_model();
     // The load when the run starts: anything else running skews single-threaded timings.
     let load = std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "unknown".into());
+    let cpus = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                .map(|v| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
     let commit = git(&["rev-parse", "HEAD"]).unwrap_or_else(|| "unknown".into());
     let dirty =
         git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
@@ -398,9 +420,15 @@ fn main() -> Result<()> {
     // The report.
     println!("## chan-core benchmark\n");
     println!(
-        "- machine: {nproc} logical CPUs (nproc), {cpu}; load average at start {load}\n- git commit: {commit}{}\n- repeats: {} (best and median of the timed runs); default EngineConfig, keep_macd=false; parsing/generation not timed",
+        "- machine: {nproc} logical CPUs (nproc), {cpu}; load average at start {load}; runs on CPU(s) {cpus}\n- git commit: {commit}{}\n- repeats: {} (best and median of the timed runs, modes interleaved); default EngineConfig, keep_macd=false; parsing/generation not timed\n- heap: {}{}",
         if dirty { " (with uncommitted changes)" } else { "" },
-        args.repeat.max(1)
+        args.repeat.max(1),
+        args.heap.as_str(),
+        match args.heap {
+            alloc::Heap::Cold => " (large blocks always freshly mmapped: the kernel's page faults and zeroing of the output are included)",
+            alloc::Heap::Warm => " (freed memory kept mapped and reused: no page faults after the first run)",
+            alloc::Heap::System => " (glibc's adaptive defaults)",
+        }
     );
     println!(
         "- bytes/bar beyond input: peak heap during the run minus the heap in use before it (the input Vec<Bar>, {} B/bar, is not counted), realloc counted as alloc+copy+free (upper bound; the in-place figure is in the JSON)\n- incremental+replace: per bar, append(provisional bar) then replace_last(real bar); bars/s counts real bars\n",
@@ -490,7 +518,7 @@ fn main() -> Result<()> {
 
     if let Some(path) = &args.json {
         let doc = json!({
-            "machine": {"nproc": nproc, "cpu_model": cpu, "loadavg_at_start": load},
+            "machine": {"nproc": nproc, "cpu_model": cpu, "loadavg_at_start": load, "cpus_allowed": cpus},
             "git": {"commit": commit, "dirty": dirty},
             "settings": {
                 "repeat": args.repeat.max(1),
@@ -498,6 +526,8 @@ fn main() -> Result<()> {
                 "seed": args.seed,
                 "config": "EngineConfig::default()",
                 "keep_macd": false,
+                "heap": args.heap.as_str(),
+                "heap_policy_applied": heap_applied,
                 "bar_bytes": std::mem::size_of::<Bar>(),
             },
             "series": info,
