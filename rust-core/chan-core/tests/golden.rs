@@ -1,7 +1,8 @@
 //! Golden files (`tests/golden/*.json` at the repository root): inputs with their expected
 //! analysis document, shared with the Python engine. Each file may also hold `checks`, a
-//! hand-derived partial expectation that must hold whatever `expected` says, so regenerating
-//! `expected` (`GOLDEN_UPDATE=1 cargo test --test golden`) cannot hide a wrong result.
+//! hand-derived partial expectation (`{"expected": {...}}` or `{"expected_error": [...]}`) that
+//! must hold whatever `expected` says, so regenerating `expected`
+//! (`GOLDEN_UPDATE=1 cargo test --test golden`) cannot hide a wrong result.
 
 use std::path::{Path, PathBuf};
 
@@ -192,7 +193,8 @@ fn golden_files_match_the_engine() {
     );
 }
 
-/// The incremental engine gives the same documents on the golden inputs, bar by bar.
+/// The incremental engine gives the same documents on the golden inputs, bar by bar, by appends
+/// and by replacements of the last bar.
 #[test]
 fn golden_files_incrementally() {
     for (path, case) in cases() {
@@ -206,12 +208,19 @@ fn golden_files_incrementally() {
             .and_then(Value::as_bool)
             .unwrap_or(false);
         let mut s = Session::new(cfg, with_macd).unwrap();
+        // Also through replacements: each bar first arrives as a provisional flat bar at its open.
+        let mut r = Session::new(cfg, with_macd).unwrap();
         for b in bars_of(&case) {
             s.append(b).unwrap();
+            let o = b.open;
+            r.append(Bar::new(b.time, o, o, o, o, 0.0)).unwrap();
+            r.replace_last(b).unwrap();
         }
-        let got = serde_json::to_value(s.document()).unwrap();
-        if let Some(d) = diff(&case["expected"], &got, "expected") {
-            panic!("{}: incremental differs: {d}", path.display());
+        for (how, session) in [("appends", &s), ("replacements", &r)] {
+            let got = serde_json::to_value(session.document()).unwrap();
+            if let Some(d) = diff(&case["expected"], &got, "expected") {
+                panic!("{}: incremental ({how}) differs: {d}", path.display());
+            }
         }
     }
 }

@@ -40,15 +40,35 @@ pub fn write(out: &mut impl Write, name: &str, d: &Document) -> std::io::Result<
         d.signals.len()
     )?;
     if !d.repairs.is_empty() {
-        writeln!(out, "  {} bars repaired (high/low widened)", d.repairs.len())?;
+        writeln!(
+            out,
+            "  {} bars repaired (high/low widened)",
+            d.repairs.len()
+        )?;
     }
     writeln!(out, "last pens (笔):")?;
     for p in tail(&d.pens) {
-        let state = if p.is_final == Some(true) { "" } else { "  (may extend)" };
-        writeln!(out, "  {:<4} {} -> {}{state}", p.direction, at(&p.start), at(&p.end))?;
+        let state = if p.is_final == Some(true) {
+            ""
+        } else {
+            "  (may extend)"
+        };
+        writeln!(
+            out,
+            "  {:<4} {} -> {}{state}",
+            p.direction,
+            at(&p.start),
+            at(&p.end)
+        )?;
     }
     if let Some(p) = &d.forming_pen {
-        writeln!(out, "  forming {} {} -> {}", p.direction, at(&p.start), at(&p.end))?;
+        writeln!(
+            out,
+            "  forming {} {} -> {}",
+            p.direction,
+            at(&p.start),
+            at(&p.end)
+        )?;
     }
     writeln!(out, "last segments (线段):")?;
     for s in tail(&d.segments) {

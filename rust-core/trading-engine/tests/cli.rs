@@ -43,7 +43,11 @@ const GOOD: &[&str] = &[
 fn analyze_prints_the_document() {
     let f = csv("good.csv", GOOD);
     let out = engine(&["analyze", f.to_str().unwrap(), "--with-macd"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let d: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(d["bars"], 5);
     assert_eq!(d["macd"]["dif"].as_array().unwrap().len(), 5);
@@ -65,7 +69,11 @@ fn set_and_config_file_apply() {
         "--set",
         "macd.fast_period=5",
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let d: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(d["config"]["pen"]["definition"], "traditional");
     assert_eq!(d["config"]["macd"]["fast_period"], 5);
@@ -79,7 +87,11 @@ fn every_macd_preset_loads() {
     assert!(presets.presets.len() >= 3);
     for (name, m) in &presets.presets {
         let out = engine(&["analyze", f.to_str().unwrap(), "--macd-preset", name]);
-        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let d: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(d["config"]["macd"]["slow_period"], m.slow_period);
     }
@@ -103,9 +115,15 @@ fn bad_bars_fail_whole_with_named_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty(), "no partial result");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("line 4: bar 2: high 11 is below max(open, close) 12.5"), "{err}");
+    assert!(
+        err.contains("line 4: bar 2: high 11 is below max(open, close) 12.5"),
+        "{err}"
+    );
     assert!(err.contains("rule high_range"), "{err}");
-    assert!(err.contains("line 6: bar 4: time 2024-01-04T00:00:00Z duplicates"), "{err}");
+    assert!(
+        err.contains("line 6: bar 4: time 2024-01-04T00:00:00Z duplicates"),
+        "{err}"
+    );
     assert!(err.contains("rule time_duplicate"), "{err}");
 }
 
@@ -135,7 +153,12 @@ fn bad_files_and_keys_name_the_problem() {
     let out = engine(&["analyze", g.to_str().unwrap(), "--set", "pen.colour=red"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("pen.colour: unknown configuration key"));
-    let out = engine(&["analyze", g.to_str().unwrap(), "--set", "macd.slow_period=3"]);
+    let out = engine(&[
+        "analyze",
+        g.to_str().unwrap(),
+        "--set",
+        "macd.slow_period=3",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("macd.fast_period"));
 }
@@ -144,7 +167,11 @@ fn bad_files_and_keys_name_the_problem() {
 fn summary_is_readable() {
     assert!(repo().join("tests/data/BTCUSD-BITSTAMP_30m.csv").exists());
     let out = engine(&["analyze", "tests/data/BTCUSD-BITSTAMP_30m.csv", "--summary"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("1968 bars ->"), "{text}");
     assert!(text.contains("last segments (线段):"));
