@@ -362,7 +362,12 @@ fn main() -> Result<()> {
             args.heap.as_str()
         );
     }
-    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
+    // Online CPUs of the machine (not of this process: the script pins it to one).
+    let nproc = std::fs::read_to_string("/proc/cpuinfo")
+        .map(|s| s.lines().filter(|l| l.starts_with("processor")).count())
+        .ok()
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(0, |n| n.get()));
     let cpu = cpu_model();
     // The load when the run starts: anything else running skews single-threaded timings.
     let load = std::fs::read_to_string("/proc/loadavg")
@@ -377,8 +382,16 @@ fn main() -> Result<()> {
         })
         .unwrap_or_else(|| "unknown".into());
     let commit = git(&["rev-parse", "HEAD"]).unwrap_or_else(|| "unknown".into());
-    let dirty =
-        git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    // Changes to what is measured (other work in the tree does not matter here).
+    let dirty = git(&[
+        "status",
+        "--porcelain",
+        "--",
+        "rust-core/chan-core",
+        "rust-core/chan-bench",
+        "Cargo.lock",
+    ])
+    .is_some_and(|s| !s.is_empty());
 
     let mut series: Vec<(String, Vec<Bar>)> = Vec::new();
     if !args.no_csv {
@@ -421,7 +434,7 @@ fn main() -> Result<()> {
     println!("## chan-core benchmark\n");
     println!(
         "- machine: {nproc} logical CPUs (nproc), {cpu}; load average at start {load}; runs on CPU(s) {cpus}\n- git commit: {commit}{}\n- repeats: {} (best and median of the timed runs, modes interleaved); default EngineConfig, keep_macd=false; parsing/generation not timed\n- heap: {}{}",
-        if dirty { " (with uncommitted changes)" } else { "" },
+        if dirty { " (with uncommitted changes to chan-core, chan-bench or Cargo.lock)" } else { "" },
         args.repeat.max(1),
         args.heap.as_str(),
         match args.heap {
