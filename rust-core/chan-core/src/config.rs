@@ -253,12 +253,14 @@ impl EngineConfig {
     }
 
     /// Builds a configuration from a JSON object of overrides (nested sections), as golden files
-    /// and gRPC requests carry them.
+    /// and gRPC requests carry them. Each key is applied on its own, so an error names it.
     pub fn from_json_overrides(v: &Value) -> Result<Self, ChanError> {
-        let mut base = serde_json::to_value(EngineConfig::default()).expect("serializable");
-        merge_checked(&mut base, v, "")?;
-        let cfg: EngineConfig =
-            serde_json::from_value(base).map_err(|e| ChanError::config("config", e.to_string()))?;
+        let mut leaves = Vec::new();
+        collect_leaves(v, "", &mut leaves)?;
+        let mut cfg = EngineConfig::default();
+        for (key, value) in leaves {
+            cfg = set_value(&cfg, &key, value)?;
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -350,6 +352,15 @@ fn set_key<T: Serialize + serde::de::DeserializeOwned>(
     let key = key.trim();
     let value: Value = serde_yaml_ng::from_str(raw.trim())
         .map_err(|e| ChanError::config(key, format!("unreadable value {raw:?}: {e}")))?;
+    set_value(cfg, key, value)
+}
+
+/// Replaces the value at the dotted `key`; unknown keys and wrong types are errors naming it.
+fn set_value<T: Serialize + serde::de::DeserializeOwned>(
+    cfg: &T,
+    key: &str,
+    value: Value,
+) -> Result<T, ChanError> {
     let mut tree = serde_json::to_value(cfg).expect("serializable");
     let mut node = &mut tree;
     for part in key.split('.') {
@@ -365,32 +376,27 @@ fn set_key<T: Serialize + serde::de::DeserializeOwned>(
     serde_json::from_value(tree).map_err(|e| ChanError::config(key, e.to_string()))
 }
 
-/// Merges `over` into `base`, refusing keys that `base` does not have.
-fn merge_checked(base: &mut Value, over: &Value, path: &str) -> Result<(), ChanError> {
-    match (base, over) {
-        (Value::Object(b), Value::Object(o)) => {
-            for (k, v) in o {
+/// The dotted paths and values of every leaf of a JSON object of overrides.
+fn collect_leaves(v: &Value, path: &str, out: &mut Vec<(String, Value)>) -> Result<(), ChanError> {
+    match v {
+        Value::Object(o) => {
+            for (k, x) in o {
                 let p = if path.is_empty() {
                     k.clone()
                 } else {
                     format!("{path}.{k}")
                 };
-                let slot = b
-                    .get_mut(k)
-                    .ok_or_else(|| ChanError::config(&p, "unknown configuration key"))?;
-                if slot.is_object() {
-                    merge_checked(slot, v, &p)?;
-                } else {
-                    *slot = v.clone();
-                }
+                collect_leaves(x, &p, out)?;
             }
             Ok(())
         }
-        (_, Value::Null) => Ok(()),
-        _ => Err(ChanError::config(
-            if path.is_empty() { "config" } else { path },
-            "expected a mapping",
-        )),
+        // An empty override (`macd: null`) changes nothing.
+        Value::Null => Ok(()),
+        _ if path.is_empty() => Err(ChanError::config("config", "expected a mapping")),
+        x => {
+            out.push((path.to_string(), x.clone()));
+            Ok(())
+        }
     }
 }
 
@@ -430,6 +436,34 @@ mod tests {
             e,
             ChanError::config("pen.kind", "unknown configuration key")
         );
+        let e = EngineConfig::from_json_overrides(&serde_json::json!({"pen": 3})).unwrap_err();
+        assert_eq!(e, ChanError::config("pen", "is a section, not a key"));
+    }
+
+    #[test]
+    fn json_overrides_name_the_key() {
+        use serde_json::json;
+        for (v, key) in [
+            (json!({"macd": {"fast_period": -1}}), "macd.fast_period"),
+            (json!({"pen": {"definition": "old"}}), "pen.definition"),
+            (json!({"signal": {"min_pivots": 1.5}}), "signal.min_pivots"),
+            (
+                json!({"macd": {"histogram_scale": "x"}}),
+                "macd.histogram_scale",
+            ),
+            (json!({"macd": {"fast_period": 40}}), "macd.fast_period"),
+        ] {
+            let e = EngineConfig::from_json_overrides(&v).unwrap_err();
+            assert!(
+                matches!(&e, ChanError::Config { key: k, .. } if k == key),
+                "{v}: {e}"
+            );
+        }
+        let c = EngineConfig::from_json_overrides(
+            &json!({"macd": {"fast_period": 5}, "segment": null}),
+        )
+        .unwrap();
+        assert_eq!(c.macd.fast_period, 5);
     }
 
     #[test]
