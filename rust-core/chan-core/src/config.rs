@@ -11,20 +11,11 @@ use serde_json::Value;
 use crate::error::ChanError;
 
 /// Bar validation and repair (spec §1).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ValidationConfig {
     pub allow_non_positive_prices: bool,
     pub repair: bool,
-}
-
-impl Default for ValidationConfig {
-    fn default() -> Self {
-        Self {
-            allow_non_positive_prices: false,
-            repair: false,
-        }
-    }
 }
 
 /// How the MACD EMAs start (spec §2).

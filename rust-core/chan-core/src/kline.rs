@@ -259,12 +259,12 @@ pub fn fmt_num(x: f64) -> String {
     format!("{x}")
 }
 
-/// Validates a whole series (spec §1). On success returns the repairs made (empty unless
-/// `repair` is on); the repaired series is written into `repaired` only when a repair happened.
-pub fn validate_series(
-    bars: &[Bar],
-    cfg: &ValidationConfig,
-) -> Result<(Vec<Repair>, Option<Vec<Bar>>), Vec<Violation>> {
+/// A valid series: the repairs made (empty unless `repair` is on) and, only when a repair
+/// happened, the repaired copy of the bars.
+pub type Validated = (Vec<Repair>, Option<Vec<Bar>>);
+
+/// Validates a whole series (spec §1), naming every violation.
+pub fn validate_series(bars: &[Bar], cfg: &ValidationConfig) -> Result<Validated, Vec<Violation>> {
     if bars.is_empty() {
         return Err(vec![empty_series()]);
     }

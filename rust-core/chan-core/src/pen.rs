@@ -196,6 +196,7 @@ impl PenBuilder {
     }
 
     /// Rules 1 and 2 of spec §5.1 for `s → e`; `next` is the bar after `e` as it is now, if any.
+    #[allow(clippy::int_plus_one)] // written as the spec words it
     fn span_and_validity(
         &self,
         merged: &[MergedBar],
@@ -206,7 +207,10 @@ impl PenBuilder {
         let (si, ei) = (s.merged as usize, e.merged as usize);
         let span = match self.cfg.definition {
             PenDefinition::Traditional => ei >= si + 4,
-            PenDefinition::New3Kline => ei >= si + 3 && e.index as i64 - s.index as i64 - 1 >= 3,
+            PenDefinition::New3Kline => {
+                // At least 3 raw bars strictly between the two extreme bars.
+                ei >= si + 3 && e.index as i64 - s.index as i64 - 1 >= 3
+            }
         };
         if !span {
             return false;
