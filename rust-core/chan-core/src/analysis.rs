@@ -88,8 +88,9 @@ impl Engine {
                 dea: f64::NAN,
                 histogram: f64::NAN,
             },
-            merged: Vec::with_capacity(bars / 4 * 3),
-            fractals: Vec::with_capacity(bars / 4),
+            // Upper bound: never reallocated (untouched capacity costs no memory pages).
+            merged: Vec::with_capacity(bars),
+            fractals: Vec::with_capacity(bars / 3 + 16),
             pens: PenBuilder::new(cfg.pen),
             seg: SegmentEngine::new(
                 cfg.segment.feature_sequence_strict,
@@ -254,21 +255,39 @@ impl Engine {
     }
 
     fn mark(&mut self) -> Mark {
-        self.recording = true;
-        self.seg_backup = None;
-        Mark {
-            bars: self.times.len(),
+        let mut m = Mark {
+            bars: 0,
             macd: self.macd,
             last_macd: self.last_macd,
-            merged: self.merged.len(),
-            last_merged: self.merged.last().copied(),
-            fractals: self.fractals.len(),
+            merged: 0,
+            last_merged: None,
+            fractals: 0,
             pen: self.pens.mark(),
-            segments: self.segments.len(),
-            pivots: self.pivots.len(),
-            signals: self.signals.len(),
-            repairs: self.repairs.len(),
-        }
+            segments: 0,
+            pivots: 0,
+            signals: 0,
+            repairs: 0,
+        };
+        self.mark_into(&mut m);
+        m
+    }
+
+    /// Records, in place, what the next bar may change (called on every append: no copies of
+    /// the whole record).
+    fn mark_into(&mut self, m: &mut Mark) {
+        self.recording = true;
+        self.seg_backup = None;
+        m.bars = self.times.len();
+        m.macd = self.macd;
+        m.last_macd = self.last_macd;
+        m.merged = self.merged.len();
+        m.last_merged = self.merged.last().copied();
+        m.fractals = self.fractals.len();
+        self.pens.mark_into(&mut m.pen);
+        m.segments = self.segments.len();
+        m.pivots = self.pivots.len();
+        m.signals = self.signals.len();
+        m.repairs = self.repairs.len();
     }
 
     fn restore(&mut self, m: &Mark) {
@@ -347,7 +366,8 @@ pub struct Update {
 #[derive(Debug, Clone)]
 pub struct Session {
     engine: Engine,
-    mark: Option<Mark>,
+    /// The state before the last bar (valid when the session has a bar).
+    mark: Mark,
     last_time: Option<i64>,
     prev_time: Option<i64>,
     tail: Tail,
@@ -358,9 +378,11 @@ impl Session {
     /// An empty session. Errors when the configuration is out of range.
     pub fn new(cfg: EngineConfig, keep_macd: bool) -> Result<Self, ChanError> {
         cfg.validate()?;
+        let mut engine = Engine::new(cfg, keep_macd);
+        let mark = engine.mark();
         Ok(Self {
-            engine: Engine::new(cfg, keep_macd),
-            mark: None,
+            engine,
+            mark,
             last_time: None,
             prev_time: None,
             tail: Tail::default(),
@@ -409,44 +431,47 @@ impl Session {
     pub fn append(&mut self, bar: Bar) -> Result<Update, ChanError> {
         let index = self.engine.bars();
         let (bar, repair) = self.check(index, &bar, self.last_time)?;
-        let mark = self.engine.mark();
-        self.mark = Some(mark);
+        self.engine.mark_into(&mut self.mark);
         if let Some(r) = repair {
             self.engine.repairs.push(r);
         }
         let pens_changed = self.engine.push(&bar);
         self.prev_time = self.last_time;
         self.last_time = Some(bar.time);
-        Ok(self.report(&mark, index, false, pens_changed, repair))
+        Ok(self.report(index, false, pens_changed, repair))
     }
 
     /// Replaces the last (still forming) bar. Errors when the session has no bar.
     pub fn replace_last(&mut self, bar: Bar) -> Result<Update, ChanError> {
-        let Some(mark) = self.mark else {
+        if self.engine.bars() == 0 {
             return Err(ChanError::State(
                 "replace_last: the session has no bar to replace".into(),
             ));
-        };
+        }
         let index = self.engine.bars() - 1;
         let (bar, repair) = self.check(index, &bar, self.prev_time)?;
+        // One bar adds or moves at most one pen, so the count and the last pen tell whether the
+        // replacement left the pens (and so the tail) as they were.
+        let before = (self.engine.pens().len(), self.engine.pens().last().copied());
+        let mark = self.mark;
         self.engine.restore(&mark);
         if let Some(r) = repair {
             self.engine.repairs.push(r);
         }
         self.engine.push(&bar);
         self.last_time = Some(bar.time);
-        Ok(self.report(&mark, index, true, true, repair))
+        let after = (self.engine.pens().len(), self.engine.pens().last().copied());
+        Ok(self.report(index, true, before != after, repair))
     }
 
     fn report(
         &mut self,
-        mark: &Mark,
         index: usize,
         replaced: bool,
         pens_changed: bool,
         repair: Option<Repair>,
     ) -> Update {
-        let e = &self.engine;
+        let (e, mark) = (&self.engine, &self.mark);
         let mut tail_changed = false;
         if pens_changed {
             e.tail_into(&mut self.fresh);

@@ -286,13 +286,12 @@ pub fn validate_series(bars: &[Bar], cfg: &ValidationConfig) -> Result<Validated
     }
 }
 
-/// A merged bar (合并K线): consecutive raw bars folded by inclusion handling.
+/// A merged bar (合并K线): consecutive raw bars folded by inclusion handling. Its raw bars run
+/// from the one after the previous merged bar's `last` (0 for the first) to its own `last`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MergedBar {
     pub high: f64,
     pub low: f64,
-    /// Index of the first raw bar in it.
-    pub first: u32,
     /// Index of the last raw bar in it.
     pub last: u32,
     /// The last raw bar whose high equals `high`.
@@ -311,7 +310,6 @@ pub fn fold_bar(merged: &mut Vec<MergedBar>, i: u32, high: f64, low: f64) -> boo
         merged.push(MergedBar {
             high,
             low,
-            first: i,
             last: i,
             high_bar: i,
             low_bar: i,
@@ -329,7 +327,6 @@ pub fn fold_bar(merged: &mut Vec<MergedBar>, i: u32, high: f64, low: f64) -> boo
         merged.push(MergedBar {
             high,
             low,
-            first: i,
             last: i,
             high_bar: i,
             low_bar: i,

@@ -295,6 +295,14 @@ impl PenBuilder {
         }
     }
 
+    /// Records, in place, what one bar may change.
+    pub fn mark_into(&self, m: &mut PenMark) {
+        m.pens = self.pens.len();
+        m.last = self.pens.last().copied();
+        m.kept = self.kept.len();
+        m.ext = self.ext;
+    }
+
     /// Restores the state recorded by [`PenBuilder::mark`].
     pub fn restore(&mut self, m: &PenMark) {
         self.pens.truncate(m.pens);
