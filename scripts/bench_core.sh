@@ -5,7 +5,6 @@
 # best and median of 5 runs. Prints a markdown table; also writes bench-out/chan-bench.json
 # unless --json is given. Every argument passes through to chan-bench, e.g.
 #   scripts/bench_core.sh --synthetic 1000000 --repeat 3   # quicker
-#   scripts/bench_core.sh --stages                          # also where the time goes, by stage
 #   scripts/bench_core.sh --help
 # Run it on an otherwise idle machine: the figures are single-threaded wall-clock times. The run
 # is pinned to the last CPU (the first one takes most of the kernel's housekeeping); set

@@ -12,7 +12,6 @@
 
 mod alloc;
 mod data;
-mod stages;
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -61,10 +60,6 @@ struct Args {
         default_value = "batch,incremental,replace"
     )]
     modes: Vec<Mode>,
-    /// Also split the time by stage: the batch pipeline rebuilt stage by stage from chan-core's
-    /// public parts, and what a Session adds on top of it.
-    #[arg(long)]
-    stages: bool,
     /// Skip counting the structure (fractals, pens, segments...) found in each series.
     #[arg(long)]
     no_structure: bool,
@@ -253,7 +248,6 @@ fn bench_series(
     args: &Args,
     rows: &mut Vec<Row>,
     info: &mut Vec<Value>,
-    stage_text: &mut String,
 ) -> Result<()> {
     let cfg = EngineConfig::default();
     let r = args.repeat.max(1);
@@ -310,16 +304,6 @@ fn bench_series(
         });
     }
     drop(analysis);
-    if args.stages {
-        let (text, j) = stages::batch_report(name, bars, r);
-        stage_text.push_str(&text);
-        entry["batch_stages"] = j;
-        if on(Mode::Incremental) || on(Mode::Replace) {
-            let (text, j) = stages::incremental_report(name, bars, r);
-            stage_text.push_str(&text);
-            entry["incremental_stages"] = j;
-        }
-    }
     info.push(entry);
     Ok(())
 }
@@ -425,9 +409,8 @@ fn main() -> Result<()> {
 
     let mut rows = Vec::new();
     let mut info = Vec::new();
-    let mut stage_text = String::new();
     for (name, bars) in &series {
-        bench_series(name, bars, &args, &mut rows, &mut info, &mut stage_text)?;
+        bench_series(name, bars, &args, &mut rows, &mut info)?;
     }
 
     // The report.
@@ -526,8 +509,6 @@ fn main() -> Result<()> {
             );
         }
     }
-
-    print!("{stage_text}");
 
     if let Some(path) = &args.json {
         let doc = json!({

@@ -12,15 +12,34 @@ use crate::macd::{MacdPoint, MacdState};
 use crate::pen::{Pen, PenBuilder, PenEvent, PenMark};
 use crate::pivot::{find_pivots, Pivot};
 use crate::segment::{SegmentEngine, SegmentSpan};
-use crate::signal::{segment_signals, Signal};
+use crate::signal::{segment_signals, Inputs, Signal, StrengthCache};
 
 /// The non-final part of the structure: segments that are not confirmed (ending with the last
 /// pen, pending a gap confirmation, or forming), their pivots and the points they give.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Tail {
     pub segments: Vec<SegmentSpan>,
     pub pivots: Vec<Pivot>,
     pub signals: Vec<Signal>,
+    /// Working space for computing it.
+    scratch: SegmentEngine,
+}
+
+impl Default for Tail {
+    fn default() -> Self {
+        Self {
+            segments: Vec::new(),
+            pivots: Vec::new(),
+            signals: Vec::new(),
+            scratch: SegmentEngine::new(true, true),
+        }
+    }
+}
+
+impl PartialEq for Tail {
+    fn eq(&self, o: &Self) -> bool {
+        self.segments == o.segments && self.pivots == o.pivots && self.signals == o.signals
+    }
 }
 
 /// The incremental engine state. Lists hold only items that never change (fractals, final
@@ -44,6 +63,7 @@ pub struct Engine {
     pub(crate) signals: Vec<Signal>,
     pub(crate) repairs: Vec<Repair>,
     scratch: Vec<SegmentSpan>,
+    strengths: StrengthCache,
     /// While recording, the segment state as it was before the current bar (taken lazily).
     recording: bool,
     seg_backup: Option<SegmentEngine>,
@@ -101,6 +121,7 @@ impl Engine {
             signals: Vec::new(),
             repairs: Vec::new(),
             scratch: Vec::new(),
+            strengths: StrengthCache::default(),
             recording: false,
             seg_backup: None,
         }
@@ -206,51 +227,52 @@ impl Engine {
         let pens = self.pens.pens();
         self.scratch.clear();
         self.seg.run(pens, pens.len() - 1, &mut self.scratch);
-        for span in &self.scratch {
-            let index = self.segments.len() as u32;
-            debug_assert!(span.len() >= 3, "a settled segment holds at least 3 pens");
-            self.segments.push(*span);
-            let first_pivot = self.pivots.len();
-            find_pivots(pens, span, index, &mut self.pivots);
-            segment_signals(
-                pens,
-                &self.histogram,
-                span,
-                &self.pivots[first_pivot..],
-                &self.cfg.signal,
-                span.len() >= 3,
-                &mut self.signals,
-            );
-        }
+        debug_assert!(self.scratch.iter().all(|s| s.len() >= 3));
+        let inputs = Inputs {
+            pens,
+            histogram: &self.histogram,
+            cfg: &self.cfg.signal,
+        };
+        let first = self.segments.len();
+        self.segments.extend_from_slice(&self.scratch);
+        derive(
+            &inputs,
+            &self.scratch,
+            first,
+            true,
+            &mut self.strengths,
+            &mut self.pivots,
+            &mut self.signals,
+        );
     }
 
-    /// Computes the non-final tail into `out`.
-    pub fn tail_into(&self, out: &mut Tail) {
+    /// Computes the non-final tail into `out`, reusing strengths already in `cache`.
+    pub fn tail_into(&self, out: &mut Tail, cache: &mut StrengthCache) {
         out.segments.clear();
         out.pivots.clear();
         out.signals.clear();
         let pens = self.pens.pens();
-        self.seg.tail(pens, &mut out.segments);
-        for (j, span) in out.segments.iter().enumerate() {
-            let index = (self.segments.len() + j) as u32;
-            let first_pivot = out.pivots.len();
-            find_pivots(pens, span, index, &mut out.pivots);
-            segment_signals(
-                pens,
-                &self.histogram,
-                span,
-                &out.pivots[first_pivot..],
-                &self.cfg.signal,
-                false,
-                &mut out.signals,
-            );
-        }
+        self.seg.tail(pens, &mut out.scratch, &mut out.segments);
+        let inputs = Inputs {
+            pens,
+            histogram: &self.histogram,
+            cfg: &self.cfg.signal,
+        };
+        derive(
+            &inputs,
+            &out.segments,
+            self.segments.len(),
+            false,
+            cache,
+            &mut out.pivots,
+            &mut out.signals,
+        );
     }
 
     /// The non-final tail.
     pub fn tail(&self) -> Tail {
         let mut t = Tail::default();
-        self.tail_into(&mut t);
+        self.tail_into(&mut t, &mut StrengthCache::default());
         t
     }
 
@@ -313,6 +335,24 @@ impl Engine {
     }
 }
 
+/// Appends the pivots and buy/sell points of `spans`, the first of which is segment `first`.
+fn derive(
+    inputs: &Inputs,
+    spans: &[SegmentSpan],
+    first: usize,
+    confirmed: bool,
+    cache: &mut StrengthCache,
+    pivots: &mut Vec<Pivot>,
+    signals: &mut Vec<Signal>,
+) {
+    for (j, span) in spans.iter().enumerate() {
+        let from = pivots.len();
+        find_pivots(inputs.pens, span, (first + j) as u32, pivots);
+        let settled = confirmed && span.len() >= 3;
+        segment_signals(inputs, span, &pivots[from..], settled, cache, signals);
+    }
+}
+
 /// A batch analysis result: the engine after the whole series, with its tail.
 #[derive(Debug, Clone)]
 pub struct Analysis {
@@ -359,7 +399,8 @@ pub struct Update {
     pub pivots: Range<usize>,
     pub signals: Range<usize>,
     pub tail_changed: bool,
-    pub repair: Option<Repair>,
+    /// The bar was repaired (`validation.repair`); the repair is the engine's last one.
+    pub repaired: bool,
 }
 
 /// An incremental session (spec §10): append bars, replace the last, read the state.
@@ -372,6 +413,7 @@ pub struct Session {
     prev_time: Option<i64>,
     tail: Tail,
     fresh: Tail,
+    strengths: StrengthCache,
 }
 
 impl Session {
@@ -387,6 +429,7 @@ impl Session {
             prev_time: None,
             tail: Tail::default(),
             fresh: Tail::default(),
+            strengths: StrengthCache::default(),
         })
     }
 
@@ -474,7 +517,7 @@ impl Session {
         let (e, mark) = (&self.engine, &self.mark);
         let mut tail_changed = false;
         if pens_changed {
-            e.tail_into(&mut self.fresh);
+            e.tail_into(&mut self.fresh, &mut self.strengths);
             if self.fresh != self.tail {
                 std::mem::swap(&mut self.fresh, &mut self.tail);
                 tail_changed = true;
@@ -491,7 +534,7 @@ impl Session {
             pivots: mark.pivots..e.pivots.len(),
             signals: mark.signals..e.signals.len(),
             tail_changed,
-            repair,
+            repaired: repair.is_some(),
         }
     }
 }

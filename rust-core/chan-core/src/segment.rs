@@ -245,7 +245,7 @@ enum Phase {
 }
 
 /// Finds segment ends pen by pen (spec §6).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct SegmentEngine {
     strict: bool,
     inclusion: bool,
@@ -253,6 +253,27 @@ pub struct SegmentEngine {
     pending: Vec<PendingEnd>,
     /// The next pen to process.
     cursor: u32,
+}
+
+impl Clone for SegmentEngine {
+    fn clone(&self) -> Self {
+        Self {
+            strict: self.strict,
+            inclusion: self.inclusion,
+            phase: self.phase,
+            pending: self.pending.clone(),
+            cursor: self.cursor,
+        }
+    }
+
+    /// Copies without allocating when `self` already has room (the tail reuses one scratch).
+    fn clone_from(&mut self, src: &Self) {
+        self.strict = src.strict;
+        self.inclusion = src.inclusion;
+        self.phase = src.phase;
+        self.pending.clone_from(&src.pending);
+        self.cursor = src.cursor;
+    }
 }
 
 impl SegmentEngine {
@@ -369,11 +390,13 @@ impl SegmentEngine {
 
     /// The non-final segments: ends that need the last pen, pending gap ends, and forming
     /// segments (spec §6.3), in order.
-    pub fn tail(&self, pens: &[Pen], out: &mut Vec<SegmentSpan>) {
+    /// `scratch` is working space (its contents are overwritten).
+    pub fn tail(&self, pens: &[Pen], scratch: &mut SegmentEngine, out: &mut Vec<SegmentSpan>) {
         if pens.is_empty() {
             return;
         }
-        let mut c = self.clone();
+        let c = scratch;
+        c.clone_from(self);
         c.run(pens, pens.len(), out);
         out.extend(c.pending.iter().filter(|p| !p.discard).map(|p| p.span));
         let (mut s, mut d) = match c.phase {

@@ -59,18 +59,58 @@ pub fn strength(pen: &Pen, histogram: &[f64], measure: Strength) -> f64 {
     }
 }
 
+/// Strengths already computed, by pen index. An entry is reused only while the pen keeps the
+/// same extreme bars: the histogram of bars before the last one never changes, and a pen always
+/// ends before the last bar, so a matching entry is still exact.
+#[derive(Debug, Clone, Default)]
+pub struct StrengthCache {
+    entries: Vec<(u32, u32, f64)>,
+}
+
+impl StrengthCache {
+    /// The strength of pen `i`, computed once.
+    pub fn get(&mut self, pens: &[Pen], i: u32, histogram: &[f64], measure: Strength) -> f64 {
+        let p = &pens[i as usize];
+        let key = (p.start.index, p.end.index);
+        if let Some(&(a, b, v)) = self.entries.get(i as usize) {
+            if (a, b) == key {
+                return v;
+            }
+        }
+        let v = strength(p, histogram, measure);
+        if self.entries.len() <= i as usize {
+            self.entries
+                .resize(i as usize + 1, (u32::MAX, u32::MAX, f64::NAN));
+        }
+        self.entries[i as usize] = (key.0, key.1, v);
+        v
+    }
+}
+
+/// What buy/sell points are derived from: the pens, the MACD histogram and the parameters.
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs<'a> {
+    pub pens: &'a [Pen],
+    pub histogram: &'a [f64],
+    pub cfg: &'a SignalConfig,
+}
+
 /// Appends the buy/sell points of one segment (its pivots given), sorted by pen then type.
-/// `is_final` says whether the segment is confirmed; a point is final only if every pen it
-/// uses is final too (all pens but the last).
+/// `confirmed` says whether the segment is; a point is final only if every pen it uses is final
+/// too (all pens but the last).
 pub fn segment_signals(
-    pens: &[Pen],
-    histogram: &[f64],
+    inputs: &Inputs,
     span: &SegmentSpan,
     pivots: &[Pivot],
-    cfg: &SignalConfig,
     confirmed: bool,
+    cache: &mut StrengthCache,
     out: &mut Vec<Signal>,
 ) {
+    let Inputs {
+        pens,
+        histogram,
+        cfg,
+    } = *inputs;
     let base = out.len();
     let n = pens.len() as u32;
     let mut add = |kind: u8, pen: u32| {
@@ -93,9 +133,8 @@ pub fn segment_signals(
                 Direction::Down => pen.low() < z.zd && pen.low() <= z.dd,
             };
             if breaks {
-                let entering = &pens[z.first_pen as usize - 1];
-                let s_out = strength(pen, histogram, cfg.strength);
-                let s_in = strength(entering, histogram, cfg.strength);
+                let s_out = cache.get(pens, p, histogram, cfg.strength);
+                let s_in = cache.get(pens, z.first_pen - 1, histogram, cfg.strength);
                 if s_out < cfg.divergence_rate * s_in {
                     add(1, p);
                     // Type 2: the next pullback stays short of the type-1 extreme.
