@@ -9,6 +9,7 @@ use crate::error::ChanError;
 use crate::fractal::{classify, Fractal};
 use crate::kline::{check_bar, fold_bar, validate_series, Bar, MergedBar, Repair};
 use crate::macd::{MacdPoint, MacdState};
+use crate::memory::prefer_huge_pages;
 use crate::pen::{Pen, PenBuilder, PenEvent, PenMark};
 use crate::pivot::{find_pivots, Pivot};
 use crate::segment::{SegmentEngine, SegmentSpan};
@@ -95,7 +96,7 @@ impl Engine {
     /// An empty engine with room for `bars` bars.
     pub fn with_capacity(cfg: EngineConfig, keep_macd: bool, bars: usize) -> Self {
         let macd_cap = if keep_macd { bars } else { 0 };
-        Self {
+        let e = Self {
             cfg,
             keep_macd,
             times: Vec::with_capacity(bars),
@@ -124,7 +125,14 @@ impl Engine {
             strengths: StrengthCache::default(),
             recording: false,
             seg_backup: None,
-        }
+        };
+        prefer_huge_pages(&e.times);
+        prefer_huge_pages(&e.histogram);
+        prefer_huge_pages(&e.dif);
+        prefer_huge_pages(&e.dea);
+        prefer_huge_pages(&e.merged);
+        prefer_huge_pages(&e.fractals);
+        e
     }
 
     /// The configuration in force.

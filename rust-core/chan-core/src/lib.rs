@@ -11,6 +11,7 @@ pub mod error;
 pub mod fractal;
 pub mod kline;
 pub mod macd;
+mod memory;
 pub mod pen;
 pub mod pivot;
 pub mod segment;
