@@ -7,7 +7,7 @@ use crate::config::EngineConfig;
 use crate::document::Document;
 use crate::error::ChanError;
 use crate::fractal::{classify, Fractal};
-use crate::kline::{check_bar, fold_bar, validate_series, Bar, MergedBar, Repair};
+use crate::kline::{check_bar, fold_bar, validate_series, Bar, MergedBar, MergedBars, Repair};
 use crate::macd::{MacdPoint, MacdState};
 use crate::memory::prefer_huge_pages;
 use crate::pen::{Pen, PenBuilder, PenEvent, PenMark};
@@ -55,7 +55,7 @@ pub struct Engine {
     pub(crate) dea: Vec<f64>,
     macd: MacdState,
     last_macd: MacdPoint,
-    pub(crate) merged: Vec<MergedBar>,
+    pub(crate) merged: MergedBars,
     pub(crate) fractals: Vec<Fractal>,
     pub(crate) pens: PenBuilder,
     seg: SegmentEngine,
@@ -109,8 +109,7 @@ impl Engine {
                 dea: f64::NAN,
                 histogram: f64::NAN,
             },
-            // Upper bound: never reallocated (untouched capacity costs no memory pages).
-            merged: Vec::with_capacity(bars),
+            merged: MergedBars::new(),
             fractals: Vec::with_capacity(bars / 3 + 16),
             pens: PenBuilder::new(cfg.pen),
             seg: SegmentEngine::new(
@@ -130,7 +129,6 @@ impl Engine {
         prefer_huge_pages(&e.histogram);
         prefer_huge_pages(&e.dif);
         prefer_huge_pages(&e.dea);
-        prefer_huge_pages(&e.merged);
         prefer_huge_pages(&e.fractals);
         e
     }
@@ -151,7 +149,7 @@ impl Engine {
     }
 
     /// Merged bars (the last one may still grow).
-    pub fn merged(&self) -> &[MergedBar] {
+    pub fn merged(&self) -> &MergedBars {
         &self.merged
     }
 
@@ -199,6 +197,12 @@ impl Engine {
     #[inline]
     pub(crate) fn push(&mut self, bar: &Bar) -> bool {
         let i = self.times.len() as u32;
+        // Done before any change, so an undo to the state before this bar finds every bar it needs.
+        let keep = self
+            .pens
+            .needs_from()
+            .min(self.merged.len().saturating_sub(3));
+        self.merged.forget_before(keep);
         self.times.push(bar.time);
         let m = self.macd.push(bar.close);
         self.last_macd = m;
@@ -328,8 +332,8 @@ impl Engine {
         self.macd = m.macd;
         self.last_macd = m.last_macd;
         self.merged.truncate(m.merged);
-        if let (Some(b), Some(slot)) = (m.last_merged, self.merged.last_mut()) {
-            *slot = b;
+        if let Some(b) = m.last_merged {
+            self.merged.set_last(b);
         }
         self.fractals.truncate(m.fractals);
         self.pens.restore(&m.pen);

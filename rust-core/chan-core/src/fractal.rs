@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::kline::{Direction, MergedBar};
+use crate::kline::{Direction, MergedBars};
 
 /// The kind of a fractal: top (顶分型) or bottom (底分型).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -35,7 +35,7 @@ pub struct Fractal {
 /// Classifies merged bar `n` (n ≥ 1) once bar `n + 1` exists. Adjacent merged bars are strictly
 /// up or down from each other, so the creation directions decide it.
 #[inline]
-pub fn classify(merged: &[MergedBar], n: usize) -> Option<Fractal> {
+pub fn classify(merged: &MergedBars, n: usize) -> Option<Fractal> {
     let (cur, next) = (&merged[n], &merged[n + 1]);
     match (cur.dir, next.dir) {
         (Direction::Up, Direction::Down) => Some(Fractal {
@@ -57,11 +57,11 @@ pub fn classify(merged: &[MergedBar], n: usize) -> Option<Fractal> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kline::fold_bar;
+    use crate::kline::{fold_bar, MergedBars};
 
     #[test]
     fn top_and_bottom() {
-        let mut m = Vec::new();
+        let mut m = MergedBars::new();
         for (i, (h, l)) in [(10.0, 5.0), (12.0, 6.0), (11.0, 4.0), (13.0, 7.0)]
             .into_iter()
             .enumerate()

@@ -302,10 +302,98 @@ pub struct MergedBar {
     pub dir: Direction,
 }
 
+/// The merged bars still needed, addressed by their absolute index. Only the pen builder reads
+/// old merged bars, and only from the last pen's end on (or the oldest fractal kept before the
+/// first pen), so older ones are dropped: the window stays small however long the series.
+#[derive(Debug, Clone, Default)]
+pub struct MergedBars {
+    base: usize,
+    bars: Vec<MergedBar>,
+}
+
+impl MergedBars {
+    /// An empty list.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many merged bars there have been (dropped ones included).
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.base + self.bars.len()
+    }
+
+    /// No merged bar yet.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The last merged bar (still growing).
+    #[inline]
+    pub fn last(&self) -> Option<&MergedBar> {
+        self.bars.last()
+    }
+
+    #[inline]
+    fn last_mut(&mut self) -> Option<&mut MergedBar> {
+        self.bars.last_mut()
+    }
+
+    #[inline]
+    fn push(&mut self, b: MergedBar) {
+        self.bars.push(b);
+    }
+
+    /// Merged bar `i`, if it is still kept.
+    #[inline]
+    pub fn get(&self, i: usize) -> Option<&MergedBar> {
+        i.checked_sub(self.base).and_then(|j| self.bars.get(j))
+    }
+
+    /// Merged bars `a..b` (all kept).
+    #[inline]
+    pub fn range(&self, a: usize, b: usize) -> &[MergedBar] {
+        &self.bars[a - self.base..b - self.base]
+    }
+
+    /// Keeps the first `len` merged bars (an undo; `len` is never below the kept window).
+    pub(crate) fn truncate(&mut self, len: usize) {
+        self.bars.truncate(len - self.base);
+    }
+
+    /// Replaces the last merged bar (an undo).
+    pub(crate) fn set_last(&mut self, b: MergedBar) {
+        if let Some(slot) = self.last_mut() {
+            *slot = b;
+        }
+    }
+
+    /// Drops the bars before `keep_from` once enough of them piled up (amortized O(1) a bar).
+    #[inline]
+    pub(crate) fn forget_before(&mut self, keep_from: usize) {
+        let dead = keep_from.saturating_sub(self.base);
+        // Small enough that the tests reach it; each drain moves no more bars than it drops.
+        if dead >= 64 && dead >= self.bars.len() / 2 {
+            self.bars.drain(..dead);
+            self.base += dead;
+        }
+    }
+}
+
+impl std::ops::Index<usize> for MergedBars {
+    type Output = MergedBar;
+
+    #[inline]
+    fn index(&self, i: usize) -> &MergedBar {
+        &self.bars[i - self.base]
+    }
+}
+
 /// Folds one raw bar (index `i`) into the merged list (spec §3). Returns true when the bar
 /// started a new merged bar.
 #[inline]
-pub fn fold_bar(merged: &mut Vec<MergedBar>, i: u32, high: f64, low: f64) -> bool {
+pub fn fold_bar(merged: &mut MergedBars, i: u32, high: f64, low: f64) -> bool {
     let Some(c) = merged.last_mut() else {
         merged.push(MergedBar {
             high,
@@ -445,7 +533,7 @@ mod tests {
 
     #[test]
     fn inclusion_up_down_and_flat() {
-        let mut m = Vec::new();
+        let mut m = MergedBars::new();
         assert!(fold_bar(&mut m, 0, 10.0, 5.0));
         assert!(fold_bar(&mut m, 1, 12.0, 6.0)); // up
         assert!(!fold_bar(&mut m, 2, 11.0, 7.0)); // inside, up merge: high max, low max

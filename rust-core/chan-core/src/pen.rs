@@ -3,7 +3,7 @@
 
 use crate::config::{PenConfig, PenDefinition};
 use crate::fractal::{Fractal, FractalKind};
-use crate::kline::{Direction, MergedBar};
+use crate::kline::{Direction, MergedBar, MergedBars};
 
 /// A pen (笔): a directed move from a start fractal to an end fractal of the opposite kind.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -122,7 +122,7 @@ impl PenBuilder {
     #[inline]
     pub fn on_final_bar(
         &mut self,
-        merged: &[MergedBar],
+        merged: &MergedBars,
         n: usize,
         fractal: Option<Fractal>,
     ) -> PenEvent {
@@ -138,7 +138,7 @@ impl PenBuilder {
         ev
     }
 
-    fn on_fractal(&mut self, merged: &[MergedBar], f: Fractal) -> PenEvent {
+    fn on_fractal(&mut self, merged: &MergedBars, f: Fractal) -> PenEvent {
         let Some(last) = self.pens.last_mut() else {
             return self.try_first_pen(merged, f);
         };
@@ -167,7 +167,7 @@ impl PenBuilder {
         PenEvent::None
     }
 
-    fn try_first_pen(&mut self, merged: &[MergedBar], f: Fractal) -> PenEvent {
+    fn try_first_pen(&mut self, merged: &MergedBars, f: Fractal) -> PenEvent {
         let n = f.merged as usize;
         let found = self.kept.iter().copied().find(|k| {
             k.kind != f.kind
@@ -199,7 +199,7 @@ impl PenBuilder {
     #[allow(clippy::int_plus_one)] // written as the spec words it
     fn span_and_validity(
         &self,
-        merged: &[MergedBar],
+        merged: &MergedBars,
         s: &Fractal,
         e: &Fractal,
         next: Option<&MergedBar>,
@@ -235,7 +235,7 @@ impl PenBuilder {
     }
 
     /// The forming move after the last pen (spec §5.2), if it would already make a pen.
-    pub fn forming(&self, merged: &[MergedBar]) -> Option<Pen> {
+    pub fn forming(&self, merged: &MergedBars) -> Option<Pen> {
         let last = self.pens.last()?;
         let s = last.end.merged as usize;
         let lm = merged.len() - 1;
@@ -285,6 +285,16 @@ impl PenBuilder {
             })
     }
 
+    /// The oldest merged bar the builder can still read: the one before the last pen's end, or
+    /// before the oldest fractal kept while there is no pen.
+    pub fn needs_from(&self) -> usize {
+        match (self.pens.last(), self.kept.first()) {
+            (Some(p), _) => p.end.merged as usize - 1,
+            (None, Some(k)) => k.merged as usize - 1,
+            (None, None) => usize::MAX,
+        }
+    }
+
     /// Records what one bar may change.
     pub fn mark(&self) -> PenMark {
         PenMark {
@@ -315,8 +325,8 @@ impl PenBuilder {
 }
 
 /// Rule 3 of spec §5.1 by scanning: no merged bar strictly between `s` and `e` beyond `e`.
-fn end_is_extreme(merged: &[MergedBar], s: usize, e: &Fractal) -> bool {
-    let between = &merged[s + 1..e.merged as usize];
+fn end_is_extreme(merged: &MergedBars, s: usize, e: &Fractal) -> bool {
+    let between = merged.range(s + 1, e.merged as usize);
     match e.kind {
         FractalKind::Top => between.iter().all(|m| m.high <= e.price),
         FractalKind::Bottom => between.iter().all(|m| m.low >= e.price),
