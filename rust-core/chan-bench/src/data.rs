@@ -2,53 +2,14 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
-use chan_core::timestamp::parse_time;
+use anyhow::{Context, Result};
 use chan_core::Bar;
 
-const COLUMNS: [&str; 6] = ["time", "open", "high", "low", "close", "volume"];
-
-/// Reads `time,open,high,low,close,volume` rows (columns found by header name). A plain
-/// comma split: the bench's inputs have no quoting.
+/// Reads a `time,open,high,low,close,volume` CSV with the engine's own reader.
 pub fn read_csv(path: &Path) -> Result<Vec<Bar>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines
-        .next()
-        .context("empty CSV file")?
-        .split(',')
-        .map(str::trim)
-        .collect();
-    let mut at = [0usize; 6];
-    for (k, name) in COLUMNS.iter().enumerate() {
-        at[k] = header
-            .iter()
-            .position(|h| h.eq_ignore_ascii_case(name))
-            .with_context(|| format!("line 1: missing column {name:?}"))?;
-    }
-    let mut bars = Vec::new();
-    let mut fields: Vec<&str> = Vec::with_capacity(header.len());
-    for (row, line) in lines.enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let n = row + 2;
-        fields.clear();
-        fields.extend(line.split(',').map(str::trim));
-        let field = |k: usize| fields.get(at[k]).copied().unwrap_or("");
-        let time = parse_time(field(0)).map_err(|e| anyhow::anyhow!("line {n}: time: {e}"))?;
-        let mut v = [0f64; 5];
-        for k in 1..6 {
-            let s = field(k);
-            v[k - 1] = match s.parse::<f64>() {
-                Ok(x) => x,
-                Err(_) => bail!("line {n}: {}: not a number: {s:?}", COLUMNS[k]),
-            };
-        }
-        bars.push(Bar::new(time, v[0], v[1], v[2], v[3], v[4]));
-    }
-    Ok(bars)
+    let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    trading_engine::csv_input::read_bars(std::io::BufReader::new(f))
+        .with_context(|| format!("reading {}", path.display()))
 }
 
 /// SplitMix64 (Steele, Lea, Flood 2014): tiny, fast, and good enough for a benchmark walk.

@@ -1,8 +1,5 @@
 //! `trading-engine`: the Rust engine's command line. `analyze` prints the analysis document.
 
-mod csv_input;
-mod summary;
-
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::path::PathBuf;
@@ -11,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use chan_core::{analyze, ChanError, FileConfig, MacdPresets};
 use clap::{Parser, Subcommand};
+use trading_engine::{csv_input, summary};
 
 #[derive(Parser)]
 #[command(name = "trading-engine", version, about = "Chan theory (缠论) engine")]
