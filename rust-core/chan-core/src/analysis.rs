@@ -103,7 +103,7 @@ impl Engine {
             histogram: Vec::with_capacity(bars),
             dif: Vec::with_capacity(macd_cap),
             dea: Vec::with_capacity(macd_cap),
-            macd: MacdState::new(cfg.macd),
+            macd: MacdState::new(),
             last_macd: MacdPoint {
                 dif: f64::NAN,
                 dea: f64::NAN,
@@ -204,7 +204,7 @@ impl Engine {
             .min(self.merged.len().saturating_sub(3));
         self.merged.forget_before(keep);
         self.times.push(bar.time);
-        let m = self.macd.push(bar.close);
+        let m = self.macd.push(&self.cfg.macd, bar.close);
         self.last_macd = m;
         self.histogram.push(m.histogram);
         if self.keep_macd {
@@ -465,27 +465,29 @@ impl Session {
         Document::build(&self.engine, &self.tail)
     }
 
+    /// Checks `bar` (spec §1), repairing it in place when that is configured.
+    #[inline]
     fn check(
         &self,
         index: usize,
-        bar: &Bar,
+        bar: &mut Bar,
         prev: Option<i64>,
-    ) -> Result<(Bar, Option<Repair>), ChanError> {
+    ) -> Result<Option<Repair>, ChanError> {
         let mut v = Vec::new();
         let fixed = check_bar(index, bar, prev, &self.engine.cfg.validation, &mut v);
         if !v.is_empty() {
             return Err(ChanError::InvalidBars(v));
         }
-        Ok(match fixed {
-            Some((b, r)) => (b, Some(r)),
-            None => (*bar, None),
-        })
+        Ok(fixed.map(|(b, r)| {
+            *bar = b;
+            r
+        }))
     }
 
     /// Appends a new bar. A bar that breaks a rule of spec §1 changes nothing.
-    pub fn append(&mut self, bar: Bar) -> Result<Update, ChanError> {
+    pub fn append(&mut self, mut bar: Bar) -> Result<Update, ChanError> {
         let index = self.engine.bars();
-        let (bar, repair) = self.check(index, &bar, self.last_time)?;
+        let repair = self.check(index, &mut bar, self.last_time)?;
         self.engine.mark_into(&mut self.mark);
         if let Some(r) = repair {
             self.engine.repairs.push(r);
@@ -497,14 +499,14 @@ impl Session {
     }
 
     /// Replaces the last (still forming) bar. Errors when the session has no bar.
-    pub fn replace_last(&mut self, bar: Bar) -> Result<Update, ChanError> {
+    pub fn replace_last(&mut self, mut bar: Bar) -> Result<Update, ChanError> {
         if self.engine.bars() == 0 {
             return Err(ChanError::State(
                 "replace_last: the session has no bar to replace".into(),
             ));
         }
         let index = self.engine.bars() - 1;
-        let (bar, repair) = self.check(index, &bar, self.prev_time)?;
+        let repair = self.check(index, &mut bar, self.prev_time)?;
         // One bar adds or moves at most one pen, so the count and the last pen tell whether the
         // replacement left the pens (and so the tail) as they were.
         let before = (self.engine.pens().len(), self.engine.pens().last().copied());

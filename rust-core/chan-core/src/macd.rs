@@ -14,7 +14,6 @@ pub struct MacdPoint {
 /// The running MACD state (指数平滑异同移动平均线).
 #[derive(Debug, Clone, Copy)]
 pub struct MacdState {
-    cfg: MacdConfig,
     count: u64,
     ema_fast: f64,
     ema_slow: f64,
@@ -25,11 +24,17 @@ pub struct MacdState {
     sum_dif: f64,
 }
 
+impl Default for MacdState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl MacdState {
-    /// A fresh state for these parameters.
-    pub fn new(cfg: MacdConfig) -> Self {
+    /// A fresh state. The parameters are passed to each `push` (kept out of the state, which is
+    /// copied for undo on every streamed bar).
+    pub fn new() -> Self {
         Self {
-            cfg,
             count: 0,
             ema_fast: 0.0,
             ema_slow: 0.0,
@@ -42,18 +47,17 @@ impl MacdState {
 
     /// Feeds the next close and returns this bar's values.
     #[inline]
-    pub fn push(&mut self, close: f64) -> MacdPoint {
+    pub fn push(&mut self, cfg: &MacdConfig, close: f64) -> MacdPoint {
         let i = self.count;
         self.count += 1;
-        match self.cfg.seed {
-            MacdSeed::FirstClose => self.push_first_close(i, close),
-            MacdSeed::Sma => self.push_sma(i, close),
+        match cfg.seed {
+            MacdSeed::FirstClose => self.push_first_close(cfg, i, close),
+            MacdSeed::Sma => self.push_sma(cfg, i, close),
         }
     }
 
     #[inline]
-    fn push_first_close(&mut self, i: u64, x: f64) -> MacdPoint {
-        let c = &self.cfg;
+    fn push_first_close(&mut self, c: &MacdConfig, i: u64, x: f64) -> MacdPoint {
         if i == 0 {
             self.ema_fast = x;
             self.ema_slow = x;
@@ -76,11 +80,11 @@ impl MacdState {
     /// of closes `slow-fast..slow` (so both start at bar `slow-1`), the signal EMA on the mean of
     /// the first `signal` dif values; everything before bar `slow+signal-2` is absent.
     #[inline]
-    fn push_sma(&mut self, i: u64, x: f64) -> MacdPoint {
+    fn push_sma(&mut self, cfg: &MacdConfig, i: u64, x: f64) -> MacdPoint {
         let (fast, slow, signal) = (
-            self.cfg.fast_period as u64,
-            self.cfg.slow_period as u64,
-            self.cfg.signal_period as u64,
+            cfg.fast_period as u64,
+            cfg.slow_period as u64,
+            cfg.signal_period as u64,
         );
         let absent = MacdPoint {
             dif: f64::NAN,
@@ -116,7 +120,7 @@ impl MacdState {
         MacdPoint {
             dif,
             dea: self.dea,
-            histogram: self.cfg.histogram_scale * (dif - self.dea),
+            histogram: cfg.histogram_scale * (dif - self.dea),
         }
     }
 }
@@ -140,10 +144,11 @@ mod tests {
 
     #[test]
     fn first_close_seed_starts_at_zero() {
-        let mut m = MacdState::new(MacdConfig::default());
-        let p0 = m.push(10.0);
+        let cfg = MacdConfig::default();
+        let mut m = MacdState::new();
+        let p0 = m.push(&cfg, 10.0);
         assert_eq!((p0.dif, p0.dea, p0.histogram), (0.0, 0.0, 0.0));
-        let p1 = m.push(11.0);
+        let p1 = m.push(&cfg, 11.0);
         let f = (2.0 * 11.0 + 11.0 * 10.0) / 13.0;
         let s = (2.0 * 11.0 + 25.0 * 10.0) / 27.0;
         assert_eq!(p1.dif, f - s);
@@ -160,9 +165,9 @@ mod tests {
             histogram_scale: 1.0,
             seed: MacdSeed::Sma,
         };
-        let mut m = MacdState::new(cfg);
+        let mut m = MacdState::new();
         let closes = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0];
-        let pts: Vec<_> = closes.iter().map(|&c| m.push(c)).collect();
+        let pts: Vec<_> = closes.iter().map(|&c| m.push(&cfg, c)).collect();
         // lookback = 5 - 1 + 2 - 1 = 5
         assert!(pts[..5]
             .iter()

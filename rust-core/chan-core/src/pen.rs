@@ -88,7 +88,8 @@ pub struct PenBuilder {
 #[derive(Debug, Clone, Copy)]
 pub struct PenMark {
     pens: usize,
-    last: Option<Pen>,
+    /// Only the last pen's end can move.
+    last_end: Option<Fractal>,
     kept: usize,
     ext: Extremes,
 }
@@ -299,7 +300,7 @@ impl PenBuilder {
     pub fn mark(&self) -> PenMark {
         PenMark {
             pens: self.pens.len(),
-            last: self.pens.last().copied(),
+            last_end: self.pens.last().map(|p| p.end),
             kept: self.kept.len(),
             ext: self.ext,
         }
@@ -308,7 +309,7 @@ impl PenBuilder {
     /// Records, in place, what one bar may change.
     pub fn mark_into(&self, m: &mut PenMark) {
         m.pens = self.pens.len();
-        m.last = self.pens.last().copied();
+        m.last_end = self.pens.last().map(|p| p.end);
         m.kept = self.kept.len();
         m.ext = self.ext;
     }
@@ -316,8 +317,8 @@ impl PenBuilder {
     /// Restores the state recorded by [`PenBuilder::mark`].
     pub fn restore(&mut self, m: &PenMark) {
         self.pens.truncate(m.pens);
-        if let (Some(p), Some(slot)) = (m.last, self.pens.last_mut()) {
-            *slot = p;
+        if let (Some(end), Some(slot)) = (m.last_end, self.pens.last_mut()) {
+            slot.end = end;
         }
         self.kept.truncate(m.kept);
         self.ext = m.ext;
