@@ -10,6 +10,14 @@ use chan_core::signal::Signal;
 use chan_core::{analyze, Bar, EngineConfig, Session};
 use proptest::prelude::*;
 
+/// Cases per property: the default keeps `scripts/test.sh` quick; `PROPTEST_CASES=N` runs more.
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// One stream message: append a bar, or replace the last one.
 #[derive(Debug, Clone)]
 enum Op {
@@ -124,7 +132,7 @@ fn splice<T: Clone>(v: &mut Vec<T>, r: std::ops::Range<usize>, src: &[T]) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(1000), ..ProptestConfig::default() })]
 
     #[test]
     fn incremental_equals_batch((ops, _tick) in ops(), cfg in configs(), with_macd in any::<bool>()) {
@@ -163,7 +171,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(48), ..ProptestConfig::default() })]
 
     /// A rejected bar changes nothing, and the session stays usable.
     #[test]
