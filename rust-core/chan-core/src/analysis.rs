@@ -77,7 +77,9 @@ struct Mark {
     macd: MacdState,
     last_macd: MacdPoint,
     merged: usize,
-    last_merged: Option<MergedBar>,
+    /// The last merged bar as it was (meaningful when `merged > 0`). A plain copy, not an
+    /// `Option`: this record is written on every streamed bar.
+    last_merged: MergedBar,
     fractals: usize,
     pen: PenMark,
     segments: usize,
@@ -294,7 +296,7 @@ impl Engine {
             macd: self.macd,
             last_macd: self.last_macd,
             merged: 0,
-            last_merged: None,
+            last_merged: MergedBar::EMPTY,
             fractals: 0,
             pen: self.pens.mark(),
             segments: 0,
@@ -315,7 +317,9 @@ impl Engine {
         m.macd = self.macd;
         m.last_macd = self.last_macd;
         m.merged = self.merged.len();
-        m.last_merged = self.merged.last().copied();
+        if let Some(b) = self.merged.last() {
+            m.last_merged = *b;
+        }
         m.fractals = self.fractals.len();
         self.pens.mark_into(&mut m.pen);
         m.segments = self.segments.len();
@@ -332,8 +336,8 @@ impl Engine {
         self.macd = m.macd;
         self.last_macd = m.last_macd;
         self.merged.truncate(m.merged);
-        if let Some(b) = m.last_merged {
-            self.merged.set_last(b);
+        if m.merged > 0 {
+            self.merged.set_last(m.last_merged);
         }
         self.fractals.truncate(m.fractals);
         self.pens.restore(&m.pen);

@@ -32,6 +32,16 @@ pub struct Fractal {
     pub price: f64,
 }
 
+impl Fractal {
+    /// A placeholder value.
+    pub const EMPTY: Fractal = Fractal {
+        kind: FractalKind::Top,
+        merged: u32::MAX,
+        index: u32::MAX,
+        price: f64::NAN,
+    };
+}
+
 /// Classifies merged bar `n` (n ≥ 1) once bar `n + 1` exists. Adjacent merged bars are strictly
 /// up or down from each other, so the creation directions decide it.
 #[inline]

@@ -311,6 +311,18 @@ pub struct MergedBars {
     bars: Vec<MergedBar>,
 }
 
+impl MergedBar {
+    /// A placeholder value (no raw bar).
+    pub const EMPTY: MergedBar = MergedBar {
+        high: f64::NAN,
+        low: f64::NAN,
+        last: u32::MAX,
+        high_bar: u32::MAX,
+        low_bar: u32::MAX,
+        dir: Direction::Up,
+    };
+}
+
 impl MergedBars {
     /// An empty list.
     pub fn new() -> Self {

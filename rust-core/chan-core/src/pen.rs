@@ -88,8 +88,9 @@ pub struct PenBuilder {
 #[derive(Debug, Clone, Copy)]
 pub struct PenMark {
     pens: usize,
-    /// Only the last pen's end can move.
-    last_end: Option<Fractal>,
+    /// Only the last pen's end can move (meaningful when `pens > 0`; a plain copy, as this
+    /// record is written on every streamed bar).
+    last_end: Fractal,
     kept: usize,
     ext: Extremes,
 }
@@ -300,7 +301,7 @@ impl PenBuilder {
     pub fn mark(&self) -> PenMark {
         PenMark {
             pens: self.pens.len(),
-            last_end: self.pens.last().map(|p| p.end),
+            last_end: self.pens.last().map_or(Fractal::EMPTY, |p| p.end),
             kept: self.kept.len(),
             ext: self.ext,
         }
@@ -309,7 +310,9 @@ impl PenBuilder {
     /// Records, in place, what one bar may change.
     pub fn mark_into(&self, m: &mut PenMark) {
         m.pens = self.pens.len();
-        m.last_end = self.pens.last().map(|p| p.end);
+        if let Some(p) = self.pens.last() {
+            m.last_end = p.end;
+        }
         m.kept = self.kept.len();
         m.ext = self.ext;
     }
@@ -317,8 +320,8 @@ impl PenBuilder {
     /// Restores the state recorded by [`PenBuilder::mark`].
     pub fn restore(&mut self, m: &PenMark) {
         self.pens.truncate(m.pens);
-        if let (Some(end), Some(slot)) = (m.last_end, self.pens.last_mut()) {
-            slot.end = end;
+        if m.pens > 0 {
+            self.pens[m.pens - 1].end = m.last_end;
         }
         self.kept.truncate(m.kept);
         self.ext = m.ext;
