@@ -369,6 +369,13 @@ fn derive(
     }
 }
 
+/// Bar indices are 32-bit.
+const MAX_BARS: usize = u32::MAX as usize;
+
+fn too_many_bars() -> ChanError {
+    ChanError::State(format!("a series holds at most {MAX_BARS} bars"))
+}
+
 /// A batch analysis result: the engine after the whole series, with its tail.
 #[derive(Debug, Clone)]
 pub struct Analysis {
@@ -386,6 +393,9 @@ impl Analysis {
 /// Analyzes a whole series (spec §1–§9). Rejects it whole, naming every bad bar, unless valid.
 pub fn analyze(bars: &[Bar], cfg: &EngineConfig, keep_macd: bool) -> Result<Analysis, ChanError> {
     cfg.validate()?;
+    if bars.len() > MAX_BARS {
+        return Err(too_many_bars());
+    }
     let (repairs, fixed) =
         validate_series(bars, &cfg.validation).map_err(ChanError::InvalidBars)?;
     let bars = fixed.as_deref().unwrap_or(bars);
@@ -491,6 +501,9 @@ impl Session {
     /// Appends a new bar. A bar that breaks a rule of spec §1 changes nothing.
     pub fn append(&mut self, mut bar: Bar) -> Result<Update, ChanError> {
         let index = self.engine.bars();
+        if index >= MAX_BARS {
+            return Err(too_many_bars());
+        }
         let repair = self.check(index, &mut bar, self.last_time)?;
         self.engine.mark_into(&mut self.mark);
         if let Some(r) = repair {

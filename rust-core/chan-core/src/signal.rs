@@ -167,3 +167,52 @@ pub fn segment_signals(
     }
     out[base..].sort_by_key(|s| (s.pen, s.kind));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fractal::{Fractal, FractalKind};
+
+    fn pen(dir: Direction, from: (u32, f64), to: (u32, f64)) -> Pen {
+        let f = |kind, (index, price): (u32, f64)| Fractal {
+            kind,
+            merged: index,
+            index,
+            price,
+        };
+        let (a, b) = match dir {
+            Direction::Up => (FractalKind::Bottom, FractalKind::Top),
+            Direction::Down => (FractalKind::Top, FractalKind::Bottom),
+        };
+        Pen {
+            dir,
+            start: f(a, from),
+            end: f(b, to),
+        }
+    }
+
+    #[test]
+    fn strength_measures() {
+        let h = [1.0, -2.0, 3.0, -4.0, 0.5];
+        let up = pen(Direction::Up, (0, 10.0), (4, 12.0));
+        assert_eq!(strength(&up, &h, Strength::Area), 4.5);
+        assert_eq!(strength(&up, &h, Strength::Peak), 3.0);
+        assert_eq!(strength(&up, &h, Strength::Amplitude), 0.2);
+        assert_eq!(strength(&up, &h, Strength::Slope), 2.0 / 10.0 / 5.0);
+        let down = pen(Direction::Down, (1, 12.0), (3, 9.0));
+        assert_eq!(strength(&down, &h, Strength::Area), 6.0);
+        assert_eq!(strength(&down, &h, Strength::Peak), 4.0);
+    }
+
+    /// §12.5: IEEE-754 division, whatever the start price.
+    #[test]
+    fn zero_start_price_gives_ieee_values() {
+        let h = [0.0; 3];
+        let p = pen(Direction::Up, (0, 0.0), (2, 1.0));
+        assert_eq!(strength(&p, &h, Strength::Amplitude), f64::INFINITY);
+        let flat = pen(Direction::Up, (0, 0.0), (2, 0.0));
+        assert!(strength(&flat, &h, Strength::Slope).is_nan());
+        let neg = pen(Direction::Up, (0, -2.0), (2, -1.0));
+        assert_eq!(strength(&neg, &h, Strength::Amplitude), -0.5);
+    }
+}
