@@ -7,7 +7,9 @@ use crate::config::EngineConfig;
 use crate::document::Document;
 use crate::error::ChanError;
 use crate::fractal::{classify, Fractal};
-use crate::kline::{check_bar, fold_bar, validate_series, Bar, MergedBar, MergedBars, Repair};
+use crate::kline::{
+    bar_ok, check_bar, fold_bar, validate_series, Bar, MergedBar, MergedBars, Repair,
+};
 use crate::macd::{MacdPoint, MacdState};
 use crate::memory::prefer_huge_pages;
 use crate::pen::{Pen, PenBuilder, PenEvent, PenMark};
@@ -480,8 +482,21 @@ impl Session {
     }
 
     /// Checks `bar` (spec §1), repairing it in place when that is configured.
-    #[inline]
+    #[inline(always)]
     fn check(
+        &self,
+        index: usize,
+        bar: &mut Bar,
+        prev: Option<i64>,
+    ) -> Result<Option<Repair>, ChanError> {
+        if bar_ok(bar, prev, &self.engine.cfg.validation) {
+            return Ok(None);
+        }
+        self.check_slow(index, bar, prev)
+    }
+
+    #[cold]
+    fn check_slow(
         &self,
         index: usize,
         bar: &mut Bar,

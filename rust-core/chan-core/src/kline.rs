@@ -91,6 +91,29 @@ pub fn empty_series() -> Violation {
     }
 }
 
+/// Whether a bar passes every rule of spec §1 (the fast path of [`check_bar`]).
+#[inline(always)]
+pub fn bar_ok(bar: &Bar, prev_time: Option<i64>, cfg: &ValidationConfig) -> bool {
+    let Bar {
+        open: o,
+        high: h,
+        low: l,
+        close: c,
+        volume: v,
+        ..
+    } = *bar;
+    o.is_finite()
+        && h.is_finite()
+        && l.is_finite()
+        && c.is_finite()
+        && v.is_finite()
+        && (cfg.allow_non_positive_prices || (o > 0.0 && h > 0.0 && l > 0.0 && c > 0.0))
+        && v >= 0.0
+        && l <= o.min(c)
+        && h >= o.max(c)
+        && prev_time.is_none_or(|t| bar.time > t)
+}
+
 /// Checks one bar against spec §1 given the previous bar's time, appending what it breaks to
 /// `out`. Returns the repaired bar when `repair` is on and only the high/low rule was broken.
 #[inline]
@@ -101,26 +124,7 @@ pub fn check_bar(
     cfg: &ValidationConfig,
     out: &mut Vec<Violation>,
 ) -> Option<(Bar, Repair)> {
-    let Bar {
-        open: o,
-        high: h,
-        low: l,
-        close: c,
-        volume: v,
-        ..
-    } = *bar;
-    // Fast path: one branch for the common, valid bar.
-    let ok = o.is_finite()
-        && h.is_finite()
-        && l.is_finite()
-        && c.is_finite()
-        && v.is_finite()
-        && (cfg.allow_non_positive_prices || (o > 0.0 && h > 0.0 && l > 0.0 && c > 0.0))
-        && v >= 0.0
-        && l <= o.min(c)
-        && h >= o.max(c)
-        && prev_time.is_none_or(|t| bar.time > t);
-    if ok {
+    if bar_ok(bar, prev_time, cfg) {
         return None;
     }
     check_bar_slow(index, bar, prev_time, cfg, out)
