@@ -324,11 +324,9 @@ impl SegmentEngine {
                         &mut down
                     };
                     let mut end = w.feed(pens, k);
-                    while end.is_some() {
-                        if pursued == Some(just) {
-                            break;
-                        }
-                        // Only the pursued window may end the first segment.
+                    // Only the pursued window may end the first segment; for the other one an
+                    // end counts as a reset.
+                    while end.is_some() && pursued != Some(just) {
                         end = w.reset(pens);
                     }
                     if let Some(e) = end {
