@@ -79,7 +79,8 @@ enum Step {
     End,
 }
 
-/// The three-element feature window (spec §6.1) of a segment of direction `dir`.
+/// The feature sequence window (特征序列, spec §6.1): up to three elements of the pens against a
+/// segment of direction `dir`.
 #[derive(Debug, Clone, Copy)]
 pub struct FeatureWindow {
     dir: Direction,
