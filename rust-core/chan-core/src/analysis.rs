@@ -8,7 +8,7 @@ use crate::document::Document;
 use crate::error::ChanError;
 use crate::fractal::{classify, Fractal};
 use crate::kline::{
-    bar_ok, check_bar, fold_bar, validate_series, Bar, MergedBar, MergedBars, Repair,
+    bar_ok, check_bar_slow, fold_bar, validate_series, Bar, MergedBar, MergedBars, Repair,
 };
 use crate::macd::{MacdPoint, MacdState};
 use crate::memory::prefer_huge_pages;
@@ -503,7 +503,7 @@ impl Session {
         prev: Option<i64>,
     ) -> Result<Option<Repair>, ChanError> {
         let mut v = Vec::new();
-        let fixed = check_bar(index, bar, prev, &self.engine.cfg.validation, &mut v);
+        let fixed = check_bar_slow(index, bar, prev, &self.engine.cfg.validation, &mut v);
         if !v.is_empty() {
             return Err(ChanError::InvalidBars(v));
         }
@@ -575,18 +575,12 @@ impl Session {
             replaced,
             macd: e.last_macd,
             fractals: mark.fractals..e.fractals.len(),
-            pens: final_pens(mark.pen_count())..final_pens(e.pens.pens().len()),
+            pens: final_pens(mark.pen.count())..final_pens(e.pens.pens().len()),
             segments: mark.segments..e.segments.len(),
             pivots: mark.pivots..e.pivots.len(),
             signals: mark.signals..e.signals.len(),
             tail_changed,
             repaired: repair.is_some(),
         }
-    }
-}
-
-impl Mark {
-    fn pen_count(&self) -> usize {
-        self.pen.count()
     }
 }

@@ -130,8 +130,9 @@ pub fn check_bar(
     check_bar_slow(index, bar, prev_time, cfg, out)
 }
 
+/// The rules one by one, for a bar that failed [`bar_ok`].
 #[cold]
-fn check_bar_slow(
+pub(crate) fn check_bar_slow(
     index: usize,
     bar: &Bar,
     prev_time: Option<i64>,

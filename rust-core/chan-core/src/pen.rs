@@ -299,12 +299,14 @@ impl PenBuilder {
 
     /// Records what one bar may change.
     pub fn mark(&self) -> PenMark {
-        PenMark {
-            pens: self.pens.len(),
-            last_end: self.pens.last().map_or(Fractal::EMPTY, |p| p.end),
-            kept: self.kept.len(),
-            ext: self.ext,
-        }
+        let mut m = PenMark {
+            pens: 0,
+            last_end: Fractal::EMPTY,
+            kept: 0,
+            ext: Extremes::EMPTY,
+        };
+        self.mark_into(&mut m);
+        m
     }
 
     /// Records, in place, what one bar may change.
