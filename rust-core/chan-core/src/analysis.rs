@@ -24,6 +24,10 @@ pub struct Tail {
     pub segments: Vec<SegmentSpan>,
     pub pivots: Vec<Pivot>,
     pub signals: Vec<Signal>,
+    /// The chart points its items show (raw bar index and price of each segment's and pivot's
+    /// start and end, each buy/sell point's pen end): the last pen can move while the spans stay
+    /// the same, and then the tail as output changes.
+    ends: Vec<(u32, f64)>,
     /// Working space for computing it.
     scratch: SegmentEngine,
 }
@@ -34,6 +38,7 @@ impl Default for Tail {
             segments: Vec::new(),
             pivots: Vec::new(),
             signals: Vec::new(),
+            ends: Vec::new(),
             scratch: SegmentEngine::new(true, true),
         }
     }
@@ -41,7 +46,10 @@ impl Default for Tail {
 
 impl PartialEq for Tail {
     fn eq(&self, o: &Self) -> bool {
-        self.segments == o.segments && self.pivots == o.pivots && self.signals == o.signals
+        self.segments == o.segments
+            && self.pivots == o.pivots
+            && self.signals == o.signals
+            && self.ends == o.ends
     }
 }
 
@@ -283,6 +291,16 @@ impl Engine {
             &mut out.pivots,
             &mut out.signals,
         );
+        let at = |f: &Fractal| (f.index, f.price);
+        let spans = out.segments.iter().map(|s| (s.first_pen, s.last_pen));
+        let pivots = out.pivots.iter().map(|z| (z.first_pen, z.last_pen));
+        out.ends.clear();
+        for (a, b) in spans.chain(pivots) {
+            out.ends.push(at(&pens[a as usize].start));
+            out.ends.push(at(&pens[b as usize].end));
+        }
+        let points = out.signals.iter().map(|g| at(&pens[g.pen as usize].end));
+        out.ends.extend(points);
     }
 
     /// The non-final tail.
@@ -414,7 +432,8 @@ pub fn analyze(bars: &[Bar], cfg: &EngineConfig, keep_macd: bool) -> Result<Anal
 /// append the items `r` of the session's list (for a replace, `start` reaches back to before the
 /// replaced bar). The tail (last pen, forming pen, non-final segments, pivots and points) is
 /// replaced whole; `tail_changed` says whether its segments, pivots or points differ from the
-/// previous answer's.
+/// previous answer's, as output: the chart points they show count too (a segment ending with the
+/// last pen ends elsewhere when that pen is extended, though its span is the same).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Update {
     pub index: usize,

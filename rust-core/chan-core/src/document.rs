@@ -1,8 +1,10 @@
 //! The analysis document: the JSON shape every engine and interface produces.
 
+use std::ops::Range;
+
 use serde::Serialize;
 
-use crate::analysis::{Engine, Tail};
+use crate::analysis::{Engine, Session, Tail, Update};
 use crate::config::EngineConfig;
 use crate::fractal::Fractal;
 use crate::kline::Repair;
@@ -114,34 +116,63 @@ fn point(times: &[i64], f: &Fractal) -> Point {
     }
 }
 
-fn pen_doc(times: &[i64], p: &Pen, is_final: Option<bool>) -> PenDoc {
-    PenDoc {
-        direction: p.dir.as_str(),
-        start: point(times, &p.start),
-        end: point(times, &p.end),
-        is_final,
-    }
-}
-
 fn opt(x: f64) -> Option<f64> {
     (!x.is_nan()).then_some(x)
 }
 
-impl Document {
-    /// Renders the engine's state and tail.
-    pub fn build(e: &Engine, tail: &Tail) -> Document {
-        let t = &e.times[..];
-        let pens = e.pens.pens();
-        let seg = |s: &SegmentSpan, confirmed: bool| SegmentDoc {
+/// Renders engine items as documents; one place for the full document and the update document.
+#[derive(Clone, Copy)]
+struct Render<'a> {
+    times: &'a [i64],
+    pens: &'a [Pen],
+}
+
+impl<'a> Render<'a> {
+    fn new(e: &'a Engine) -> Self {
+        Self {
+            times: &e.times,
+            pens: e.pens.pens(),
+        }
+    }
+
+    fn fractal(&self, f: &Fractal) -> FractalDoc {
+        FractalDoc {
+            kind: f.kind.as_str(),
+            merged_index: f.merged,
+            index: f.index,
+            time: format_ms(self.times[f.index as usize]),
+            price: f.price,
+        }
+    }
+
+    fn pen(&self, p: &Pen, is_final: Option<bool>) -> PenDoc {
+        PenDoc {
+            direction: p.dir.as_str(),
+            start: point(self.times, &p.start),
+            end: point(self.times, &p.end),
+            is_final,
+        }
+    }
+
+    fn segment(&self, s: &SegmentSpan, confirmed: bool) -> SegmentDoc {
+        SegmentDoc {
             direction: s.dir.as_str(),
-            start: point(t, &pens[s.first_pen as usize].start),
-            end: point(t, &pens[s.last_pen as usize].end),
+            start: point(self.times, &self.pens[s.first_pen as usize].start),
+            end: point(self.times, &self.pens[s.last_pen as usize].end),
             first_pen: s.first_pen,
             last_pen: s.last_pen,
             confirmed,
             gap: s.gap,
-        };
-        let piv = |z: &Pivot, confirmed: bool| PivotDoc {
+        }
+    }
+
+    /// A segment of the engine's confirmed list (a settled one has at least 3 pens).
+    fn final_segment(&self, s: &SegmentSpan) -> SegmentDoc {
+        self.segment(s, s.len() >= 3)
+    }
+
+    fn pivot(&self, z: &Pivot, confirmed: bool) -> PivotDoc {
+        PivotDoc {
             segment: z.segment,
             first_pen: z.first_pen,
             last_pen: z.last_pen,
@@ -149,60 +180,77 @@ impl Document {
             zg: z.zg,
             dd: z.dd,
             gg: z.gg,
-            start: point(t, &pens[z.first_pen as usize].start),
-            end: point(t, &pens[z.last_pen as usize].end),
+            start: point(self.times, &self.pens[z.first_pen as usize].start),
+            end: point(self.times, &self.pens[z.last_pen as usize].end),
             confirmed,
-        };
-        let sig = |s: &Signal| {
-            let end = &pens[s.pen as usize].end;
-            SignalDoc {
-                kind: s.kind.to_string(),
-                side: s.side.as_str(),
-                pen: s.pen,
-                index: end.index,
-                time: format_ms(t[end.index as usize]),
-                price: end.price,
-                is_final: s.is_final,
-            }
-        };
-        let last = pens.len().saturating_sub(1);
+        }
+    }
+
+    /// A pivot of the engine's list: confirmed when its segment is.
+    fn final_pivot(&self, e: &Engine, z: &Pivot) -> PivotDoc {
+        self.pivot(z, e.segments[z.segment as usize].len() >= 3)
+    }
+
+    fn signal(&self, s: &Signal) -> SignalDoc {
+        let end = &self.pens[s.pen as usize].end;
+        SignalDoc {
+            kind: s.kind.to_string(),
+            side: s.side.as_str(),
+            pen: s.pen,
+            index: end.index,
+            time: format_ms(self.times[end.index as usize]),
+            price: end.price,
+            is_final: s.is_final,
+        }
+    }
+
+    fn tail(&self, tail: &Tail) -> TailDoc {
+        TailDoc {
+            segments: tail
+                .segments
+                .iter()
+                .map(|s| self.segment(s, false))
+                .collect(),
+            pivots: tail.pivots.iter().map(|z| self.pivot(z, false)).collect(),
+            signals: tail.signals.iter().map(|s| self.signal(s)).collect(),
+        }
+    }
+}
+
+impl Document {
+    /// Renders the engine's state and tail.
+    pub fn build(e: &Engine, tail: &Tail) -> Document {
+        let r = Render::new(e);
+        let last = r.pens.len().saturating_sub(1);
+        let tail = r.tail(tail);
         Document {
             bars: e.times.len(),
             merged_bars: e.merged.len(),
-            fractals: e
-                .fractals
-                .iter()
-                .map(|f| FractalDoc {
-                    kind: f.kind.as_str(),
-                    merged_index: f.merged,
-                    index: f.index,
-                    time: format_ms(t[f.index as usize]),
-                    price: f.price,
-                })
-                .collect(),
-            pens: pens
+            fractals: e.fractals.iter().map(|f| r.fractal(f)).collect(),
+            pens: r
+                .pens
                 .iter()
                 .enumerate()
-                .map(|(i, p)| pen_doc(t, p, Some(i < last)))
+                .map(|(i, p)| r.pen(p, Some(i < last)))
                 .collect(),
-            forming_pen: e.forming_pen().map(|p| pen_doc(t, &p, None)),
+            forming_pen: e.forming_pen().map(|p| r.pen(&p, None)),
             segments: e
                 .segments
                 .iter()
-                .map(|s| seg(s, s.len() >= 3))
-                .chain(tail.segments.iter().map(|s| seg(s, false)))
+                .map(|s| r.final_segment(s))
+                .chain(tail.segments)
                 .collect(),
             pivots: e
                 .pivots
                 .iter()
-                .map(|z| piv(z, e.segments[z.segment as usize].len() >= 3))
-                .chain(tail.pivots.iter().map(|z| piv(z, false)))
+                .map(|z| r.final_pivot(e, z))
+                .chain(tail.pivots)
                 .collect(),
             signals: e
                 .signals
                 .iter()
-                .chain(tail.signals.iter())
-                .map(sig)
+                .map(|s| r.signal(s))
+                .chain(tail.signals)
                 .collect(),
             macd: e.keeps_macd().then(|| MacdDoc {
                 dif: e.dif.iter().map(|&x| opt(x)).collect(),
@@ -212,5 +260,156 @@ impl Document {
             repairs: e.repairs.clone(),
             config: *e.config(),
         }
+    }
+}
+
+/// The MACD of one bar; `null` where absent.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MacdPointDoc {
+    pub dif: Option<f64>,
+    pub dea: Option<f64>,
+    pub histogram: Option<f64>,
+}
+
+/// A change to a list of final items: the client truncates its list to `from` items, then
+/// appends `items`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Splice<T> {
+    pub from: usize,
+    pub items: Vec<T>,
+}
+
+/// The non-final segments, pivots and points (all unconfirmed), replacing the previous ones.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TailDoc {
+    pub segments: Vec<SegmentDoc>,
+    pub pivots: Vec<PivotDoc>,
+    pub signals: Vec<SignalDoc>,
+}
+
+/// What one stream message changed, as the JSON both engines produce (spec §10; the rendering
+/// of an [`Update`]). A client keeps the final lists of the document and applies each update:
+/// every [`Splice`] to its list; `last_pen` and `forming_pen` replace its own; `tail`, when not
+/// `null`, replaces the tail (document segments = final segments + tail segments, likewise
+/// pivots and signals). The document's pens are the final pens followed by `last_pen`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UpdateDoc {
+    pub index: usize,
+    pub replaced: bool,
+    pub repaired: bool,
+    pub bars: usize,
+    pub merged_bars: usize,
+    pub macd: MacdPointDoc,
+    pub fractals: Splice<FractalDoc>,
+    /// Final pens (every pen but the last), with `final: true`.
+    pub pens: Splice<PenDoc>,
+    pub segments: Splice<SegmentDoc>,
+    pub pivots: Splice<PivotDoc>,
+    pub signals: Splice<SignalDoc>,
+    /// The last pen (not final), if any.
+    pub last_pen: Option<PenDoc>,
+    pub forming_pen: Option<PenDoc>,
+    /// The new tail; `null` when it did not change.
+    pub tail: Option<TailDoc>,
+}
+
+fn splice<T, D>(items: &[T], r: &Range<usize>, f: impl Fn(&T) -> D) -> Splice<D> {
+    Splice {
+        from: r.start,
+        items: items[r.clone()].iter().map(f).collect(),
+    }
+}
+
+impl Session {
+    /// Renders `u`, the report of this session's latest call, as an update document.
+    pub fn update_doc(&self, u: &Update) -> UpdateDoc {
+        let e = self.engine();
+        let r = Render::new(e);
+        let finals = r.pens.len().saturating_sub(1);
+        UpdateDoc {
+            index: u.index,
+            replaced: u.replaced,
+            repaired: u.repaired,
+            bars: e.times.len(),
+            merged_bars: e.merged.len(),
+            macd: MacdPointDoc {
+                dif: opt(u.macd.dif),
+                dea: opt(u.macd.dea),
+                histogram: opt(u.macd.histogram),
+            },
+            fractals: splice(&e.fractals, &u.fractals, |f| r.fractal(f)),
+            pens: splice(&r.pens[..finals], &u.pens, |p| r.pen(p, Some(true))),
+            segments: splice(&e.segments, &u.segments, |s| r.final_segment(s)),
+            pivots: splice(&e.pivots, &u.pivots, |z| r.final_pivot(e, z)),
+            signals: splice(&e.signals, &u.signals, |s| r.signal(s)),
+            last_pen: r.pens.last().map(|p| r.pen(p, Some(false))),
+            forming_pen: e.forming_pen().map(|p| r.pen(&p, None)),
+            tail: u.tail_changed.then(|| r.tail(self.tail())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::MacdSeed;
+    use crate::{Bar, EngineConfig, Session};
+
+    /// The update document's exact text: field order, `from`/`items`, `null`s.
+    #[test]
+    fn update_document_text() {
+        let mut cfg = EngineConfig::default();
+        let mut s = Session::new(cfg, false).unwrap();
+        let u = s.append(Bar::new(0, 10.0, 11.0, 9.0, 10.0, 5.0)).unwrap();
+        assert_eq!(
+            serde_json::to_string(&s.update_doc(&u)).unwrap(),
+            concat!(
+                r#"{"index":0,"replaced":false,"repaired":false,"bars":1,"merged_bars":1,"#,
+                r#""macd":{"dif":0.0,"dea":0.0,"histogram":0.0},"#,
+                r#""fractals":{"from":0,"items":[]},"pens":{"from":0,"items":[]},"#,
+                r#""segments":{"from":0,"items":[]},"pivots":{"from":0,"items":[]},"#,
+                r#""signals":{"from":0,"items":[]},"last_pen":null,"forming_pen":null,"tail":null}"#
+            )
+        );
+        // MACD values absent under the TA-Lib seed are null; a repair is flagged.
+        cfg.macd.seed = MacdSeed::Sma;
+        cfg.validation.repair = true;
+        let mut s = Session::new(cfg, false).unwrap();
+        s.append(Bar::new(0, 10.0, 11.0, 9.0, 10.0, 5.0)).unwrap();
+        let u = s
+            .replace_last(Bar::new(0, 10.0, 9.5, 9.0, 10.0, 5.0))
+            .unwrap();
+        let text = serde_json::to_string(&s.update_doc(&u)).unwrap();
+        assert!(
+            text.starts_with(concat!(
+                r#"{"index":0,"replaced":true,"repaired":true,"bars":1,"merged_bars":1,"#,
+                r#""macd":{"dif":null,"dea":null,"histogram":null},"#
+            )),
+            "{text}"
+        );
+    }
+
+    /// Once pens exist: the last pen is not final, final pens are, and a changed tail is whole.
+    #[test]
+    fn update_document_pens_and_tail() {
+        let mut s = Session::new(EngineConfig::default(), false).unwrap();
+        let mut last = None;
+        // A zigzag: pens form every few bars.
+        for i in 0..60i64 {
+            let p = 100.0 + 10.0 * ((i % 12) as f64 - 6.0).abs();
+            let u = s
+                .append(Bar::new(i * 60_000, p, p + 1.0, p - 1.0, p, 1.0))
+                .unwrap();
+            last = Some(s.update_doc(&u));
+        }
+        let d = last.unwrap();
+        let pens = s.engine().pens();
+        assert!(pens.len() >= 3, "the series makes pens");
+        assert_eq!(d.last_pen.as_ref().unwrap().is_final, Some(false));
+        assert!(d.pens.items.iter().all(|p| p.is_final == Some(true)));
+        let doc = s.document();
+        assert_eq!(doc.pens.last(), d.last_pen.as_ref());
+        assert_eq!(doc.forming_pen, d.forming_pen);
+        let v = serde_json::to_value(&d).unwrap();
+        assert!(v["tail"].is_null() || v["tail"]["segments"].is_array());
     }
 }

@@ -20,6 +20,6 @@ pub mod timestamp;
 
 pub use analysis::{analyze, Analysis, Engine, Session, Tail, Update};
 pub use config::{EngineConfig, FileConfig, MacdPresets};
-pub use document::Document;
+pub use document::{Document, UpdateDoc};
 pub use error::{ChanError, Violation};
 pub use kline::{Bar, Direction};

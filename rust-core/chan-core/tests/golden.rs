@@ -10,6 +10,8 @@ use chan_core::timestamp::parse_time;
 use chan_core::{analyze, Bar, EngineConfig, Session};
 use serde_json::{json, Value};
 
+mod update_client;
+
 fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/golden")
 }
@@ -222,5 +224,42 @@ fn golden_files_incrementally() {
                 panic!("{}: incremental ({how}) differs: {d}", path.display());
             }
         }
+    }
+}
+
+/// Update documents applied by a JSON-only client rebuild the document after every call, on the
+/// golden inputs, by appends and by replacements of the last bar.
+#[test]
+fn golden_files_through_update_documents() {
+    for (path, case) in cases() {
+        if case.get("expected").is_none() {
+            continue;
+        }
+        let cfg =
+            EngineConfig::from_json_overrides(case.get("config").unwrap_or(&json!({}))).unwrap();
+        let with_macd = case
+            .get("with_macd")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let mut s = Session::new(cfg, with_macd).unwrap();
+        let mut client = update_client::Client::new(with_macd);
+        let bars = bars_of(&case);
+        for (i, b) in bars.iter().enumerate() {
+            // The whole document on small cases after every call, on the real series now and then.
+            let full = bars.len() <= 200 || i % 97 == 0 || i + 1 == bars.len();
+            let o = b.open;
+            let u = s.append(Bar::new(b.time, o, o, o, o, 0.0)).unwrap();
+            update_client::step(&mut client, &s, &u, full)
+                .unwrap_or_else(|d| panic!("{}: {d}", path.display()));
+            let u = s.replace_last(*b).unwrap();
+            update_client::step(&mut client, &s, &u, full)
+                .unwrap_or_else(|d| panic!("{}: {d}", path.display()));
+        }
+        let got = serde_json::to_value(s.document()).unwrap();
+        assert!(
+            diff(&case["expected"], &got, "expected").is_none(),
+            "{}",
+            path.display()
+        );
     }
 }

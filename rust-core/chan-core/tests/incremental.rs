@@ -10,6 +10,8 @@ use chan_core::signal::Signal;
 use chan_core::{analyze, Bar, EngineConfig, Session};
 use proptest::prelude::*;
 
+mod update_client;
+
 /// Cases per property: the default keeps `scripts/test.sh` quick; `PROPTEST_CASES=N` runs more.
 fn cases(default: u32) -> u32 {
     std::env::var("PROPTEST_CASES")
@@ -168,6 +170,28 @@ proptest! {
         prop_assert_eq!(&m.signals[..], e.final_signals());
     }
 
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(100), ..ProptestConfig::default() })]
+
+    /// Update documents (JSON), applied by a client that knows only the JSON, rebuild the
+    /// session's document after every call.
+    #[test]
+    fn update_documents_rebuild_the_document((ops, _tick) in ops(), cfg in configs(), with_macd in any::<bool>()) {
+        let mut s = Session::new(cfg, with_macd).unwrap();
+        let mut client = update_client::Client::new(with_macd);
+        for (i, op) in ops.iter().enumerate() {
+            let u = match op {
+                Op::Append(b) => s.append(*b).unwrap(),
+                Op::Replace(b) => s.replace_last(*b).unwrap(),
+            };
+            let full = i % 64 == 0 || i + 1 == ops.len();
+            if let Err(d) = update_client::step(&mut client, &s, &u, full) {
+                prop_assert!(false, "{}", d);
+            }
+        }
+    }
 }
 
 proptest! {
