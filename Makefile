@@ -13,9 +13,12 @@ test: ## build and run every check and test
 run: ## the main job: analyze a bundled real series and print its structure
 	scripts/run.sh
 
-lint: ## formatting and clippy
+lint: ## formatting, clippy and ruff
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	scripts/setup.sh
+	.venv/bin/ruff check python-layer tests/python
+	.venv/bin/ruff format --check python-layer tests/python
 
 fmt: ## format the code
 	cargo fmt --all

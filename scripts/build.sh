@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-cargo build --release --locked --workspace
+# The Python module (rust-core/chan-py) is built into .venv by setup.sh (maturin).
+cargo build --release --locked --workspace --exclude chan-py

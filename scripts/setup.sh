@@ -25,3 +25,39 @@ fi
 
 # Fetch every locked crate once, so builds and tests run offline afterwards.
 cargo fetch --locked
+
+# Python: .venv with the locked packages (reinstalled only when the lock changed) and the package
+# with its native module (trading_system.native), rebuilt only when its inputs changed.
+venv=.venv
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+lock=python-layer/requirements.lock
+if ! cmp -s "$lock" "$venv/.requirements.lock"; then
+  echo "setup: installing python-layer/requirements.lock into $venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --only-binary=:all: \
+    -r "$lock"
+  cp "$lock" "$venv/.requirements.lock"
+fi
+# What the module is built from; the build (cargo + pip) runs again only when this changes or
+# the module is missing.
+inputs=$(find rust-core/chan-core/src rust-core/chan-py/src -type f -name '*.rs' |
+  LC_ALL=C sort | xargs cat Cargo.toml Cargo.lock pyproject.toml rust-toolchain.toml \
+    rust-core/chan-core/Cargo.toml rust-core/chan-py/Cargo.toml |
+  cksum)
+if ! compgen -G "python-layer/trading_system/native*.so" >/dev/null ||
+  [ "$inputs" != "$(cat "$venv/.native-inputs" 2>/dev/null)" ]; then
+  echo "setup: building trading_system.native into $venv (maturin develop)"
+  rm -f python-layer/trading_system/native*.so
+  build_log="$venv/native-build.log"
+  if ! (
+    export VIRTUAL_ENV="$PWD/$venv" PATH="$PWD/$venv/bin:$PATH"
+    # --profile python: release code that unwinds on a panic (Cargo.toml).
+    maturin develop --locked --profile python
+  ) >"$build_log" 2>&1; then
+    cat "$build_log" >&2
+    echo "setup: building trading_system.native failed (log above)" >&2
+    exit 1
+  fi
+  echo "$inputs" >"$venv/.native-inputs"
+fi
