@@ -1,0 +1,270 @@
+"""Segments (线段, spec §6): runs of pens ended through the feature sequence (特征序列).
+
+:class:`SegmentEngine` consumes pens in order and emits segment ends. The analysis feeds it
+only final pens, so what it emits never changes; the non-final tail comes from a copy that is
+fed the last pen too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from trading_system.engine.pen import Pen
+
+
+class SegmentSpan(NamedTuple):
+    """A segment (线段): pens ``first_pen..=last_pen``, starting and ending with pens of its
+    direction; ``gap`` says its end had a gap (缺口) in the feature sequence (second case)."""
+
+    up: bool
+    first_pen: int
+    last_pen: int
+    gap: bool
+
+    def __len__(self) -> int:  # type: ignore[override]
+        return self.last_pen - self.first_pen + 1
+
+
+class Element:
+    """A feature element (特征序列元素) in mirrored prices: an up window reads a pen as
+    ``(high, low)``, a down window as ``(-low, -high)``, so one set of comparisons serves both."""
+
+    __slots__ = ("hi", "lo", "last", "peak")
+
+    def __init__(self, hi: float, lo: float, p: int) -> None:
+        self.hi, self.lo, self.last, self.peak = hi, lo, p, p
+
+    def merge(self, hi: float, lo: float, p: int) -> None:
+        """Merges in the segment's direction: (mirrored) high = max, low = max."""
+        if hi > self.hi:
+            self.hi = hi
+        if lo > self.lo:
+            self.lo = lo
+        self.last = p
+        # The peak pen is the latest whose high equals the element's.
+        if hi >= self.hi:
+            self.peak = p
+
+
+CONTINUE, RESET, END = 0, 1, 2
+
+
+class FeatureWindow:
+    """The three-element window of a segment of direction ``up`` (spec §6.1)."""
+
+    __slots__ = ("up", "strict", "inclusion", "start", "last_fed", "e", "awaiting")
+
+    def __init__(self, up: bool, strict: bool, inclusion: bool) -> None:
+        self.up, self.strict, self.inclusion = up, strict, inclusion
+        self.start = -1  # the first pen fed since the last reset
+        self.last_fed = 0
+        self.e: list[Element] = []
+        # A top candidate waits for the next feature pen (the real-break check).
+        self.awaiting = False
+
+    def copy(self) -> FeatureWindow:
+        w = FeatureWindow(self.up, self.strict, self.inclusion)
+        w.start, w.last_fed, w.awaiting = self.start, self.last_fed, self.awaiting
+        w.e = [Element(x.hi, x.lo, x.last) for x in self.e]
+        for new, old in zip(w.e, self.e, strict=True):
+            new.peak = old.peak
+        return w
+
+    def elements(self) -> int:
+        return len(self.e)
+
+    def _mirror(self, pen: Pen) -> tuple[float, float]:
+        if self.up:
+            return pen.high, pen.low
+        return -pen.low, -pen.high
+
+    def feed(self, pens: list[Pen], p: int) -> tuple[int, bool] | None:
+        """Feeds feature pen ``p``; returns ``(peak pen, gap)`` when the window forms its top
+        (bottom for a down segment)."""
+        if self.start < 0:
+            self.start = p
+        self.last_fed = p
+        step = self._step(pens, p)
+        if step == CONTINUE:
+            return None
+        if step == END:
+            return self._end()
+        return self.reset(pens)
+
+    def _end(self) -> tuple[int, bool]:
+        e0, e1 = self.e[0], self.e[1]
+        return e1.peak, e0.hi < e1.lo
+
+    def reset(self, pens: list[Pen]) -> tuple[int, bool] | None:
+        """Drops the first pen fed and feeds the others again, as often as needed."""
+        while True:
+            self.start += 2
+            self.e = []
+            self.awaiting = False
+            p = self.start
+            again = False
+            while p <= self.last_fed:
+                step = self._step(pens, p)
+                if step == END:
+                    return self._end()
+                if step == RESET:
+                    again = True
+                    break
+                p += 2
+            if not again:
+                return None
+
+    def _step(self, pens: list[Pen], p: int) -> int:
+        h, lo = self._mirror(pens[p])
+        e = self.e
+        n = len(e)
+        if n == 0:
+            e.append(Element(h, lo, p))
+            return CONTINUE
+        if n == 1:
+            e0 = e[0]
+            if self.inclusion and e0.hi >= h and e0.lo <= lo:
+                e0.merge(h, lo, p)
+                return CONTINUE
+            e.append(Element(h, lo, p))
+            return RESET if h < e0.hi else CONTINUE
+        if n == 2:
+            e0, e1 = e
+            included = (e1.hi >= h and e1.lo <= lo) or (h >= e1.hi and lo <= e1.lo)
+            if self.inclusion and included and not (h == e1.hi and lo < e1.lo):
+                e1.merge(h, lo, p)
+                return CONTINUE
+            e.append(Element(h, lo, p))
+            if not (e0.hi < e1.hi and h <= e1.hi and lo < e1.lo):
+                return RESET
+            if not self.strict:
+                return END
+            # Merging may have lifted e1's low: demand a break below its last pen's low.
+            if lo < self._mirror(pens[e1.last])[1]:
+                return END
+            self.awaiting = True
+            return CONTINUE
+        # Waiting for the real break: this is the pen q of spec §6.1.
+        return END if lo < e[2].lo else RESET
+
+
+@dataclass
+class PendingEnd:
+    """An end found with a gap, waiting for the opposite feature sequence to confirm it."""
+
+    span: SegmentSpan
+    # The first run of pens against its own direction (spec §6.3): confirmed, then dropped.
+    discard: bool
+
+
+class SegmentEngine:
+    """Finds segment ends pen by pen (spec §6). Before the first end, two windows run side by
+    side (``first`` phase); after it, one window for the segment that starts at ``start``."""
+
+    __slots__ = (
+        "strict",
+        "inclusion",
+        "first",
+        "up_w",
+        "down_w",
+        "pursued",
+        "start",
+        "up",
+        "window",
+        "pending",
+        "cursor",
+    )
+
+    def __init__(self, strict: bool, inclusion: bool) -> None:
+        self.strict, self.inclusion = strict, inclusion
+        self.first = True
+        self.up_w = FeatureWindow(True, strict, inclusion)
+        self.down_w = FeatureWindow(False, strict, inclusion)
+        self.pursued: bool | None = None  # the pursued window's direction (up = True)
+        self.start = 0
+        self.up = True
+        self.window = FeatureWindow(True, strict, inclusion)  # unused until the first end
+        self.pending: list[PendingEnd] = []
+        self.cursor = 0  # the next pen to process
+
+    def copy(self) -> SegmentEngine:
+        c = SegmentEngine.__new__(SegmentEngine)
+        c.strict, c.inclusion, c.first = self.strict, self.inclusion, self.first
+        c.up_w, c.down_w = self.up_w.copy(), self.down_w.copy()
+        c.pursued, c.start, c.up = self.pursued, self.start, self.up
+        c.window = self.window.copy()
+        # Pending ends are never changed in place, only appended and cleared.
+        c.pending = list(self.pending)
+        c.cursor = self.cursor
+        return c
+
+    def run(self, pens: list[Pen], available: int, out: list[SegmentSpan]) -> None:
+        """Processes pens ``cursor..available``, appending each segment whose end is settled."""
+        while self.cursor < available:
+            k = self.cursor
+            self.cursor += 1
+            if not self.first:
+                if (k - self.start) % 2 == 1:
+                    end = self.window.feed(pens, k)
+                    if end is not None:
+                        self._on_end(self.start, self.up, end, False, out)
+                continue
+            just = not pens[k].up
+            w = self.up_w if just else self.down_w
+            end = w.feed(pens, k)
+            # Only the pursued window may end the first segment; for the other one an end
+            # counts as a reset.
+            while end is not None and self.pursued != just:
+                end = w.reset(pens)
+            if end is not None:
+                self._on_end(0, just, end, pens[0].up != just, out)
+                continue
+            if self.pursued is not None and self._count(self.pursued) < 2:
+                self.pursued = None
+            if self.pursued is None:
+                for d in (just, not just):
+                    if self._count(d) >= 2:
+                        self.pursued = d
+                        break
+
+    def _count(self, up: bool) -> int:
+        return (self.up_w if up else self.down_w).elements()
+
+    def _on_end(
+        self, start: int, up: bool, end: tuple[int, bool], discard: bool, out: list[SegmentSpan]
+    ) -> None:
+        peak, gap = end
+        self.pending.append(PendingEnd(SegmentSpan(up, start, peak - 1, gap), discard))
+        if not gap:
+            # A first-case end settles itself and every gap end before it.
+            out.extend(p.span for p in self.pending if not p.discard)
+            self.pending.clear()
+        self.first = False
+        self.start, self.up = peak, not up
+        self.window = FeatureWindow(not up, self.strict, self.inclusion)
+        self.cursor = peak + 1
+
+    def tail(self, pens: list[Pen]) -> list[SegmentSpan]:
+        """The non-final segments: ends that need the last pen, pending gap ends, and forming
+        segments (spec §6.3), in order."""
+        out: list[SegmentSpan] = []
+        if not pens:
+            return out
+        c = self.copy()
+        c.run(pens, len(pens), out)
+        out.extend(p.span for p in c.pending if not p.discard)
+        if c.first:
+            s, d = 0, pens[0].up
+        else:
+            s, d = c.start, c.up
+        n = len(pens)
+        while s + 2 < n:
+            best = s + 2
+            for k in range(best + 2, n, 2):
+                x, b = pens[k].end.price, pens[best].end.price
+                if (x >= b) if d else (x <= b):
+                    best = k
+            out.append(SegmentSpan(d, s, best, False))
+            s, d = best + 1, not d
+        return out
