@@ -1,0 +1,45 @@
+"""Chan theory (缠论) analysis of K-line bars: merged bars, fractals (分型), pens (笔),
+segments (线段), pivots (中枢), MACD, divergence (背驰) and buy/sell points (买卖点).
+
+``analyze(data)`` analyzes a series; ``Session()`` follows one bar by bar. Both run on the Rust
+engine (``engine="rust"``, the compiled core) or the pure-Python engine (``engine="python"``)
+with the same results. Configuration: :mod:`trading_system.config`; input forms:
+:mod:`trading_system.data`; errors: :mod:`trading_system.errors`.
+"""
+
+from trading_system.api import Analysis, Session, Update, analyze
+from trading_system.config import EngineConfig, FileConfig, load_config, load_presets
+from trading_system.data import Bars, format_time, load_csv, parse_time, to_bars
+from trading_system.errors import (
+    ChanError,
+    ConfigError,
+    DataError,
+    InvalidBars,
+    StateError,
+    Violation,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Analysis",
+    "Bars",
+    "ChanError",
+    "ConfigError",
+    "DataError",
+    "EngineConfig",
+    "FileConfig",
+    "InvalidBars",
+    "Session",
+    "StateError",
+    "Update",
+    "Violation",
+    "__version__",
+    "analyze",
+    "format_time",
+    "load_config",
+    "load_csv",
+    "load_presets",
+    "parse_time",
+    "to_bars",
+]

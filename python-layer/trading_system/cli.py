@@ -1,0 +1,282 @@
+"""``trading-system``: the package's command line.
+
+``trading-system analyze FILE.csv [--engine rust|python] [--config FILE] [--set key=value ...]
+[--macd-preset NAME] [--presets FILE] [--with-macd] [--json OUT.json]`` prints a readable
+summary (counts, then the last pens, segments, pivots and buy/sell points) and writes the
+analysis document to ``OUT.json`` (``-``: stdout, the summary then goes to stderr).
+
+Configuration: the file (default: the built-in defaults), then the environment's
+``TRADING_SYSTEM__SECTION__KEY`` variables, then ``--macd-preset``, then each ``--set`` in order.
+
+Exit status: 0 done; 2 bad input or configuration (the message names the bar and its CSV line,
+the field and the rule, or the key); 1 anything else (a missing file, an engine that is not
+installed). On failure nothing is printed on stdout and no output file is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from trading_system import __version__
+from trading_system._text import format_number
+from trading_system.api import analyze
+from trading_system.config import (
+    FileConfig,
+    apply_preset,
+    apply_sets,
+    load_config,
+    load_presets,
+)
+from trading_system.data import format_time, load_csv_with_lines
+from trading_system.errors import ConfigError, DataError, InvalidBars
+from trading_system.results import Analysis, Point
+
+LAST = 5
+"""How many of the latest pens, segments, pivots and points the summary shows."""
+PRESETS = Path("config") / "macd_params.yaml"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="trading-system", description="Chan theory (缠论) analysis of K-line bars."
+    )
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    a = sub.add_parser(
+        "analyze",
+        help="analyze a CSV file (time,open,high,low,close,volume)",
+        description="Analyze a CSV file (header time,open,high,low,close,volume; time as epoch "
+        "milliseconds, an ISO date or an ISO date-time) and print a summary.",
+    )
+    a.add_argument("file", type=Path, help="the CSV file")
+    a.add_argument(
+        "--engine", choices=("rust", "python"), default="rust", help="engine (default: rust)"
+    )
+    a.add_argument("--config", type=Path, help="YAML configuration (the shape of default.yaml)")
+    a.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one key, e.g. --set pen.definition=traditional (repeatable)",
+    )
+    a.add_argument("--macd-preset", metavar="NAME", help="a named MACD preset")
+    a.add_argument(
+        "--presets", type=Path, help=f"the MACD presets file (default: {PRESETS.as_posix()})"
+    )
+    a.add_argument("--with-macd", action="store_true", help="include the MACD series")
+    a.add_argument(
+        "--json", metavar="OUT.json", help="write the analysis document there ('-': stdout)"
+    )
+    return p
+
+
+def _presets_path(given: Path | None) -> Path:
+    if given is not None:
+        return given
+    if PRESETS.exists():
+        return PRESETS
+    # Run from elsewhere in a checkout: the repository's config/ beside python-layer/.
+    beside = Path(__file__).resolve().parents[2] / PRESETS
+    return beside if beside.exists() else PRESETS
+
+
+def _configuration(args: argparse.Namespace) -> FileConfig:
+    cfg = load_config(args.config)
+    if args.macd_preset is not None:
+        cfg = apply_preset(cfg, args.macd_preset, load_presets(_presets_path(args.presets)))
+    return apply_sets(cfg, args.sets)
+
+
+# --- Summary -----------------------------------------------------------------------------------
+
+
+def _table(rows: list[list[str]], right: set[int]) -> list[str]:
+    """Rows of cells as aligned lines (columns in ``right`` aligned to the right)."""
+    if not rows:
+        return ["  (none)"]
+    widths = [max(len(r[i]) if i < len(r) else 0 for r in rows) for i in range(max(map(len, rows)))]
+    lines = []
+    for r in rows:
+        cells = [c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(r)]
+        lines.append(("  " + "  ".join(cells)).rstrip())
+    return lines
+
+
+def _at(p: Point) -> list[str]:
+    return [p.time, format_number(p.price)]
+
+
+def _latest(n: int) -> range:
+    return range(max(0, n - LAST), n)
+
+
+def summary(a: Analysis, name: str, engine: str, first: str = "", last: str = "") -> str:
+    """A readable digest of an analysis: counts, then the latest pens, segments, pivots and
+    buy/sell points as aligned lines with times and prices."""
+    confirmed = sum(s.confirmed for s in a.segments)
+    span = f" ({first} .. {last})" if first else ""
+    out = [
+        f"{name}  ({engine} engine)",
+        f"  {a.bars} bars{span}",
+        f"  -> {a.merged_bars} merged bars, {len(a.fractals)} fractals, {len(a.pens)} pens, "
+        f"{len(a.segments)} segments ({confirmed} confirmed), {len(a.pivots)} pivots, "
+        f"{len(a.signals)} buy/sell points",
+    ]
+    if a.repairs:
+        out.append(f"  {len(a.repairs)} bars repaired (high/low widened to cover open/close)")
+
+    rows = []
+    for i in _latest(len(a.pens)):
+        p = a.pens[i]
+        state = "" if p.final else "may extend"
+        rows.append([f"#{i}", p.direction, *_at(p.start), "->", *_at(p.end), state])
+    if a.forming_pen is not None:
+        p = a.forming_pen
+        rows.append(["forming", p.direction, *_at(p.start), "->", *_at(p.end), "forming"])
+    out += ["last pens (笔):", *_table(rows, {3, 6})]
+
+    rows = []
+    for i in _latest(len(a.segments)):
+        s = a.segments[i]
+        state = ("confirmed" if s.confirmed else "forming") + (", gap" if s.gap else "")
+        pens = f"pens {s.first_pen}..{s.last_pen}"
+        rows.append([f"#{i}", s.direction, *_at(s.start), "->", *_at(s.end), pens, state])
+    out += ["last segments (线段):", *_table(rows, {3, 6})]
+
+    rows = []
+    for i in _latest(len(a.pivots)):
+        z = a.pivots[i]
+        rows.append(
+            [
+                f"#{i}",
+                "ZD",
+                format_number(z.zd),
+                "ZG",
+                format_number(z.zg),
+                "DD",
+                format_number(z.dd),
+                "GG",
+                format_number(z.gg),
+                z.start.time,
+                "->",
+                z.end.time,
+                f"pens {z.first_pen}..{z.last_pen}",
+                "confirmed" if z.confirmed else "forming",
+            ]
+        )
+    out += ["last pivots (中枢):", *_table(rows, {2, 4, 6, 8})]
+
+    rows = []
+    for i in _latest(len(a.signals)):
+        g = a.signals[i]
+        state = "final" if g.final else "may change"
+        rows.append(
+            [f"type {g.type}", g.side, g.time, format_number(g.price), f"pen {g.pen}", state]
+        )
+    out += ["last buy/sell points (买卖点):", *_table(rows, {3})]
+    return "\n".join(out) + "\n"
+
+
+# --- Output ------------------------------------------------------------------------------------
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Writes ``text`` to ``path`` through a temporary file, so a failure leaves no partial
+    file."""
+    directory = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        # mkstemp makes the file private; give it the mode a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _violations(e: InvalidBars, file: Path, lines: Sequence[int]) -> str:
+    out = [
+        f"error: {file}: {len(e.violations)} bar rule violation(s); nothing was analyzed:",
+    ]
+    for v in e.violations:
+        if v.index is None:
+            out.append(f"  {v.message} [rule {v.rule}]")
+        else:
+            line = lines[v.index] if v.index < len(lines) else v.index + 2
+            out.append(f"  line {line}: {v.message} [field {v.field}, rule {v.rule}]")
+    if any(v.rule in ("high_range", "low_range") for v in e.violations):
+        out.append("hint: --set validation.repair=true widens such high/low instead")
+    return "\n".join(out)
+
+
+def _analyze(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    try:
+        cfg = _configuration(args)
+    except ConfigError as e:
+        print(f"error: {e}", file=err)
+        return 2
+    except OSError as e:
+        print(f"error: reading {e.filename}: {e.strerror or e}", file=err)
+        return 1
+    try:
+        bars, lines = load_csv_with_lines(args.file)
+    except DataError as e:
+        print(f"error: reading {e}", file=err)
+        return 2
+    except OSError as e:
+        print(f"error: reading {args.file}: {e.strerror or e}", file=err)
+        return 1
+    try:
+        a = analyze(bars, cfg.engine(), engine=args.engine, with_macd=args.with_macd)
+    except InvalidBars as e:
+        print(_violations(e, args.file, lines), file=err)
+        return 2
+    except ImportError as e:
+        print(f"error: {e}", file=err)
+        return 1
+    first = format_time(bars.time[0]) if len(bars) else ""
+    last = format_time(bars.time[-1]) if len(bars) else ""
+    text = summary(a, str(args.file), args.engine, first, last)
+    if args.json == "-":
+        out.write(a.to_json() + "\n")
+        err.write(text)
+        return 0
+    if args.json is not None:
+        try:
+            _write_atomically(Path(args.json), a.to_json() + "\n")
+        except OSError as e:
+            print(f"error: writing {args.json}: {e.strerror or e}", file=err)
+            return 1
+    out.write(text)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the command line; returns the exit status."""
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version or a usage error
+        return int(e.code) if isinstance(e.code, int) else 2
+    commands: dict[str, Callable[[argparse.Namespace, TextIO, TextIO], int]] = {"analyze": _analyze}
+    return commands[args.command](args, sys.stdout, sys.stderr)
+
+
+def _run() -> Any:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    _run()

@@ -1,0 +1,128 @@
+"""Errors of the package: one small hierarchy under :class:`ChanError`.
+
+The kinds and messages are those of the Rust core (`rust-core/chan-core/src/error.rs`), so a
+caller sees the same error whichever engine answered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+MAX_LISTED = 20
+"""How many violation messages an :class:`InvalidBars` message lists before "… and N more"."""
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """One broken rule of spec §1: which bar, which field, which rule, and a readable message.
+
+    ``index`` is the 0-based bar index, ``None`` when the rule concerns the whole series
+    (``non_empty``); ``field`` is ``time``, ``open``, ``high``, ``low``, ``close``, ``volume``
+    or ``bars``; ``rule`` is the rule's stable name (docs/CHAN_THEORY.md §12.1).
+    """
+
+    index: int | None
+    field: str
+    rule: str
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The violation as JSON data, keys in the Rust order."""
+        return {
+            "index": self.index,
+            "field": self.field,
+            "rule": self.rule,
+            "message": self.message,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Violation:
+        """Reads a violation from its JSON form."""
+        index = d.get("index")
+        return cls(None if index is None else int(index), d["field"], d["rule"], d["message"])
+
+
+def summarize(violations: Sequence[Violation]) -> str:
+    """The messages joined by "; ", at most :data:`MAX_LISTED`, then "; … and N more"."""
+    text = "; ".join(v.message for v in violations[:MAX_LISTED])
+    if len(violations) > MAX_LISTED:
+        text += f"; … and {len(violations) - MAX_LISTED} more"
+    return text
+
+
+class ChanError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class InvalidBars(ChanError, ValueError):
+    """The bars broke one or more rules of spec §1; nothing of them was applied."""
+
+    def __init__(self, violations: Sequence[Violation]) -> None:
+        self.violations: list[Violation] = list(violations)
+        super().__init__(f"invalid bars: {summarize(self.violations)}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The default pickling would call the class with the message, not the violations.
+        return (type(self), (self.violations,))
+
+
+class ConfigError(ChanError, ValueError):
+    """A configuration key is unknown, has the wrong type or is out of range; ``key`` names it
+    (dotted, e.g. ``macd.fast_period``)."""
+
+    def __init__(self, key: str, message: str) -> None:
+        self.key = key
+        self.message = message
+        super().__init__(f"invalid configuration: {key}: {message}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.key, self.message))
+
+
+class StateError(ChanError, RuntimeError):
+    """An incremental call that the session's state does not allow (a replacement on an empty
+    session, a series beyond the bar-count limit)."""
+
+
+class DataError(ChanError, ValueError):
+    """Input data that cannot be read as bars: names the source (a file), the line or the row
+    (``index``, 0-based, for in-memory data) and the column."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        source: str | None = None,
+        line: int | None = None,
+        index: int | None = None,
+        column: str | None = None,
+    ) -> None:
+        self.reason = reason
+        self.source = source
+        self.line = line
+        self.index = index
+        self.column = column
+        parts = [source] if source else []
+        if line is not None:
+            parts.append(f"line {line}")
+        if index is not None:
+            parts.append(f"row {index}")
+        if column:
+            parts.append(column)
+        parts.append(reason)
+        super().__init__(": ".join(parts))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        kwargs = {
+            "source": self.source,
+            "line": self.line,
+            "index": self.index,
+            "column": self.column,
+        }
+        return (_rebuild_data_error, (self.reason, kwargs))
+
+
+def _rebuild_data_error(reason: str, kwargs: dict[str, Any]) -> DataError:
+    return DataError(reason, **kwargs)
