@@ -1,0 +1,96 @@
+"""The shared golden files (`tests/golden/*.json`, language-neutral) and exact document
+comparison, for the Python tests. The format is described in rust-core/chan-core/tests/golden.rs:
+``bars`` (rows ``[time, open, high, low, close, volume]``, numbers possibly as strings such as
+``"NaN"``) or ``bars_csv``, ``config`` overrides, ``with_macd``, and the expectation ``expected``
+(the whole document) or ``expected_error`` (every violation)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trading_system.data import Bars, load_csv, parse_time
+
+ROOT = Path(__file__).resolve().parents[2]
+GOLDEN = ROOT / "tests" / "golden"
+
+
+def cases() -> list[tuple[str, dict[str, Any]]]:
+    return [(p.name, json.loads(p.read_text())) for p in sorted(GOLDEN.glob("*.json"))]
+
+
+def bars_of(case: dict[str, Any]) -> Bars:
+    if "bars_csv" in case:
+        return load_csv(GOLDEN / case["bars_csv"])
+    rows = case["bars"]
+
+    def num(v: Any) -> float:
+        return float(v)  # also "NaN", "inf", "-inf"
+
+    return Bars(
+        time=np.array(
+            [r[0] if isinstance(r[0], int) else parse_time(r[0]) for r in rows], dtype=np.int64
+        ),
+        open=np.array([num(r[1]) for r in rows], dtype=np.float64),
+        high=np.array([num(r[2]) for r in rows], dtype=np.float64),
+        low=np.array([num(r[3]) for r in rows], dtype=np.float64),
+        close=np.array([num(r[4]) for r in rows], dtype=np.float64),
+        volume=np.array([num(r[5]) for r in rows], dtype=np.float64),
+    )
+
+
+def loose_diff(want: Any, got: Any, path: str = "") -> str | None:
+    """The golden files' comparison: exact, with numbers compared as doubles (``10`` = ``10.0``);
+    returns the first differing path."""
+    if isinstance(want, bool) or isinstance(got, bool):
+        ok = type(want) is type(got) and want == got
+        return None if ok else f"{path}: {want!r} != {got!r}"
+    if isinstance(want, int | float) and isinstance(got, int | float):
+        return None if float(want) == float(got) else f"{path}: {want!r} != {got!r}"
+    if isinstance(want, list) and isinstance(got, list):
+        if len(want) != len(got):
+            return f"{path}: length {len(want)} != {len(got)}"
+        for i, (a, b) in enumerate(zip(want, got, strict=True)):
+            if d := loose_diff(a, b, f"{path}[{i}]"):
+                return d
+        return None
+    if isinstance(want, dict) and isinstance(got, dict):
+        for k in list(want) + [k for k in got if k not in want]:
+            if d := loose_diff(want.get(k), got.get(k), f"{path}.{k}"):
+                return d
+        return None
+    return None if want == got else f"{path}: {want!r} != {got!r}"
+
+
+def exact_diff(a: Any, b: Any, path: str = "") -> str | None:
+    """Identical documents: same keys, same types, floats equal bit for bit (``-0.0`` differs
+    from ``0.0``); returns the first differing path."""
+    if type(a) is not type(b):
+        return f"{path}: {a!r} ({type(a).__name__}) != {b!r} ({type(b).__name__})"
+    if isinstance(a, float):
+        same = a.hex() == b.hex() or (math.isnan(a) and math.isnan(b))
+        return None if same else f"{path}: {a!r} != {b!r}"
+    if isinstance(a, list):
+        if len(a) != len(b):
+            return f"{path}: length {len(a)} != {len(b)}"
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            if d := exact_diff(x, y, f"{path}[{i}]"):
+                return d
+        return None
+    if isinstance(a, dict):
+        if list(a) != list(b) and set(a) != set(b):
+            return f"{path}: keys {sorted(a)} != {sorted(b)}"
+        for k in a:
+            if d := exact_diff(a[k], b[k], f"{path}.{k}"):
+                return d
+        return None
+    return None if a == b else f"{path}: {a!r} != {b!r}"
+
+
+def as_json(doc: Any) -> Any:
+    """A document as its JSON text reads back (tuples become lists, and so on)."""
+    return json.loads(json.dumps(doc, allow_nan=False))

@@ -1,0 +1,247 @@
+"""The command line (trading-system analyze): summary and document on success; on bad input a
+message naming line, field and rule on stderr, exit status 2, nothing on stdout, no file."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import trading_system
+from trading_system import analyze
+from trading_system.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "tests" / "data"
+BTC = DATA / "BTCUSD-BITSTAMP_30m.csv"
+SH = DATA / "000001.SH_1d_head1200.csv"
+PRESETS = ROOT / "config" / "macd_params.yaml"
+ENGINES = ["rust", "python"]
+
+
+@pytest.fixture(autouse=True)
+def no_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("TRADING_SYSTEM__"):
+            monkeypatch.delenv(name)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_analyze_prints_a_summary_and_writes_the_document(
+    engine: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out_file = tmp_path / "out.json"
+    code, out, err = run(capsys, "analyze", str(BTC), "--engine", engine, "--json", str(out_file))
+    assert (code, err) == (0, "")
+    assert json.loads(out_file.read_text(encoding="utf-8")) == analyze(BTC).to_dict()
+    lines = out.splitlines()
+    assert lines[0] == f"{BTC}  ({engine} engine)"
+    assert lines[1] == "  1968 bars (2014-06-23T22:00:00Z .. 2014-08-03T23:00:00Z)"
+    assert lines[2] == (
+        "  -> 1119 merged bars, 570 fractals, 92 pens, 12 segments (11 confirmed), "
+        "9 pivots, 9 buy/sell points"
+    )
+    for header in ("last pens (笔):", "last segments (线段):", "last pivots (中枢):"):
+        assert header in lines
+    pens = lines[lines.index("last pens (笔):") + 1 : lines.index("last segments (线段):")]
+    assert len(pens) == 5 and pens[0].split()[0] == "#87" and pens[-1].endswith("may extend")
+    assert len({line.index("->") for line in pens}) == 1, "aligned columns"
+    assert "2014-08-03T16:00:00Z     591  ->  2014-08-03T20:00:00Z   584.4" in pens[-1]
+    signals = lines[lines.index("last buy/sell points (买卖点):") + 1 :]
+    assert signals[-1].split() == [
+        "type",
+        "2",
+        "buy",
+        "2014-08-03T20:00:00Z",
+        "584.4",
+        "pen",
+        "91",
+        "may",
+        "change",
+    ]
+
+
+def test_json_to_stdout_moves_the_summary_to_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "analyze", str(BTC), "--engine", "python", "--json", "-")
+    assert code == 0
+    assert json.loads(out) == analyze(BTC, engine="python").to_dict()
+    assert "last pens (笔):" in err
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_bad_bars_exit_2_naming_line_field_and_rule(
+    engine: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out_file = tmp_path / "out.json"
+    code, out, err = run(capsys, "analyze", str(SH), "--engine", engine, "--json", str(out_file))
+    assert (code, out) == (2, "")
+    assert not out_file.exists() and list(tmp_path.iterdir()) == [], "no partial file"
+    assert f"error: {SH}: 16 bar rule violation(s); nothing was analyzed:" in err
+    assert (
+        "  line 99: bar 97: low 109.31 is above min(open, close) 109.29 "
+        "[field low, rule low_range]" in err.splitlines()
+    )
+    assert "validation.repair=true" in err
+
+
+def test_repair_instead_of_rejecting(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys, "analyze", str(SH), "--engine", "python", "--set", "validation.repair=true"
+    )
+    assert code == 0
+    assert "  16 bars repaired (high/low widened to cover open/close)" in out.splitlines()
+
+
+def test_bad_csv_exit_2_naming_line_and_column(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "time,open,high,low,close,volume\n2024-01-01,1,2,0.5,1.5,10\n2024-01-02,1,2,x,1.5,10\n",
+        encoding="utf-8",
+    )
+    out_file = tmp_path / "out.json"
+    code, out, err = run(capsys, "analyze", str(bad), "--engine", "python", "--json", str(out_file))
+    assert (code, out) == (2, "")
+    assert err == f'error: reading {bad}: line 3: low: not a number: "x"\n'
+    assert not out_file.exists()
+
+
+def test_empty_csv_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_text("time,open,high,low,close,volume\n", encoding="utf-8")
+    code, out, err = run(capsys, "analyze", str(empty), "--engine", "python")
+    assert (code, out) == (2, "")
+    assert "the series is empty: at least one bar is required [rule non_empty]" in err
+
+
+def test_configuration_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out_file = tmp_path / "out.json"
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("pen:\n  definition: traditional\n", encoding="utf-8")
+    code, _, err = run(
+        capsys,
+        "analyze",
+        str(BTC),
+        "--engine",
+        "python",
+        "--config",
+        str(cfg_file),
+        "--macd-preset",
+        "talib",
+        "--presets",
+        str(PRESETS),
+        "--set",
+        "macd.signal_period=5",
+        "--with-macd",
+        "--json",
+        str(out_file),
+    )
+    assert (code, err) == (0, "")
+    doc = json.loads(out_file.read_text(encoding="utf-8"))
+    assert doc["config"]["pen"]["definition"] == "traditional"
+    assert doc["config"]["macd"] == {
+        "fast_period": 12,
+        "slow_period": 26,
+        "signal_period": 5,
+        "histogram_scale": 1.0,
+        "seed": "sma",
+    }
+    assert len(doc["macd"]["dif"]) == 1968
+
+
+def test_environment_overrides_the_file_and_set_overrides_both(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TRADING_SYSTEM__PEN__DEFINITION", "traditional")
+    monkeypatch.setenv("TRADING_SYSTEM__SIGNAL__STRENGTH", "peak")
+    code, out, _ = run(
+        capsys,
+        "analyze",
+        str(BTC),
+        "--engine",
+        "python",
+        "--json",
+        "-",
+        "--set",
+        "signal.strength=slope",
+    )
+    assert code == 0
+    cfg = json.loads(out)["config"]
+    assert (cfg["pen"]["definition"], cfg["signal"]["strength"]) == ("traditional", "slope")
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (
+            ["--set", "macd.fastt=3"],
+            "error: invalid configuration: macd.fastt: unknown configuration key",
+        ),
+        (
+            ["--set", "macd.fast_period=30"],
+            "macd.fast_period: must be < macd.slow_period (26), got 30",
+        ),
+        (["--set", "pen.definition"], "an override must have the form section.key=value"),
+        (
+            ["--macd-preset", "turbo", "--presets", str(PRESETS)],
+            'macd_preset: unknown preset "turbo"',
+        ),
+    ],
+)
+def test_bad_configuration_exits_2(
+    args: list[str], needle: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out_file = tmp_path / "out.json"
+    code, out, err = run(capsys, "analyze", str(BTC), "--json", str(out_file), *args)
+    assert (code, out) == (2, "")
+    assert needle in err
+    assert not out_file.exists()
+
+
+def test_other_failures_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "analyze", str(tmp_path / "none.csv"), "--engine", "python")
+    assert (code, out) == (1, "")
+    assert "none.csv" in err
+    blocked = tmp_path / "missing-dir" / "out.json"
+    code, out, err = run(capsys, "analyze", str(BTC), "--engine", "python", "--json", str(blocked))
+    assert (code, out) == (1, "")
+    assert "writing" in err
+    code, out, err = run(capsys, "analyze", str(BTC), "--config", str(tmp_path / "none.yaml"))
+    assert (code, out) == (1, "")
+    assert "none.yaml" in err
+
+
+def test_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    assert "analyze" in capsys.readouterr().out
+    assert main([]) == 2
+    assert main(["analyze", str(BTC), "--engine", "go"]) == 2
+    assert main(["--version"]) == 0
+    assert trading_system.__version__ in capsys.readouterr().out
+
+
+def test_module_entry_point_in_a_process(tmp_path: Path) -> None:
+    env = dict(os.environ)
+    package_dir = Path(trading_system.__file__).resolve().parents[1]
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(package_dir), env.get("PYTHONPATH")]))
+    base = [sys.executable, "-m", "trading_system", "analyze"]
+    bad = subprocess.run(
+        [*base, str(SH), "--engine", "python"], capture_output=True, text=True, env=env
+    )
+    assert (bad.returncode, bad.stdout) == (2, "")
+    assert "[field low, rule low_range]" in bad.stderr
+    good = subprocess.run(
+        [*base, str(BTC), "--engine", "python"], capture_output=True, text=True, env=env
+    )
+    assert good.returncode == 0 and "1968 bars" in good.stdout

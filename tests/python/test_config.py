@@ -1,0 +1,450 @@
+"""Configuration (trading_system.config): the same keys, defaults, types, ranges and override
+rules as the Rust core's config.rs, and the same reading of YAML (the 1.2 core schema)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import pytest
+import yaml
+
+from trading_system.config import (
+    EngineConfig,
+    FileConfig,
+    MacdConfig,
+    MacdSeed,
+    PenDefinition,
+    Strength,
+    apply_env,
+    apply_overrides,
+    apply_preset,
+    apply_sets,
+    as_engine_config,
+    engine_config,
+    load_config,
+    load_presets,
+    parse_config,
+    parse_presets,
+    resolve_scalar,
+)
+from trading_system.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_YAML = ROOT / "config" / "default.yaml"
+PRESETS_YAML = ROOT / "config" / "macd_params.yaml"
+GOLDEN_DOCS = [
+    p
+    for p in sorted((ROOT / "tests" / "golden").glob("*.json"))
+    if "expected" in json.loads(p.read_text(encoding="utf-8"))
+]
+
+
+def test_defaults_equal_default_yaml() -> None:
+    cfg = load_config(DEFAULT_YAML, environ={})
+    assert cfg == FileConfig()
+    # Key for key, value for value (the file holds plain YAML only).
+    assert FileConfig().to_dict() == yaml.safe_load(DEFAULT_YAML.read_text(encoding="utf-8"))
+
+
+def test_defaults_match_the_spec_table() -> None:
+    c = EngineConfig()
+    assert (c.macd.fast_period, c.macd.slow_period, c.macd.signal_period) == (12, 26, 9)
+    assert c.macd.histogram_scale == 2.0 and c.macd.seed == MacdSeed.FIRST_CLOSE
+    assert c.pen.definition == PenDefinition.NEW_3KLINE and c.pen.strict_validation
+    assert c.segment.feature_sequence_strict and c.segment.handle_inclusion
+    assert c.signal.strength == Strength.AREA
+    assert c.signal.divergence_rate == 1.0 and c.signal.min_pivots == 1
+    assert not c.validation.repair and not c.validation.allow_non_positive_prices
+
+
+@pytest.mark.parametrize("path", GOLDEN_DOCS, ids=lambda p: p.stem)
+def test_to_dict_is_the_documents_config_object(path: Path) -> None:
+    case = json.loads(path.read_text(encoding="utf-8"))
+    got = engine_config(case.get("config")).to_dict()
+    assert got == case["expected"]["config"]
+    # Same spellings: floats stay floats, enums are their lowercase strings.
+    assert json.dumps(got, sort_keys=True) == json.dumps(case["expected"]["config"], sort_keys=True)
+
+
+def test_to_dict_key_order_and_value_types_follow_rust() -> None:
+    d = engine_config({"macd": {"histogram_scale": 3}, "signal": {"divergence_rate": 2}}).to_dict()
+    assert list(d) == ["validation", "macd", "pen", "segment", "signal"]
+    assert list(d["macd"]) == [
+        "fast_period",
+        "slow_period",
+        "signal_period",
+        "histogram_scale",
+        "seed",
+    ]
+    assert list(d["signal"]) == ["strength", "divergence_rate", "min_pivots"]
+    assert json.dumps(d["macd"]["histogram_scale"]) == "3.0"
+    assert json.dumps(d["signal"]["divergence_rate"]) == "2.0"
+    assert d["pen"]["definition"] == "new_3kline" and type(d["pen"]["definition"]) is str
+    assert list(FileConfig().to_dict())[:2] == ["system", "logging"]
+
+
+# --- Unknown keys ------------------------------------------------------------------------------
+
+
+def test_unknown_keys_are_rejected_naming_the_key() -> None:
+    with pytest.raises(ConfigError) as e:
+        parse_config("macd:\n  fastt: 3\n", "x.yaml")
+    assert e.value.key == "macd.fastt"
+    assert "unknown configuration key" in e.value.message and "line 2" in e.value.message
+    with pytest.raises(ConfigError) as e:
+        parse_config("foo: 1\n")
+    assert e.value.key == "foo"
+    with pytest.raises(ConfigError) as e:
+        apply_sets(EngineConfig(), ["macd.fastt=3"])
+    assert (e.value.key, e.value.message) == ("macd.fastt", "unknown configuration key")
+    with pytest.raises(ConfigError) as e:
+        apply_overrides(EngineConfig(), {"pen": {"kind": 1}})
+    assert (e.value.key, e.value.message) == ("pen.kind", "unknown configuration key")
+    with pytest.raises(ConfigError) as e:
+        apply_overrides(EngineConfig(), {"pen": 3})
+    assert (e.value.key, e.value.message) == ("pen", "is a section, not a key")
+    # The system and logging sections exist only in the file configuration.
+    with pytest.raises(ConfigError) as e:
+        apply_sets(EngineConfig(), ["system.primary_engine=python"])
+    assert e.value.key == "system.primary_engine"
+    assert apply_sets(FileConfig(), ["system.primary_engine=python"]).system.primary_engine == (
+        "python"
+    )
+
+
+def test_direct_construction_is_strict_and_frozen() -> None:
+    with pytest.raises(pydantic.ValidationError):
+        MacdConfig(fastt=3)  # type: ignore[call-arg]
+    with pytest.raises(pydantic.ValidationError):
+        MacdConfig(fast_period="5")  # type: ignore[arg-type]
+    with pytest.raises(pydantic.ValidationError):
+        EngineConfig(macd=MacdConfig(fast_period=30))
+    cfg = EngineConfig()
+    with pytest.raises(pydantic.ValidationError):
+        cfg.macd.fast_period = 5  # type: ignore[misc]
+    lax_enum: Any = "sma"  # enums take their strings
+    assert EngineConfig(macd=MacdConfig(seed=lax_enum)).macd.seed == MacdSeed.SMA
+
+
+# --- Types and ranges --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("assignment", "key", "message"),
+    [
+        ("macd.fast_period=30", "macd.fast_period", "must be < macd.slow_period (26), got 30"),
+        ("macd.slow_period=5", "macd.fast_period", "must be < macd.slow_period (5), got 12"),
+        ("macd.fast_period=0", "macd.fast_period", "must be >= 1, got 0"),
+        ("macd.signal_period=0", "macd.signal_period", "must be >= 1, got 0"),
+        ("macd.histogram_scale=0", "macd.histogram_scale", "must be a finite number > 0, got 0"),
+        ("macd.histogram_scale=-1", "macd.histogram_scale", "must be a finite number > 0, got -1"),
+        (
+            "macd.histogram_scale=.inf",
+            "macd.histogram_scale",
+            "must be a finite number > 0, got inf",
+        ),
+        (
+            "macd.histogram_scale=.nan",
+            "macd.histogram_scale",
+            "must be a finite number > 0, got NaN",
+        ),
+        (
+            "signal.divergence_rate=0",
+            "signal.divergence_rate",
+            "must be a finite number > 0, got 0",
+        ),
+        ("signal.min_pivots=-1", "signal.min_pivots", "invalid value: integer `-1`, expected u32"),
+        (
+            "signal.min_pivots=1.5",
+            "signal.min_pivots",
+            "invalid type: floating point `1.5`, expected u32",
+        ),
+        (
+            "macd.fast_period=4294967296",
+            "macd.fast_period",
+            "invalid value: integer `4294967296`, expected u32",
+        ),
+        (
+            "macd.fast_period=5.0",
+            "macd.fast_period",
+            "invalid type: floating point `5.0`, expected u32",
+        ),
+        ("macd.fast_period='5'", "macd.fast_period", 'invalid type: string "5", expected u32'),
+        ("macd.fast_period=012", "macd.fast_period", 'invalid type: string "012", expected u32'),
+        (
+            "validation.repair=yes",
+            "validation.repair",
+            'invalid type: string "yes", expected a boolean',
+        ),
+        (
+            "validation.repair=1",
+            "validation.repair",
+            "invalid type: integer `1`, expected a boolean",
+        ),
+        ("validation.repair=", "validation.repair", "invalid type: null, expected a boolean"),
+        (
+            "pen.definition=old",
+            "pen.definition",
+            "unknown variant `old`, expected `new_3kline` or `traditional`",
+        ),
+        (
+            "signal.strength=Area",
+            "signal.strength",
+            "unknown variant `Area`, expected one of `area`, `peak`, `slope`, `amplitude`",
+        ),
+        (
+            "macd.histogram_scale=true",
+            "macd.histogram_scale",
+            "invalid type: boolean `true`, expected f64",
+        ),
+        (
+            "macd.histogram_scale=1_0",
+            "macd.histogram_scale",
+            'invalid type: string "1_0", expected f64',
+        ),
+        ("macd.fast_period=[5]", "macd.fast_period", "invalid type: sequence, expected u32"),
+    ],
+)
+def test_bad_values_name_the_key(assignment: str, key: str, message: str) -> None:
+    cfg = FileConfig()
+    with pytest.raises(ConfigError) as e:
+        apply_sets(cfg, [assignment])
+    assert (e.value.key, e.value.message) == (key, message)
+    assert str(e.value) == f"invalid configuration: {key}: {message}"
+    assert cfg == FileConfig(), "a rejected override changes nothing"
+
+
+@pytest.mark.parametrize(
+    ("assignment", "path", "value"),
+    [
+        ("pen.definition=traditional", ("pen", "definition"), "traditional"),
+        ("macd.seed=sma", ("macd", "seed"), "sma"),
+        ("validation.repair=true", ("validation", "repair"), True),
+        ("validation.repair=TRUE", ("validation", "repair"), True),
+        ("macd.histogram_scale=1e1", ("macd", "histogram_scale"), 10.0),
+        ("macd.histogram_scale=3", ("macd", "histogram_scale"), 3.0),
+        ("macd.fast_period=0x0a", ("macd", "fast_period"), 10),
+        ("macd.fast_period=+5", ("macd", "fast_period"), 5),
+        (" macd.fast_period = 5  # a comment", ("macd", "fast_period"), 5),
+        ("signal.min_pivots=0", ("signal", "min_pivots"), 0),
+        ("logging.level=debug", ("logging", "level"), "debug"),
+        ("system.call_timeout_ms=18446744073709551615", ("system", "call_timeout_ms"), 2**64 - 1),
+    ],
+)
+def test_set_reads_yaml_scalars(assignment: str, path: tuple[str, str], value: object) -> None:
+    d = apply_sets(FileConfig(), [assignment]).to_dict()
+    got = d[path[0]][path[1]]
+    assert got == value and type(got) is type(value)
+
+
+def test_set_is_checked_assignment_by_assignment_like_rust() -> None:
+    with pytest.raises(ConfigError) as e:
+        apply_sets(EngineConfig(), ["macd.fast_period=30", "macd.slow_period=40"])
+    assert e.value.key == "macd.fast_period"
+    cfg = apply_sets(EngineConfig(), ["macd.slow_period=40", "macd.fast_period=30"])
+    assert (cfg.macd.fast_period, cfg.macd.slow_period) == (30, 40)
+    with pytest.raises(ConfigError) as e:
+        apply_sets(EngineConfig(), ["macd"])
+    assert e.value.message == "an override must have the form section.key=value"
+    with pytest.raises(ConfigError) as e:
+        apply_sets(EngineConfig(), ["macd=3"])
+    assert (e.value.key, e.value.message) == ("macd", "is a section, not a key")
+    with pytest.raises(ConfigError) as e:
+        apply_sets(EngineConfig(), ['macd.fast_period="'])
+    assert e.value.key == "macd.fast_period" and e.value.message.startswith("unreadable value")
+
+
+def test_overrides_apply_key_by_key_and_check_ranges_at_the_end() -> None:
+    cfg = engine_config({"macd": {"fast_period": 30, "slow_period": 40}, "segment": None})
+    assert (cfg.macd.fast_period, cfg.macd.slow_period) == (30, 40)
+    assert engine_config({"macd": {}}) == EngineConfig()
+    assert engine_config(None) == EngineConfig()
+    assert engine_config({"macd": {"fast_period": None}}) == EngineConfig(), "null: no change"
+    assert engine_config({"macd.fast_period": 5}).macd.fast_period == 5, "dotted keys"
+    for overrides, key in [
+        ({"macd": {"fast_period": -1}}, "macd.fast_period"),
+        ({"pen": {"definition": "old"}}, "pen.definition"),
+        ({"signal": {"min_pivots": 1.5}}, "signal.min_pivots"),
+        ({"macd": {"histogram_scale": "x"}}, "macd.histogram_scale"),
+        ({"macd": {"fast_period": 40}}, "macd.fast_period"),
+        ({"macd": {"fast_period": True}}, "macd.fast_period"),
+        ({"foo": {"bar": 1}}, "foo.bar"),
+    ]:
+        with pytest.raises(ConfigError) as e:
+            engine_config(overrides)
+        assert e.value.key == key, overrides
+    for bad in ([1], 3):
+        with pytest.raises(ConfigError) as e:
+            engine_config(bad)  # type: ignore[arg-type]
+        assert (e.value.key, e.value.message) == ("config", "expected a mapping")
+    # A non-finite value given as data is a range error.
+    with pytest.raises(ConfigError) as e:
+        engine_config({"macd": {"histogram_scale": math.inf}})
+    assert e.value.key == "macd.histogram_scale"
+
+
+# --- YAML files --------------------------------------------------------------------------------
+
+
+def test_yaml_is_read_with_the_yaml_1_2_core_schema() -> None:
+    assert parse_config("macd:\n  fast_period: 0x0c\n").macd.fast_period == 12
+    assert parse_config("macd:\n  histogram_scale: 1\n").macd.histogram_scale == 1.0
+    assert parse_config("macd:\n  histogram_scale: 1e1\n").macd.histogram_scale == 10.0
+    assert parse_config("logging:\n  level: 5\n").logging.level == "5"
+    for text, key in [
+        ("validation:\n  repair: yes\n", "validation.repair"),  # YAML 1.1 would say true
+        ("segment:\n  handle_inclusion: off\n", "segment.handle_inclusion"),
+        ("macd:\n  fast_period: 012\n", "macd.fast_period"),  # YAML 1.1 octal
+        ("macd:\n  fast_period: 1_0\n", "macd.fast_period"),
+        ("macd:\n  fast_period: 10:20\n", "macd.fast_period"),  # YAML 1.1 sexagesimal
+        ("macd:\n  fast_period: ~\n", "macd.fast_period"),
+        ("macd: 3\n", "macd"),
+        ("macd:\n  seed: SMA\n", "macd.seed"),
+    ]:
+        with pytest.raises(ConfigError) as e:
+            parse_config(text)
+        assert e.value.key == key, text
+
+
+def test_yaml_empty_documents_sections_and_structure() -> None:
+    assert parse_config("") == FileConfig()
+    assert parse_config("# nothing but a comment\n") == FileConfig()
+    assert parse_config("macd:\n") == FileConfig(), "an empty section takes the defaults"
+    assert parse_config("{}\n") == FileConfig()
+    assert parse_config("macd: &m\n  fast_period: 5\n").macd.fast_period == 5
+    for text in ("- 1\n", "null\n", "macd: {\n", "---\nmacd: {}\n---\nmacd: {}\n"):
+        with pytest.raises(ConfigError) as e:
+            parse_config(text)
+        assert e.value.key == "file", text
+    with pytest.raises(ConfigError) as e:
+        parse_config("macd:\n  fast_period: 3\n  fast_period: 4\n")
+    assert e.value.key == "macd.fast_period" and "duplicate" in e.value.message
+
+
+def test_load_config_reads_a_file(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        load_config(tmp_path / "missing.yaml", environ={})
+    with pytest.raises(FileNotFoundError):
+        load_presets(tmp_path / "missing.yaml")
+    p = tmp_path / "c.yaml"
+    p.write_text("pen:\n  definition: traditional\n", encoding="utf-8")
+    assert load_config(p, environ={}).pen.definition == "traditional"
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("", None),
+        ("~", None),
+        ("Null", None),
+        ("True", True),
+        ("FALSE", False),
+        ("yes", "yes"),
+        ("on", "on"),
+        ("12", 12),
+        ("-12", -12),
+        ("+12", 12),
+        ("0x1F", 31),
+        ("0o17", 15),
+        ("0b101", 5),
+        ("012", "012"),
+        ("-012", "-012"),
+        ("1.5", 1.5),
+        ("1.", 1.0),
+        (".5", 0.5),
+        ("1e3", 1000.0),
+        ("1_000", "1_000"),
+        (".inf", math.inf),
+        ("-.Inf", -math.inf),
+        ("inf", "inf"),
+        ("1e400", "1e400"),
+        ("sma", "sma"),
+    ],
+)
+def test_resolve_scalar_follows_serde_yaml_ng(text: str, value: object) -> None:
+    got = resolve_scalar(text)
+    assert got == value and type(got) is type(value)
+    assert math.isnan(resolve_scalar(".NaN"))
+
+
+# --- Environment -------------------------------------------------------------------------------
+
+
+def test_environment_overrides_keys() -> None:
+    env = {
+        "TRADING_SYSTEM__MACD__FAST_PERIOD": "30",
+        "TRADING_SYSTEM__MACD__SLOW_PERIOD": "40",
+        "TRADING_SYSTEM__PEN__DEFINITION": "traditional",
+        "TRADING_SYSTEM__SYSTEM__PRIMARY_ENGINE": "python",
+        "TRADING_SYSTEM__SIGNAL__STRENGTH": "",  # empty: no change
+        "TRADING_SYSTEM_OTHER": "x",  # not ours
+        "PATH": "/bin",
+    }
+    cfg = apply_env(FileConfig(), env)
+    assert (cfg.macd.fast_period, cfg.macd.slow_period) == (30, 40), "one set: order-free"
+    assert cfg.pen.definition == "traditional" and cfg.system.primary_engine == "python"
+    assert cfg.signal.strength == "area"
+    with pytest.raises(ConfigError) as e:
+        apply_env(FileConfig(), {"TRADING_SYSTEM__MACD__FASTT": "3"})
+    assert e.value.key == "macd.fastt" and "TRADING_SYSTEM__MACD__FASTT" in e.value.message
+    with pytest.raises(ConfigError) as e:
+        apply_env(FileConfig(), {"TRADING_SYSTEM__MACD__FAST_PERIOD": "zero"})
+    assert e.value.key == "macd.fast_period"
+    with pytest.raises(ConfigError) as e:
+        apply_env(FileConfig(), {"TRADING_SYSTEM__MACD": "3"})
+    assert e.value.key == "TRADING_SYSTEM__MACD"
+
+
+def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    p = tmp_path / "c.yaml"
+    p.write_text("macd:\n  fast_period: 5\n  signal_period: 4\n", encoding="utf-8")
+    monkeypatch.setenv("TRADING_SYSTEM__MACD__FAST_PERIOD", "7")
+    cfg = load_config(p)
+    assert (cfg.macd.fast_period, cfg.macd.signal_period) == (7, 4)
+    assert load_config(p, environ={}).macd.fast_period == 5
+    assert load_config().macd.fast_period == 7
+    assert as_engine_config(p).macd.fast_period == 7, "a path is read with load_config"
+
+
+# --- Presets -----------------------------------------------------------------------------------
+
+
+def test_presets_file() -> None:
+    presets = load_presets(PRESETS_YAML)
+    assert list(presets) == ["fast", "slow", "standard", "talib"]
+    assert presets["standard"] == EngineConfig().macd
+    talib = presets["talib"]
+    assert (talib.seed, talib.histogram_scale) == (MacdSeed.SMA, 1.0)
+    assert (presets["fast"].fast_period, presets["fast"].slow_period) == (6, 13)
+    cfg = apply_preset(FileConfig(), "talib", presets)
+    assert cfg.macd == talib and cfg.pen == FileConfig().pen
+    with pytest.raises(ConfigError) as e:
+        apply_preset(FileConfig(), "turbo", presets)
+    assert e.value.key == "macd_preset" and "known: fast, slow, standard, talib" in e.value.message
+
+
+def test_presets_are_checked_like_macd() -> None:
+    assert parse_presets("presets:\n  a:\n")["a"] == MacdConfig(), "missing keys: defaults"
+    with pytest.raises(ConfigError) as e:
+        parse_presets("presets:\n  a: {fast_period: 30}\n")
+    assert e.value.key == "presets.a.macd.fast_period"
+    with pytest.raises(ConfigError) as e:
+        parse_presets("presets:\n  a: {fastt: 3}\n")
+    assert e.value.key == "presets.a.fastt"
+    with pytest.raises(ConfigError) as e:
+        parse_presets("{}\n")
+    assert e.value.key == "presets"
+
+
+def test_as_engine_config_forms() -> None:
+    file_cfg = apply_sets(FileConfig(), ["pen.definition=traditional"])
+    assert as_engine_config(None) == EngineConfig()
+    assert as_engine_config(file_cfg).pen.definition == "traditional"
+    assert as_engine_config(file_cfg.engine()) == file_cfg.engine()
+    assert as_engine_config({"pen": {"definition": "traditional"}}) == file_cfg.engine()
+    with pytest.raises(TypeError):
+        as_engine_config(3)  # type: ignore[arg-type]
