@@ -1,5 +1,5 @@
 # One name per task; `make help` lists them.
-.PHONY: help build test run lint fmt bench peer golden
+.PHONY: help build test run lint fmt bench bench-engines peer engines slow golden
 
 help: ## list the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -17,14 +17,27 @@ lint: ## formatting, clippy and ruff
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	scripts/setup.sh
-	.venv/bin/ruff check python-layer tests/python
-	.venv/bin/ruff format --check python-layer tests/python
+	.venv/bin/ruff check python-layer tests/python scripts
+	.venv/bin/ruff format --check python-layer tests/python scripts
 
 fmt: ## format the code
 	cargo fmt --all
+	.venv/bin/ruff format python-layer tests/python scripts
 
 bench: ## throughput and memory of the core (needs ../shared/data)
 	scripts/bench_core.sh
+
+bench-engines: ## Python engine and native binding against the pure-Rust core (needs ../shared/data)
+	scripts/setup.sh
+	.venv/bin/python scripts/bench_engines.py
+
+engines: ## both engines on every file of ../shared/data: do they agree?
+	scripts/setup.sh
+	.venv/bin/python scripts/check_engines.py
+
+slow: ## the slow tests: 10,000 differential examples python vs native, 1,000 streams
+	scripts/setup.sh
+	.venv/bin/python -m pytest -q -m slow
 
 peer: ## compare with chan.py's outputs in ../shared/reference/chanpy
 	cargo build --release -p trading-engine

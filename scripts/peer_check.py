@@ -14,7 +14,7 @@ import argparse
 import json
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,8 +24,10 @@ def norm_time(s: str) -> str:
     """chan.py copies CSV times ('1998-01-12', '2015-01-05T01:31:00Z'); we print full ISO."""
     if len(s) == 10:
         return s + "T00:00:00Z"
-    return datetime.fromisoformat(s.replace("Z", "+00:00")).astimezone(timezone.utc).strftime(
-        "%Y-%m-%dT%H:%M:%SZ"
+    return (
+        datetime.fromisoformat(s.replace("Z", "+00:00"))
+        .astimezone(UTC)
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
     )
 
 
@@ -66,7 +68,9 @@ def compare(name: str, ours: dict, ref: dict, details: bool) -> tuple[int, int, 
         (s["first_pen"], s["last_pen"], s["direction"]) for s in ours["segments"] if s["confirmed"]
     }
     ref_seg = [
-        (s["start_bi_idx"], s["end_bi_idx"], s["direction"]) for s in ref["segments"] if s["is_sure"]
+        (s["start_bi_idx"], s["end_bi_idx"], s["direction"])
+        for s in ref["segments"]
+        if s["is_sure"]
     ]
     seg_ok = sum(1 for s in ref_seg if s in ours_seg)
     if details:
@@ -91,16 +95,24 @@ def main() -> int:
         name = ref_file.name.split(".bi_strict")[0]
         ref = json.loads(ref_file.read_text())
         autofix = bool(ref.get("config_effective", {}).get("autofix", name == "000001.SH_1d"))
-        ours = run_engine(args.engine, args.data / f"{name}.csv", repair=autofix or name == "000001.SH_1d")
+        ours = run_engine(
+            args.engine, args.data / f"{name}.csv", repair=autofix or name == "000001.SH_1d"
+        )
         r = compare(name, ours, ref, args.details)
         rows.append((name, *r))
-        tot = [a + b for a, b in zip(tot, r)]
+        tot = [a + b for a, b in zip(tot, r, strict=False)]
 
     print(f"{'file':<22} {'pens equal':>16} {'confirmed segments reproduced':>32}")
     for name, po, pn, so, sn in rows:
-        print(f"{name:<22} {po:>7}/{pn:<7} {100*po/max(pn,1):6.2f}% {so:>6}/{sn:<6} {100*so/max(sn,1):6.2f}%")
+        print(
+            f"{name:<22} {po:>7}/{pn:<7} {100 * po / max(pn, 1):6.2f}% "
+            f"{so:>6}/{sn:<6} {100 * so / max(sn, 1):6.2f}%"
+        )
     po, pn, so, sn = tot
-    print(f"{'total':<22} {po:>7}/{pn:<7} {100*po/max(pn,1):6.2f}% {so:>6}/{sn:<6} {100*so/max(sn,1):6.2f}%")
+    print(
+        f"{'total':<22} {po:>7}/{pn:<7} {100 * po / max(pn, 1):6.2f}% "
+        f"{so:>6}/{sn:<6} {100 * so / max(sn, 1):6.2f}%"
+    )
     pens_ok = all(r[1] == r[2] for r in rows)
     segs_ok = so >= args.min_segments * sn
     return 0 if pens_ok and segs_ok else 1

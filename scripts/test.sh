@@ -18,8 +18,8 @@ echo "== cargo test"
 cargo test --locked --workspace --profile ci 2>&1 | tee "$log"
 
 echo "== ruff"
-.venv/bin/ruff check python-layer tests/python
-.venv/bin/ruff format --check python-layer tests/python
+.venv/bin/ruff check python-layer tests/python scripts
+.venv/bin/ruff format --check python-layer tests/python scripts
 echo "== pytest"
 status=0
 .venv/bin/python -m pytest -q -p no:cacheprovider 2>&1 | tee "$pylog" || status=$?
