@@ -1,8 +1,10 @@
-"""The shared golden files (`tests/golden/*.json`, language-neutral) and exact document
-comparison, for the Python tests. The format is described in rust-core/chan-core/tests/golden.rs:
+"""Shared test helpers: the golden files (`tests/golden/*.json`, language-neutral) and exact
+document comparison, for the Python tests. The format is described in
+rust-core/chan-core/tests/golden.rs:
 ``bars`` (rows ``[time, open, high, low, close, volume]``, numbers possibly as strings such as
 ``"NaN"``) or ``bars_csv``, ``config`` overrides, ``with_macd``, and the expectation ``expected``
-(the whole document) or ``expected_error`` (every violation)."""
+(the whole document) or ``expected_error`` (every violation). Also exact document comparison
+and a client that keeps a document from update documents alone (§12.7)."""
 
 from __future__ import annotations
 
@@ -94,3 +96,82 @@ def exact_diff(a: Any, b: Any, path: str = "") -> str | None:
 def as_json(doc: Any) -> Any:
     """A document as its JSON text reads back (tuples become lists, and so on)."""
     return json.loads(json.dumps(doc, allow_nan=False))
+
+
+LISTS = ("fractals", "pens", "segments", "pivots", "signals")
+TAIL = ("segments", "pivots", "signals")
+UPDATE_KEYS = [
+    "index",
+    "replaced",
+    "repaired",
+    "bars",
+    "merged_bars",
+    "macd",
+    *LISTS,
+    "last_pen",
+    "forming_pen",
+    "tail",
+]
+
+
+class UpdateClient:
+    """Keeps a document from update documents alone, as a remote client would."""
+
+    def __init__(self, with_macd: bool) -> None:
+        self.with_macd = with_macd
+        self.bars = 0
+        self.merged_bars = 0
+        self.finals: dict[str, list[Any]] = {k: [] for k in LISTS}
+        self.tail: dict[str, list[Any]] = {k: [] for k in TAIL}
+        self.last_pen: Any = None
+        self.forming_pen: Any = None
+        self.macd: dict[str, list[Any]] = {"dif": [], "dea": [], "histogram": []}
+        self.repaired: list[int] = []
+
+    def apply(self, update: str | dict[str, Any]) -> dict[str, Any]:
+        """Applies one update document (its JSON text, or the parsed object)."""
+        u = json.loads(update) if isinstance(update, str) else update
+        assert list(u) == UPDATE_KEYS
+        index = u["index"]
+        assert u["bars"] == index + 1
+        self.bars, self.merged_bars = u["bars"], u["merged_bars"]
+        for name in LISTS:
+            kept = self.finals[name]
+            assert u[name]["from"] <= len(kept)
+            del kept[u[name]["from"] :]
+            kept.extend(u[name]["items"])
+        assert all(p["final"] for p in u["pens"]["items"])
+        self.last_pen, self.forming_pen = u["last_pen"], u["forming_pen"]
+        if u["last_pen"] is not None:
+            assert u["last_pen"]["final"] is False
+        if u["tail"] is not None:
+            assert list(u["tail"]) == list(TAIL)
+            self.tail = u["tail"]
+        for k, series in self.macd.items():
+            del series[index:]
+            series.append(u["macd"][k])
+        self.repaired = [i for i in self.repaired if i < index]
+        if u["repaired"]:
+            self.repaired.append(index)
+        return u
+
+    def document(self) -> dict[str, Any]:
+        pens = self.finals["pens"] + ([self.last_pen] if self.last_pen is not None else [])
+        doc: dict[str, Any] = {
+            "bars": self.bars,
+            "merged_bars": self.merged_bars,
+            "fractals": self.finals["fractals"],
+            "pens": pens,
+            "forming_pen": self.forming_pen,
+            **{k: self.finals[k] + self.tail[k] for k in TAIL},
+        }
+        if self.with_macd:
+            doc["macd"] = self.macd
+        return doc
+
+
+def comparable(document: str | dict[str, Any]) -> tuple[dict[str, Any], list[int]]:
+    """A full document without what updates do not carry (config; repairs but their indices)."""
+    doc = json.loads(document) if isinstance(document, str) else as_json(document)
+    del doc["config"]
+    return doc, [r["index"] for r in doc.pop("repairs")]

@@ -9,40 +9,13 @@ it is made of regimes (long trends, long ranges, gaps) and scaled to prices from
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 
 import numpy as np
 from hypothesis import strategies as st
 
+from trading_system.data import Bars
+
 SCALES = [0.0001, 0.003, 0.25, 1.0, 7.5, 100.0, 2500.0, 100000.0]
-
-
-@dataclass(frozen=True)
-class Series:
-    """Columnar bars, as the engines take them."""
-
-    time: np.ndarray
-    open: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
-    close: np.ndarray
-    volume: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.time)
-
-    def rows(self) -> list[tuple[int, float, float, float, float, float]]:
-        return list(
-            zip(
-                self.time.tolist(),
-                self.open.tolist(),
-                self.high.tolist(),
-                self.low.tolist(),
-                self.close.tolist(),
-                self.volume.tolist(),
-                strict=True,
-            )
-        )
 
 
 # A regime: (drift in ticks per bar, noise in ticks, length in bars, gap in ticks before it).
@@ -55,7 +28,7 @@ regimes = st.tuples(
 
 
 @st.composite
-def series(draw: st.DrawFn, max_regimes: int = 8) -> Series:
+def series(draw: st.DrawFn, max_regimes: int = 8) -> Bars:
     """A valid series: positive prices, high ≥ max(open, close), low ≤ min(open, close),
     strictly increasing times."""
     parts = draw(st.lists(regimes, min_size=1, max_size=max_regimes))
@@ -81,7 +54,7 @@ def series(draw: st.DrawFn, max_regimes: int = 8) -> Series:
             rows.append((t, o * scale, h * scale, lo * scale, c * scale, float(rng.randint(0, 9))))
             t += rng.choice((1, 60_000, 60_000, 86_400_000, 1_234))
     cols = list(zip(*rows, strict=True))
-    return Series(
+    return Bars(
         np.array(cols[0], dtype=np.int64),
         *(np.array(c, dtype=np.float64) for c in cols[1:]),
     )

@@ -17,27 +17,28 @@ import pytest
 from golden import as_json, exact_diff
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from series import Series, overrides, series
+from series import overrides, series
 
 from trading_system import native
 from trading_system.config import engine_config
+from trading_system.data import Bars
 from trading_system.engine import Session, analyze
 from trading_system.errors import InvalidBars
 
 
-def _native_doc(s: Series, ov: dict[str, Any], with_macd: bool) -> Any:
+def _native_doc(s: Bars, ov: dict[str, Any], with_macd: bool) -> Any:
     a = native.analyze(s.time, s.open, s.high, s.low, s.close, s.volume, json.dumps(ov), with_macd)
     return json.loads(a.to_json())
 
 
-def _check_batch(s: Series, ov: dict[str, Any], with_macd: bool) -> None:
+def _check_batch(s: Bars, ov: dict[str, Any], with_macd: bool) -> None:
     want = _native_doc(s, ov, with_macd)
     got = as_json(analyze(s, engine_config(ov), with_macd))
     d = exact_diff(want, got)
     assert d is None, f"python differs from rust at {d}"
 
 
-def _check_stream(s: Series, ov: dict[str, Any], seed: int) -> None:
+def _check_stream(s: Bars, ov: dict[str, Any], seed: int) -> None:
     """The same append/replace sequence through both sessions: the same update documents."""
     rng = random.Random(seed)
     py = Session(engine_config(ov), True)
@@ -62,27 +63,27 @@ COMMON = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow], "de
 
 @settings(max_examples=500, **COMMON)
 @given(series(), overrides(), st.booleans())
-def test_documents_identical(s: Series, ov: dict[str, Any], with_macd: bool) -> None:
+def test_documents_identical(s: Bars, ov: dict[str, Any], with_macd: bool) -> None:
     _check_batch(s, ov, with_macd)
 
 
 @settings(max_examples=100, **COMMON)
 @given(series(max_regimes=4), overrides(), st.integers(0, 2**32 - 1))
-def test_update_documents_identical(s: Series, ov: dict[str, Any], seed: int) -> None:
+def test_update_documents_identical(s: Bars, ov: dict[str, Any], seed: int) -> None:
     _check_stream(s, ov, seed)
 
 
 @pytest.mark.slow
 @settings(max_examples=10_000, **COMMON)
 @given(series(), overrides(), st.booleans())
-def test_documents_identical_slow(s: Series, ov: dict[str, Any], with_macd: bool) -> None:
+def test_documents_identical_slow(s: Bars, ov: dict[str, Any], with_macd: bool) -> None:
     _check_batch(s, ov, with_macd)
 
 
 @pytest.mark.slow
 @settings(max_examples=1_000, **COMMON)
 @given(series(max_regimes=4), overrides(), st.integers(0, 2**32 - 1))
-def test_update_documents_identical_slow(s: Series, ov: dict[str, Any], seed: int) -> None:
+def test_update_documents_identical_slow(s: Bars, ov: dict[str, Any], seed: int) -> None:
     _check_stream(s, ov, seed)
 
 
@@ -112,7 +113,7 @@ def test_same_violations(allow_non_positive: bool) -> None:
     with pytest.raises(native.InvalidBars) as rust:
         native.analyze(*cols, json.dumps(ov))
     with pytest.raises(InvalidBars) as py:
-        analyze(Series(*cols), engine_config(ov))
+        analyze(Bars(*cols), engine_config(ov))
     want = json.loads(rust.value.args[1])
     got = [v.to_dict() for v in py.value.violations]
     assert got == want

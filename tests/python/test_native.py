@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from golden import UpdateClient, comparable
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -262,85 +263,8 @@ def test_version() -> None:
 
 # --- sessions ---------------------------------------------------------------------------------
 
-LISTS = ("fractals", "pens", "segments", "pivots", "signals")
-TAIL = ("segments", "pivots", "signals")
-UPDATE_KEYS = [
-    "index",
-    "replaced",
-    "repaired",
-    "bars",
-    "merged_bars",
-    "macd",
-    *LISTS,
-    "last_pen",
-    "forming_pen",
-    "tail",
-]
 
-
-class Client:
-    """Keeps a document from update documents alone, as a remote client would."""
-
-    def __init__(self, with_macd: bool) -> None:
-        self.with_macd = with_macd
-        self.bars = 0
-        self.merged_bars = 0
-        self.finals: dict[str, list[Any]] = {k: [] for k in LISTS}
-        self.tail: dict[str, list[Any]] = {k: [] for k in TAIL}
-        self.last_pen: Any = None
-        self.forming_pen: Any = None
-        self.macd: dict[str, list[Any]] = {"dif": [], "dea": [], "histogram": []}
-        self.repaired: list[int] = []
-
-    def apply(self, text: str) -> dict[str, Any]:
-        u = json.loads(text)
-        assert list(u) == UPDATE_KEYS
-        index = u["index"]
-        assert u["bars"] == index + 1
-        self.bars, self.merged_bars = u["bars"], u["merged_bars"]
-        for name in LISTS:
-            kept = self.finals[name]
-            assert u[name]["from"] <= len(kept)
-            del kept[u[name]["from"] :]
-            kept.extend(u[name]["items"])
-        assert all(p["final"] for p in u["pens"]["items"])
-        self.last_pen, self.forming_pen = u["last_pen"], u["forming_pen"]
-        if u["last_pen"] is not None:
-            assert u["last_pen"]["final"] is False
-        if u["tail"] is not None:
-            assert list(u["tail"]) == list(TAIL)
-            self.tail = u["tail"]
-        for k, series in self.macd.items():
-            del series[index:]
-            series.append(u["macd"][k])
-        self.repaired = [i for i in self.repaired if i < index]
-        if u["repaired"]:
-            self.repaired.append(index)
-        return u
-
-    def document(self) -> dict[str, Any]:
-        pens = self.finals["pens"] + ([self.last_pen] if self.last_pen is not None else [])
-        doc: dict[str, Any] = {
-            "bars": self.bars,
-            "merged_bars": self.merged_bars,
-            "fractals": self.finals["fractals"],
-            "pens": pens,
-            "forming_pen": self.forming_pen,
-            **{k: self.finals[k] + self.tail[k] for k in TAIL},
-        }
-        if self.with_macd:
-            doc["macd"] = self.macd
-        return doc
-
-
-def comparable(text: str) -> tuple[dict[str, Any], list[int]]:
-    """A full document without what updates do not carry (config; repairs but their indices)."""
-    doc = json.loads(text)
-    del doc["config"]
-    return doc, [r["index"] for r in doc.pop("repairs")]
-
-
-def check(client: Client, s: native.Session) -> None:
+def check(client: UpdateClient, s: native.Session) -> None:
     assert (client.document(), client.repaired) == comparable(s.to_json())
 
 
@@ -356,7 +280,7 @@ def test_update_documents_rebuild_the_document(golden: str, with_macd: bool) -> 
     case = load(golden)
     config = json.dumps(case["config"])
     s = native.Session(config, with_macd)
-    client = Client(with_macd)
+    client = UpdateClient(with_macd)
     bars = rows(read_csv(BTC_CSV))
     tails = 0
     for i, (t, o, h, lo, c, v) in enumerate(bars):
@@ -377,7 +301,7 @@ def test_update_documents_rebuild_the_document(golden: str, with_macd: bool) -> 
 
 def test_repairs_are_flagged() -> None:
     s = native.Session('{"validation": {"repair": true}}')
-    client = Client(False)
+    client = UpdateClient(False)
     u = client.apply(s.append(0, 10.0, 9.0, 8.0, 10.0, 1.0))
     assert u["repaired"] is True
     u = client.apply(s.replace_last(0, 10.0, 11.0, 8.0, 10.0, 1.0))
@@ -398,7 +322,7 @@ def test_replace_last_on_an_empty_session_is_a_state_error() -> None:
 
 def test_rejected_bars_change_nothing() -> None:
     s = native.Session(with_macd=True)
-    client = Client(True)
+    client = UpdateClient(True)
     for row in rows(read_csv(BTC_CSV))[:300]:
         client.apply(s.append(*row))
     before = s.to_json()
@@ -460,7 +384,7 @@ def streams(draw: st.DrawFn) -> tuple[str, bool, list[tuple[bool, tuple[Any, ...
 def test_update_documents_on_random_streams(stream: tuple[str, bool, list[Any]]) -> None:
     config, with_macd, ops = stream
     s = native.Session(config, with_macd)
-    client = Client(with_macd)
+    client = UpdateClient(with_macd)
     for replace, bar in ops:
         client.apply(s.replace_last(*bar) if replace else s.append(*bar))
     check(client, s)
