@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the project needs beyond a Rust toolchain and Python 3 (idempotent).
+# Installs what the project needs beyond a Rust toolchain and Python 3 (idempotent), and builds
+# the Rust engine's binary target/release/trading-engine.
 # The Rust toolchain itself is pinned in rust-toolchain.toml and comes from rustup.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +26,12 @@ fi
 
 # Fetch every locked crate once, so builds and tests run offline afterwards.
 cargo fetch --locked
+
+# The Rust engine's binary (`trading-engine serve`, the gRPC server): the Python tests and
+# `trading-system serve rust` start it from target/release/trading-engine. Cargo rebuilds it only
+# when its sources changed (the first build takes a few minutes: release profile, fat LTO).
+echo "setup: building target/release/trading-engine (cargo build --release)"
+cargo build --release --locked --quiet -p trading-engine --bin trading-engine
 
 # Python: .venv with the locked packages (reinstalled only when the lock changed) and the package
 # with its native module (trading_system.native), rebuilt only when its inputs changed.

@@ -205,6 +205,26 @@ impl Engine {
         self.last_macd
     }
 
+    /// The time of every raw bar (epoch milliseconds, UTC).
+    pub fn times(&self) -> &[i64] {
+        &self.times
+    }
+
+    /// The MACD histogram of every raw bar (NaN where absent).
+    pub fn histogram(&self) -> &[f64] {
+        &self.histogram
+    }
+
+    /// DIF of every raw bar (NaN where absent); empty unless the engine keeps the MACD series.
+    pub fn dif(&self) -> &[f64] {
+        &self.dif
+    }
+
+    /// DEA of every raw bar (NaN where absent); empty unless the engine keeps the MACD series.
+    pub fn dea(&self) -> &[f64] {
+        &self.dea
+    }
+
     /// Applies one valid bar. Returns whether the pen list changed.
     #[inline]
     pub(crate) fn push(&mut self, bar: &Bar) -> bool {

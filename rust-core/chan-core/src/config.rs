@@ -186,11 +186,93 @@ impl Default for LoggingConfig {
     }
 }
 
+/// The engine servers (`docs/GRPC.md`): where they listen, request limits, exactly-once replay,
+/// shutdown, authentication and TLS. Empty strings mean "not set".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub host: String,
+    /// 0: any free port (the server prints the one it got).
+    pub rust_port: u32,
+    pub python_port: u32,
+    pub monitor_port: u32,
+    /// The largest request accepted; the transport refuses anything beyond twice this.
+    pub max_message_bytes: u64,
+    /// Stream answers kept per session, resent for duplicates.
+    pub replay_window: u64,
+    /// How long in-flight calls may run on after SIGTERM/SIGINT.
+    pub shutdown_grace_ms: u64,
+    /// Non-empty: every call but health needs `authorization: Bearer <token>`.
+    pub auth_token: String,
+    /// With `tls_key_file`: serve TLS (PEM).
+    pub tls_cert_file: String,
+    pub tls_key_file: String,
+    /// Also set: mutual TLS, client certificates signed by this CA (PEM).
+    pub tls_client_ca_file: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            rust_port: 50051,
+            python_port: 50052,
+            monitor_port: 50050,
+            max_message_bytes: 64 * 1024 * 1024,
+            replay_window: 4096,
+            shutdown_grace_ms: 5000,
+            auth_token: String::new(),
+            tls_cert_file: String::new(),
+            tls_key_file: String::new(),
+            tls_client_ca_file: String::new(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The smallest `max_message_bytes` accepted.
+    pub const MIN_MESSAGE_BYTES: u64 = 1024;
+
+    /// Checks the ranges; the error names the key (`server.rust_port`).
+    pub fn validate(&self) -> Result<(), ChanError> {
+        for (k, v) in [
+            ("server.rust_port", self.rust_port),
+            ("server.python_port", self.python_port),
+            ("server.monitor_port", self.monitor_port),
+        ] {
+            if v > 65535 {
+                return Err(ChanError::config(
+                    k,
+                    format!("must be a port from 1 to 65535, or 0 for any free port, got {v}"),
+                ));
+            }
+        }
+        if self.max_message_bytes < Self::MIN_MESSAGE_BYTES {
+            return Err(ChanError::config(
+                "server.max_message_bytes",
+                format!(
+                    "must be >= {}, got {}",
+                    Self::MIN_MESSAGE_BYTES,
+                    self.max_message_bytes
+                ),
+            ));
+        }
+        if self.replay_window < 1 {
+            return Err(ChanError::config(
+                "server.replay_window",
+                format!("must be >= 1, got {}", self.replay_window),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The whole configuration file (`config/default.yaml`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FileConfig {
     pub system: SystemConfig,
+    pub server: ServerConfig,
     pub logging: LoggingConfig,
     pub validation: ValidationConfig,
     pub macd: MacdConfig,
@@ -207,8 +289,14 @@ impl FileConfig {
         } else {
             serde_yaml_ng::from_str(text).map_err(|e| ChanError::config("file", e.to_string()))?
         };
-        cfg.engine().validate()?;
+        cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// Checks every range: the algorithm keys (spec §11), then the server's.
+    pub fn validate(&self) -> Result<(), ChanError> {
+        self.engine().validate()?;
+        self.server.validate()
     }
 
     /// The algorithm part.
@@ -225,7 +313,7 @@ impl FileConfig {
     /// Applies one `section.key=value` override (value read as a YAML scalar).
     pub fn set(&mut self, assignment: &str) -> Result<(), ChanError> {
         let next = set_key(self, assignment)?;
-        next.engine().validate()?;
+        next.validate()?;
         *self = next;
         Ok(())
     }
@@ -343,7 +431,77 @@ fn set_key<T: Serialize + serde::de::DeserializeOwned>(
     let key = key.trim();
     let value: Value = serde_yaml_ng::from_str(raw.trim())
         .map_err(|e| ChanError::config(key, format!("unreadable value {raw:?}: {e}")))?;
+    // A text key takes the text as written, even when it reads as a number (`auth_token=123`)
+    // or as nothing.
+    let value = if is_text_key(cfg, key) && !value.is_string() {
+        Value::String(raw.trim().to_string())
+    } else {
+        value
+    };
     set_value(cfg, key, value)
+}
+
+fn is_text_key<T: Serialize>(cfg: &T, key: &str) -> bool {
+    let tree = serde_json::to_value(cfg).expect("serializable");
+    key.split('.')
+        .try_fold(&tree, |node, part| node.get(part))
+        .is_some_and(Value::is_string)
+}
+
+/// The prefix of environment variables that override the configuration:
+/// `TRADING_SYSTEM__SECTION__KEY=value` (section and key matched lower-cased).
+pub const ENV_PREFIX: &str = "TRADING_SYSTEM__";
+
+impl FileConfig {
+    /// Applies the `TRADING_SYSTEM__SECTION__KEY` variables among `vars` as one set (their
+    /// order does not matter; ranges are checked once, at the end). An empty value changes
+    /// nothing; an unknown key or a bad value is an error naming the key and the variable.
+    pub fn apply_env<I: IntoIterator<Item = (String, String)>>(
+        &mut self,
+        vars: I,
+    ) -> Result<(), ChanError> {
+        let mut found: Vec<(String, String)> = vars
+            .into_iter()
+            .filter(|(name, _)| name.starts_with(ENV_PREFIX))
+            .collect();
+        found.sort();
+        let mut next = self.clone();
+        for (name, raw) in &found {
+            let parts: Vec<&str> = name[ENV_PREFIX.len()..].split("__").collect();
+            if parts.len() != 2 || parts.iter().any(|p| p.is_empty()) {
+                return Err(ChanError::config(
+                    name.as_str(),
+                    format!("expected the form {ENV_PREFIX}SECTION__KEY"),
+                ));
+            }
+            if raw.trim().is_empty() {
+                continue;
+            }
+            let key = format!("{}.{}", parts[0].to_lowercase(), parts[1].to_lowercase());
+            next = set_key(&next, &format!("{key}={raw}")).map_err(|e| from_env(e, name))?;
+        }
+        next.validate().map_err(|e| match e {
+            ChanError::Config { key, message } => {
+                let var = found
+                    .iter()
+                    .find(|(n, _)| n[ENV_PREFIX.len()..].to_lowercase().replace("__", ".") == key);
+                let name = var.map_or(format!("{ENV_PREFIX}*"), |(n, _)| n.clone());
+                ChanError::config(key, format!("{message} (from the environment: {name})"))
+            }
+            other => other,
+        })?;
+        *self = next;
+        Ok(())
+    }
+}
+
+fn from_env(e: ChanError, name: &str) -> ChanError {
+    match e {
+        ChanError::Config { key, message } => {
+            ChanError::config(key, format!("{message} (from the environment: {name})"))
+        }
+        other => other,
+    }
 }
 
 /// Replaces the value at the dotted `key`; unknown keys and wrong types are errors naming it.
@@ -394,6 +552,44 @@ fn collect_leaves(v: &Value, path: &str, out: &mut Vec<(String, Value)>) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn vars(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn environment_overrides_as_one_set() {
+        let mut cfg = FileConfig::default();
+        // fast 30 alone is out of range against slow 26: together with slow 40 it is fine.
+        cfg.apply_env(vars(&[
+            ("TRADING_SYSTEM__MACD__FAST_PERIOD", "30"),
+            ("TRADING_SYSTEM__MACD__SLOW_PERIOD", "40"),
+            ("TRADING_SYSTEM__SERVER__AUTH_TOKEN", "12345"),
+            ("TRADING_SYSTEM__PEN__DEFINITION", ""),
+            ("HOME", "/"),
+        ]))
+        .unwrap();
+        assert_eq!((cfg.macd.fast_period, cfg.macd.slow_period), (30, 40));
+        assert_eq!(cfg.server.auth_token, "12345");
+        assert_eq!(cfg.pen, PenConfig::default());
+        let e = FileConfig::default()
+            .apply_env(vars(&[("TRADING_SYSTEM__MACD__FAST", "3")]))
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("macd.fast")
+                && e.to_string().contains("TRADING_SYSTEM__MACD__FAST"),
+            "{e}"
+        );
+        let e = FileConfig::default()
+            .apply_env(vars(&[("TRADING_SYSTEM__MACD__FAST_PERIOD", "30")]))
+            .unwrap_err();
+        assert!(e.to_string().contains("from the environment"), "{e}");
+        let mut cfg = FileConfig::default();
+        cfg.set("server.auth_token=007").unwrap();
+        assert_eq!(cfg.server.auth_token, "007");
+    }
 
     #[test]
     fn defaults_match_the_spec_table() {
@@ -481,5 +677,88 @@ mod tests {
         assert_eq!(c.pen.definition, PenDefinition::Traditional);
         c.set("macd.seed=sma").unwrap();
         assert_eq!(c.macd.seed, MacdSeed::Sma);
+    }
+
+    #[test]
+    fn server_section_defaults_equal_the_yaml() {
+        let s = ServerConfig::default();
+        assert_eq!(s.host, "127.0.0.1");
+        assert_eq!(
+            (s.rust_port, s.python_port, s.monitor_port),
+            (50051, 50052, 50050)
+        );
+        assert_eq!(s.max_message_bytes, 67_108_864);
+        assert_eq!((s.replay_window, s.shutdown_grace_ms), (4096, 5000));
+        assert!(s.auth_token.is_empty() && s.tls_cert_file.is_empty());
+        assert!(s.tls_key_file.is_empty() && s.tls_client_ca_file.is_empty());
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../config/default.yaml"
+        ))
+        .unwrap();
+        assert_eq!(FileConfig::from_yaml(&text).unwrap(), FileConfig::default());
+        // A missing section or key takes its default.
+        let c = FileConfig::from_yaml("server:\n  rust_port: 0\n").unwrap();
+        assert_eq!(c.server.rust_port, 0);
+        assert_eq!(c.server.replay_window, 4096);
+    }
+
+    #[test]
+    fn server_keys_are_checked_and_set() {
+        let e = FileConfig::from_yaml("server:\n  port: 1\n").unwrap_err();
+        assert!(e.to_string().contains("port"), "{e}");
+        for (yaml, key) in [
+            ("server:\n  rust_port: 65536\n", "server.rust_port"),
+            ("server:\n  python_port: 70000\n", "server.python_port"),
+            ("server:\n  monitor_port: 100000\n", "server.monitor_port"),
+            (
+                "server:\n  max_message_bytes: 1023\n",
+                "server.max_message_bytes",
+            ),
+            ("server:\n  replay_window: 0\n", "server.replay_window"),
+        ] {
+            let e = FileConfig::from_yaml(yaml).unwrap_err();
+            assert!(
+                matches!(&e, ChanError::Config { key: k, .. } if k == key),
+                "{yaml}: {e}"
+            );
+        }
+        let e = FileConfig::from_yaml("server:\n  rust_port: -1\n").unwrap_err();
+        assert!(e.to_string().contains("rust_port"), "{e}");
+        // Limits themselves are fine.
+        let c = FileConfig::from_yaml(
+            "server:\n  rust_port: 65535\n  max_message_bytes: 1024\n  replay_window: 1\n",
+        )
+        .unwrap();
+        assert_eq!(c.server.rust_port, 65535);
+
+        let mut c = FileConfig::default();
+        c.set("server.rust_port=0").unwrap();
+        c.set("server.host=0.0.0.0").unwrap();
+        c.set("server.auth_token=s3cret").unwrap();
+        c.set("server.tls_cert_file=certs/server.pem").unwrap();
+        assert_eq!(c.server.rust_port, 0);
+        assert_eq!(c.server.host, "0.0.0.0");
+        assert_eq!(c.server.auth_token, "s3cret");
+        assert_eq!(c.server.tls_cert_file, "certs/server.pem");
+        let before = c.clone();
+        for (assignment, key) in [
+            ("server.rust_port=65536", "server.rust_port"),
+            ("server.max_message_bytes=10", "server.max_message_bytes"),
+            ("server.replay_window=0", "server.replay_window"),
+            ("server.replay_window=-3", "server.replay_window"),
+            ("server.colour=red", "server.colour"),
+            ("server.shutdown_grace_ms=soon", "server.shutdown_grace_ms"),
+        ] {
+            let e = c.set(assignment).unwrap_err();
+            assert!(
+                matches!(&e, ChanError::Config { key: k, .. } if k == key),
+                "{assignment}: {e}"
+            );
+        }
+        assert_eq!(c, before, "a rejected override changes nothing");
+        // The engine keys are still checked through the file configuration.
+        let e = c.set("macd.fast_period=40").unwrap_err();
+        assert!(matches!(&e, ChanError::Config { key, .. } if key == "macd.fast_period"));
     }
 }

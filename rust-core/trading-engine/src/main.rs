@@ -1,4 +1,5 @@
-//! `trading-engine`: the Rust engine's command line. `analyze` prints the analysis document.
+//! `trading-engine`: the Rust engine's command line. `analyze` prints the analysis document,
+//! `serve` runs the gRPC server (`docs/GRPC.md`), `config` prints the parsed configuration.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
@@ -45,6 +46,73 @@ enum Command {
         #[arg(long, conflicts_with = "pretty")]
         summary: bool,
     },
+    /// Serve the gRPC contract (proto/trading.proto) until SIGTERM or SIGINT. Prints
+    /// `listening on HOST:PORT` on stdout once ready; logs JSON lines on stderr.
+    Serve {
+        /// The port (0: any free port); default server.rust_port.
+        #[arg(long)]
+        port: Option<u16>,
+        /// YAML configuration (the shape of config/default.yaml); default: the built-in defaults.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Override one key, e.g. --set server.auth_token=secret (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
+    /// Print the parsed configuration as JSON: {"config": ...} with every key, and
+    /// "presets" too when --presets is given.
+    Config {
+        /// YAML configuration (the shape of config/default.yaml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Override one key (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// A MACD presets file (config/macd_params.yaml) to parse and print as well.
+        #[arg(long)]
+        presets: Option<PathBuf>,
+    },
+}
+
+/// Reads the configuration file (or takes the defaults), then applies the `--set` overrides.
+fn load_config(config: Option<&PathBuf>, set: &[String]) -> Result<FileConfig> {
+    let mut cfg = match config {
+        Some(p) => {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            FileConfig::from_yaml(&text)?
+        }
+        None => FileConfig::default(),
+    };
+    // File < environment < --set, as in the Python package.
+    cfg.apply_env(std::env::vars())?;
+    for s in set {
+        cfg.set(s)?;
+    }
+    Ok(cfg)
+}
+
+fn serve(port: Option<u16>, cfg: FileConfig) -> Result<()> {
+    trading_server::log::init(&cfg.logging.level, &cfg.logging.format)
+        .map_err(anyhow::Error::msg)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let result = runtime.block_on(async {
+        // Signal handlers first: a SIGTERM right after "listening on" is not lost.
+        let stop = trading_server::shutdown_signal().context("installing signal handlers")?;
+        let server = trading_server::EngineServer::bind(cfg, port).await?;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening on {}", server.local_addr())?;
+        out.flush()?;
+        drop(out);
+        server.serve(stop).await?;
+        anyhow::Ok(())
+    });
+    // Calls still running after the grace period are not waited for.
+    runtime.shutdown_background();
+    result
 }
 
 fn main() -> ExitCode {
@@ -63,6 +131,34 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Serve { port, config, set } => serve(port, load_config(config.as_ref(), &set)?),
+        Command::Config {
+            config,
+            set,
+            presets,
+        } => {
+            /// What `config` prints.
+            #[derive(serde::Serialize)]
+            struct Printed {
+                config: FileConfig,
+                #[serde(skip_serializing_if = "Option::is_none")]
+                presets: Option<MacdPresets>,
+            }
+            let config = load_config(config.as_ref(), &set)?;
+            let presets = match presets {
+                Some(p) => {
+                    let text = std::fs::read_to_string(&p)
+                        .with_context(|| format!("reading {}", p.display()))?;
+                    Some(MacdPresets::from_yaml(&text)?)
+                }
+                None => None,
+            };
+            let doc = Printed { config, presets };
+            let mut out = std::io::stdout().lock();
+            serde_json::to_writer_pretty(&mut out, &doc)?;
+            writeln!(out)?;
+            Ok(())
+        }
         Command::Analyze {
             file,
             config,
@@ -73,14 +169,7 @@ fn run(cli: Cli) -> Result<()> {
             pretty,
             summary,
         } => {
-            let mut cfg = match &config {
-                Some(p) => {
-                    let text = std::fs::read_to_string(p)
-                        .with_context(|| format!("reading {}", p.display()))?;
-                    FileConfig::from_yaml(&text)?
-                }
-                None => FileConfig::default(),
-            };
+            let mut cfg = load_config(config.as_ref(), &[])?;
             if let Some(name) = macd_preset {
                 let text = std::fs::read_to_string(&presets)
                     .with_context(|| format!("reading {}", presets.display()))?;

@@ -1,0 +1,210 @@
+//! Binding, TLS and serving (`docs/GRPC.md`, "Servers"). [`EngineServer::bind`] loads the TLS
+//! files and binds `server.host` (no `SO_REUSEPORT`: a port in use is an error);
+//! [`EngineServer::serve`] serves until the shutdown future completes, then shuts down
+//! gracefully: health `NOT_SERVING` first, no new connections or calls, in-flight calls drained
+//! for up to `server.shutdown_grace_ms`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chan_core::config::ServerConfig;
+use chan_core::{ChanError, FileConfig};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic_health::pb::health_check_response::ServingStatus;
+
+use crate::health::HealthState;
+use crate::service::TradingService;
+use crate::SERVICE_NAME;
+
+/// Why the server could not start or run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A configuration key is wrong.
+    #[error(transparent)]
+    Config(#[from] ChanError),
+    /// The settings do not fit together (TLS files given in part).
+    #[error("{0}")]
+    Settings(String),
+    /// The address cannot be bound (the port is in use, the host unknown).
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    /// A TLS file cannot be read.
+    #[error("reading {key} {path:?}: {source}")]
+    Read {
+        key: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+    /// The transport failed (bad TLS material, a serving error).
+    #[error("transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// A bound server, ready to serve.
+#[derive(Debug)]
+pub struct EngineServer {
+    cfg: FileConfig,
+    tls: Option<ServerTlsConfig>,
+    listener: TcpListener,
+}
+
+fn read(key: &'static str, path: &str) -> Result<Vec<u8>, ServerError> {
+    std::fs::read(path).map_err(|source| ServerError::Read {
+        key,
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// The TLS configuration of the `server` section: none, TLS, or mutual TLS.
+fn tls_config(s: &ServerConfig) -> Result<Option<ServerTlsConfig>, ServerError> {
+    let (cert, key, ca) = (&s.tls_cert_file, &s.tls_key_file, &s.tls_client_ca_file);
+    if cert.is_empty() != key.is_empty() {
+        return Err(ServerError::Settings(
+            "server.tls_cert_file and server.tls_key_file go together: set both or neither".into(),
+        ));
+    }
+    if cert.is_empty() {
+        if !ca.is_empty() {
+            return Err(ServerError::Settings(
+                "server.tls_client_ca_file needs server.tls_cert_file and server.tls_key_file"
+                    .into(),
+            ));
+        }
+        return Ok(None);
+    }
+    let identity = Identity::from_pem(
+        read("server.tls_cert_file", cert)?,
+        read("server.tls_key_file", key)?,
+    );
+    let mut tls = ServerTlsConfig::new().identity(identity);
+    if !ca.is_empty() {
+        tls = tls.client_ca_root(Certificate::from_pem(read(
+            "server.tls_client_ca_file",
+            ca,
+        )?));
+    }
+    Ok(Some(tls))
+}
+
+/// Binds `host:port` (port 0: any free port).
+pub async fn bind(host: &str, port: u16) -> Result<TcpListener, ServerError> {
+    TcpListener::bind((host, port))
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: format!("{host}:{port}"),
+            source,
+        })
+}
+
+impl EngineServer {
+    /// Checks the configuration, loads the TLS files and binds `server.host` on `port` (else
+    /// `server.rust_port`).
+    pub async fn bind(cfg: FileConfig, port: Option<u16>) -> Result<Self, ServerError> {
+        cfg.validate()?;
+        let tls = tls_config(&cfg.server)?;
+        let port = match port {
+            Some(p) => p,
+            None => u16::try_from(cfg.server.rust_port).map_err(|_| {
+                ServerError::Settings(format!(
+                    "server.rust_port {} is not a port",
+                    cfg.server.rust_port
+                ))
+            })?,
+        };
+        let listener = bind(&cfg.server.host, port).await?;
+        Ok(Self { cfg, tls, listener })
+    }
+
+    /// The address it listens on (with port 0, the port it got).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` completes, then shuts down gracefully (module documentation).
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+        let grace = Duration::from_millis(self.cfg.server.shutdown_grace_ms);
+        let health = HealthState::default();
+        health.set("", ServingStatus::Serving);
+        health.set(SERVICE_NAME, ServingStatus::Serving);
+        let addr = self.local_addr();
+        let mut builder = Server::builder();
+        let tls = self.tls.is_some();
+        if let Some(t) = self.tls {
+            builder = builder.tls_config(t)?;
+        }
+        let router = builder
+            .add_service(health.service())
+            .add_service(TradingService::new(&self.cfg).into_server());
+        let (stop, mut stopped) = watch::channel(false);
+        let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
+        let serving = router.serve_with_incoming_shutdown(incoming, async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        });
+        tokio::pin!(serving);
+        tracing::info!(
+            message = "serving",
+            addr = %addr,
+            tls,
+            mutual_tls = !self.cfg.server.tls_client_ca_file.is_empty(),
+            auth = !self.cfg.server.auth_token.is_empty(),
+            version = crate::VERSION,
+        );
+        tokio::select! {
+            r = &mut serving => return r.map_err(Into::into),
+            () = shutdown => {}
+        }
+        tracing::info!(
+            message = "shutting down: health NOT_SERVING, draining in-flight calls",
+            grace_ms = self.cfg.server.shutdown_grace_ms,
+        );
+        health.set_all(ServingStatus::NotServing);
+        health.close();
+        stop.send_replace(true);
+        match tokio::time::timeout(grace, &mut serving).await {
+            Ok(r) => r?,
+            Err(_) => tracing::warn!(
+                message = "shutdown grace period over: calls still running are cut off",
+                grace_ms = self.cfg.server.shutdown_grace_ms,
+            ),
+        }
+        tracing::info!(message = "stopped");
+        Ok(())
+    }
+}
+
+/// Completes on SIGTERM or SIGINT. The handlers are installed when this is called (before the
+/// server says it listens), so an early signal is not lost.
+pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::info!(message = "signal received", signal = name);
+    })
+}
+
+/// Serves `cfg` on `listener` until `shutdown` completes (for embedding and tests; TLS and the
+/// rest as [`EngineServer`]).
+pub async fn serve(
+    cfg: FileConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
+    cfg.validate()?;
+    let tls = tls_config(&cfg.server)?;
+    EngineServer { cfg, tls, listener }.serve(shutdown).await
+}
