@@ -1,5 +1,5 @@
 # One name per task; `make help` lists them.
-.PHONY: help build test run lint fmt bench bench-engines peer engines slow golden
+.PHONY: help build test run lint fmt bench bench-engines peer engines slow golden proto
 
 help: ## list the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -45,3 +45,7 @@ peer: ## compare with chan.py's outputs in ../shared/reference/chanpy
 
 golden: ## regenerate the expected documents of tests/golden (hand-derived checks still apply)
 	GOLDEN_UPDATE=1 cargo test -p chan-core --test golden
+
+proto: ## regenerate the Python gRPC code (python-layer/trading_system/proto) from proto/trading.proto
+	scripts/setup.sh
+	scripts/gen_proto.sh

@@ -5,12 +5,18 @@
 summary (counts, then the last pens, segments, pivots and buy/sell points) and writes the
 analysis document to ``OUT.json`` (``-``: stdout, the summary then goes to stderr).
 
+``trading-system serve python --port N --config F [--set key=value ...]`` runs the Python
+engine's gRPC server (docs/GRPC.md; the port defaults to ``server.python_port``, 0 is any free
+port); ``trading-system serve rust ...`` runs the Rust one (``target/release/trading-engine
+serve`` with the same arguments, or the binary named by ``TRADING_ENGINE_BIN``).
+
 Configuration: the file (default: the built-in defaults), then the environment's
 ``TRADING_SYSTEM__SECTION__KEY`` variables, then ``--macd-preset``, then each ``--set`` in order.
 
-Exit status: 0 done; 2 bad input or configuration (the message names the bar and its CSV line,
-the field and the rule, or the key); 1 anything else (a missing file, an engine that is not
-installed). On failure nothing is printed on stdout and no output file is written.
+Exit status: 0 done (for ``serve``: stopped by SIGTERM or SIGINT); 2 bad input or configuration
+(the message names the bar and its CSV line, the field and the rule, or the key); 1 anything
+else (a missing file, an engine that is not installed, a port in use). On failure nothing is
+printed on stdout and no output file is written.
 """
 
 from __future__ import annotations
@@ -40,6 +46,10 @@ from trading_system.results import Analysis, Point
 LAST = 5
 """How many of the latest pens, segments, pivots and points the summary shows."""
 PRESETS = Path("config") / "macd_params.yaml"
+ROOT = Path(__file__).resolve().parents[2]
+"""The repository root (the package lives in ``python-layer/trading_system``)."""
+RUST_SERVER = Path("target") / "release" / "trading-engine"
+"""The Rust server binary, relative to the repository root (``TRADING_ENGINE_BIN`` overrides)."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -75,7 +85,43 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument(
         "--json", metavar="OUT.json", help="write the analysis document there ('-': stdout)"
     )
+
+    serve = sub.add_parser(
+        "serve",
+        help="run an engine's gRPC server (docs/GRPC.md)",
+        description="Run an engine's gRPC server until SIGTERM or SIGINT.",
+    )
+    engines = serve.add_subparsers(dest="engine", required=True)
+    for name, port_key in (("python", "server.python_port"), ("rust", "server.rust_port")):
+        e = engines.add_parser(
+            name,
+            help=f"the {name} engine's server",
+            description=f"Run the {name} engine's gRPC server; it prints 'listening on "
+            "HOST:PORT' once ready.",
+        )
+        e.add_argument(
+            "--port", type=_port, help=f"the port (default: {port_key}; 0: any free port)"
+        )
+        e.add_argument("--config", type=Path, help="YAML configuration (the shape of default.yaml)")
+        e.add_argument(
+            "--set",
+            dest="sets",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override one key, e.g. --set server.auth_token=s3cret (repeatable)",
+        )
     return p
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"not a port (0 to 65535): {text!r}")
+    return port
 
 
 def _presets_path(given: Path | None) -> Path:
@@ -263,6 +309,57 @@ def _analyze(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
+# --- Servers -----------------------------------------------------------------------------------
+
+
+def rust_server_binary() -> Path:
+    """The Rust server: ``TRADING_ENGINE_BIN``, else the release build in the repository."""
+    given = os.environ.get("TRADING_ENGINE_BIN")
+    return Path(given) if given else ROOT / RUST_SERVER
+
+
+def _serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.engine == "rust":
+        return _serve_rust(args, err)
+    try:
+        cfg = load_config(args.config)
+        cfg = apply_sets(cfg, args.sets)
+    except ConfigError as e:
+        print(f"error: {e}", file=err)
+        return 2
+    except OSError as e:
+        print(f"error: reading {e.filename}: {e.strerror or e}", file=err)
+        return 1
+    try:
+        from trading_system.server.app import run
+    except ImportError as e:
+        print(f"error: the server needs grpcio ({e}): install with scripts/setup.sh", file=err)
+        return 1
+    return run(cfg, args.port, out)
+
+
+def _serve_rust(args: argparse.Namespace, err: TextIO) -> int:
+    binary = rust_server_binary()
+    argv = [str(binary), "serve"]
+    if args.port is not None:
+        argv += ["--port", str(args.port)]
+    if args.config is not None:
+        argv += ["--config", str(args.config)]
+    for s in args.sets:
+        argv += ["--set", s]
+    if not os.access(binary, os.X_OK):
+        print(
+            f"error: the Rust server {binary} is missing: build it with scripts/setup.sh "
+            "(or name it with TRADING_ENGINE_BIN)",
+            file=err,
+        )
+        return 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # The Rust server takes over this process: its signals, output and exit status.
+    os.execv(binary, argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit status."""
     parser = _parser()
@@ -270,7 +367,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help, --version or a usage error
         return int(e.code) if isinstance(e.code, int) else 2
-    commands: dict[str, Callable[[argparse.Namespace, TextIO, TextIO], int]] = {"analyze": _analyze}
+    commands: dict[str, Callable[[argparse.Namespace, TextIO, TextIO], int]] = {
+        "analyze": _analyze,
+        "serve": _serve,
+    }
     return commands[args.command](args, sys.stdout, sys.stderr)
 
 

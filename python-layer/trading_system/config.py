@@ -50,6 +50,9 @@ ENV_PREFIX = "TRADING_SYSTEM__"
 
 U32 = Annotated[int, Field(ge=0, le=U32_MAX)]
 U64 = Annotated[int, Field(ge=0, le=U64_MAX)]
+MAX_PORT = 65535
+MIN_MESSAGE_BYTES = 1024
+"""The smallest ``server.max_message_bytes``: below it not even a small series fits."""
 
 
 class MacdSeed(StrEnum):
@@ -147,6 +150,24 @@ class SystemConfig(_Model):
     auto_failback: bool = False
 
 
+class ServerConfig(_Model):
+    """The engine servers (docs/GRPC.md): address, limits, shutdown, token and TLS. A port of 0
+    means any free port (the server prints the one it got); empty strings mean "not set"."""
+
+    host: str = "127.0.0.1"
+    # u32 with a range check, as in Rust: a wrong port is named as such, not as a u16.
+    rust_port: U32 = 50051
+    python_port: U32 = 50052
+    monitor_port: U32 = 50050
+    max_message_bytes: U64 = 67108864
+    replay_window: U64 = 4096
+    shutdown_grace_ms: U64 = 5000
+    auth_token: str = ""
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_client_ca_file: str = ""
+
+
 class LoggingConfig(_Model):
     """Log settings (free strings, as in Rust: ``level`` trace … error, ``format`` json/text)."""
 
@@ -185,6 +206,27 @@ def _check_ranges(macd: MacdConfig, signal: SignalConfig) -> None:
         )
 
 
+def _check_server(server: ServerConfig) -> None:
+    """The server section's ranges (after the algorithm keys', in the Rust
+    ``ServerConfig::validate`` order); the error names the key."""
+    for key, port in (
+        ("server.rust_port", server.rust_port),
+        ("server.python_port", server.python_port),
+        ("server.monitor_port", server.monitor_port),
+    ):
+        if port > MAX_PORT:
+            raise _range_error(
+                key, f"must be a port from 1 to 65535, or 0 for any free port, got {port}"
+            )
+    if server.max_message_bytes < MIN_MESSAGE_BYTES:
+        raise _range_error(
+            "server.max_message_bytes",
+            f"must be >= {MIN_MESSAGE_BYTES}, got {server.max_message_bytes}",
+        )
+    if server.replay_window < 1:
+        raise _range_error("server.replay_window", f"must be >= 1, got {server.replay_window}")
+
+
 def _ranges_wanted(info: ValidationInfo) -> bool:
     # Overrides given as data are type-checked key by key and range-checked once at the end.
     return not (isinstance(info.context, dict) and info.context.get("skip_ranges"))
@@ -208,9 +250,10 @@ class EngineConfig(_Model):
 
 class FileConfig(_Model):
     """The whole configuration file (``config/default.yaml``): the algorithm keys plus the
-    ``system`` and ``logging`` sections the servers and the monitor read."""
+    ``system``, ``server`` and ``logging`` sections the servers and the monitor read."""
 
     system: SystemConfig = SystemConfig()
+    server: ServerConfig = ServerConfig()
     logging: LoggingConfig = LoggingConfig()
     validation: ValidationConfig = ValidationConfig()
     macd: MacdConfig = MacdConfig()
@@ -222,6 +265,7 @@ class FileConfig(_Model):
     def _ranges(self, info: ValidationInfo) -> FileConfig:
         if _ranges_wanted(info):
             _check_ranges(self.macd, self.signal)
+            _check_server(self.server)
         return self
 
     def engine(self) -> EngineConfig:

@@ -1,0 +1,22 @@
+"""The Python engine's gRPC server (``trading-system serve python``): the ``trading.v1`` contract
+(``proto/trading.proto``) with the semantics of ``docs/GRPC.md``, answer for answer as the Rust
+server gives them but for ``engine = "python"``. grpcio asyncio over the pure-Python engine.
+
+- :mod:`.convert`: documents and update documents as messages, requests as bars and configuration;
+- :mod:`.status`: errors as gRPC statuses with ``google.rpc.BadRequest`` details;
+- :mod:`.sessions`: streaming sessions with their exactly-once bookkeeping;
+- :mod:`.service`: the ``Trading`` service;
+- :mod:`.health`: ``grpc.health.v1``;
+- :mod:`.auth`: the bearer-token interceptor;
+- :mod:`.log`: one JSON line per call and stream message on stderr;
+- :mod:`.app`: binding, TLS, serving and graceful shutdown.
+
+The modules import grpcio; the rest of the package does not need it.
+"""
+
+ENGINE = "python"
+"""The name every answer carries in its ``engine`` field."""
+PROTOCOL = "trading.v1"
+"""The protocol ``GetInfo`` reports."""
+SERVICE_NAME = "trading.v1.Trading"
+"""The gRPC service name of the contract, as the health service knows it."""

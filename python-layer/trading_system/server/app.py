@@ -1,0 +1,165 @@
+"""Starting and stopping the server (docs/GRPC.md, "Servers").
+
+:func:`run` binds ``server.host`` and the port (refusing one in use: no ``SO_REUSEPORT``), serves
+TLS or mutual TLS when the configuration names the files, prints ``listening on HOST:PORT`` on
+stdout once ready (the real port when 0 was asked for), and on SIGTERM or SIGINT stops
+gracefully: health NOT_SERVING first, no new calls, in-flight calls drained for up to
+``server.shutdown_grace_ms``, then exit status 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TextIO
+
+import grpc
+
+from trading_system import __version__
+from trading_system.config import FileConfig
+from trading_system.server import log
+from trading_system.server.auth import BearerAuth
+from trading_system.server.health import Health
+from trading_system.server.service import TradingService
+
+MAX_GRPC_MESSAGE = 2**31 - 1
+"""grpcio's message limits are C ints."""
+
+
+class StartError(Exception):
+    """The server cannot start (a port in use, an unreadable certificate, a bad setting)."""
+
+
+def address(host: str, port: int) -> str:
+    """``host:port`` (``[host]:port`` for an IPv6 address)."""
+    if ":" in host and not host.startswith("["):
+        return f"[{host}]:{port}"
+    return f"{host}:{port}"
+
+
+def options(cfg: FileConfig) -> list[tuple[str, int]]:
+    """The channel options: no port sharing, and the transport's own size limit at twice
+    ``server.max_message_bytes`` (the service refuses anything above it with a clear message)."""
+    limit = min(2 * cfg.server.max_message_bytes, MAX_GRPC_MESSAGE)
+    return [
+        ("grpc.so_reuseport", 0),
+        ("grpc.max_receive_message_length", limit),
+        ("grpc.max_send_message_length", -1),
+    ]
+
+
+def _read(path: str, key: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as e:
+        raise StartError(f"reading {key} {path}: {e.strerror or e}") from None
+
+
+def credentials(cfg: FileConfig) -> grpc.ServerCredentials | None:
+    """TLS credentials from ``server.tls_*`` (None: plaintext); with ``tls_client_ca_file``,
+    clients must present a certificate signed by that CA."""
+    s = cfg.server
+    if bool(s.tls_cert_file) != bool(s.tls_key_file):
+        raise StartError(
+            "server.tls_cert_file and server.tls_key_file go together: set both or neither"
+        )
+    if not s.tls_cert_file:
+        if s.tls_client_ca_file:
+            raise StartError(
+                "server.tls_client_ca_file needs server.tls_cert_file and server.tls_key_file"
+            )
+        return None
+    cert = _read(s.tls_cert_file, "server.tls_cert_file")
+    key = _read(s.tls_key_file, "server.tls_key_file")
+    ca = _read(s.tls_client_ca_file, "server.tls_client_ca_file") if s.tls_client_ca_file else None
+    return grpc.ssl_server_credentials(
+        [(key, cert)], root_certificates=ca, require_client_auth=ca is not None
+    )
+
+
+async def serve(cfg: FileConfig, port: int, out: TextIO) -> int:
+    """Serves until SIGTERM or SIGINT; returns the exit status."""
+    s = cfg.server
+    executor = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="rpc")
+    service = TradingService(cfg.engine(), s.max_message_bytes, s.replay_window, executor)
+    health = Health()
+    interceptors = [BearerAuth(s.auth_token)] if s.auth_token else []
+    server = grpc.aio.server(interceptors=interceptors, options=options(cfg))
+    server.add_generic_rpc_handlers((service.handler(),))
+    health.register(server)
+
+    creds = credentials(cfg)
+    where = address(s.host, port)
+    try:
+        bound = (
+            server.add_insecure_port(where)
+            if creds is None
+            else server.add_secure_port(where, creds)
+        )
+    except RuntimeError:
+        raise StartError(f"cannot listen on {where} (in use, or not an address here)") from None
+    if bound == 0:
+        raise StartError(f"cannot listen on {where}")
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    await health.serving()
+    print(f"listening on {address(s.host, bound)}", file=out, flush=True)
+    log.logger().info(
+        "serving",
+        addr=address(s.host, bound),
+        tls=creds is not None,
+        mutual_tls=bool(s.tls_client_ca_file),
+        auth=bool(s.auth_token),
+        version=__version__,
+    )
+
+    await stop.wait()
+    log.logger().info(
+        "shutting down: health NOT_SERVING, draining in-flight calls",
+        grace_ms=s.shutdown_grace_ms,
+    )
+    # NOT_SERVING first, so probes see the shutdown before calls are refused.
+    await health.shutting_down()
+    await server.stop(s.shutdown_grace_ms / 1000)
+    if service.busy:
+        # Threads cannot be stopped: past the grace period, leave without waiting for them.
+        log.logger().warning(
+            "shutdown grace period over: calls still running are cut off",
+            grace_ms=s.shutdown_grace_ms,
+        )
+        log.logger().info("stopped")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    executor.shutdown(wait=True)
+    # Closing the loop would restore the default handlers: a second signal during the rest of
+    # the teardown would then kill the process instead of letting it exit 0.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(sig)
+        signal.signal(sig, signal.SIG_IGN)
+    log.logger().info("stopped")
+    return 0
+
+
+def run(cfg: FileConfig, port: int | None = None, out: TextIO | None = None) -> int:
+    """Runs the Python server on ``port`` (None: ``server.python_port``); the exit status."""
+    try:
+        log.configure(cfg.logging.level, cfg.logging.format)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(
+            serve(cfg, cfg.server.python_port if port is None else port, out or sys.stdout)
+        )
+    except StartError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1

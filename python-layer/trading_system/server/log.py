@@ -1,0 +1,118 @@
+"""Structured logs on stderr, the same lines as the Rust server's: one JSON object per line
+(``logging.format: json``, the default; ``text`` gives ``key=value`` lines) with ``ts`` (UTC,
+milliseconds), ``level`` and ``engine``. The line of a call or stream message (:func:`call`)
+always has ``method``, ``session``, ``seq``, ``latency_ms`` and ``status`` next (``null`` where
+they do not apply), then ``message`` when it failed; other lines carry their ``message`` and
+fields.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import MutableMapping
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+import grpc
+import structlog
+
+from trading_system._text import debug_str
+from trading_system.server import ENGINE
+
+ACCESS = "access"
+"""The event name of per-call lines (not printed: the keys say what the line is)."""
+ACCESS_KEYS = ("method", "session", "seq", "latency_ms", "status")
+LEVELS = {"trace": 10, "debug": 10, "info": 20, "warn": 30, "error": 40}
+"""structlog's numeric levels (it has none below debug: ``trace`` is ``debug`` here)."""
+_SERVER_ERRORS = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS}
+
+
+def _head(_: Any, method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    # ts, level and engine first; warn as the Rust logs spell it.
+    now = datetime.now(UTC)
+    out: dict[str, Any] = {
+        "ts": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z",
+        "level": "warn" if method in ("warning", "warn") else method,
+        "engine": ENGINE,
+    }
+    name = event.pop("event", None)
+    if name == ACCESS:
+        for key in ACCESS_KEYS:
+            out[key] = event.pop(key, None)
+        if event.get("message") is None:
+            event.pop("message", None)
+    elif name is not None:
+        out["message"] = name
+    out.update(event)
+    return out
+
+
+def level_of(name: str) -> int:
+    """The level of ``logging.level``; ValueError with the Rust server's message otherwise."""
+    if name not in LEVELS:
+        raise ValueError(
+            f"logging.level must be one of trace, debug, info, warn, error, got {debug_str(name)}"
+        )
+    return LEVELS[name]
+
+
+def configure(level: str, fmt: str, stream: TextIO | None = None) -> None:
+    """Sets up structlog with the ``logging`` section's level and format."""
+    threshold = level_of(level)
+    renderer: Any
+    if fmt == "json":
+        renderer = structlog.processors.JSONRenderer(separators=(",", ":"))
+    elif fmt == "text":
+        renderer = structlog.processors.KeyValueRenderer()
+    else:
+        raise ValueError(f"logging.format must be json or text, got {debug_str(fmt)}")
+    structlog.configure(
+        processors=[structlog.processors.format_exc_info, _head, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(threshold),
+        logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+
+
+def logger() -> Any:
+    return structlog.get_logger()
+
+
+def millis(started: float) -> float:
+    """Milliseconds since ``started`` (``time.perf_counter()``), to the microsecond."""
+    return round((time.perf_counter() - started) * 1000, 3)
+
+
+def call(
+    method: str,
+    session: str | None,
+    seq: int | None,
+    started: float,
+    code: grpc.StatusCode,
+    message: str | None = None,
+) -> None:
+    """Logs one call or stream message: OK and client errors at info, server errors at error."""
+    fields = {
+        "method": method,
+        "session": session,
+        "seq": seq,
+        "latency_ms": millis(started),
+        "status": code.name,
+        "message": message,
+    }
+    if code in _SERVER_ERRORS:
+        logger().error(ACCESS, **fields)
+    else:
+        logger().info(ACCESS, **fields)
+
+
+def health(method: str, service: str, started: float, code: grpc.StatusCode) -> None:
+    """Logs a health call, at debug (probes come every second)."""
+    logger().debug(
+        ACCESS,
+        method=method,
+        service=service,
+        latency_ms=millis(started),
+        status=code.name,
+    )
