@@ -84,7 +84,7 @@ def test_to_dict_key_order_and_value_types_follow_rust() -> None:
     assert json.dumps(d["macd"]["histogram_scale"]) == "3.0"
     assert json.dumps(d["signal"]["divergence_rate"]) == "2.0"
     assert d["pen"]["definition"] == "new_3kline" and type(d["pen"]["definition"]) is str
-    assert list(FileConfig().to_dict())[:2] == ["system", "logging"]
+    assert list(FileConfig().to_dict())[:3] == ["system", "server", "logging"]
 
 
 # --- Unknown keys ------------------------------------------------------------------------------
@@ -285,6 +285,98 @@ def test_overrides_apply_key_by_key_and_check_ranges_at_the_end() -> None:
     with pytest.raises(ConfigError) as e:
         engine_config({"macd": {"histogram_scale": math.inf}})
     assert e.value.key == "macd.histogram_scale"
+
+
+# --- The server section ------------------------------------------------------------------------
+
+
+def test_server_section_defaults_and_values() -> None:
+    server = load_config(DEFAULT_YAML, environ={}).server
+    assert (server.host, server.rust_port, server.python_port, server.monitor_port) == (
+        "127.0.0.1",
+        50051,
+        50052,
+        50050,
+    )
+    assert (server.max_message_bytes, server.replay_window, server.shutdown_grace_ms) == (
+        64 * 1024 * 1024,
+        4096,
+        5000,
+    )
+    assert server.auth_token == server.tls_cert_file == server.tls_client_ca_file == ""
+    cfg = apply_sets(
+        FileConfig(),
+        [
+            "server.python_port=0",  # 0: any free port
+            "server.rust_port=65535",
+            "server.max_message_bytes=1024",
+            "server.replay_window=1",
+            "server.auth_token=secret",
+            "server.host=::1",
+        ],
+    )
+    assert (cfg.server.python_port, cfg.server.rust_port) == (0, 65535)
+    assert (cfg.server.max_message_bytes, cfg.server.replay_window) == (1024, 1)
+    assert (cfg.server.auth_token, cfg.server.host) == ("secret", "::1")
+    # In a file any scalar is a string for a string key, as for logging.level.
+    assert parse_config("server:\n  auth_token: 12345\n").server.auth_token == "12345"
+    # The server section exists only in the file configuration.
+    with pytest.raises(ConfigError) as e:
+        apply_sets(EngineConfig(), ["server.python_port=1"])
+    assert e.value.key == "server.python_port"
+
+
+@pytest.mark.parametrize(
+    ("assignment", "key", "message"),
+    [
+        (
+            "server.python_port=65536",
+            "server.python_port",
+            "must be a port from 1 to 65535, or 0 for any free port, got 65536",
+        ),
+        ("server.rust_port=-1", "server.rust_port", "invalid value: integer `-1`, expected u32"),
+        ("server.monitor_port=x", "server.monitor_port", 'invalid type: string "x", expected u32'),
+        ("server.max_message_bytes=1023", "server.max_message_bytes", "must be >= 1024, got 1023"),
+        ("server.replay_window=0", "server.replay_window", "must be >= 1, got 0"),
+        (
+            "server.shutdown_grace_ms=-5",
+            "server.shutdown_grace_ms",
+            "invalid value: integer `-5`, expected u64",
+        ),
+        (
+            "server.auth_token=5",
+            "server.auth_token",
+            "invalid type: integer `5`, expected a string",
+        ),
+        ("server.tls_cert=x", "server.tls_cert", "unknown configuration key"),
+    ],
+)
+def test_server_section_bad_values_name_the_key(assignment: str, key: str, message: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        apply_sets(FileConfig(), [assignment])
+    assert (e.value.key, e.value.message) == (key, message)
+
+
+def test_server_section_from_files_and_the_environment(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as e:
+        parse_config("server:\n  replay_window: 0\n", "x.yaml")
+    assert e.value.key == "server.replay_window" and "x.yaml, line 2" in e.value.message
+    with pytest.raises(ConfigError) as e:
+        parse_config("server:\n  port: 1\n")
+    assert e.value.key == "server.port"
+    env = {
+        "TRADING_SYSTEM__SERVER__PYTHON_PORT": "6000",
+        "TRADING_SYSTEM__SERVER__TLS_CERT_FILE": "cert.pem",
+    }
+    p = tmp_path / "c.yaml"
+    p.write_text("server:\n  python_port: 5000\n  replay_window: 8\n", encoding="utf-8")
+    cfg = load_config(p, environ=env)
+    assert (cfg.server.python_port, cfg.server.replay_window) == (6000, 8)
+    assert cfg.server.tls_cert_file == "cert.pem"
+    with pytest.raises(ConfigError) as e:
+        apply_env(FileConfig(), {"TRADING_SYSTEM__SERVER__MAX_MESSAGE_BYTES": "10"})
+    assert e.value.key == "server.max_message_bytes"
+    assert "TRADING_SYSTEM__SERVER__MAX_MESSAGE_BYTES" in e.value.message
 
 
 # --- YAML files --------------------------------------------------------------------------------

@@ -1,0 +1,91 @@
+"""Real engine servers on loopback ports, for the gRPC tests: the Rust one
+(``target/release/trading-engine serve``) and the Python one (``python -m trading_system serve
+python``), each started as a process that prints ``listening on HOST:PORT`` once ready."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = ROOT / "config" / "default.yaml"
+
+
+def rust_binary() -> Path:
+    return Path(os.environ.get("TRADING_ENGINE_BIN", ROOT / "target/release/trading-engine"))
+
+
+def command(engine: str, sets: list[str], config: Path = CONFIG) -> list[str]:
+    args = ["serve", "--port", "0", "--config", str(config)]
+    for s in sets:
+        args += ["--set", s]
+    if engine == "rust":
+        return [str(rust_binary()), *args]
+    return [sys.executable, "-m", "trading_system", "serve", "python", *args[1:]]
+
+
+@dataclass
+class Server:
+    """A running server process and the address it listens on."""
+
+    engine: str
+    proc: subprocess.Popen[str]
+    address: str
+    log: list[str] = field(default_factory=list)
+
+    def channel(self, **options: object) -> grpc.Channel:
+        return grpc.insecure_channel(self.address, **options)  # type: ignore[arg-type]
+
+    def stop(self, timeout: float = 20.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+
+def start(
+    engine: str, sets: list[str] | None = None, config: Path = CONFIG, keep_log: bool = True
+) -> Server:
+    """Starts a server on a free port and waits for its ``listening on`` line. With
+    ``keep_log`` its log (stderr) is collected in ``Server.log``; without, it is discarded
+    (benchmarks: reading it would compete with the client for this process's time)."""
+    proc = subprocess.Popen(
+        command(engine, sets or [], config),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE if keep_log else subprocess.DEVNULL,
+        text=True,
+    )
+    log: list[str] = []
+    if keep_log:
+        # Drained all along, so the server never blocks on a full pipe.
+        threading.Thread(target=lambda: log.extend(proc.stderr or []), daemon=True).start()
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("listening on "):
+            address = line.split("listening on ", 1)[1].strip()
+            threading.Thread(target=lambda: [None for _ in proc.stdout or []], daemon=True).start()
+            return Server(engine, proc, address, log)
+    proc.wait(10)
+    raise RuntimeError(f"{engine} server did not start (exit {proc.returncode}): {''.join(log)}")
+
+
+@contextmanager
+def running(engine: str, sets: list[str] | None = None) -> Iterator[Server]:
+    s = start(engine, sets)
+    try:
+        yield s
+    finally:
+        s.stop()

@@ -1,0 +1,65 @@
+"""Both languages read the configuration files to the same values: `config/default.yaml`
+and every preset of `config/macd_params.yaml`, also with environment variables and `--set`
+overrides on top (Rust: `trading-engine config`, Python: pydantic)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from servers import ROOT, rust_binary
+
+from trading_system.config import apply_sets, load_config, load_presets
+
+DEFAULT = ROOT / "config" / "default.yaml"
+PRESETS = ROOT / "config" / "macd_params.yaml"
+
+
+def rust(config: Path, sets: list[str], env: dict[str, str]) -> dict[str, Any]:
+    args = [str(rust_binary()), "config", "--config", str(config), "--presets", str(PRESETS)]
+    for s in sets:
+        args += ["--set", s]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TRADING_SYSTEM__")}
+    out = subprocess.run(args, capture_output=True, text=True, env={**clean, **env}, check=True)
+    return json.loads(out.stdout)
+
+
+def python(config: Path, sets: list[str], env: dict[str, str]) -> dict[str, Any]:
+    cfg = apply_sets(load_config(config, environ=env), sets)
+    presets = {k: v.model_dump(mode="json") for k, v in load_presets(PRESETS).items()}
+    return {"config": cfg.model_dump(mode="json"), "presets": {"presets": presets}}
+
+
+@pytest.mark.parametrize(
+    ("sets", "env"),
+    [
+        ([], {}),
+        (["pen.definition=traditional", "server.auth_token=0042"], {}),
+        (
+            ["signal.divergence_rate=0.8"],
+            {
+                "TRADING_SYSTEM__MACD__FAST_PERIOD": "30",
+                "TRADING_SYSTEM__MACD__SLOW_PERIOD": "40",
+                "TRADING_SYSTEM__SERVER__PYTHON_PORT": "6000",
+                "TRADING_SYSTEM__LOGGING__FORMAT": "",
+            },
+        ),
+    ],
+    ids=["files", "set", "environment"],
+)
+def test_same_values(sets: list[str], env: dict[str, str]) -> None:
+    want = python(DEFAULT, sets, env)
+    got = rust(DEFAULT, sets, env)
+    assert got == want
+    assert set(got["presets"]["presets"]) >= {"standard", "talib", "fast", "slow"}
+
+
+def test_the_defaults_are_the_file() -> None:
+    """Missing keys take the defaults: an empty file reads as default.yaml."""
+    empty = ROOT / "tests" / "data" / "empty_config.yaml"
+    assert rust(empty, [], {})["config"] == rust(DEFAULT, [], {})["config"]
+    assert python(empty, [], {})["config"] == python(DEFAULT, [], {})["config"]

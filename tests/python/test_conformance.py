@@ -1,0 +1,349 @@
+"""One conformance suite against both engine servers (docs/GRPC.md): real processes on loopback
+ports, the same requests, and identical answers except the ``engine`` field (and uptime) —
+batch, streams with appends, replacements, duplicates, gaps, resumes, every error case, health,
+info and configuration."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import grpc
+import pytest
+from golden import GOLDEN, bars_of, cases
+from google.protobuf import json_format
+from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_status import rpc_status
+from servers import Server, start
+
+from trading_system.data import Bars, load_csv
+from trading_system.proto import trading_pb2 as pb
+from trading_system.proto import trading_pb2_grpc as rpc
+
+ENGINES = ("rust", "python")
+SETS = ["server.max_message_bytes=2000000", "server.replay_window=64"]
+BTC = GOLDEN.parent / "data" / "BTCUSD-BITSTAMP_30m.csv"
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[dict[str, Server]]:
+    started = {e: start(e, SETS) for e in ENGINES}
+    try:
+        yield started
+    finally:
+        for s in started.values():
+            assert s.stop() == 0, f"{s.engine} server did not stop cleanly"
+
+
+@pytest.fixture(scope="module")
+def stubs(servers: dict[str, Server]) -> dict[str, rpc.TradingStub]:
+    return {e: rpc.TradingStub(s.channel()) for e, s in servers.items()}
+
+
+def outcome(fn: Callable[[], Any]) -> Any:
+    """An answer as comparable data: the message as a dict without ``engine``, or the error's
+    code, message and BadRequest violations."""
+    try:
+        answer = fn()
+    except grpc.RpcError as e:
+        status = rpc_status.from_call(e)  # type: ignore[arg-type]
+        violations = []
+        for d in status.details if status else []:
+            br = error_details_pb2.BadRequest()
+            if d.Unpack(br):
+                violations += [(v.field, v.description) for v in br.field_violations]
+        return {"code": e.code().name, "message": e.details(), "violations": violations}
+    if isinstance(answer, list):
+        return [strip(m) for m in answer]
+    return strip(answer)
+
+
+def strip(m: Any) -> Any:
+    d = json_format.MessageToDict(m, preserving_proto_field_name=True)
+    d.pop("engine", None)
+    d.pop("uptime_ms", None)
+    return d  # JSON-safe already: NaN is the string "NaN", 64-bit integers are strings
+
+
+def same(stubs: dict[str, rpc.TradingStub], call: Callable[[rpc.TradingStub], Any]) -> Any:
+    """Runs ``call`` on both servers and asserts identical outcomes; returns the Rust one."""
+    got = {e: outcome(lambda e=e: call(stubs[e])) for e in ENGINES}
+    assert got["rust"] == got["python"]
+    return got["rust"]
+
+
+def request(bars: Bars, config: dict[str, Any] | None = None, with_macd: bool = False) -> Any:
+    cfg = json_format.ParseDict(config or {}, pb.EngineConfig())
+    return pb.AnalyzeRequest(
+        bars=pb.Bars(
+            time=bars.time.tolist(),
+            open=bars.open.tolist(),
+            high=bars.high.tolist(),
+            low=bars.low.tolist(),
+            close=bars.close.tolist(),
+            volume=bars.volume.tolist(),
+        ),
+        config=cfg,
+        with_macd=with_macd,
+    )
+
+
+# ---- Analyze ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {},
+        {"pen": {"definition": "traditional"}},
+        {"macd": {"seed": "sma", "fast_period": 5}, "signal": {"strength": "peak"}},
+    ],
+)
+def test_analyze_real_series(stubs: dict[str, rpc.TradingStub], config: dict[str, Any]) -> None:
+    bars = load_csv(BTC)
+    answer = same(stubs, lambda s: s.Analyze(request(bars, config, with_macd=True)))
+    a = answer["analysis"]
+    assert int(a["bars"]) == len(bars)
+    assert a["pens"] and a["segments"]
+    assert len(a["macd"]["dif"]) == len(bars)
+
+
+ERROR_CASES = [(n, c) for n, c in cases() if "expected_error" in c]
+
+
+@pytest.mark.parametrize(("name", "case"), ERROR_CASES, ids=[n for n, _ in ERROR_CASES])
+def test_every_bad_bar_rule(stubs: dict[str, rpc.TradingStub], name: str, case: Any) -> None:
+    answer = same(stubs, lambda s: s.Analyze(request(bars_of(case), case.get("config"))))
+    assert answer["code"] == "INVALID_ARGUMENT"
+    want = [
+        (
+            "bars" if v["index"] is None else f"bars[{v['index']}].{v['field']}",
+            f"{v['rule']}: {v['message']}",
+        )
+        for v in case["expected_error"]
+    ]
+    assert answer["violations"] == want
+
+
+def test_bad_configuration_and_columns(stubs: dict[str, rpc.TradingStub]) -> None:
+    bars = load_csv(BTC)
+    bad_cfg = same(stubs, lambda s: s.Analyze(request(bars, {"macd": {"fast_period": 40}})))
+    assert bad_cfg["code"] == "INVALID_ARGUMENT"
+    assert bad_cfg["violations"][0][0].startswith("config.macd.")
+    bad_seed = same(stubs, lambda s: s.Analyze(request(bars, {"macd": {"seed": "median"}})))
+    assert bad_seed["violations"][0][0] == "config.macd.seed"
+    r = request(bars)
+    del r.bars.close[-1]
+    short = same(stubs, lambda s: s.Analyze(r))
+    assert short["code"] == "INVALID_ARGUMENT"
+    assert short["violations"][0][0] == "bars.close"
+
+
+def test_oversize_request(stubs: dict[str, rpc.TradingStub]) -> None:
+    n = 60_000  # about 2.9 MB: above the 2 MB limit, below the transport's 4 MB
+    t = list(range(0, n * 60_000, 60_000))
+    p = [100.0 + (i % 7) for i in range(n)]
+    r = pb.AnalyzeRequest(bars=pb.Bars(time=t, open=p, high=p, low=p, close=p, volume=p))
+    answer = same(stubs, lambda s: s.Analyze(r))
+    assert answer["code"] == "RESOURCE_EXHAUSTED"
+    assert "exceeds server.max_message_bytes (2000000)" in answer["message"]
+
+
+# ---- Streams ----------------------------------------------------------------------------------
+
+
+def open_msg(symbol: str, resume: bool = False, **config: Any) -> Any:
+    return pb.StreamRequest(
+        open=pb.OpenSession(
+            symbol=symbol,
+            timeframe="30m",
+            resume=resume,
+            config=json_format.ParseDict(config, pb.EngineConfig()),
+        )
+    )
+
+
+def bar_msg(seq: int, row: tuple[Any, ...], replace: bool = False) -> Any:
+    t, o, h, lo, c, v = row
+    op = pb.REPLACE_LAST if replace else pb.APPEND
+    return pb.StreamRequest(
+        bar=pb.BarMessage(
+            seq=seq, op=op, bar=pb.Bar(time=t, open=o, high=h, low=lo, close=c, volume=v)
+        )
+    )
+
+
+def converse(stub: rpc.TradingStub, messages: list[Any]) -> list[Any]:
+    """Sends the messages one at a time, each after the previous answer (a real conversation)."""
+    return list(stub.Stream(iter(messages)))
+
+
+def script(symbol: str, rows: list[tuple[Any, ...]]) -> list[Any]:
+    """A stream with every case: appends, a provisional bar replaced, a duplicate with the same
+    payload, one with another payload, a gap, seq 0, bad bars (not consuming their number), a
+    replacement that is bad."""
+    m = [open_msg(symbol)]
+    seq = 0
+    for i, row in enumerate(rows[:60]):
+        seq += 1
+        t, o, h, lo, c, v = row
+        if i % 5 == 0:
+            m.append(bar_msg(seq, (t, o, o, o, o, 0.0)))
+            seq += 1
+            m.append(bar_msg(seq, row, replace=True))
+        else:
+            m.append(bar_msg(seq, row))
+    last = rows[59]
+    m += [
+        bar_msg(seq, last),  # duplicate, same payload: the cached answer
+        bar_msg(seq, (last[0], last[1], last[2] + 1, last[3], last[4], last[5])),  # ABORTED
+        bar_msg(seq + 5, rows[60]),  # gap
+        bar_msg(0, rows[60]),  # zero
+        bar_msg(seq + 1, (rows[60][0], math.nan, *rows[60][2:])),  # bad bar, number kept
+        bar_msg(seq + 1, (last[0], *rows[60][1:])),  # duplicate time
+        bar_msg(seq + 1, rows[60]),  # now fine
+        bar_msg(seq + 2, (rows[60][0], rows[60][1], 1.0, 2.0, rows[60][4], 1.0), replace=True),
+    ]
+    return m
+
+
+def test_stream_every_case(stubs: dict[str, rpc.TradingStub]) -> None:
+    rows = list(load_csv(BTC).rows())
+    answers = same(stubs, lambda s: converse(s, script("BTCUSD", rows)))
+    kinds = [next(k for k in ("opened", "update", "error") if k in a) for a in answers]
+    assert kinds[0] == "opened"
+    errors = [a for a in answers if "error" in a]
+    codes = [a["error"]["code"] for a in errors]
+    # ABORTED = 10, FAILED_PRECONDITION = 9, INVALID_ARGUMENT = 3 (google.rpc.Code)
+    assert codes == [10, 9, 9, 3, 3, 3]
+    dup = answers[-8]
+    assert dup == answers[-9], "a duplicate gets the cached answer"
+    snap = same(
+        stubs, lambda s: s.GetSnapshot(pb.SnapshotRequest(symbol="BTCUSD", timeframe="30m"))
+    )
+    assert int(snap["analysis"]["bars"]) == 61
+    b = load_csv(BTC)
+    first61 = Bars(b.time[:61], b.open[:61], b.high[:61], b.low[:61], b.close[:61], b.volume[:61])
+    whole = same(stubs, lambda s: s.Analyze(request(first61)))
+    assert snap["analysis"] == whole["analysis"]
+
+
+def test_resume_after_reconnect(stubs: dict[str, rpc.TradingStub]) -> None:
+    rows = list(load_csv(BTC).rows())
+    first = [open_msg("ETHUSD")] + [bar_msg(i + 1, r) for i, r in enumerate(rows[:30])]
+    same(stubs, lambda s: converse(s, first))
+    again = [open_msg("ETHUSD", resume=True)] + [
+        bar_msg(i + 1, r) for i, r in enumerate(rows[25:50], start=25)
+    ]
+    answers = same(stubs, lambda s: converse(s, again))
+    assert answers[0]["opened"]["last_seq"] == "30"
+    assert answers[0]["opened"]["resumed"] is True
+    assert all("update" in a for a in answers[1:])
+    missing = same(stubs, lambda s: converse(s, [open_msg("NOPE", resume=True)]))
+    assert missing["code"] == "NOT_FOUND"
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        [bar_msg(1, (0, 1.0, 1.0, 1.0, 1.0, 0.0))],
+        [open_msg("BTCUSD"), open_msg("BTCUSD")],
+        [open_msg("bad symbol!")],
+        [pb.StreamRequest(open=pb.OpenSession(symbol="BTCUSD", timeframe="7x"))],
+        [pb.StreamRequest(open=pb.OpenSession(symbol="BTCUSD", timeframe="1é"))],
+        [pb.StreamRequest(open=pb.OpenSession(symbol="BTCUSDé", timeframe="1m"))],
+    ],
+    ids=["bar-first", "open-twice", "bad-symbol", "bad-timeframe", "non-ascii-unit", "non-ascii"],
+)
+def test_bad_opens(stubs: dict[str, rpc.TradingStub], first: list[Any]) -> None:
+    answer = same(stubs, lambda s: converse(s, first))
+    code = answer["code"] if isinstance(answer, dict) else None
+    assert code == "INVALID_ARGUMENT"
+
+
+# ---- Info, configuration, health ---------------------------------------------------------------
+
+
+def test_info_and_config(stubs: dict[str, rpc.TradingStub]) -> None:
+    info = same(stubs, lambda s: s.GetInfo(pb.InfoRequest()))
+    assert info["protocol"] == "trading.v1"
+    same(stubs, lambda s: s.GetConfig(pb.GetConfigRequest()))
+    rows = list(load_csv(BTC).rows())
+    same(stubs, lambda s: converse(s, [open_msg("CFG"), bar_msg(1, rows[0])]))
+    upd = pb.UpdateConfigRequest(config=pb.EngineConfig(pen=pb.PenConfig(definition="traditional")))
+    changed = same(stubs, lambda s: s.UpdateConfig(upd))
+    assert changed["config"]["pen"]["definition"] == "traditional"
+    bad = pb.UpdateConfigRequest(config=pb.EngineConfig(macd=pb.MacdConfig(slow_period=2)))
+    assert same(stubs, lambda s: s.UpdateConfig(bad))["code"] == "INVALID_ARGUMENT"
+    # The running session keeps the configuration it was opened with.
+    resumed = same(stubs, lambda s: converse(s, [open_msg("CFG", resume=True)]))
+    assert resumed[0]["opened"]["config"]["pen"]["definition"] == "new_3kline"
+    restore = pb.UpdateConfigRequest(
+        config=pb.EngineConfig(pen=pb.PenConfig(definition="new_3kline"))
+    )
+    same(stubs, lambda s: s.UpdateConfig(restore))
+
+
+def test_health(servers: dict[str, Server]) -> None:
+    def check(s: Server, service: str) -> Any:
+        stub = health_pb2_grpc.HealthStub(s.channel())
+        return outcome(lambda: stub.Check(health_pb2.HealthCheckRequest(service=service)))
+
+    def watch_first(s: Server, service: str) -> Any:
+        stub = health_pb2_grpc.HealthStub(s.channel())
+        call = stub.Watch(health_pb2.HealthCheckRequest(service=service), timeout=10)
+        first = next(iter(call))
+        call.cancel()
+        return strip(first)
+
+    for service in ("", "trading.v1.Trading", "no.such.Service"):
+        got = {e: check(s, service) for e, s in servers.items()}
+        assert got["rust"] == got["python"]
+        got = {e: watch_first(s, service) for e, s in servers.items()}
+        assert got["rust"] == got["python"]
+    assert watch_first(servers["rust"], "no.such.Service") == {"status": "SERVICE_UNKNOWN"}
+    assert check(servers["rust"], "")["status"] == "SERVING"
+
+
+def test_authentication() -> None:
+    token = "s3cret-token"
+    started = {e: start(e, [f"server.auth_token={token}"]) for e in ENGINES}
+    try:
+        stubs = {e: rpc.TradingStub(s.channel()) for e, s in started.items()}
+        denied = same(stubs, lambda s: s.GetInfo(pb.InfoRequest()))
+        assert denied["code"] == "UNAUTHENTICATED"
+        wrong = same(
+            stubs, lambda s: s.GetInfo(pb.InfoRequest(), metadata=[("authorization", "Bearer x")])
+        )
+        assert wrong["code"] == "UNAUTHENTICATED"
+        ok = same(
+            stubs,
+            lambda s: s.GetInfo(pb.InfoRequest(), metadata=[("authorization", f"Bearer {token}")]),
+        )
+        assert ok["protocol"] == "trading.v1"
+        for s in started.values():  # health needs no token
+            stub = health_pb2_grpc.HealthStub(s.channel())
+            assert stub.Check(health_pb2.HealthCheckRequest()).status == 1
+    finally:
+        for s in started.values():
+            s.stop()
+
+
+def test_one_json_log_line_per_call(
+    servers: dict[str, Server], stubs: dict[str, rpc.TradingStub]
+) -> None:
+    rows = list(load_csv(BTC).rows())
+    same(stubs, lambda s: converse(s, [open_msg("LOG"), bar_msg(1, rows[0]), bar_msg(3, rows[1])]))
+    same(stubs, lambda s: s.GetInfo(pb.InfoRequest()))
+    for s in servers.values():
+        lines = [json.loads(x) for x in list(s.log) if x.startswith("{")]
+        calls = [x for x in lines if x.get("method")]
+        assert calls, f"{s.engine}: no call logged"
+        for x in calls:
+            assert {"ts", "level", "engine", "method", "status", "latency_ms"} <= set(x), x
+        bars = [x for x in calls if x.get("session") == "LOG/30m" and x.get("seq") in (1, 3)]
+        assert [x["seq"] for x in bars] == [1, 3], f"{s.engine}: {bars}"
+        assert any(x["method"].endswith("GetInfo") and x["status"] == "OK" for x in calls)

@@ -1,0 +1,1142 @@
+"""The Python gRPC server (``trading-system serve python``, docs/GRPC.md) as a real process on a
+loopback port, spoken to with the generated stubs: Analyze equals the Python engine's document,
+every validation rule, exactly-once streams, sizes, the bearer token, TLS and mutual TLS,
+health, configuration updates, graceful shutdown and port conflicts.
+
+Answers are turned back into documents here (independently of ``trading_system.server.convert``,
+whose own reading is checked against this one) and compared bit for bit with the engine's. No
+assertion depends on how long anything takes.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import json
+import math
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+import pytest
+from golden import as_json, bars_of, cases, exact_diff
+from google.protobuf import json_format
+from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_status import rpc_status
+from servers import ROOT, Server, start
+
+from trading_system import __version__
+from trading_system.config import engine_config
+from trading_system.data import Bars, format_time, load_csv
+from trading_system.engine import Session, analyze
+from trading_system.errors import InvalidBars, StateError, summarize
+from trading_system.proto import trading_pb2 as pb
+from trading_system.proto import trading_pb2_grpc as rpc
+from trading_system.server import convert
+
+DATA = ROOT / "tests" / "data"
+SAMPLES = sorted(DATA.glob("*.csv"))
+BTC = DATA / "BTCUSD-BITSTAMP_30m.csv"
+MAX_BYTES = 200_000
+WINDOW = 8
+SETS = [f"server.max_message_bytes={MAX_BYTES}", f"server.replay_window={WINDOW}"]
+TIMEOUT = 60.0
+"""A bound on every call, so a broken server fails the test instead of hanging it."""
+BIG = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
+
+
+@pytest.fixture(autouse=True)
+def no_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("TRADING_SYSTEM__"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Server]:
+    s = start("python", SETS)
+    try:
+        yield s
+    finally:
+        assert s.stop() == 0
+
+
+@pytest.fixture(scope="module")
+def stub(server: Server) -> rpc.TradingStub:
+    return rpc.TradingStub(server.channel(options=BIG))
+
+
+# ---- Answers back into documents --------------------------------------------------------------
+
+
+def _point(p: Any) -> dict[str, Any]:
+    return {"index": p.index, "time": format_time(p.time), "price": p.price}
+
+
+def _fractal(f: pb.Fractal) -> dict[str, Any]:
+    kind = {pb.TOP: "top", pb.BOTTOM: "bottom"}[f.kind]
+    return {"kind": kind, "merged_index": f.merged_index, **_point(f.point)}
+
+
+def _direction(d: int) -> str:
+    return {pb.UP: "up", pb.DOWN: "down"}[d]
+
+
+def _pen(p: pb.Pen, forming: bool = False) -> dict[str, Any]:
+    d = {"direction": _direction(p.direction), "start": _point(p.start), "end": _point(p.end)}
+    if not forming:
+        d["final"] = p.final
+    return d
+
+
+def _segment(s: pb.Segment) -> dict[str, Any]:
+    return {
+        "direction": _direction(s.direction),
+        "start": _point(s.start),
+        "end": _point(s.end),
+        "first_pen": s.first_pen,
+        "last_pen": s.last_pen,
+        "confirmed": s.confirmed,
+        "gap": s.gap,
+    }
+
+
+def _pivot(z: pb.Pivot) -> dict[str, Any]:
+    return {
+        "segment": z.segment,
+        "first_pen": z.first_pen,
+        "last_pen": z.last_pen,
+        "zd": z.zd,
+        "zg": z.zg,
+        "dd": z.dd,
+        "gg": z.gg,
+        "start": _point(z.start),
+        "end": _point(z.end),
+        "confirmed": z.confirmed,
+    }
+
+
+def _signal(g: pb.Signal) -> dict[str, Any]:
+    side = {pb.BUY: "buy", pb.SELL: "sell"}[g.side]
+    return {"type": str(g.type), "side": side, "pen": g.pen, **_point(g.point), "final": g.final}
+
+
+def _absent(x: float) -> float | None:
+    return None if math.isnan(x) else x
+
+
+def config_doc(c: pb.EngineConfig) -> dict[str, Any]:
+    out = {}
+    for section in ("validation", "macd", "pen", "segment", "signal"):
+        sub = getattr(c, section)
+        assert all(sub.HasField(f.name) for f in sub.DESCRIPTOR.fields), "every field is set"
+        out[section] = {f.name: getattr(sub, f.name) for f in sub.DESCRIPTOR.fields}
+    return out
+
+
+def analysis_doc(a: pb.Analysis) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "bars": a.bars,
+        "merged_bars": a.merged_bars,
+        "fractals": [_fractal(f) for f in a.fractals],
+        "pens": [_pen(p) for p in a.pens],
+        "forming_pen": _pen(a.forming_pen, forming=True) if a.HasField("forming_pen") else None,
+        "segments": [_segment(s) for s in a.segments],
+        "pivots": [_pivot(z) for z in a.pivots],
+        "signals": [_signal(g) for g in a.signals],
+    }
+    if a.HasField("macd"):
+        doc["macd"] = {
+            k: [_absent(x) for x in getattr(a.macd, k)] for k in ("dif", "dea", "histogram")
+        }
+    doc["repairs"] = [{f.name: getattr(r, f.name) for f in r.DESCRIPTOR.fields} for r in a.repairs]
+    doc["config"] = config_doc(a.config)
+    return doc
+
+
+def update_doc(u: pb.Update) -> dict[str, Any]:
+    def splice(s: Any, item: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+        return {"from": getattr(s, "from"), "items": [item(x) for x in s.items]}
+
+    return {
+        "index": u.index,
+        "replaced": u.replaced,
+        "repaired": u.repaired,
+        "bars": u.bars,
+        "merged_bars": u.merged_bars,
+        "macd": {k: _absent(getattr(u.macd, k)) for k in ("dif", "dea", "histogram")},
+        "fractals": splice(u.fractals, _fractal),
+        "pens": splice(u.pens, _pen),
+        "segments": splice(u.segments, _segment),
+        "pivots": splice(u.pivots, _pivot),
+        "signals": splice(u.signals, _signal),
+        "last_pen": _pen(u.last_pen) if u.HasField("last_pen") else None,
+        "forming_pen": _pen(u.forming_pen, forming=True) if u.HasField("forming_pen") else None,
+        "tail": {
+            "segments": [_segment(s) for s in u.tail.segments],
+            "pivots": [_pivot(z) for z in u.tail.pivots],
+            "signals": [_signal(g) for g in u.tail.signals],
+        }
+        if u.HasField("tail")
+        else None,
+    }
+
+
+# ---- Requests -----------------------------------------------------------------------------------
+
+
+def columns(bars: Bars) -> pb.Bars:
+    return pb.Bars(
+        time=bars.time.tolist(),
+        open=bars.open.tolist(),
+        high=bars.high.tolist(),
+        low=bars.low.tolist(),
+        close=bars.close.tolist(),
+        volume=bars.volume.tolist(),
+    )
+
+
+def overrides(config: dict[str, Any]) -> pb.EngineConfig:
+    return json_format.ParseDict(config, pb.EngineConfig())
+
+
+def analyze_request(
+    bars: Bars, config: dict[str, Any] | None = None, with_macd: bool = False
+) -> pb.AnalyzeRequest:
+    return pb.AnalyzeRequest(
+        bars=columns(bars), config=overrides(config or {}), with_macd=with_macd
+    )
+
+
+def open_msg(symbol: str, timeframe: str = "30m", resume: bool = False, **kw: Any) -> Any:
+    config = kw.pop("config", {})
+    return pb.StreamRequest(
+        open=pb.OpenSession(
+            symbol=symbol, timeframe=timeframe, resume=resume, config=overrides(config), **kw
+        )
+    )
+
+
+Row = tuple[int, float, float, float, float, float]
+
+
+def bar_msg(seq: int, row: Row, replace: bool = False) -> pb.StreamRequest:
+    t, o, h, lo, c, v = row
+    return pb.StreamRequest(
+        bar=pb.BarMessage(
+            seq=seq,
+            op=pb.REPLACE_LAST if replace else pb.APPEND,
+            bar=pb.Bar(time=t, open=o, high=h, low=lo, close=c, volume=v),
+        )
+    )
+
+
+@dataclass
+class Failed:
+    """A call's error: its code, message and BadRequest violations ``(field, description)``."""
+
+    code: grpc.StatusCode
+    message: str
+    violations: list[tuple[str, str]]
+
+
+def failure(fn: Callable[[], Any]) -> Failed:
+    with pytest.raises(grpc.RpcError) as info:
+        fn()
+    e: Any = info.value
+    status = rpc_status.from_call(e)
+    violations = []
+    for d in status.details if status else []:
+        bad = error_details_pb2.BadRequest()
+        assert d.Unpack(bad)
+        violations += [(v.field, v.description) for v in bad.field_violations]
+    if status is not None:
+        assert (status.code, status.message) == (e.code().value[0], e.details())
+    return Failed(e.code(), e.details(), violations)
+
+
+class Conversation:
+    """A stream spoken one message at a time: each :meth:`send` waits for its answer."""
+
+    def __init__(self, stub: rpc.TradingStub, metadata: Any = None) -> None:
+        self._requests: queue.Queue[Any] = queue.Queue()
+        self._answers = stub.Stream(
+            iter(self._requests.get, None), metadata=metadata, timeout=TIMEOUT
+        )
+
+    def send(self, msg: Any) -> pb.StreamResponse:
+        self._requests.put(msg)
+        return next(self._answers)
+
+    def close(self) -> list[pb.StreamResponse]:
+        self._requests.put(None)
+        return list(self._answers)
+
+    def __enter__(self) -> Conversation:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._requests.put(None)
+        self._answers.cancel()
+
+
+def rows_of(path: Path) -> list[Row]:
+    return list(load_csv(path).rows())
+
+
+def bars_from(rows: list[Row]) -> Bars:
+    return Bars(*(np.array(c) for c in zip(*rows, strict=True)))  # type: ignore[arg-type]
+
+
+# ---- Analyze ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "config",
+    [{}, {"pen": {"definition": "traditional"}, "macd": {"seed": "sma", "fast_period": 5}}],
+    ids=["defaults", "overrides"],
+)
+def test_analyze_equals_the_engine(
+    stub: rpc.TradingStub, path: Path, config: dict[str, Any]
+) -> None:
+    bars = load_csv(path)
+    # One sample has bars whose high/low do not cover the body: repaired, and reported.
+    config = {**config, "validation": {"repair": True}}
+    answer = stub.Analyze(analyze_request(bars, config, with_macd=True), timeout=TIMEOUT)
+    assert answer.engine == "python"
+    want = as_json(analyze(bars, engine_config(config), with_macd=True))
+    got = analysis_doc(answer.analysis)
+    assert exact_diff(want, got) is None
+    # The package's own reading of answers (for clients) agrees.
+    assert exact_diff(got, convert.analysis_document(answer.analysis)) is None
+    assert any(x is None for x in got["macd"]["dif"]) == ("macd" in config), "sma: absent values"
+    no_macd = stub.Analyze(analyze_request(bars, config), timeout=TIMEOUT)
+    assert not no_macd.analysis.HasField("macd")
+
+
+def test_analyze_repairs_and_times(stub: rpc.TradingStub) -> None:
+    bars = load_csv(BTC)
+    high = bars.high.copy()
+    high[5] = bars.low[5] - 1  # high below the body: repaired with validation.repair
+    broken = Bars(bars.time, bars.open, high, bars.low, bars.close, bars.volume)
+    cfg = {"validation": {"repair": True}}
+    answer = stub.Analyze(analyze_request(broken, cfg), timeout=TIMEOUT).analysis
+    assert [r.index for r in answer.repairs] == [5]
+    assert exact_diff(as_json(analyze(broken, engine_config(cfg))), analysis_doc(answer)) is None
+    # Points carry the bars' own epoch milliseconds.
+    pen = answer.pens[0]
+    assert pen.start.time == bars.time[pen.start.index]
+
+
+ERROR_CASES = [(n, c) for n, c in cases() if "expected_error" in c]
+
+
+@pytest.mark.parametrize(("name", "case"), ERROR_CASES, ids=[n for n, _ in ERROR_CASES])
+def test_every_bad_bar_rule(stub: rpc.TradingStub, name: str, case: dict[str, Any]) -> None:
+    bars = bars_of(case)
+    f = failure(lambda: stub.Analyze(analyze_request(bars, case.get("config")), timeout=TIMEOUT))
+    assert f.code == grpc.StatusCode.INVALID_ARGUMENT
+    want = [
+        (
+            "bars" if v["index"] is None else f"bars[{v['index']}].{v['field']}",
+            f"{v['rule']}: {v['message']}",
+        )
+        for v in case["expected_error"]
+    ]
+    assert f.violations == want
+    with pytest.raises(InvalidBars) as e:
+        analyze(bars, engine_config(case.get("config")))
+    assert f.message == f"invalid bars: {summarize(e.value.violations)}" == str(e.value)
+
+
+def test_empty_series_and_column_lengths(stub: rpc.TradingStub) -> None:
+    f = failure(lambda: stub.Analyze(pb.AnalyzeRequest(), timeout=TIMEOUT))
+    assert f.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert f.violations == [
+        ("bars", "non_empty: the series is empty: at least one bar is required")
+    ]
+    r = analyze_request(load_csv(BTC))
+    del r.bars.close[-1]
+    del r.bars.open[-2:]
+    f = failure(lambda: stub.Analyze(r, timeout=TIMEOUT))
+    assert f.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert f.violations == [
+        ("bars.open", "has 1966 values, bars.time has 1968"),
+        ("bars.close", "has 1967 values, bars.time has 1968"),
+    ]
+    assert f.message == (
+        "invalid bars: columns of different lengths: bars.open has 1966 values, bars.time "
+        "has 1968; bars.close has 1967 values, bars.time has 1968"
+    )
+
+
+@pytest.mark.parametrize(
+    ("config", "field", "description"),
+    [
+        ({"macd": {"fast_period": 40}}, "macd.fast_period", "must be < macd.slow_period (26), "),
+        ({"macd": {"signal_period": 0}}, "macd.signal_period", "must be >= 1, got 0"),
+        ({"macd": {"seed": "median"}}, "macd.seed", "unknown variant `median`"),
+        ({"pen": {"definition": "old"}}, "pen.definition", "unknown variant `old`"),
+        ({"signal": {"strength": "Area"}}, "signal.strength", "unknown variant `Area`"),
+        ({"macd": {"histogram_scale": "NaN"}}, "macd.histogram_scale", "must be a finite"),
+        ({"signal": {"divergence_rate": 0}}, "signal.divergence_rate", "must be a finite"),
+    ],
+)
+def test_bad_configuration_overrides(
+    stub: rpc.TradingStub, config: dict[str, Any], field: str, description: str
+) -> None:
+    bars = load_csv(BTC)
+    f = failure(lambda: stub.Analyze(analyze_request(bars, config), timeout=TIMEOUT))
+    assert f.code == grpc.StatusCode.INVALID_ARGUMENT
+    [(got_field, got_description)] = f.violations
+    assert got_field == f"config.{field}"
+    assert got_description.startswith(description)
+    assert f.message == f"invalid configuration: {field}: {got_description}"
+
+
+def test_overrides_apply_key_by_key(stub: rpc.TradingStub) -> None:
+    # Both periods move together: checked once at the end, not key by key.
+    bars = load_csv(BTC)
+    cfg = {"macd": {"fast_period": 30, "slow_period": 40}}
+    answer = stub.Analyze(analyze_request(bars, cfg), timeout=TIMEOUT).analysis
+    assert (answer.config.macd.fast_period, answer.config.macd.slow_period) == (30, 40)
+    assert answer.config.macd.signal_period == 9, "fields not set keep the server's values"
+
+
+def test_oversize_requests(server: Server, stub: rpc.TradingStub) -> None:
+    n = 5000  # about 220 kB as columns: over the limit, under twice it
+    t = list(range(0, n * 60_000, 60_000))
+    p = [100.0 + (i % 7) / 8 for i in range(n)]
+    r = pb.AnalyzeRequest(bars=pb.Bars(time=t, open=p, high=p, low=p, close=p, volume=p))
+    size = r.ByteSize()
+    assert MAX_BYTES < size <= 2 * MAX_BYTES
+    f = failure(lambda: stub.Analyze(r, timeout=TIMEOUT))
+    assert f.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert f.message == f"request of {size} bytes exceeds server.max_message_bytes ({MAX_BYTES})"
+    assert f.violations == []
+    # Beyond twice the limit the transport refuses it by itself.
+    huge = pb.AnalyzeRequest(
+        bars=pb.Bars(time=t * 3, open=p * 3, high=p * 3, low=p * 3, close=p * 3, volume=p * 3)
+    )
+    assert huge.ByteSize() > 2 * MAX_BYTES
+    assert failure(lambda: stub.Analyze(huge, timeout=TIMEOUT)).code == (
+        grpc.StatusCode.RESOURCE_EXHAUSTED
+    )
+    # A stream's open over the limit ends the stream; a bar message over it is refused in-band
+    # (unknown fields make a bar message as large as one likes).
+    padding = b"\x7a" + _varint(MAX_BYTES) + b"x" * MAX_BYTES  # field 15, length-delimited
+    raw = server.channel().stream_stream(
+        "/trading.v1.Trading/Stream",
+        request_serializer=lambda b: b,
+        response_deserializer=pb.StreamResponse.FromString,
+    )
+    big_open = open_msg("BIG").SerializeToString() + padding
+    f = failure(lambda: list(raw(iter([big_open]), timeout=TIMEOUT)))
+    assert f.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    row = rows_of(BTC)[0]
+    messages = [open_msg("BIG").SerializeToString(), bar_msg(1, row).SerializeToString() + padding]
+    answers = list(raw(iter([*messages, bar_msg(1, row).SerializeToString()]), timeout=TIMEOUT))
+    assert (
+        answers[1].seq == 1 and answers[1].error.code == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
+    )
+    assert answers[1].error.message.endswith(f"exceeds server.max_message_bytes ({MAX_BYTES})")
+    assert answers[2].WhichOneof("kind") == "update", "the number was not consumed"
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+# ---- Streams ------------------------------------------------------------------------------------
+
+
+def test_stream_appends_and_replacements_equal_batch(stub: rpc.TradingStub) -> None:
+    rows = rows_of(BTC)[:400]
+    cfg = {"pen": {"definition": "traditional"}}
+    engine = Session(engine_config(cfg), with_macd=True)
+    kept: list[Row] = []
+    with Conversation(stub) as c:
+        opened = c.send(open_msg("BTCUSD", config=cfg, with_macd=True))
+        assert opened.seq == 0 and opened.engine == "python"
+        assert (opened.opened.session, opened.opened.last_seq) == ("BTCUSD/30m", 0)
+        assert not opened.opened.resumed and opened.opened.bars == 0
+        assert config_doc(opened.opened.config) == engine_config(cfg).to_dict()
+        seq = 0
+        for i, row in enumerate(rows):
+            t, o, h, lo, c_, v = row
+            steps: list[tuple[Row, bool]] = [(row, False)]
+            if i % 3 == 0:  # a provisional bar, then the final one replaces it
+                steps = [((t, o, o, o, o, 0.0), False), (row, True)]
+            for bar, replace in steps:
+                seq += 1
+                answer = c.send(bar_msg(seq, bar, replace))
+                assert (answer.seq, answer.WhichOneof("kind")) == (seq, "update")
+                want = (engine.replace_last if replace else engine.append)(*bar)
+                assert exact_diff(as_json(want), update_doc(answer.update)) is None
+                assert exact_diff(as_json(want), convert.update_document(answer.update)) is None
+            kept.append(row)
+    snap = stub.GetSnapshot(pb.SnapshotRequest(symbol="BTCUSD", timeframe="30m"), timeout=TIMEOUT)
+    assert (snap.session, snap.last_seq, snap.engine) == ("BTCUSD/30m", seq, "python")
+    batch = stub.Analyze(analyze_request(bars_from(kept), cfg, with_macd=True), timeout=TIMEOUT)
+    assert snap.analysis == batch.analysis
+    assert exact_diff(as_json(engine.document()), analysis_doc(snap.analysis)) is None
+
+
+def test_stream_exactly_once(stub: rpc.TradingStub) -> None:
+    rows = rows_of(BTC)
+    t, o, h, lo, cl, _ = rows[4]
+    rows[4] = (t, o, h, lo, cl, 0.0)  # a zero volume, to resend as -0.0
+    with Conversation(stub) as c:
+        c.send(open_msg("ONCE", timeframe="1h"))
+        first = [c.send(bar_msg(i + 1, rows[i])) for i in range(5)]
+        # A duplicate: the cached answer, nothing applied twice.
+        again = c.send(bar_msg(3, rows[2]))
+        assert again.SerializeToString() == first[2].SerializeToString()
+        # Another payload under an applied number, compared bit for bit (-0.0 is not 0.0).
+        for other in [
+            bar_msg(5, (t, o, h + 1, lo, cl, 0.0)),
+            bar_msg(5, rows[4], replace=True),
+            bar_msg(5, (t, o, h, lo, cl, -0.0)),
+        ]:
+            e = c.send(other)
+            assert (e.seq, e.error.code) == (5, grpc.StatusCode.ABORTED.value[0])
+            assert e.error.message == "sequence 5 was applied with a different bar"
+        # A gap and zero: FAILED_PRECONDITION with the number expected.
+        for seq in (9, 0):
+            e = c.send(bar_msg(seq, rows[5]))
+            assert e.seq == seq and e.error.code == grpc.StatusCode.FAILED_PRECONDITION.value[0]
+            assert (e.error.message, e.error.expected_seq) == (f"expected sequence 6, got {seq}", 6)
+        # A bad bar is refused in-band and does not consume its number.
+        t6, o6, h6, lo6, c6, v6 = rows[5]
+        e = c.send(bar_msg(6, (t6, math.nan, h6, lo6, c6, v6)))
+        assert e.error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+        [fv] = e.error.field_violations
+        assert (fv.field, fv.reason, fv.index) == ("bars[5].open", "finite", 5)
+        assert fv.description == "finite: bar 5: open is NaN, not a finite number"
+        assert e.error.message == "invalid bars: bar 5: open is NaN, not a finite number"
+        e = c.send(bar_msg(6, (rows[4][0], o6, h6, lo6, c6, v6)))
+        assert e.error.field_violations[0].reason == "time_duplicate"
+        # No op, no bar.
+        e = c.send(pb.StreamRequest(bar=pb.BarMessage(seq=6, bar=pb.Bar(time=t6))))
+        assert e.error.message == "bar message 6: op must be APPEND or REPLACE_LAST, got 0"
+        e = c.send(pb.StreamRequest(bar=pb.BarMessage(seq=6, op=pb.APPEND)))
+        assert e.error.message == "bar message 6 carries no bar"
+        assert e.error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+        assert c.send(bar_msg(6, rows[5])).WhichOneof("kind") == "update"
+        # Past the replay window: FAILED_PRECONDITION, the next number expected.
+        for i in range(6, 6 + WINDOW):
+            c.send(bar_msg(i + 1, rows[i]))
+        last = 6 + WINDOW
+        old = c.send(bar_msg(last - WINDOW, rows[last - WINDOW - 1]))
+        assert old.error.code == grpc.StatusCode.FAILED_PRECONDITION.value[0]
+        assert old.error.expected_seq == last + 1
+        kept = c.send(bar_msg(last - WINDOW + 1, rows[last - WINDOW]))
+        assert kept.WhichOneof("kind") == "update", "the last WINDOW answers are kept"
+    snap = stub.GetSnapshot(pb.SnapshotRequest(symbol="ONCE", timeframe="1h"), timeout=TIMEOUT)
+    assert (snap.last_seq, snap.analysis.bars) == (last, last), "each bar applied once"
+
+
+def test_replace_on_an_empty_session(stub: rpc.TradingStub) -> None:
+    row = rows_of(BTC)[0]
+    with Conversation(stub) as c:
+        c.send(open_msg("EMPTY"))
+        e = c.send(bar_msg(1, row, replace=True))
+        assert e.error.code == grpc.StatusCode.FAILED_PRECONDITION.value[0]
+        assert e.error.expected_seq == 1
+        with pytest.raises(StateError) as want:
+            Session(engine_config({})).replace_last(*row)
+        assert e.error.message == str(want.value)
+        assert c.send(bar_msg(1, row)).WhichOneof("kind") == "update"
+
+
+def test_resume_after_reconnect(stub: rpc.TradingStub) -> None:
+    rows = rows_of(BTC)
+    with Conversation(stub) as c:
+        c.send(open_msg("ETHUSD", config={"macd": {"fast_period": 5}}))
+        first = [c.send(bar_msg(i + 1, r)) for i, r in enumerate(rows[:30])]
+    # The connection is gone; the session is not. The client resends from what it saw last.
+    with Conversation(stub) as c:
+        opened = c.send(open_msg("ETHUSD", resume=True, config={"macd": {"fast_period": 7}}))
+        o = opened.opened
+        assert (o.session, o.last_seq, o.bars, o.resumed) == ("ETHUSD/30m", 30, 30, True)
+        assert o.config.macd.fast_period == 5, "a resumed session keeps its configuration"
+        again = [c.send(bar_msg(i + 1, rows[i])) for i in range(25, 40)]
+    assert [a.SerializeToString() for a in again[:5]] == [
+        a.SerializeToString() for a in first[25:30]
+    ]
+    assert all(a.WhichOneof("kind") == "update" for a in again[5:])
+    snap = stub.GetSnapshot(pb.SnapshotRequest(symbol="ETHUSD", timeframe="30m"), timeout=TIMEOUT)
+    batch = stub.Analyze(
+        analyze_request(bars_from(rows[:40]), {"macd": {"fast_period": 5}}), timeout=TIMEOUT
+    )
+    assert snap.last_seq == 40 and snap.analysis == batch.analysis
+    # A new open (no resume) replaces the session.
+    with Conversation(stub) as c:
+        assert c.send(open_msg("ETHUSD")).opened.last_seq == 0
+
+
+def test_a_replaced_session_ends_its_streams(stub: rpc.TradingStub) -> None:
+    rows = rows_of(BTC)
+    with Conversation(stub) as a, Conversation(stub) as b:
+        a.send(open_msg("SWAP"))
+        a.send(bar_msg(1, rows[0]))
+        b.send(open_msg("SWAP"))
+        f = failure(lambda: a.send(bar_msg(2, rows[1])))
+        assert f.code == grpc.StatusCode.ABORTED
+        assert f.message == "session SWAP/30m was replaced by a new open; open or resume it again"
+        assert b.send(bar_msg(1, rows[0])).WhichOneof("kind") == "update"
+
+
+def test_two_streams_on_one_session(stub: rpc.TradingStub) -> None:
+    rows = rows_of(BTC)
+    with Conversation(stub) as a, Conversation(stub) as b:
+        a.send(open_msg("SHARED"))
+        b.send(open_msg("SHARED", resume=True))
+        one = a.send(bar_msg(1, rows[0]))
+        assert b.send(bar_msg(1, rows[0])) == one, "the other stream's duplicate: same answer"
+        assert b.send(bar_msg(2, rows[1])).WhichOneof("kind") == "update"
+        assert a.send(bar_msg(2, rows[1])).WhichOneof("kind") == "update"
+
+
+@pytest.mark.parametrize(
+    ("messages", "message", "violations"),
+    [
+        (
+            [bar_msg(1, (0, 1.0, 1.0, 1.0, 1.0, 0.0))],
+            "the first message of a stream must be open",
+            [],
+        ),
+        ([pb.StreamRequest()], "the first message of a stream must be open", []),
+        ([open_msg("TWICE"), open_msg("TWICE")], "a stream opens its session once", []),
+        ([open_msg("EMPTYMSG"), pb.StreamRequest()], "a stream message must carry open or bar", []),
+        (
+            [open_msg("bad symbol!")],
+            'invalid session name: open.symbol: symbol "bad symbol!" must be 1 to 64 '
+            "characters of A-Z a-z 0-9 . _ : / -",
+            [
+                (
+                    "open.symbol",
+                    'symbol "bad symbol!" must be 1 to 64 characters of A-Z a-z 0-9 . _ : / -',
+                )
+            ],
+        ),
+        (
+            [open_msg("", timeframe="7x")],
+            None,
+            ["open.symbol", "open.timeframe"],
+        ),
+        (
+            [open_msg("BTC", config={"macd": {"fast_period": 0}})],
+            "invalid configuration: macd.fast_period: must be >= 1, got 0",
+            [("config.macd.fast_period", "must be >= 1, got 0")],
+        ),
+    ],
+    ids=["bar-first", "nothing-first", "open-twice", "empty", "symbol", "both", "config"],
+)
+def test_bad_opens(
+    stub: rpc.TradingStub, messages: list[Any], message: str | None, violations: list[Any]
+) -> None:
+    f = failure(lambda: list(stub.Stream(iter(messages), timeout=TIMEOUT)))
+    assert f.code == grpc.StatusCode.INVALID_ARGUMENT
+    if message is not None:
+        assert f.message == message
+    if violations and isinstance(violations[0], str):
+        assert [field for field, _ in f.violations] == violations
+    else:
+        assert f.violations == violations
+
+
+@pytest.mark.parametrize(
+    ("symbol", "timeframe", "ok"),
+    [
+        ("BTC/USDT", "1m", True),
+        ("000001.SH", "15m", True),
+        ("X:Y_z-1", "4h", True),
+        ("A" * 64, "1d", True),
+        ("a", "9999w", True),
+        ("a", "1M", True),
+        ("a", "1s", True),
+        ("A" * 65, "1m", False),
+        ("BTC USDT", "1m", False),
+        ("é", "1m", False),
+        ("a", "0m", False),
+        ("a", "10000m", False),
+        ("a", "1y", False),
+        ("a", "1.5h", False),
+        ("a", "15", False),
+        ("a", "1é", False),
+        ("a", "", False),
+    ],
+)
+def test_symbols_and_timeframes(
+    stub: rpc.TradingStub, symbol: str, timeframe: str, ok: bool
+) -> None:
+    if ok:
+        answers = list(stub.Stream(iter([open_msg(symbol, timeframe)]), timeout=TIMEOUT))
+        assert answers[0].opened.session == f"{symbol}/{timeframe}"
+        snap = stub.GetSnapshot(pb.SnapshotRequest(symbol=symbol, timeframe=timeframe))
+        assert snap.session == f"{symbol}/{timeframe}" and snap.analysis.bars == 0
+        return
+    f = failure(lambda: list(stub.Stream(iter([open_msg(symbol, timeframe)]), timeout=TIMEOUT)))
+    assert f.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert [v[0] for v in f.violations] in (["open.symbol"], ["open.timeframe"])
+    request = pb.SnapshotRequest(symbol=symbol, timeframe=timeframe)
+    f = failure(lambda: stub.GetSnapshot(request, timeout=TIMEOUT))
+    assert f.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert [v[0] for v in f.violations] in (["symbol"], ["timeframe"])
+
+
+def test_unknown_sessions(stub: rpc.TradingStub) -> None:
+    f = failure(lambda: list(stub.Stream(iter([open_msg("NOPE", resume=True)]), timeout=TIMEOUT)))
+    assert (f.code, f.message) == (grpc.StatusCode.NOT_FOUND, "session NOPE/30m not found")
+    request = pb.SnapshotRequest(symbol="NOPE", timeframe="1d")
+    f = failure(lambda: stub.GetSnapshot(request, timeout=TIMEOUT))
+    assert (f.code, f.message) == (grpc.StatusCode.NOT_FOUND, "session NOPE/1d not found")
+
+
+# ---- Info and configuration ---------------------------------------------------------------------
+
+
+def test_info_and_update_config_versus_running_sessions() -> None:
+    s = start("python", ["pen.definition=traditional"])
+    try:
+        stub = rpc.TradingStub(s.channel())
+        info = stub.GetInfo(pb.InfoRequest(), timeout=TIMEOUT)
+        assert (info.engine, info.version, info.protocol) == ("python", __version__, "trading.v1")
+        assert info.sessions == 0 and info.config.pen.definition == "traditional"
+        rows = rows_of(BTC)
+        with Conversation(stub) as c:
+            c.send(open_msg("CFG"))
+            for i in range(50):
+                c.send(bar_msg(i + 1, rows[i]))
+            upd = pb.UpdateConfigRequest(
+                config=overrides({"pen": {"definition": "new_3kline"}, "macd": {"seed": "sma"}})
+            )
+            changed = stub.UpdateConfig(upd, timeout=TIMEOUT)
+            assert changed.engine == "python"
+            assert (changed.config.pen.definition, changed.config.macd.seed) == (
+                "new_3kline",
+                "sma",
+            )
+            assert stub.GetConfig(pb.GetConfigRequest()).config == changed.config
+            # Validated as a whole; a rejected update changes nothing.
+            bad = pb.UpdateConfigRequest(config=overrides({"macd": {"slow_period": 2}}))
+            f = failure(lambda: stub.UpdateConfig(bad, timeout=TIMEOUT))
+            assert f.code == grpc.StatusCode.INVALID_ARGUMENT
+            assert f.violations[0][0] == "config.macd.fast_period"
+            assert stub.GetConfig(pb.GetConfigRequest()).config == changed.config
+            # The running session keeps the configuration it was opened with.
+            c.send(bar_msg(51, rows[50]))
+            snap = stub.GetSnapshot(pb.SnapshotRequest(symbol="CFG", timeframe="30m"))
+            assert snap.analysis.config.pen.definition == "traditional"
+            want = analyze(
+                bars_from(rows[:51]), engine_config({"pen": {"definition": "traditional"}})
+            )
+            assert exact_diff(as_json(want), analysis_doc(snap.analysis)) is None
+        with Conversation(stub) as c:
+            resumed = c.send(open_msg("CFG", resume=True)).opened
+            assert resumed.config.pen.definition == "traditional"
+        with Conversation(stub) as c:
+            assert c.send(open_msg("NEW")).opened.config == changed.config, "new sessions: new"
+        a = stub.Analyze(analyze_request(load_csv(BTC)), timeout=TIMEOUT).analysis
+        assert a.config == changed.config
+        info = stub.GetInfo(pb.InfoRequest(), timeout=TIMEOUT)
+        assert info.sessions == 2 and info.config == changed.config
+    finally:
+        assert s.stop() == 0
+
+
+# ---- Authentication and TLS ---------------------------------------------------------------------
+
+
+def test_bearer_token() -> None:
+    token = "s3cret-token"
+    s = start("python", [f"server.auth_token={token}"])
+    try:
+        stub = rpc.TradingStub(s.channel())
+        for metadata in [None, [("authorization", "Bearer nope")], [("authorization", token)]]:
+            f = failure(lambda m=metadata: stub.GetInfo(pb.InfoRequest(), metadata=m))
+            assert (f.code, f.message) == (
+                grpc.StatusCode.UNAUTHENTICATED,
+                "missing or invalid bearer token",
+            )
+        f = failure(lambda: list(stub.Stream(iter([open_msg("AUTH")]), timeout=TIMEOUT)))
+        assert f.code == grpc.StatusCode.UNAUTHENTICATED
+        for scheme in ("Bearer", "bearer"):
+            ok = stub.GetInfo(pb.InfoRequest(), metadata=[("authorization", f"{scheme} {token}")])
+            assert ok.protocol == "trading.v1"
+        good = [("authorization", f"Bearer {token}")]
+        answers = list(stub.Stream(iter([open_msg("AUTH")]), metadata=good, timeout=TIMEOUT))
+        assert answers[0].opened.session == "AUTH/30m"
+        health = health_pb2_grpc.HealthStub(s.channel())
+        assert (
+            health.Check(health_pb2.HealthCheckRequest()).status
+            == health_pb2.HealthCheckResponse.SERVING
+        )
+    finally:
+        assert s.stop() == 0
+
+
+@dataclass
+class Pki:
+    """A CA and PEM files: the server's certificate and key, a client's, and a stranger's
+    (a client certificate from another CA)."""
+
+    ca: bytes
+    files: dict[str, Path]
+    client: tuple[bytes, bytes]
+    stranger: tuple[bytes, bytes]
+
+
+def _pki(tmp: Path) -> Pki:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    def key_pem(key: Any) -> bytes:
+        return key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+
+    def ca(cn: str) -> tuple[Any, Any]:
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name(cn))
+            .issuer_name(name(cn))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+            .sign(key, hashes.SHA256())
+        )
+        return key, cert
+
+    def issue(issuer: tuple[Any, Any], cn: str, server: bool) -> tuple[bytes, bytes]:
+        ca_key, ca_cert = issuer
+        key = ec.generate_private_key(ec.SECP256R1())
+        usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(name(cn))
+            .issuer_name(ca_cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
+            )
+        )
+        if server:
+            san = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
+        cert = builder.sign(ca_key, hashes.SHA256())
+        return cert.public_bytes(serialization.Encoding.PEM), key_pem(key)
+
+    root = ca("test CA")
+    cert, key = issue(root, "localhost", server=True)
+    files = {"cert": tmp / "server.pem", "key": tmp / "server.key", "ca": tmp / "ca.pem"}
+    ca_pem = root[1].public_bytes(serialization.Encoding.PEM)
+    files["cert"].write_bytes(cert)
+    files["key"].write_bytes(key)
+    files["ca"].write_bytes(ca_pem)
+    return Pki(
+        ca_pem, files, issue(root, "client", server=False), issue(ca("other CA"), "x", False)
+    )
+
+
+def _secure_info(s: Server, pki: Pki, client: tuple[bytes, bytes] | None) -> Any:
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=pki.ca,
+        private_key=client[1] if client else None,
+        certificate_chain=client[0] if client else None,
+    )
+    with grpc.secure_channel(s.address, creds) as channel:
+        return rpc.TradingStub(channel).GetInfo(pb.InfoRequest(), timeout=TIMEOUT)
+
+
+def test_tls(tmp_path: Path) -> None:
+    pki = _pki(tmp_path)
+    s = start(
+        "python",
+        [f"server.tls_cert_file={pki.files['cert']}", f"server.tls_key_file={pki.files['key']}"],
+    )
+    try:
+        assert _secure_info(s, pki, None).protocol == "trading.v1"
+        plain = rpc.TradingStub(s.channel())
+        f = failure(lambda: plain.GetInfo(pb.InfoRequest(), timeout=TIMEOUT))
+        assert f.code == grpc.StatusCode.UNAVAILABLE
+    finally:
+        assert s.stop() == 0
+
+
+def test_mutual_tls(tmp_path: Path) -> None:
+    pki = _pki(tmp_path)
+    s = start(
+        "python",
+        [
+            f"server.tls_cert_file={pki.files['cert']}",
+            f"server.tls_key_file={pki.files['key']}",
+            f"server.tls_client_ca_file={pki.files['ca']}",
+        ],
+    )
+    try:
+        assert _secure_info(s, pki, pki.client).protocol == "trading.v1"
+        for client in (None, pki.stranger):
+            f = failure(lambda c=client: _secure_info(s, pki, c))
+            assert f.code == grpc.StatusCode.UNAVAILABLE
+    finally:
+        assert s.stop() == 0
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (["server.tls_cert_file=x.pem"], "go together"),
+        (["server.tls_client_ca_file=ca.pem"], "needs server.tls_cert_file"),
+        (
+            ["server.tls_cert_file=missing.pem", "server.tls_key_file=missing.key"],
+            "reading server.tls_cert_file missing.pem",
+        ),
+    ],
+)
+def test_tls_settings_are_checked(sets: list[str], message: str) -> None:
+    args = [sys.executable, "-m", "trading_system", "serve", "python", "--port", "0"]
+    for item in sets:
+        args += ["--set", item]
+    done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT)
+    assert done.returncode == 1 and done.stdout == ""
+    assert message in done.stderr
+
+
+# ---- Health, shutdown, ports --------------------------------------------------------------------
+
+
+def test_health_check_and_watch() -> None:
+    s = start("python", ["server.shutdown_grace_ms=60000"])
+    health = health_pb2_grpc.HealthStub(s.channel())
+    serving = health_pb2.HealthCheckResponse.SERVING
+    try:
+        for service in ("", "trading.v1.Trading"):
+            assert health.Check(health_pb2.HealthCheckRequest(service=service)).status == serving
+        f = failure(lambda: health.Check(health_pb2.HealthCheckRequest(service="no.Such")))
+        assert (f.code, f.message) == (grpc.StatusCode.NOT_FOUND, 'unknown service "no.Such"')
+        watch = health.Watch(health_pb2.HealthCheckRequest(service=""), timeout=TIMEOUT)
+        unknown = health.Watch(health_pb2.HealthCheckRequest(service="no.Such"), timeout=TIMEOUT)
+        assert next(watch).status == serving
+        assert next(unknown).status == health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
+    finally:
+        s.proc.send_signal(signal.SIGTERM)
+    # Watchers see NOT_SERVING, then their streams end, and the server exits 0 (the open
+    # streams do not hold the shutdown for the grace period).
+    assert [m.status for m in watch] == [health_pb2.HealthCheckResponse.NOT_SERVING]
+    assert list(unknown) == []
+    assert s.stop() == 0
+
+
+def _random_walk(n: int, seed: int) -> Bars:
+    rng = np.random.default_rng(seed)
+    close = 100.0 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    open_ = np.concatenate([[100.0], close[:-1]])
+    spread = np.abs(rng.normal(0, 0.005, n)) * close
+    high = np.maximum(open_, close) + spread
+    low = np.minimum(open_, close) - spread
+    time = np.arange(n, dtype=np.int64) * 60_000 + 1_700_000_000_000
+    return Bars(time, open_, high, low, close, rng.uniform(1, 100, n))
+
+
+def test_sigterm_drains_an_in_flight_analyze() -> None:
+    s = start("python", ["logging.level=debug", "server.shutdown_grace_ms=600000"])
+    bars = _random_walk(200_000, 7)
+    stub = rpc.TradingStub(s.channel(options=BIG))
+    call = stub.Analyze.future(analyze_request(bars), timeout=600)
+    try:
+        _wait_for(s, lambda e: e.get("message") == "call started" and e["method"] == "Analyze")
+        # The event loop answers health checks while the engine works in a thread.
+        health = health_pb2_grpc.HealthStub(s.channel())
+        assert health.Check(health_pb2.HealthCheckRequest(), timeout=TIMEOUT).status == (
+            health_pb2.HealthCheckResponse.SERVING
+        )
+        s.proc.send_signal(signal.SIGTERM)
+        answer = call.result()
+        code = s.proc.wait(600)
+    finally:
+        s.stop()
+    assert code == 0
+    want = as_json(analyze(bars, engine_config({})))
+    assert exact_diff(want, analysis_doc(answer.analysis)) is None
+    _wait_for(s, lambda e: e.get("message") == "stopped")
+    # The call ended after the shutdown had begun: it was drained, not cut off.
+    order = [
+        "shutdown" if str(e.get("message")).startswith("shutting down") else "Analyze"
+        for e in _events(s)
+        if str(e.get("message")).startswith("shutting down")
+        or (e.get("method") == "Analyze" and "status" in e)
+    ]
+    assert order == ["shutdown", "Analyze"]
+    assert _events(s)[-1]["message"] == "stopped"
+
+
+def test_calls_past_the_grace_period_are_cut_off() -> None:
+    s = start("python", ["logging.level=debug", "server.shutdown_grace_ms=0"])
+    stub = rpc.TradingStub(s.channel(options=BIG))
+    call = stub.Analyze.future(analyze_request(_random_walk(200_000, 8)), timeout=600)
+    try:
+        _wait_for(s, lambda e: e.get("message") == "call started" and e["method"] == "Analyze")
+        s.proc.send_signal(signal.SIGTERM)
+        code = s.proc.wait(600)
+    finally:
+        s.stop()
+    assert code == 0, "cut off, but stopped as asked"
+    f = failure(call.result)
+    assert f.code in (grpc.StatusCode.CANCELLED, grpc.StatusCode.UNAVAILABLE)
+    _wait_for(s, lambda e: e.get("message") == "stopped")
+    assert any(e["level"] == "warn" and "grace period over" in e["message"] for e in _events(s))
+
+
+def test_a_port_in_use_is_refused(server: Server) -> None:
+    port = server.address.rsplit(":", 1)[1]
+    args = [sys.executable, "-m", "trading_system", "serve", "python", "--port", port]
+    done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT)
+    assert done.returncode == 1 and done.stdout == ""
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+    # The first server is untouched.
+    health = health_pb2_grpc.HealthStub(server.channel())
+    assert health.Check(health_pb2.HealthCheckRequest()).status == 1
+
+
+def test_the_server_loads_no_native_module(server: Server, stub: rpc.TradingStub) -> None:
+    # The standby must not share the Rust code's failures: not even loaded in its process.
+    stub.Analyze(analyze_request(load_csv(BTC)), timeout=TIMEOUT)
+    maps = Path(f"/proc/{server.proc.pid}/maps")
+    if not maps.exists():
+        pytest.skip("no /proc here")
+    text = maps.read_text()
+    assert "numpy" in text, "extension modules show in the map"
+    assert "trading_system/native" not in text
+
+
+# ---- Logs and the command line ------------------------------------------------------------------
+
+
+def _events(s: Server) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in list(s.log) if line.startswith("{")]
+
+
+def _wait_for(s: Server, match: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """The first log line that matches, once the server has written it (the log is read by
+    another thread); fails after about TIMEOUT seconds."""
+    pause = threading.Event()
+    for _ in range(int(TIMEOUT / 0.05)):
+        found = [e for e in _events(s) if match(e)]
+        if found:
+            return found[0]
+        pause.wait(0.05)
+    raise AssertionError(f"no such log line; the server exited with {s.proc.poll()}")
+
+
+def test_one_json_line_per_call_and_stream_message(server: Server, stub: rpc.TradingStub) -> None:
+    rows = rows_of(BTC)
+    with Conversation(stub) as c:
+        c.send(open_msg("LOGS"))
+        c.send(bar_msg(1, rows[0]))
+        c.send(bar_msg(3, rows[1]))
+    stub.GetInfo(pb.InfoRequest())
+    last = _wait_for(server, lambda e: e.get("method") == "GetInfo")
+    lines = [e for e in _events(server) if e.get("session") == "LOGS/30m"]
+    keys = ["ts", "level", "engine", "method", "session", "seq", "latency_ms", "status"]
+    assert [(e["seq"], e["status"]) for e in lines] == [
+        (0, "OK"),
+        (1, "OK"),
+        (3, "FAILED_PRECONDITION"),
+    ]
+    for e in [*lines, last]:
+        assert list(e)[: len(keys)] == keys
+        assert (e["engine"], e["level"]) == ("python", "info")
+        assert isinstance(e["latency_ms"], float) and e["ts"].endswith("Z")
+    assert lines[2]["message"] == "expected sequence 2, got 3"
+    assert (last["session"], last["seq"], last["status"]) == (None, None, "OK")
+
+
+def test_serve_command_line(tmp_path: Path) -> None:
+    def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "trading_system", "serve", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            env={**os.environ, **(env or {})},
+        )
+
+    bad = run("python", "--port", "0", "--set", "server.replay_window=0")
+    assert bad.returncode == 2 and "server.replay_window: must be >= 1, got 0" in bad.stderr
+    bad = run("python", "--port", "0", "--set", "logging.level=loud")
+    assert bad.returncode == 2 and "logging.level must be one of" in bad.stderr
+    assert run("python", "--port", "70000").returncode == 2
+    assert run("python", "--config", str(tmp_path / "missing.yaml")).returncode == 1
+    # serve rust: the Rust binary with the same arguments (TRADING_ENGINE_BIN names it).
+    fake = tmp_path / "trading-engine"
+    fake.write_text('#!/bin/sh\necho "$@"\nexit 3\n', encoding="utf-8")
+    fake.chmod(0o755)
+    done = run(
+        "rust",
+        "--port",
+        "5",
+        "--config",
+        "c.yaml",
+        "--set",
+        "a.b=1",
+        "--set",
+        "c.d=x y",
+        env={"TRADING_ENGINE_BIN": str(fake)},
+    )
+    assert (done.returncode, done.stdout) == (
+        3,
+        "serve --port 5 --config c.yaml --set a.b=1 --set c.d=x y\n",
+    )
+    missing = run("rust", env={"TRADING_ENGINE_BIN": str(tmp_path / "none")})
+    assert missing.returncode == 1 and "TRADING_ENGINE_BIN" in missing.stderr
