@@ -1,5 +1,5 @@
 # One name per task; `make help` lists them.
-.PHONY: help build test run lint fmt bench bench-engines peer engines slow golden proto
+.PHONY: help build test run lint fmt bench bench-engines bench-grpc peer engines slow golden proto
 
 help: ## list the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -27,9 +27,17 @@ fmt: ## format the code
 bench: ## throughput and memory of the core (needs ../shared/data)
 	scripts/bench_core.sh
 
-bench-engines: ## Python engine and native binding against the pure-Rust core (needs ../shared/data)
+bench-bench-grpc: ## both servers over gRPC: Analyze of 1M bars, stream ack latency, pipelined bars/s
+	scripts/setup.sh
+	.venv/bin/python scripts/bench_grpc.py
+
+engines: ## Python engine and native binding against the pure-Rust core (needs ../shared/data)
 	scripts/setup.sh
 	.venv/bin/python scripts/bench_engines.py
+
+bench-grpc: ## both servers over gRPC: Analyze of 1M bars, stream ack latency, pipelined bars/s
+	scripts/setup.sh
+	.venv/bin/python scripts/bench_grpc.py
 
 engines: ## both engines on every file of ../shared/data: do they agree?
 	scripts/setup.sh

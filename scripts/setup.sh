@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the project needs beyond a Rust toolchain and Python 3 (idempotent), and builds
-# the Rust engine's binary target/release/trading-engine.
+# the Rust engine's server binary target/service/trading-engine.
 # The Rust toolchain itself is pinned in rust-toolchain.toml and comes from rustup.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,10 +28,11 @@ fi
 cargo fetch --locked
 
 # The Rust engine's binary (`trading-engine serve`, the gRPC server): the Python tests and
-# `trading-system serve rust` start it from target/release/trading-engine. Cargo rebuilds it only
-# when its sources changed (the first build takes a few minutes: release profile, fat LTO).
-echo "setup: building target/release/trading-engine (cargo build --release)"
-cargo build --release --locked --quiet -p trading-engine --bin trading-engine
+# `trading-system serve rust` start it from target/service/trading-engine (the service profile:
+# release code that unwinds on a panic, so a bug fails one call, not the server). Cargo rebuilds
+# it only when its sources changed (the first build takes a few minutes: fat LTO).
+echo "setup: building target/service/trading-engine (cargo build --profile service)"
+cargo build --profile service --locked --quiet -p trading-engine --bin trading-engine
 
 # Python: .venv with the locked packages (reinstalled only when the lock changed) and the package
 # with its native module (trading_system.native), rebuilt only when its inputs changed.
@@ -59,8 +60,8 @@ if ! compgen -G "python-layer/trading_system/native*.so" >/dev/null ||
   build_log="$venv/native-build.log"
   if ! (
     export VIRTUAL_ENV="$PWD/$venv" PATH="$PWD/$venv/bin:$PATH"
-    # --profile python: release code that unwinds on a panic (Cargo.toml).
-    maturin develop --locked --profile python
+    # --profile service: release code that unwinds on a panic (Cargo.toml).
+    maturin develop --locked --profile service
   ) >"$build_log" 2>&1; then
     cat "$build_log" >&2
     echo "setup: building trading_system.native failed (log above)" >&2

@@ -7,7 +7,7 @@ analysis document to ``OUT.json`` (``-``: stdout, the summary then goes to stder
 
 ``trading-system serve python --port N --config F [--set key=value ...]`` runs the Python
 engine's gRPC server (docs/GRPC.md; the port defaults to ``server.python_port``, 0 is any free
-port); ``trading-system serve rust ...`` runs the Rust one (``target/release/trading-engine
+port); ``trading-system serve rust ...`` runs the Rust one (``target/service/trading-engine
 serve`` with the same arguments, or the binary named by ``TRADING_ENGINE_BIN``).
 
 Configuration: the file (default: the built-in defaults), then the environment's
@@ -48,7 +48,7 @@ LAST = 5
 PRESETS = Path("config") / "macd_params.yaml"
 ROOT = Path(__file__).resolve().parents[2]
 """The repository root (the package lives in ``python-layer/trading_system``)."""
-RUST_SERVER = Path("target") / "release" / "trading-engine"
+RUST_SERVER = Path("target") / "service" / "trading-engine"
 """The Rust server binary, relative to the repository root (``TRADING_ENGINE_BIN`` overrides)."""
 
 

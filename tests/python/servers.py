@@ -1,5 +1,5 @@
 """Real engine servers on loopback ports, for the gRPC tests: the Rust one
-(``target/release/trading-engine serve``) and the Python one (``python -m trading_system serve
+(``target/service/trading-engine serve``) and the Python one (``python -m trading_system serve
 python``), each started as a process that prints ``listening on HOST:PORT`` once ready."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ CONFIG = ROOT / "config" / "default.yaml"
 
 
 def rust_binary() -> Path:
-    return Path(os.environ.get("TRADING_ENGINE_BIN", ROOT / "target/release/trading-engine"))
+    return Path(os.environ.get("TRADING_ENGINE_BIN", ROOT / "target/service/trading-engine"))
 
 
 def command(engine: str, sets: list[str], config: Path = CONFIG) -> list[str]:
