@@ -4,8 +4,11 @@ segments (线段), pivots (中枢), MACD, divergence (背驰) and buy/sell point
 ``analyze(data)`` analyzes a series; ``Session()`` follows one bar by bar. Both run on the Rust
 engine (``engine="rust"``, the compiled core) or the pure-Python engine (``engine="python"``)
 with the same results. Configuration: :mod:`trading_system.config`; input forms:
-:mod:`trading_system.data`; errors: :mod:`trading_system.errors`.
+:mod:`trading_system.data`; errors: :mod:`trading_system.errors`. ``Client`` / ``AsyncClient``
+(:mod:`trading_system.client`) call the engine servers over gRPC.
 """
+
+from typing import Any
 
 from trading_system.api import Analysis, Session, Update, analyze
 from trading_system.config import EngineConfig, FileConfig, load_config, load_presets
@@ -21,10 +24,25 @@ from trading_system.errors import (
 
 __version__ = "0.1.0"
 
+_CLIENT = ("AsyncClient", "Client", "ClientError")
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use: the client needs grpcio, the rest of the package does not.
+    if name in _CLIENT:
+        from trading_system import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module 'trading_system' has no attribute {name!r}")
+
+
 __all__ = [
     "Analysis",
+    "AsyncClient",
     "Bars",
     "ChanError",
+    "Client",
+    "ClientError",
     "ConfigError",
     "DataError",
     "EngineConfig",

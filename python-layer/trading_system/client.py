@@ -1,0 +1,644 @@
+"""A client of the engine servers (``proto/trading.proto``, docs/GRPC.md) for bots: typed
+results, the package's errors, deadlines, retries and streams that survive broken connections.
+
+``AsyncClient`` (grpc.aio) holds the logic; ``Client`` is the same API, blocking: it runs an
+``AsyncClient`` on a private event loop in a daemon thread, so the retry and resume rules exist
+once and behave identically in both.
+
+- :meth:`AsyncClient.analyze` → :class:`RemoteAnalysis` (a :class:`~trading_system.results.Analysis`
+  whose ``to_dict()`` is the analysis document, plus ``engine``). ``Analyze`` is idempotent: it is
+  retried on ``UNAVAILABLE`` / ``DEADLINE_EXCEEDED`` with capped exponential backoff.
+- :meth:`AsyncClient.stream` → a session: ``append`` / ``replace_last`` → :class:`RemoteUpdate`
+  (plus ``seq``, ``engine``). When the connection breaks, the session reconnects, resumes
+  (``resume = true``) and resends the unacknowledged message; the server answers a message it had
+  already applied from its cache, so nothing is lost or applied twice.
+- Errors: :class:`~trading_system.errors.InvalidBars` (violations decoded from
+  ``google.rpc.BadRequest`` or the in-band ``StreamError``),
+  :class:`~trading_system.errors.ConfigError` (``config.<section>.<key>``), anything else
+  :class:`ClientError` with the gRPC status code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import threading
+from collections.abc import Coroutine, Iterable, Mapping
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+import grpc.aio
+from google.protobuf import json_format
+from google.rpc import error_details_pb2, status_pb2
+
+from trading_system.data import bar_values, to_bars
+from trading_system.errors import ChanError, ConfigError, InvalidBars, Violation
+from trading_system.proto import trading_pb2 as pb
+from trading_system.proto import trading_pb2_grpc as rpc
+from trading_system.results import Analysis, Update
+from trading_system.server import convert
+
+__all__ = [
+    "AsyncClient",
+    "AsyncStreamSession",
+    "Client",
+    "ClientError",
+    "RemoteAnalysis",
+    "RemoteUpdate",
+    "Retry",
+    "StreamSession",
+]
+
+T = TypeVar("T")
+Pem = str | PathLike[str] | bytes
+
+RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+"""Codes after which a call may be sent again (the request may or may not have been applied)."""
+
+RECONNECT = RETRYABLE | {grpc.StatusCode.INTERNAL}
+"""Codes after which a stream reconnects and resends: also INTERNAL, which grpcio gives a write
+on a connection that just broke; resending is safe there, the server drops duplicates."""
+
+_CODES = {c.value[0]: c for c in grpc.StatusCode}
+_BAR_FIELD = re.compile(r"bars\[(\d+)\]\.(\w+)")
+_DETAILS_KEY = "grpc-status-details-bin"
+
+
+# --- Results and errors --------------------------------------------------------------------------
+
+
+class RemoteAnalysis(Analysis):
+    """An analysis as a server answered it: ``engine`` (``"rust"`` / ``"python"``) and, for a
+    snapshot, the session's ``last_seq``."""
+
+    def __init__(
+        self, document: Mapping[str, Any], engine: str, last_seq: int | None = None
+    ) -> None:
+        super().__init__(document)
+        self.engine = engine
+        self.last_seq = last_seq
+
+
+class RemoteUpdate(Update):
+    """A stream answer: the update document (§12.7), its sequence number and the engine."""
+
+    def __init__(self, document: Mapping[str, Any], engine: str, seq: int) -> None:
+        super().__init__(document)
+        self.engine = engine
+        self.seq = seq
+
+
+class ClientError(ChanError):
+    """A call that failed for another reason than bad bars or a bad configuration: ``code`` is
+    the gRPC status code (``UNAVAILABLE``, ``DEADLINE_EXCEEDED``, ``UNAUTHENTICATED``,
+    ``NOT_FOUND`` …); ``expected_seq`` is set for an in-band ``FAILED_PRECONDITION``."""
+
+    def __init__(
+        self, code: grpc.StatusCode, message: str, expected_seq: int | None = None
+    ) -> None:
+        self.code = code
+        self.message = message
+        self.expected_seq = expected_seq
+        super().__init__(f"{code.name}: {message}")
+
+
+def _violation(field: str, description: str) -> Violation | None:
+    """A ``bars[<i>].<field>`` / ``bars`` field violation as a Violation; None for others."""
+    rule, _, message = description.partition(": ")
+    if field == "bars":
+        return Violation(None, "bars", rule, message)
+    m = _BAR_FIELD.fullmatch(field)
+    return Violation(int(m[1]), m[2], rule, message) if m else None
+
+
+def _decode(
+    code: grpc.StatusCode,
+    message: str,
+    fields: list[tuple[str, str]],
+    expected_seq: int | None = None,
+) -> ChanError:
+    """The package's error for a status and its field violations."""
+    if code == grpc.StatusCode.INVALID_ARGUMENT and fields:
+        for field, description in fields:
+            if field.startswith("config."):
+                return ConfigError(field.removeprefix("config."), description)
+        violations = [_violation(f, d) for f, d in fields]
+        if all(v is not None for v in violations):
+            return InvalidBars([v for v in violations if v is not None])
+    return ClientError(code, message, expected_seq)
+
+
+def _error(e: grpc.aio.AioRpcError) -> ChanError:
+    """A failed call's status, with the ``google.rpc.BadRequest`` it carries, as an error."""
+    fields: list[tuple[str, str]] = []
+    for key, value in e.trailing_metadata() or ():
+        if key != _DETAILS_KEY or not isinstance(value, bytes):
+            continue
+        for detail in status_pb2.Status.FromString(value).details:
+            bad = error_details_pb2.BadRequest()
+            if detail.Unpack(bad):
+                fields += [(v.field, v.description) for v in bad.field_violations]
+    return _decode(e.code(), e.details() or "", fields)
+
+
+def _stream_error(err: pb.StreamError) -> ChanError:
+    code = _CODES.get(err.code, grpc.StatusCode.UNKNOWN)
+    fields = [(v.field, v.description) for v in err.field_violations]
+    return _decode(code, err.message, fields, err.expected_seq or None)
+
+
+# --- Requests ------------------------------------------------------------------------------------
+
+
+def _columns(data: Any) -> pb.Bars:
+    b = to_bars(data)
+    return pb.Bars(
+        time=b.time.tolist(),
+        open=b.open.tolist(),
+        high=b.high.tolist(),
+        low=b.low.tolist(),
+        close=b.close.tolist(),
+        volume=b.volume.tolist(),
+    )
+
+
+def _overrides(config: Mapping[str, Any] | None) -> pb.EngineConfig:
+    """Overrides (``{"pen": {"definition": "traditional"}}`` or dotted ``{"pen.definition": …}``)
+    as an ``EngineConfig`` with only those fields set; the server checks the values."""
+    msg = pb.EngineConfig()
+    nested: dict[str, dict[str, Any]] = {}
+    for key, value in (config or {}).items():
+        if "." in key:
+            section, name = key.split(".", 1)
+            nested.setdefault(section, {})[name] = value
+        elif isinstance(value, Mapping):
+            nested.setdefault(key, {}).update(value)
+        else:
+            raise ConfigError(key, "expected a section of overrides")
+    for section, keys in nested.items():
+        if section not in convert.SECTIONS:
+            raise ConfigError(section, "unknown section")
+        for name, value in keys.items():
+            try:
+                json_format.ParseDict({section: {name: value}}, msg)
+            except json_format.ParseError as e:
+                raise ConfigError(f"{section}.{name}", str(e)) from None
+    return msg
+
+
+def _bar(op: pb.Op, seq: int, bar: Any) -> pb.StreamRequest:
+    t, o, h, lo, c, v = bar_values(bar)
+    b = pb.Bar(time=t, open=o, high=h, low=lo, close=c, volume=v)
+    return pb.StreamRequest(bar=pb.BarMessage(seq=seq, op=op, bar=b))
+
+
+def _pem(value: Pem | None) -> bytes | None:
+    if value is None or isinstance(value, bytes):
+        return value
+    return Path(value).read_bytes()
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Capped exponential backoff: attempt ``n`` (from 1) waits ``min(cap, base·2^(n-1))``
+    scaled by a random factor in [0.5, 1] (jitter, so many bots do not retry in step)."""
+
+    max_attempts: int = 6
+    base: float = 0.1
+    cap: float = 5.0
+
+    def delay(self, attempt: int) -> float:
+        return min(self.cap, self.base * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+
+
+class _Broken(Exception):
+    """The stream's connection is gone (or a message timed out): reconnect and resend."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+# --- The asynchronous client ---------------------------------------------------------------------
+
+
+class AsyncClient:
+    """A client of one server address (grpc.aio). ``token``: sent as ``authorization: Bearer
+    <token>`` on every call; ``tls_ca`` (and ``tls_cert`` + ``tls_key`` for mutual TLS): PEM data
+    or file paths, switching to TLS; ``timeout``: the default deadline of every call, in seconds
+    (per attempt; in a stream, per message); ``retry``: the backoff of retries and reconnects."""
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        token: str | None = None,
+        tls_ca: Pem | None = None,
+        tls_cert: Pem | None = None,
+        tls_key: Pem | None = None,
+        timeout: float = 10.0,
+        retry: Retry | None = None,
+        options: Iterable[tuple[str, Any]] = (),
+    ) -> None:
+        if (tls_cert is None) != (tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        self.address = address
+        self.timeout = timeout
+        self.retry = retry or Retry()
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        opts = [
+            # Analyses with MACD of long series exceed the 4 MB default; the server has its limit.
+            ("grpc.max_receive_message_length", -1),
+            ("grpc.max_send_message_length", -1),
+            # Reconnect soon after a broken connection; our own backoff paces the retries.
+            ("grpc.initial_reconnect_backoff_ms", 100),
+            ("grpc.max_reconnect_backoff_ms", 2000),
+            *options,
+        ]
+        if tls_ca is not None or tls_cert is not None:
+            creds = grpc.ssl_channel_credentials(_pem(tls_ca), _pem(tls_key), _pem(tls_cert))
+            self._channel = grpc.aio.secure_channel(address, creds, opts)
+        else:
+            self._channel = grpc.aio.insecure_channel(address, opts)
+        self._stub = rpc.TradingStub(self._channel)
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def _unary(self, method: Any, request: Any, timeout: float | None) -> Any:
+        """An idempotent call with a deadline per attempt, retried on RETRYABLE codes."""
+        deadline = self.timeout if timeout is None else timeout
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await method(request, timeout=deadline, metadata=self._metadata)
+            except grpc.aio.AioRpcError as e:
+                if e.code() not in RETRYABLE or attempt >= self.retry.max_attempts:
+                    raise _error(e) from e
+            await asyncio.sleep(self.retry.delay(attempt))
+
+    async def analyze(
+        self,
+        data: Any,
+        config: Mapping[str, Any] | None = None,
+        with_macd: bool = False,
+        timeout: float | None = None,
+    ) -> RemoteAnalysis:
+        """Analyzes a series on the server. ``data``: anything
+        :func:`trading_system.data.to_bars` reads; ``config``: overrides of the server's
+        configuration. Raises InvalidBars, ConfigError, DataError or ClientError."""
+        request = pb.AnalyzeRequest(
+            bars=_columns(data), config=_overrides(config), with_macd=with_macd
+        )
+        answer = await self._unary(self._stub.Analyze, request, timeout)
+        return RemoteAnalysis(convert.analysis_document(answer.analysis), answer.engine)
+
+    async def snapshot(
+        self, symbol: str, timeframe: str, timeout: float | None = None
+    ) -> RemoteAnalysis:
+        """A session's full state (``last_seq`` set); NOT_FOUND is a ClientError."""
+        request = pb.SnapshotRequest(symbol=symbol, timeframe=timeframe)
+        answer = await self._unary(self._stub.GetSnapshot, request, timeout)
+        doc = convert.analysis_document(answer.analysis)
+        return RemoteAnalysis(doc, answer.engine, answer.last_seq)
+
+    async def info(self, timeout: float | None = None) -> dict[str, Any]:
+        """``GetInfo`` as a dict (engine, version, uptime_ms, sessions, config, protocol)."""
+        answer = await self._unary(self._stub.GetInfo, pb.InfoRequest(), timeout)
+        return json_format.MessageToDict(
+            answer, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+        )
+
+    def stream(
+        self,
+        symbol: str,
+        timeframe: str,
+        config: Mapping[str, Any] | None = None,
+        with_macd: bool = False,
+        resume: bool = False,
+    ) -> AsyncStreamSession:
+        """A session ``<symbol>/<timeframe>``, opened by ``async with`` (or ``await open()``):
+        new (replacing one of that name), or with ``resume`` the existing one."""
+        return AsyncStreamSession(self, symbol, timeframe, _overrides(config), with_macd, resume)
+
+
+class AsyncStreamSession:
+    """One session over a ``Stream`` call, reopened with ``resume`` whenever the call breaks.
+    One message is in flight at a time (no pipelining): its number is ``last_seq + 1``."""
+
+    def __init__(
+        self,
+        client: AsyncClient,
+        symbol: str,
+        timeframe: str,
+        config: pb.EngineConfig,
+        with_macd: bool,
+        resume: bool,
+    ) -> None:
+        self._client = client
+        self._open = pb.OpenSession(
+            symbol=symbol, timeframe=timeframe, config=config, with_macd=with_macd, resume=resume
+        )
+        self._call: Any = None
+        self._last_seq = 0
+        self.engine = ""
+        self.opened: pb.Opened | None = None
+        """The ``Opened`` answer of the latest (re)connection."""
+        self.reconnects = 0
+        """How many times the session was resumed after a broken connection."""
+
+    @property
+    def symbol(self) -> str:
+        return self._open.symbol
+
+    @property
+    def timeframe(self) -> str:
+        return self._open.timeframe
+
+    @property
+    def last_seq(self) -> int:
+        """The last sequence number the server acknowledged (0: none)."""
+        return self._last_seq
+
+    async def __aenter__(self) -> AsyncStreamSession:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def open(self) -> pb.Opened:
+        """Opens (or resumes) the session, retrying while the server is unreachable."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                opened = await self._connect(self._open)
+                break
+            except _Broken as e:
+                if attempt >= self._client.retry.max_attempts:
+                    raise ClientError(e.code, e.message) from None
+            await asyncio.sleep(self._client.retry.delay(attempt))
+        self._last_seq = opened.last_seq
+        return opened
+
+    async def close(self) -> None:
+        """Ends the stream (the session stays in the server until replaced or it stops)."""
+        call, self._call = self._call, None
+        if call is None:
+            return
+        try:
+            await asyncio.wait_for(call.done_writing(), self._client.timeout)
+            while await asyncio.wait_for(call.read(), self._client.timeout) is not grpc.aio.EOF:
+                pass
+        except (grpc.aio.AioRpcError, TimeoutError, asyncio.InvalidStateError):
+            pass  # the stream is ending anyway; the session is unaffected
+        finally:
+            call.cancel()
+
+    def _drop(self) -> None:
+        if self._call is not None:
+            self._call.cancel()
+            self._call = None
+
+    async def _exchange(self, call: Any, request: pb.StreamRequest) -> pb.StreamResponse:
+        """Sends one message and reads its answer within the deadline; a broken connection or
+        a missed deadline is _Broken (after cancelling the call), other statuses raise."""
+        timeout = self._client.timeout
+        try:
+            await asyncio.wait_for(call.write(request), timeout)
+            answer = await asyncio.wait_for(call.read(), timeout)
+        except TimeoutError:
+            call.cancel()
+            raise _Broken(grpc.StatusCode.DEADLINE_EXCEEDED, "no answer in time") from None
+        except asyncio.InvalidStateError:
+            # Written after the call had ended: its status says whether that was the network.
+            code, details = await call.code(), await call.details()
+            if code in RECONNECT:
+                raise _Broken(code, details) from None
+            raise ClientError(code, details) from None
+        except grpc.aio.AioRpcError as e:
+            if e.code() in RECONNECT:
+                raise _Broken(e.code(), e.details() or "") from None
+            raise _error(e) from e
+        if answer is grpc.aio.EOF:  # the server ended the stream without a status error
+            raise _Broken(grpc.StatusCode.UNAVAILABLE, "the stream ended")
+        return answer
+
+    async def _connect(self, open_msg: pb.OpenSession) -> pb.Opened:
+        self._drop()
+        call = self._client._stub.Stream(metadata=self._client._metadata)
+        answer = await self._exchange(call, pb.StreamRequest(open=open_msg))
+        if answer.WhichOneof("kind") != "opened":
+            call.cancel()
+            raise ClientError(grpc.StatusCode.INTERNAL, f"expected Opened, got {answer}")
+        self._call = call
+        self.engine = answer.engine
+        self.opened = answer.opened
+        return answer.opened
+
+    async def _resume(self, seq: int) -> None:
+        """Reconnects to the session; its ``last_seq`` must be ``seq - 1`` (the message was
+        lost) or ``seq`` (applied, the answer lost: the resend gets the cached answer)."""
+        resume = pb.OpenSession()
+        resume.CopyFrom(self._open)
+        resume.resume = True
+        opened = await self._connect(resume)
+        self.reconnects += 1
+        if opened.last_seq not in (seq - 1, seq):
+            self._drop()
+            raise ClientError(
+                grpc.StatusCode.ABORTED,
+                f"session {opened.session} is at sequence {opened.last_seq}, this client at "
+                f"{seq - 1}: it was replaced or written by another client",
+            )
+
+    async def _send(self, op: pb.Op, bar: Any) -> RemoteUpdate:
+        seq = self._last_seq + 1
+        request = _bar(op, seq, bar)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                if self._call is None:
+                    await self._resume(seq)
+                answer = await self._exchange(self._call, request)
+                break
+            except _Broken as e:
+                self._drop()
+                if attempt >= self._client.retry.max_attempts:
+                    raise ClientError(e.code, e.message) from None
+            await asyncio.sleep(self._client.retry.delay(attempt))
+        kind = answer.WhichOneof("kind")
+        if kind == "error":  # in-band: nothing applied, the number is not consumed
+            raise _stream_error(answer.error)
+        if kind != "update" or answer.seq != seq:
+            raise ClientError(grpc.StatusCode.INTERNAL, f"unexpected answer to {seq}: {answer}")
+        self._last_seq = seq
+        self.engine = answer.engine
+        return RemoteUpdate(convert.update_document(answer.update), answer.engine, seq)
+
+    async def append(self, bar: Any) -> RemoteUpdate:
+        """Appends a bar ``(time, open, high, low, close, volume)`` or a mapping of those."""
+        return await self._send(pb.APPEND, bar)
+
+    async def replace_last(self, bar: Any) -> RemoteUpdate:
+        """Replaces the last bar (the one still forming)."""
+        return await self._send(pb.REPLACE_LAST, bar)
+
+    async def snapshot(self, timeout: float | None = None) -> RemoteAnalysis:
+        """The session's full state on the server."""
+        return await self._client.snapshot(self.symbol, self.timeframe, timeout)
+
+
+# --- The blocking client -------------------------------------------------------------------------
+
+
+class _Loop:
+    """A private event loop in a daemon thread, running the asynchronous client."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join()
+        self.loop.close()
+
+
+async def _new_client(address: str, kwargs: dict[str, Any]) -> AsyncClient:
+    return AsyncClient(address, **kwargs)  # grpc.aio binds the channel to the running loop
+
+
+class Client:
+    """The blocking client: :class:`AsyncClient`'s API and behaviour without ``await``."""
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        token: str | None = None,
+        tls_ca: Pem | None = None,
+        tls_cert: Pem | None = None,
+        tls_key: Pem | None = None,
+        timeout: float = 10.0,
+        retry: Retry | None = None,
+        options: Iterable[tuple[str, Any]] = (),
+    ) -> None:
+        kwargs = {
+            "token": token,
+            "tls_ca": tls_ca,
+            "tls_cert": tls_cert,
+            "tls_key": tls_key,
+            "timeout": timeout,
+            "retry": retry,
+            "options": tuple(options),
+        }
+        self._loop = _Loop()
+        try:
+            self._async = self._loop.run(_new_client(address, kwargs))
+        except BaseException:
+            self._loop.stop()
+            raise
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._loop.thread.is_alive():
+            self._loop.run(self._async.close())
+            self._loop.stop()
+
+    def analyze(
+        self,
+        data: Any,
+        config: Mapping[str, Any] | None = None,
+        with_macd: bool = False,
+        timeout: float | None = None,
+    ) -> RemoteAnalysis:
+        """See :meth:`AsyncClient.analyze`."""
+        return self._loop.run(self._async.analyze(data, config, with_macd, timeout))
+
+    def snapshot(self, symbol: str, timeframe: str, timeout: float | None = None) -> RemoteAnalysis:
+        return self._loop.run(self._async.snapshot(symbol, timeframe, timeout))
+
+    def info(self, timeout: float | None = None) -> dict[str, Any]:
+        return self._loop.run(self._async.info(timeout))
+
+    def stream(
+        self,
+        symbol: str,
+        timeframe: str,
+        config: Mapping[str, Any] | None = None,
+        with_macd: bool = False,
+        resume: bool = False,
+    ) -> StreamSession:
+        """See :meth:`AsyncClient.stream`; open it with ``with`` (or ``open()``)."""
+        inner = self._async.stream(symbol, timeframe, config, with_macd, resume)
+        return StreamSession(self._loop, inner)
+
+
+class StreamSession:
+    """The blocking form of :class:`AsyncStreamSession`."""
+
+    def __init__(self, loop: _Loop, inner: AsyncStreamSession) -> None:
+        self._loop = loop
+        self._inner = inner
+
+    def __enter__(self) -> StreamSession:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def last_seq(self) -> int:
+        return self._inner.last_seq
+
+    @property
+    def engine(self) -> str:
+        return self._inner.engine
+
+    @property
+    def opened(self) -> pb.Opened | None:
+        return self._inner.opened
+
+    @property
+    def reconnects(self) -> int:
+        return self._inner.reconnects
+
+    def open(self) -> pb.Opened:
+        return self._loop.run(self._inner.open())
+
+    def close(self) -> None:
+        self._loop.run(self._inner.close())
+
+    def append(self, bar: Any) -> RemoteUpdate:
+        return self._loop.run(self._inner.append(bar))
+
+    def replace_last(self, bar: Any) -> RemoteUpdate:
+        return self._loop.run(self._inner.replace_last(bar))
+
+    def snapshot(self, timeout: float | None = None) -> RemoteAnalysis:
+        return self._loop.run(self._inner.snapshot(timeout))
