@@ -286,12 +286,14 @@ class AnalyzeRequest(_message.Message):
     def __init__(self, bars: _Optional[_Union[Bars, _Mapping]] = ..., config: _Optional[_Union[EngineConfig, _Mapping]] = ..., with_macd: _Optional[bool] = ...) -> None: ...
 
 class AnalyzeResponse(_message.Message):
-    __slots__ = ("engine", "analysis")
+    __slots__ = ("engine", "analysis", "epoch")
     ENGINE_FIELD_NUMBER: _ClassVar[int]
     ANALYSIS_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
     engine: str
     analysis: Analysis
-    def __init__(self, engine: _Optional[str] = ..., analysis: _Optional[_Union[Analysis, _Mapping]] = ...) -> None: ...
+    epoch: int
+    def __init__(self, engine: _Optional[str] = ..., analysis: _Optional[_Union[Analysis, _Mapping]] = ..., epoch: _Optional[int] = ...) -> None: ...
 
 class OpenSession(_message.Message):
     __slots__ = ("symbol", "timeframe", "config", "with_macd", "resume")
@@ -451,18 +453,20 @@ class BadRequestFieldViolation(_message.Message):
     def __init__(self, field: _Optional[str] = ..., description: _Optional[str] = ..., reason: _Optional[str] = ..., index: _Optional[int] = ...) -> None: ...
 
 class StreamResponse(_message.Message):
-    __slots__ = ("seq", "engine", "opened", "update", "error")
+    __slots__ = ("seq", "engine", "epoch", "opened", "update", "error")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     ENGINE_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
     OPENED_FIELD_NUMBER: _ClassVar[int]
     UPDATE_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     seq: int
     engine: str
+    epoch: int
     opened: Opened
     update: Update
     error: StreamError
-    def __init__(self, seq: _Optional[int] = ..., engine: _Optional[str] = ..., opened: _Optional[_Union[Opened, _Mapping]] = ..., update: _Optional[_Union[Update, _Mapping]] = ..., error: _Optional[_Union[StreamError, _Mapping]] = ...) -> None: ...
+    def __init__(self, seq: _Optional[int] = ..., engine: _Optional[str] = ..., epoch: _Optional[int] = ..., opened: _Optional[_Union[Opened, _Mapping]] = ..., update: _Optional[_Union[Update, _Mapping]] = ..., error: _Optional[_Union[StreamError, _Mapping]] = ...) -> None: ...
 
 class SnapshotRequest(_message.Message):
     __slots__ = ("symbol", "timeframe")
@@ -473,16 +477,18 @@ class SnapshotRequest(_message.Message):
     def __init__(self, symbol: _Optional[str] = ..., timeframe: _Optional[str] = ...) -> None: ...
 
 class SnapshotResponse(_message.Message):
-    __slots__ = ("engine", "session", "last_seq", "analysis")
+    __slots__ = ("engine", "session", "last_seq", "analysis", "epoch")
     ENGINE_FIELD_NUMBER: _ClassVar[int]
     SESSION_FIELD_NUMBER: _ClassVar[int]
     LAST_SEQ_FIELD_NUMBER: _ClassVar[int]
     ANALYSIS_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
     engine: str
     session: str
     last_seq: int
     analysis: Analysis
-    def __init__(self, engine: _Optional[str] = ..., session: _Optional[str] = ..., last_seq: _Optional[int] = ..., analysis: _Optional[_Union[Analysis, _Mapping]] = ...) -> None: ...
+    epoch: int
+    def __init__(self, engine: _Optional[str] = ..., session: _Optional[str] = ..., last_seq: _Optional[int] = ..., analysis: _Optional[_Union[Analysis, _Mapping]] = ..., epoch: _Optional[int] = ...) -> None: ...
 
 class InfoRequest(_message.Message):
     __slots__ = ()
@@ -521,3 +527,55 @@ class ConfigResponse(_message.Message):
     engine: str
     config: EngineConfig
     def __init__(self, engine: _Optional[str] = ..., config: _Optional[_Union[EngineConfig, _Mapping]] = ...) -> None: ...
+
+class StatusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class EngineStatus(_message.Message):
+    __slots__ = ("engine", "address", "state", "eligible", "p50_ms", "p99_ms", "consecutive_ok", "consecutive_failed", "lag_bars", "last_error")
+    ENGINE_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ELIGIBLE_FIELD_NUMBER: _ClassVar[int]
+    P50_MS_FIELD_NUMBER: _ClassVar[int]
+    P99_MS_FIELD_NUMBER: _ClassVar[int]
+    CONSECUTIVE_OK_FIELD_NUMBER: _ClassVar[int]
+    CONSECUTIVE_FAILED_FIELD_NUMBER: _ClassVar[int]
+    LAG_BARS_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    engine: str
+    address: str
+    state: str
+    eligible: bool
+    p50_ms: float
+    p99_ms: float
+    consecutive_ok: int
+    consecutive_failed: int
+    lag_bars: int
+    last_error: str
+    def __init__(self, engine: _Optional[str] = ..., address: _Optional[str] = ..., state: _Optional[str] = ..., eligible: _Optional[bool] = ..., p50_ms: _Optional[float] = ..., p99_ms: _Optional[float] = ..., consecutive_ok: _Optional[int] = ..., consecutive_failed: _Optional[int] = ..., lag_bars: _Optional[int] = ..., last_error: _Optional[str] = ...) -> None: ...
+
+class StatusResponse(_message.Message):
+    __slots__ = ("active", "epoch", "mode", "engines", "sessions", "last_failover_ms", "last_failover_reason")
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    ENGINES_FIELD_NUMBER: _ClassVar[int]
+    SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    LAST_FAILOVER_MS_FIELD_NUMBER: _ClassVar[int]
+    LAST_FAILOVER_REASON_FIELD_NUMBER: _ClassVar[int]
+    active: str
+    epoch: int
+    mode: str
+    engines: _containers.RepeatedCompositeFieldContainer[EngineStatus]
+    sessions: int
+    last_failover_ms: int
+    last_failover_reason: str
+    def __init__(self, active: _Optional[str] = ..., epoch: _Optional[int] = ..., mode: _Optional[str] = ..., engines: _Optional[_Iterable[_Union[EngineStatus, _Mapping]]] = ..., sessions: _Optional[int] = ..., last_failover_ms: _Optional[int] = ..., last_failover_reason: _Optional[str] = ...) -> None: ...
+
+class SetModeRequest(_message.Message):
+    __slots__ = ("mode",)
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    mode: str
+    def __init__(self, mode: _Optional[str] = ...) -> None: ...

@@ -316,3 +316,131 @@ class Trading:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class AdminStub:
+    """---- Admin (the monitor only) ------------------------------------------------------------------
+
+    Operators' view of the monitor and their manual overrides (`trading-system health`,
+    `trading-system failover --to rust|python`, `trading-system override auto`).
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Status = channel.unary_unary(
+                '/trading.v1.Admin/Status',
+                request_serializer=trading__pb2.StatusRequest.SerializeToString,
+                response_deserializer=trading__pb2.StatusResponse.FromString,
+                _registered_method=True)
+        self.SetMode = channel.unary_unary(
+                '/trading.v1.Admin/SetMode',
+                request_serializer=trading__pb2.SetModeRequest.SerializeToString,
+                response_deserializer=trading__pb2.StatusResponse.FromString,
+                _registered_method=True)
+
+
+class AdminServicer:
+    """---- Admin (the monitor only) ------------------------------------------------------------------
+
+    Operators' view of the monitor and their manual overrides (`trading-system health`,
+    `trading-system failover --to rust|python`, `trading-system override auto`).
+    """
+
+    def Status(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetMode(self, request, context):
+        """"auto": the monitor routes by health; "rust" / "python": that engine, held until "auto".
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_AdminServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Status': grpc.unary_unary_rpc_method_handler(
+                    servicer.Status,
+                    request_deserializer=trading__pb2.StatusRequest.FromString,
+                    response_serializer=trading__pb2.StatusResponse.SerializeToString,
+            ),
+            'SetMode': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetMode,
+                    request_deserializer=trading__pb2.SetModeRequest.FromString,
+                    response_serializer=trading__pb2.StatusResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'trading.v1.Admin', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('trading.v1.Admin', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Admin:
+    """---- Admin (the monitor only) ------------------------------------------------------------------
+
+    Operators' view of the monitor and their manual overrides (`trading-system health`,
+    `trading-system failover --to rust|python`, `trading-system override auto`).
+    """
+
+    @staticmethod
+    def Status(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trading.v1.Admin/Status',
+            trading__pb2.StatusRequest.SerializeToString,
+            trading__pb2.StatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetMode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trading.v1.Admin/SetMode',
+            trading__pb2.SetModeRequest.SerializeToString,
+            trading__pb2.StatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

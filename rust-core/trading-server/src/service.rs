@@ -111,6 +111,7 @@ impl TradingService {
         Ok(pb::AnalyzeResponse {
             engine: ENGINE.into(),
             analysis: Some(convert::analysis(&a.engine, &a.tail)),
+            epoch: 0,
         })
     }
 
@@ -236,6 +237,8 @@ impl TradingService {
                     seq: b.seq,
                     engine: ENGINE.into(),
                     kind: Some(pb::stream_response::Kind::Error(e)),
+                    // Engines answer with epoch 0; the monitor sets its own.
+                    epoch: 0,
                 };
                 (answer, Outcome::Rejected(Code::ResourceExhausted))
             } else {
@@ -409,6 +412,7 @@ impl Trading for TradingService {
                     session: n,
                     last_seq: g.last_seq(),
                     analysis: Some(g.analysis()),
+                    epoch: 0,
                 })
             })
             .await

@@ -227,6 +227,7 @@ fn response(seq: u64, kind: pb::stream_response::Kind) -> pb::StreamResponse {
         seq,
         engine: ENGINE.into(),
         kind: Some(kind),
+        epoch: 0,
     }
 }
 
