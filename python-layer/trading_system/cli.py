@@ -10,6 +10,12 @@ engine's gRPC server (docs/GRPC.md; the port defaults to ``server.python_port``,
 port); ``trading-system serve rust ...`` runs the Rust one (``target/service/trading-engine
 serve`` with the same arguments, or the binary named by ``TRADING_ENGINE_BIN``).
 
+``trading-system serve monitor --config F [--set key=value ...] [--port N] [--rust ADDR]
+[--python ADDR]`` runs the monitor in front of both engines (docs/MONITOR.md; the port defaults to
+``server.monitor_port``). ``trading-system health [--address A] [--json]`` prints its status
+(exit 1 when no engine serves, 3 when the monitor does not answer); ``trading-system failover
+--to rust|python`` and ``trading-system override auto`` set its mode.
+
 Configuration: the file (default: the built-in defaults), then the environment's
 ``TRADING_SYSTEM__SECTION__KEY`` variables, then ``--macd-preset``, then each ``--set`` in order.
 
@@ -111,7 +117,66 @@ def _parser() -> argparse.ArgumentParser:
             metavar="KEY=VALUE",
             help="override one key, e.g. --set server.auth_token=s3cret (repeatable)",
         )
+    m = engines.add_parser(
+        "monitor",
+        help="the monitor: one address in front of both engines (docs/MONITOR.md)",
+        description="Run the monitor: it forwards trading.v1 to both engines, fails over "
+        "between them and mirrors streams; it prints 'listening on HOST:PORT' once ready.",
+    )
+    m.add_argument(
+        "--port", type=_port, help="the port (default: server.monitor_port; 0: any free port)"
+    )
+    m.add_argument(
+        "--rust", metavar="ADDR", help="the Rust engine (default: server.host:server.rust_port)"
+    )
+    m.add_argument(
+        "--python",
+        metavar="ADDR",
+        help="the Python engine (default: server.host:server.python_port)",
+    )
+    _config_arguments(m)
+
+    h = sub.add_parser(
+        "health",
+        help="the monitor's view of the engines (exit 1 when no engine serves)",
+        description="Print the monitor's status: the active engine, the epoch, the mode and "
+        "each engine's state. Exit status 1 when no engine serves, 3 when the monitor does "
+        "not answer.",
+    )
+    h.add_argument("--json", action="store_true", help="print the status as JSON")
+    _admin_arguments(h)
+    f = sub.add_parser(
+        "failover",
+        help="switch the monitor to an engine (a manual override, held until 'override auto')",
+    )
+    f.add_argument("--to", choices=("rust", "python"), required=True, help="the engine")
+    _admin_arguments(f)
+    o = sub.add_parser("override", help="'override auto': back to routing by health")
+    o.add_argument("mode", choices=("auto",), help="auto")
+    _admin_arguments(o)
     return p
+
+
+def _config_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help="YAML configuration (the shape of default.yaml)")
+    p.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one key, e.g. --set server.auth_token=s3cret (repeatable)",
+    )
+
+
+def _admin_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--address",
+        metavar="HOST:PORT",
+        help="the monitor (default: server.host:server.monitor_port)",
+    )
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait (default: 5)")
+    _config_arguments(p)
 
 
 def _port(text: str) -> int:
@@ -321,6 +386,8 @@ def rust_server_binary() -> Path:
 def _serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.engine == "rust":
         return _serve_rust(args, err)
+    if args.engine == "monitor":
+        return _serve_monitor(args, out, err)
     try:
         cfg = load_config(args.config)
         cfg = apply_sets(cfg, args.sets)
@@ -336,6 +403,95 @@ def _serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"error: the server needs grpcio ({e}): install with scripts/setup.sh", file=err)
         return 1
     return run(cfg, args.port, out)
+
+
+def _serve_monitor(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    try:
+        cfg = apply_sets(load_config(args.config), args.sets)
+    except ConfigError as e:
+        print(f"error: {e}", file=err)
+        return 2
+    except OSError as e:
+        print(f"error: reading {e.filename}: {e.strerror or e}", file=err)
+        return 1
+    try:
+        from trading_system.monitor.app import engine_addresses, run
+    except ImportError as e:
+        print(f"error: the monitor needs grpcio ({e}): install with scripts/setup.sh", file=err)
+        return 1
+    return run(cfg, args.port, engine_addresses(cfg, args.rust, args.python), out)
+
+
+def _admin(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """``health``, ``failover --to E`` and ``override auto``: the monitor's Admin service."""
+    try:
+        cfg = apply_sets(load_config(args.config), args.sets)
+    except ConfigError as e:
+        print(f"error: {e}", file=err)
+        return 2
+    except OSError as e:
+        print(f"error: reading {e.filename}: {e.strerror or e}", file=err)
+        return 1
+    import grpc
+    from google.protobuf import json_format
+
+    from trading_system.proto import trading_pb2 as pb
+    from trading_system.proto import trading_pb2_grpc as rpc
+    from trading_system.server.app import address
+
+    where = args.address or address(cfg.server.host, cfg.server.monitor_port)
+    token = cfg.server.auth_token
+    metadata = (("authorization", f"Bearer {token}"),) if token else None
+    with grpc.insecure_channel(where) as channel:
+        stub = rpc.AdminStub(channel)
+        try:
+            if args.command == "health":
+                status = stub.Status(pb.StatusRequest(), timeout=args.timeout, metadata=metadata)
+            else:
+                mode = args.to if args.command == "failover" else args.mode
+                status = stub.SetMode(
+                    pb.SetModeRequest(mode=mode), timeout=args.timeout, metadata=metadata
+                )
+        except grpc.RpcError as e:
+            code = e.code()  # type: ignore[attr-defined]
+            details = e.details()  # type: ignore[attr-defined]
+            print(f"error: monitor {where}: {code.name}: {details}", file=err)
+            gone = code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+            return 3 if gone else 1
+    if args.command == "health" and args.json:
+        doc = json_format.MessageToJson(
+            status, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+        )
+        out.write(doc + "\n")
+    else:
+        out.write(_status_text(status))
+    return 0 if status.active else 1
+
+
+def _status_text(status: Any) -> str:
+    lines = [
+        f"active: {status.active or '(none serves)'}  epoch {status.epoch}  mode {status.mode}  "
+        f"sessions {status.sessions}",
+    ]
+    if status.last_failover_ms:
+        when = format_time(status.last_failover_ms)
+        lines.append(f"last failover: {when}  {status.last_failover_reason}")
+    rows = [
+        [
+            e.engine,
+            e.address,
+            e.state,
+            "eligible" if e.eligible else "not eligible",
+            f"p50 {e.p50_ms:.1f} ms",
+            f"p99 {e.p99_ms:.1f} ms",
+            f"ok {e.consecutive_ok}",
+            f"failed {e.consecutive_failed}",
+            f"lag {e.lag_bars} bars" if e.lag_bars else "in sync",
+            e.last_error,
+        ]
+        for e in status.engines
+    ]
+    return "\n".join([*lines, *_table(rows, set())]) + "\n"
 
 
 def _serve_rust(args: argparse.Namespace, err: TextIO) -> int:
@@ -370,6 +526,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands: dict[str, Callable[[argparse.Namespace, TextIO, TextIO], int]] = {
         "analyze": _analyze,
         "serve": _serve,
+        "health": _admin,
+        "failover": _admin,
+        "override": _admin,
     }
     return commands[args.command](args, sys.stdout, sys.stderr)
 

@@ -58,11 +58,30 @@ class Server:
 def start(
     engine: str, sets: list[str] | None = None, config: Path = CONFIG, keep_log: bool = True
 ) -> Server:
-    """Starts a server on a free port and waits for its ``listening on`` line. With
+    """Starts an engine server on a free port and waits for its ``listening on`` line. With
     ``keep_log`` its log (stderr) is collected in ``Server.log``; without, it is discarded
     (benchmarks: reading it would compete with the client for this process's time)."""
+    return spawn(engine, command(engine, sets or [], config), keep_log)
+
+
+def monitor_command(
+    rust: str, python: str, sets: list[str] | None = None, config: Path = CONFIG
+) -> list[str]:
+    args = ["--port", "0", "--config", str(config), "--rust", rust, "--python", python]
+    for s in sets or []:
+        args += ["--set", s]
+    return [sys.executable, "-m", "trading_system", "serve", "monitor", *args]
+
+
+def start_monitor(rust: str, python: str, sets: list[str] | None = None) -> Server:
+    """Starts the monitor (``trading-system serve monitor``) in front of the two engines."""
+    return spawn("monitor", monitor_command(rust, python, sets), True)
+
+
+def spawn(engine: str, argv: list[str], keep_log: bool) -> Server:
+    """Starts a server process and waits for its ``listening on`` line."""
     proc = subprocess.Popen(
-        command(engine, sets or [], config),
+        argv,
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE if keep_log else subprocess.DEVNULL,

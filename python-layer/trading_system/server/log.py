@@ -26,6 +26,8 @@ ACCESS_KEYS = ("method", "session", "seq", "latency_ms", "status")
 LEVELS = {"trace": 10, "debug": 10, "info": 20, "warn": 30, "error": 40}
 """structlog's numeric levels (it has none below debug: ``trace`` is ``debug`` here)."""
 _SERVER_ERRORS = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS}
+_PROCESS = {"engine": ENGINE}
+"""The ``engine`` every line carries: ``python``, or ``monitor`` in the monitor's process."""
 
 
 def _head(_: Any, method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -34,7 +36,7 @@ def _head(_: Any, method: str, event: MutableMapping[str, Any]) -> MutableMappin
     out: dict[str, Any] = {
         "ts": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z",
         "level": "warn" if method in ("warning", "warn") else method,
-        "engine": ENGINE,
+        "engine": _PROCESS["engine"],
     }
     name = event.pop("event", None)
     if name == ACCESS:
@@ -57,8 +59,10 @@ def level_of(name: str) -> int:
     return LEVELS[name]
 
 
-def configure(level: str, fmt: str, stream: TextIO | None = None) -> None:
-    """Sets up structlog with the ``logging`` section's level and format."""
+def configure(level: str, fmt: str, stream: TextIO | None = None, name: str = ENGINE) -> None:
+    """Sets up structlog with the ``logging`` section's level and format; ``name`` is the
+    ``engine`` of every line."""
+    _PROCESS["engine"] = name
     threshold = level_of(level)
     renderer: Any
     if fmt == "json":

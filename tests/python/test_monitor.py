@@ -1,0 +1,461 @@
+"""The monitor (docs/MONITOR.md) with real processes on loopback: both engine servers and the
+monitor in front of them, all on free ports. Forwarding, the Admin status and the CLI, failover
+when the active engine is killed mid-stream, a manual failover under a running stream, both
+engines down, and the manual override. No wall-clock assertions: conditions are awaited with a
+generous deadline."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import random
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_status import rpc_status
+from servers import ROOT, Server, command, spawn, start, start_monitor
+
+from trading_system.monitor.router import ELIGIBLE_AFTER, Router
+from trading_system.proto import trading_pb2 as pb
+from trading_system.proto import trading_pb2_grpc as rpc
+
+BARS = int(os.environ.get("MONITOR_BARS", "2400"))
+"""Bars per failover stream (at least 2,000 in the default run)."""
+MONITOR_SETS = ["system.health_check_interval_ms=100"]
+WAIT = 60.0
+"""The generous deadline conditions are awaited with (never asserted on)."""
+
+
+def wait_for(condition: Callable[[], bool], what: str, deadline: float = WAIT) -> None:
+    end = time.monotonic() + deadline
+    while not condition():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def series(n: int, seed: int = 5) -> list[pb.Bar]:
+    """A deterministic random walk of valid bars, one minute apart."""
+    rng = random.Random(seed)
+    price = 100.0
+    out = []
+    for i in range(n):
+        o = price
+        c = max(1.0, o + rng.gauss(0, 1.5))
+        hi = max(o, c) + abs(rng.gauss(0, 0.8))
+        lo = max(0.5, min(o, c) - abs(rng.gauss(0, 0.8)))
+        out.append(pb.Bar(time=(i + 1) * 60_000, open=o, high=hi, low=lo, close=c, volume=1.0))
+        price = c
+    return out
+
+
+def columns(bars: list[pb.Bar]) -> pb.Bars:
+    return pb.Bars(
+        time=[b.time for b in bars],
+        open=[b.open for b in bars],
+        high=[b.high for b in bars],
+        low=[b.low for b in bars],
+        close=[b.close for b in bars],
+        volume=[b.volume for b in bars],
+    )
+
+
+@dataclass
+class Cluster:
+    engines: dict[str, Server]
+    monitor: Server
+    channels: list[grpc.Channel] = field(default_factory=list)
+
+    def stub(self, server: Server | None = None) -> rpc.TradingStub:
+        ch = (server or self.monitor).channel()
+        self.channels.append(ch)
+        return rpc.TradingStub(ch)
+
+    def admin(self) -> rpc.AdminStub:
+        ch = self.monitor.channel()
+        self.channels.append(ch)
+        return rpc.AdminStub(ch)
+
+    def status(self) -> pb.StatusResponse:
+        return self.admin().Status(pb.StatusRequest(), timeout=10)
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "trading_system", *args, "--address", self.monitor.address],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=WAIT,
+        )
+
+
+def serving(server: Server) -> bool:
+    with server.channel() as ch:
+        try:
+            answer = health_pb2_grpc.HealthStub(ch).Check(
+                health_pb2.HealthCheckRequest(service="trading.v1.Trading"), timeout=5
+            )
+        except grpc.RpcError:
+            return False
+    return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def _cluster() -> Iterator[Cluster]:
+    engines = {e: start(e) for e in ("rust", "python")}
+    for e in engines.values():
+        wait_for(lambda e=e: serving(e), f"{e.engine} serving")  # type: ignore[misc]
+    monitor = start_monitor(engines["rust"].address, engines["python"].address, MONITOR_SETS)
+    c = Cluster(engines, monitor)
+    try:
+        wait_for(lambda: all(e.eligible for e in c.status().engines), "both engines eligible")
+        status = c.status()
+        # The starting point every test counts from (a failure here names the reason).
+        assert (status.active, status.epoch) == ("rust", 1), status
+        yield c
+    finally:
+        for ch in c.channels:
+            ch.close()
+        assert monitor.stop() == 0, "the monitor did not stop cleanly"
+        for s in engines.values():
+            s.stop()
+
+
+@pytest.fixture(scope="module")
+def shared() -> Iterator[Cluster]:
+    """A cluster nobody kills: forwarding and status."""
+    yield from _cluster()
+
+
+@pytest.fixture
+def cluster() -> Iterator[Cluster]:
+    """A cluster of its own, for the tests that kill engines."""
+    yield from _cluster()
+
+
+class Stream:
+    """A client's single stream through the monitor, in lockstep (one message, one answer)."""
+
+    def __init__(self, stub: rpc.TradingStub) -> None:
+        self.requests: queue.Queue[pb.StreamRequest | None] = queue.Queue()
+        self.call = stub.Stream(iter(self.requests.get, None))
+        self.answers: list[pb.StreamResponse] = []
+
+    def send(self, request: pb.StreamRequest) -> None:
+        self.requests.put(request)
+
+    def receive(self) -> pb.StreamResponse:
+        answer = next(self.call)
+        self.answers.append(answer)
+        return answer
+
+    def open(self, symbol: str, timeframe: str) -> pb.StreamResponse:
+        self.send(pb.StreamRequest(open=pb.OpenSession(symbol=symbol, timeframe=timeframe)))
+        return self.receive()
+
+    def bar(self, seq: int, bar: pb.Bar) -> None:
+        self.send(pb.StreamRequest(bar=pb.BarMessage(seq=seq, op=pb.APPEND, bar=bar)))
+
+    def close(self) -> None:
+        self.requests.put(None)
+
+
+def without_epoch(m: Any) -> Any:
+    m = type(m).FromString(m.SerializeToString())
+    m.ClearField("epoch")
+    return m
+
+
+# ---- Routing rules (no processes) ------------------------------------------------------------
+
+
+def test_router_rules() -> None:
+    r = Router("rust", {"rust": "r", "python": "p"})
+    r.ok("python", 1.0, probe=True)  # the standby answers first: no switch before the round
+    r.ok("rust", 1.0, probe=True)
+    r.start()
+    assert (r.active, r.epoch, r.serving) == ("rust", 1, "rust")
+    r.failed("rust", "UNAVAILABLE")
+    assert (r.active, r.epoch, r.order()) == ("python", 2, ["python", "rust"])
+    assert "rust failed" in r.last_failover_reason
+    for _ in range(ELIGIBLE_AFTER):  # eligible again after several probes, no failback
+        r.ok("rust", 1.0, probe=True)
+    assert r.engines["rust"].eligible and (r.active, r.epoch) == ("python", 2)
+    r.set_mode("rust")
+    assert (r.active, r.epoch, r.mode) == ("rust", 3, "rust")
+    r.failed("rust", "DEADLINE_EXCEEDED")  # the override holds; calls try python first
+    assert (r.active, r.epoch, r.order()) == ("rust", 3, ["python", "rust"])
+    r.set_mode("auto")
+    assert (r.active, r.epoch) == ("python", 4)
+    with pytest.raises(ValueError):
+        r.set_mode("fastest")
+    r.failed("python", "UNAVAILABLE")
+    assert r.serving == ""
+
+    back = Router("rust", {"rust": "r", "python": "p"}, auto_failback=True)
+    back.ok("python", 1.0, probe=True)
+    back.start()
+    assert (back.active, back.epoch) == ("python", 2)  # the primary was not serving at start
+    back.ok("rust", 1.0, probe=True)
+    assert (back.active, back.epoch) == ("rust", 3)
+
+
+# ---- Forwarding and status --------------------------------------------------------------------
+
+
+def test_forwarding_gives_the_engines_answers(shared: Cluster) -> None:
+    monitor, rust = shared.stub(), shared.stub(shared.engines["rust"])
+    req = pb.AnalyzeRequest(bars=columns(series(600)), with_macd=True)
+    via = monitor.Analyze(req, timeout=30)
+    direct = rust.Analyze(req, timeout=30)
+    assert via.epoch >= 1 and direct.epoch == 0
+    assert via.engine == "rust"
+    # Serialized: NaN in the MACD lookback compares unequal as a float.
+    assert without_epoch(via).SerializeToString() == direct.SerializeToString()
+
+    assert monitor.GetConfig(pb.GetConfigRequest()) == rust.GetConfig(pb.GetConfigRequest())
+    info = monitor.GetInfo(pb.InfoRequest())
+    assert (info.engine, info.protocol) == ("rust", "trading.v1")
+
+    # Errors pass through: code, message and the BadRequest details.
+    bad = series(3)
+    bad[1].high = bad[1].low - 1
+    req = pb.AnalyzeRequest(bars=columns(bad))
+    got = []
+    for stub in (monitor, rust):
+        with pytest.raises(grpc.RpcError) as e:
+            stub.Analyze(req, timeout=30)
+        status = rpc_status.from_call(e.value)  # type: ignore[arg-type]
+        assert status is not None
+        br = error_details_pb2.BadRequest()
+        assert status.details[0].Unpack(br)
+        got.append((e.value.code(), e.value.details(), list(br.field_violations)))  # type: ignore[attr-defined]
+    assert got[0] == got[1] and got[0][0] == grpc.StatusCode.INVALID_ARGUMENT
+
+    with pytest.raises(grpc.RpcError) as e:
+        monitor.GetSnapshot(pb.SnapshotRequest(symbol="NONE", timeframe="1m"), timeout=30)
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND  # type: ignore[attr-defined]
+
+
+def test_stream_forwarding_mirrors_to_both_engines(shared: Cluster) -> None:
+    s = Stream(shared.stub())
+    opened = s.open("MIRROR", "1m")
+    assert opened.opened.session == "MIRROR/1m" and opened.engine == "rust"
+    bars = series(300, seed=11)
+    for i, b in enumerate(bars, 1):
+        s.bar(i, b)
+        assert s.receive().seq == i
+    # A duplicate gets the cached answer; a gap is refused in-band.
+    s.bar(300, bars[-1])
+    assert without_epoch(s.receive()) == without_epoch(s.answers[300])
+    s.bar(302, bars[-1])
+    gap = s.receive()
+    assert gap.error.code == grpc.StatusCode.FAILED_PRECONDITION.value[0]
+    assert gap.error.expected_seq == 301
+    s.close()
+    req = pb.SnapshotRequest(symbol="MIRROR", timeframe="1m")
+    snaps = [shared.stub(shared.engines[e]).GetSnapshot(req) for e in ("rust", "python")]
+    assert snaps[0].last_seq == snaps[1].last_seq == 300
+    assert without_engine(snaps[0].analysis) == without_engine(snaps[1].analysis)
+
+
+def without_engine(m: Any) -> bytes:
+    return bytes(m.SerializeToString())
+
+
+def test_health_json_shows_both_engines(shared: Cluster) -> None:
+    out = shared.cli("health", "--json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["active"] == "rust" and doc["mode"] == "auto"
+    engines = {e["engine"]: e for e in doc["engines"]}
+    assert set(engines) == {"rust", "python"}
+    for name, e in engines.items():
+        assert e["address"] == shared.engines[name].address
+        assert e["state"] == "serving" and e["eligible"] is True
+        assert e["consecutive_ok"] >= 1 and e["consecutive_failed"] == 0
+    text = shared.cli("health")
+    assert text.returncode == 0 and "active: rust" in text.stdout
+
+
+# ---- Failover ---------------------------------------------------------------------------------
+
+
+def stream_through(
+    c: Cluster,
+    symbol: str,
+    during: Callable[[], None],
+    at: int = BARS // 2,
+    join: Callable[[], None] | None = None,
+) -> tuple[Stream, list[pb.Bar]]:
+    """Streams ``BARS`` bars through the monitor on one stream, calling ``during`` right after
+    sending bar ``at`` (before its answer is read), and ``join`` ten bars before the end."""
+    s = Stream(c.stub())
+    assert s.open(symbol, "1m").WhichOneof("kind") == "opened"
+    bars = series(BARS, seed=len(symbol))
+    for i, b in enumerate(bars, 1):
+        s.bar(i, b)
+        if i == at:
+            during()
+        if join is not None and i == len(bars) - 10:
+            join()
+        answer = s.receive()
+        assert answer.WhichOneof("kind") == "update", answer
+    return s, bars
+
+
+def check_exactly_once(s: Stream, bars: list[pb.Bar]) -> list[int]:
+    acks = [a.seq for a in s.answers[1:]]
+    assert acks == list(range(1, len(bars) + 1))
+    epochs = [a.epoch for a in s.answers]
+    assert epochs == sorted(epochs)
+    return epochs
+
+
+def check_snapshot(c: Cluster, symbol: str, bars: list[pb.Bar], engine: str) -> None:
+    monitor = c.stub()
+    snap = monitor.GetSnapshot(pb.SnapshotRequest(symbol=symbol, timeframe="1m"), timeout=30)
+    assert snap.engine == engine and snap.last_seq == len(bars)
+    batch = c.stub(c.engines[engine]).Analyze(pb.AnalyzeRequest(bars=columns(bars)), timeout=60)
+    assert snap.analysis.SerializeToString() == batch.analysis.SerializeToString()
+
+
+def test_kill_active_engine_mid_stream(cluster: Cluster) -> None:
+    rust = cluster.engines["rust"]
+    s, bars = stream_through(cluster, "KILL", rust.proc.kill)
+    s.close()
+    epochs = check_exactly_once(s, bars)
+    assert epochs[-1] > epochs[0]
+    assert s.answers[1].engine == "rust" and s.answers[-1].engine == "python"
+    check_snapshot(cluster, "KILL", bars, "python")
+    status = cluster.status()
+    assert status.active == "python" and status.epoch == epochs[-1]
+    assert "rust failed" in status.last_failover_reason and status.last_failover_ms > 0
+    health = json.loads(cluster.cli("health", "--json").stdout)
+    rust_status = next(e for e in health["engines"] if e["engine"] == "rust")
+    assert rust_status["eligible"] is False and int(rust_status["lag_bars"]) > 0
+
+
+def test_manual_failover_under_a_running_stream(cluster: Cluster) -> None:
+    result: list[subprocess.CompletedProcess[str]] = []
+
+    # The CLI runs while bars keep flowing; it has finished before the last ten are sent.
+    cli = threading.Thread(target=lambda: result.append(cluster.cli("failover", "--to", "python")))
+    s, bars = stream_through(cluster, "MANUAL", cli.start, join=cli.join)
+    s.close()
+    assert result[0].returncode == 0, result[0].stderr
+    epochs = check_exactly_once(s, bars)
+    assert epochs[-1] == epochs[0] + 1
+    assert s.answers[-1].engine == "python"
+    check_snapshot(cluster, "MANUAL", bars, "python")
+    # Mirrored: the engine that is now standby has the same state.
+    check_snapshot_direct(cluster, "MANUAL", bars)
+    status = cluster.status()
+    assert (status.active, status.mode) == ("python", "python")
+
+
+def check_snapshot_direct(c: Cluster, symbol: str, bars: list[pb.Bar]) -> None:
+    req = pb.SnapshotRequest(symbol=symbol, timeframe="1m")
+    snaps = [c.stub(c.engines[e]).GetSnapshot(req, timeout=30) for e in ("rust", "python")]
+    assert snaps[0].last_seq == snaps[1].last_seq == len(bars)
+    assert snaps[0].analysis.SerializeToString() == snaps[1].analysis.SerializeToString()
+
+
+def restart(c: Cluster, engine: str) -> None:
+    """Starts ``engine`` again on the port it had (the monitor knows it by its address)."""
+    old = c.engines[engine]
+    old.proc.wait()
+    argv = command(engine, [])
+    argv[argv.index("--port") + 1] = old.address.rsplit(":", 1)[1]
+    c.engines[engine] = spawn(engine, argv, True)
+
+
+def test_lagging_engine_is_resynced_and_can_take_over(cluster: Cluster) -> None:
+    """Rust is killed mid-stream (Python takes over, Rust lags), comes back on its port and is
+    rebuilt from the monitor's journal on the stream's next message; then Python is killed and
+    Rust, now in sync, finishes the stream."""
+    s = Stream(cluster.stub())
+    assert s.open("RESYNC", "1m").WhichOneof("kind") == "opened"
+    bars = series(BARS, seed=23)
+    third = len(bars) // 3
+
+    def lag() -> int:
+        return int(cluster.status().engines[0].lag_bars)
+
+    for i, b in enumerate(bars, 1):
+        s.bar(i, b)
+        if i == third:
+            cluster.engines["rust"].proc.kill()
+        answer = s.receive()
+        assert answer.WhichOneof("kind") == "update", answer
+        if i == 2 * third - 1:
+            assert lag() > 0
+            restart(cluster, "rust")
+            wait_for(lambda: cluster.status().engines[0].eligible, "rust eligible again")
+        if i == 2 * third + 1:
+            assert lag() == 0  # re-synced before this message was mirrored
+            check_snapshot_direct(cluster, "RESYNC", bars[:i])
+            cluster.engines["python"].proc.kill()
+    s.close()
+    epochs = check_exactly_once(s, bars)
+    assert len(set(epochs)) == 3  # rust, python, rust again
+    assert s.answers[-1].engine == "rust"
+    check_snapshot(cluster, "RESYNC", bars, "rust")
+
+
+def test_both_engines_down_fail_closed(cluster: Cluster) -> None:
+    monitor = cluster.stub()
+    s = Stream(monitor)
+    s.open("DOWN", "1m")
+    s.bar(1, series(1)[0])
+    s.receive()
+    for e in cluster.engines.values():
+        e.proc.kill()
+        e.proc.wait()
+    with pytest.raises(grpc.RpcError) as err:
+        monitor.Analyze(pb.AnalyzeRequest(bars=columns(series(10))), timeout=WAIT)
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+    with pytest.raises(grpc.RpcError) as err:
+        monitor.GetSnapshot(pb.SnapshotRequest(symbol="DOWN", timeframe="1m"), timeout=WAIT)
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+    s.bar(2, series(2)[1])
+    with pytest.raises(grpc.RpcError) as err:
+        s.receive()
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+    wait_for(lambda: cluster.status().active == "", "the monitor to see no engine serving")
+    health = cluster.cli("health")
+    assert health.returncode == 1 and "none serves" in health.stdout
+
+
+def test_override_holds_until_auto(cluster: Cluster) -> None:
+    assert cluster.cli("failover", "--to", "python").returncode == 0
+    status = cluster.status()
+    assert (status.active, status.mode) == ("python", "python")
+    epoch = status.epoch
+    monitor = cluster.stub()
+    assert monitor.GetInfo(pb.InfoRequest()).engine == "python"
+
+    python = cluster.engines["python"]
+    python.proc.kill()
+    python.proc.wait()
+    # The call is not lost (retried on rust), but the override holds.
+    assert monitor.GetInfo(pb.InfoRequest(), timeout=WAIT).engine == "rust"
+    wait_for(lambda: not cluster.status().engines[1].eligible, "python to be seen down")
+    status = cluster.status()
+    assert (status.active, status.mode, status.epoch) == ("python", "python", epoch)
+
+    out = cluster.cli("override", "auto")
+    assert out.returncode == 0, out.stderr
+    status = cluster.status()
+    assert (status.active, status.mode) == ("rust", "auto") and status.epoch == epoch + 1
+    info = monitor.GetInfo(pb.InfoRequest(), timeout=WAIT)
+    assert info.engine == "rust"
