@@ -13,6 +13,7 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TextIO
@@ -21,7 +22,7 @@ import grpc
 
 from trading_system import __version__
 from trading_system.config import FileConfig
-from trading_system.server import log
+from trading_system.server import ENGINE, log
 from trading_system.server.auth import BearerAuth
 from trading_system.server.health import Health
 from trading_system.server.service import TradingService
@@ -81,19 +82,23 @@ def credentials(cfg: FileConfig) -> grpc.ServerCredentials | None:
     )
 
 
-async def serve(cfg: FileConfig, port: int, out: TextIO) -> int:
-    """Serves until SIGTERM or SIGINT; returns the exit status."""
-    s = cfg.server
-    executor = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="rpc")
-    service = TradingService(cfg.engine(), s.max_message_bytes, s.replay_window, executor)
+def new_server(cfg: FileConfig) -> tuple[grpc.aio.Server, Health]:
+    """A grpcio asyncio server with the token check (when ``server.auth_token`` is set), the
+    transport options and the health service registered."""
+    token = cfg.server.auth_token
+    server = grpc.aio.server(
+        interceptors=[BearerAuth(token)] if token else [], options=options(cfg)
+    )
     health = Health()
-    interceptors = [BearerAuth(s.auth_token)] if s.auth_token else []
-    server = grpc.aio.server(interceptors=interceptors, options=options(cfg))
-    server.add_generic_rpc_handlers((service.handler(),))
     health.register(server)
+    return server, health
 
+
+def listen(server: grpc.aio.Server, cfg: FileConfig, port: int) -> tuple[int, bool]:
+    """Binds ``server.host:port`` (TLS when configured); returns the port bound (the real one
+    when 0 was asked for) and whether it is TLS."""
     creds = credentials(cfg)
-    where = address(s.host, port)
+    where = address(cfg.server.host, port)
     try:
         bound = (
             server.add_insecure_port(where)
@@ -104,18 +109,58 @@ async def serve(cfg: FileConfig, port: int, out: TextIO) -> int:
         raise StartError(f"cannot listen on {where} (in use, or not an address here)") from None
     if bound == 0:
         raise StartError(f"cannot listen on {where}")
+    return bound, creds is not None
 
+
+def stop_signals() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def ignore_stop_signals() -> None:
+    """For the rest of the teardown: closing the loop would restore the default handlers, and a
+    second signal would then kill the process instead of letting it exit 0."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(sig)
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def run_until_stopped(cfg: FileConfig, name: str, main: Callable[[], Awaitable[int]]) -> int:
+    """Configures the log (as ``name``) and runs ``main``; the exit status: 2 for a bad log
+    setting, 1 when the server cannot start."""
+    try:
+        log.configure(cfg.logging.level, cfg.logging.format, name=name)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(main())
+    except StartError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+async def serve(cfg: FileConfig, port: int, out: TextIO) -> int:
+    """Serves until SIGTERM or SIGINT; returns the exit status."""
+    s = cfg.server
+    executor = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="rpc")
+    service = TradingService(cfg.engine(), s.max_message_bytes, s.replay_window, executor)
+    server, health = new_server(cfg)
+    server.add_generic_rpc_handlers((service.handler(),))
+    bound, tls = listen(server, cfg, port)
+    stop = stop_signals()
     await server.start()
     await health.serving()
     print(f"listening on {address(s.host, bound)}", file=out, flush=True)
     log.logger().info(
         "serving",
         addr=address(s.host, bound),
-        tls=creds is not None,
+        tls=tls,
         mutual_tls=bool(s.tls_client_ca_file),
         auth=bool(s.auth_token),
         version=__version__,
@@ -140,26 +185,12 @@ async def serve(cfg: FileConfig, port: int, out: TextIO) -> int:
         sys.stderr.flush()
         os._exit(0)
     executor.shutdown(wait=True)
-    # Closing the loop would restore the default handlers: a second signal during the rest of
-    # the teardown would then kill the process instead of letting it exit 0.
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.remove_signal_handler(sig)
-        signal.signal(sig, signal.SIG_IGN)
+    ignore_stop_signals()
     log.logger().info("stopped")
     return 0
 
 
 def run(cfg: FileConfig, port: int | None = None, out: TextIO | None = None) -> int:
     """Runs the Python server on ``port`` (None: ``server.python_port``); the exit status."""
-    try:
-        log.configure(cfg.logging.level, cfg.logging.format)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    try:
-        return asyncio.run(
-            serve(cfg, cfg.server.python_port if port is None else port, out or sys.stdout)
-        )
-    except StartError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    chosen = cfg.server.python_port if port is None else port
+    return run_until_stopped(cfg, ENGINE, lambda: serve(cfg, chosen, out or sys.stdout))
