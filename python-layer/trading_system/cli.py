@@ -206,6 +206,27 @@ def _configuration(args: argparse.Namespace) -> FileConfig:
     return apply_sets(cfg, args.sets)
 
 
+def _file_and_sets(args: argparse.Namespace) -> FileConfig:
+    return apply_sets(load_config(args.config), args.sets)
+
+
+def _load(
+    args: argparse.Namespace,
+    err: TextIO,
+    read: Callable[[argparse.Namespace], FileConfig] = _file_and_sets,
+) -> FileConfig | int:
+    """The configuration the arguments name, or the exit status after saying what is wrong:
+    2 for a bad configuration, 1 for an unreadable file."""
+    try:
+        return read(args)
+    except ConfigError as e:
+        print(f"error: {e}", file=err)
+        return 2
+    except OSError as e:
+        print(f"error: reading {e.filename}: {e.strerror or e}", file=err)
+        return 1
+
+
 # --- Summary -----------------------------------------------------------------------------------
 
 
@@ -333,14 +354,9 @@ def _violations(e: InvalidBars, file: Path, lines: Sequence[int]) -> str:
 
 
 def _analyze(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    try:
-        cfg = _configuration(args)
-    except ConfigError as e:
-        print(f"error: {e}", file=err)
-        return 2
-    except OSError as e:
-        print(f"error: reading {e.filename}: {e.strerror or e}", file=err)
-        return 1
+    cfg = _load(args, err, _configuration)
+    if isinstance(cfg, int):
+        return cfg
     try:
         bars, lines = load_csv_with_lines(args.file)
     except DataError as e:
@@ -388,15 +404,9 @@ def _serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return _serve_rust(args, err)
     if args.engine == "monitor":
         return _serve_monitor(args, out, err)
-    try:
-        cfg = load_config(args.config)
-        cfg = apply_sets(cfg, args.sets)
-    except ConfigError as e:
-        print(f"error: {e}", file=err)
-        return 2
-    except OSError as e:
-        print(f"error: reading {e.filename}: {e.strerror or e}", file=err)
-        return 1
+    cfg = _load(args, err)
+    if isinstance(cfg, int):
+        return cfg
     try:
         from trading_system.server.app import run
     except ImportError as e:
@@ -406,14 +416,9 @@ def _serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _serve_monitor(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    try:
-        cfg = apply_sets(load_config(args.config), args.sets)
-    except ConfigError as e:
-        print(f"error: {e}", file=err)
-        return 2
-    except OSError as e:
-        print(f"error: reading {e.filename}: {e.strerror or e}", file=err)
-        return 1
+    cfg = _load(args, err)
+    if isinstance(cfg, int):
+        return cfg
     try:
         from trading_system.monitor.app import engine_addresses, run
     except ImportError as e:
@@ -424,14 +429,9 @@ def _serve_monitor(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _admin(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """``health``, ``failover --to E`` and ``override auto``: the monitor's Admin service."""
-    try:
-        cfg = apply_sets(load_config(args.config), args.sets)
-    except ConfigError as e:
-        print(f"error: {e}", file=err)
-        return 2
-    except OSError as e:
-        print(f"error: reading {e.filename}: {e.strerror or e}", file=err)
-        return 1
+    cfg = _load(args, err)
+    if isinstance(cfg, int):
+        return cfg
     import grpc
     from google.protobuf import json_format
 
