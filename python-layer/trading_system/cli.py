@@ -486,7 +486,8 @@ def _status_text(status: Any) -> str:
             f"p99 {e.p99_ms:.1f} ms",
             f"ok {e.consecutive_ok}",
             f"failed {e.consecutive_failed}",
-            f"lag {e.lag_bars} bars" if e.lag_bars else "in sync",
+            (f"lag {e.lag_bars} bars" if e.lag_bars else "in sync")
+            + (f", rebuilding {e.resyncing}" if e.resyncing else ""),
             e.last_error,
         ]
         for e in status.engines

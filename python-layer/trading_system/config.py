@@ -148,6 +148,14 @@ class SystemConfig(_Model):
     call_timeout_ms: U64 = 2000
     latency_budget_ms: U64 = 250
     auto_failback: bool = False
+    rise: U64 = 3
+    """Consecutive good health checks before an engine takes traffic again."""
+    fall: U64 = 3
+    """Consecutive latency checks over budget before an engine is declared slow."""
+    hold_down_ms: U64 = 10_000
+    """Least time between two switches the monitor chooses (latency, failback)."""
+    latency_window_ms: U64 = 10_000
+    """The span of recent calls and probes the latency percentiles cover."""
 
 
 class ServerConfig(_Model):
@@ -227,6 +235,19 @@ def _check_server(server: ServerConfig) -> None:
         raise _range_error("server.replay_window", f"must be >= 1, got {server.replay_window}")
 
 
+def _check_system(system: SystemConfig) -> None:
+    """The system section's ranges (after the server's, as in Rust)."""
+    for key, value in (
+        ("system.health_check_interval_ms", system.health_check_interval_ms),
+        ("system.call_timeout_ms", system.call_timeout_ms),
+        ("system.rise", system.rise),
+        ("system.fall", system.fall),
+        ("system.latency_window_ms", system.latency_window_ms),
+    ):
+        if value < 1:
+            raise _range_error(key, f"must be >= 1, got {value}")
+
+
 def _ranges_wanted(info: ValidationInfo) -> bool:
     # Overrides given as data are type-checked key by key and range-checked once at the end.
     return not (isinstance(info.context, dict) and info.context.get("skip_ranges"))
@@ -266,6 +287,7 @@ class FileConfig(_Model):
         if _ranges_wanted(info):
             _check_ranges(self.macd, self.signal)
             _check_server(self.server)
+            _check_system(self.system)
         return self
 
     def engine(self) -> EngineConfig:

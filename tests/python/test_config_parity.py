@@ -14,6 +14,7 @@ import pytest
 from servers import ROOT, rust_binary
 
 from trading_system.config import apply_sets, load_config, load_presets
+from trading_system.errors import ConfigError
 
 DEFAULT = ROOT / "config" / "default.yaml"
 PRESETS = ROOT / "config" / "macd_params.yaml"
@@ -63,3 +64,25 @@ def test_the_defaults_are_the_file() -> None:
     empty = ROOT / "tests" / "data" / "empty_config.yaml"
     assert rust(empty, [], {})["config"] == rust(DEFAULT, [], {})["config"]
     assert python(empty, [], {})["config"] == python(DEFAULT, [], {})["config"]
+
+
+@pytest.mark.parametrize(
+    "assignment",
+    [
+        "system.rise=0",
+        "system.fall=0",
+        "system.call_timeout_ms=0",
+        "system.health_check_interval_ms=0",
+        "system.latency_window_ms=0",
+        "system.hold_down_ms=-1",
+        "server.replay_window=0",
+    ],
+)
+def test_same_range_errors(assignment: str) -> None:
+    """A value out of range is refused by both with the same key and message."""
+    args = [str(rust_binary()), "config", "--config", str(DEFAULT), "--set", assignment]
+    out = subprocess.run(args, capture_output=True, text=True)
+    assert out.returncode != 0 and out.stdout == ""
+    with pytest.raises(ConfigError) as e:
+        apply_sets(load_config(DEFAULT, environ={}), [assignment])
+    assert f"invalid configuration: {e.value.key}: {e.value.message}" in out.stderr

@@ -4,11 +4,11 @@ health probes, and ``trading.v1.Admin`` (docs/MONITOR.md).
 - Batch calls (``Analyze``, ``GetSnapshot``, ``GetInfo``, ``GetConfig``) go to the active engine
   and, when it fails (UNAVAILABLE, DEADLINE_EXCEEDED), to the other: they are idempotent.
   ``UpdateConfig`` goes to both (they must keep the same configuration).
-- A stream is mirrored: every message goes to both engines, and the client gets the active
-  engine's answer once both have answered (or the one that did not is known to have failed).
-  Sequence numbers are the client's; exactly-once is the engines' own bookkeeping, which stays
-  identical on both because both see the same messages in the same order.
-- Every call to an engine has a deadline (``system.call_timeout_ms``); every probe too.
+- A stream is mirrored (:mod:`.mirror`).
+- Every call to an engine has a deadline (``system.call_timeout_ms``); every probe too. After
+  each round of probes the router checks the engines' latency (:mod:`.router`).
+- Only the active engine's answers are delivered: an answer that arrives after a switch from
+  the engine switched away from is discarded and the call sent to the active one (the fence).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
@@ -26,13 +25,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from trading_system.config import FileConfig
 from trading_system.monitor import ENGINES
-from trading_system.monitor.router import Router
+from trading_system.monitor.mirror import FAILOVER_CODES, Journal, Mirror, Refused
+from trading_system.monitor.router import NotServing, Router
 from trading_system.proto import trading_pb2 as pb
 from trading_system.proto import trading_pb2_grpc as rpc
 from trading_system.server import SERVICE_NAME, log
 
-FAILOVER_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
-"""Statuses that mean the engine failed (not the request): the call goes to the other engine."""
 CHANNEL_OPTIONS = [
     # A restarted engine is seen within a probe interval or two, not after minutes of backoff.
     ("grpc.initial_reconnect_backoff_ms", 100),
@@ -56,10 +54,6 @@ async def pass_through(context: grpc.aio.ServicerContext, e: grpc.aio.AioRpcErro
     await context.abort(e.code(), e.details() or "", trailers)
 
 
-class LegFailed(Exception):
-    """An engine's side of a mirrored stream broke (the engine failed, not the request)."""
-
-
 def _millis(started: float) -> float:
     return (time.perf_counter() - started) * 1000
 
@@ -70,71 +64,13 @@ def _with_epoch(m: Message, epoch: int) -> Message:
     return m
 
 
-@dataclass
-class Journal:
-    """What the monitor knows of one session: how it was opened, the bar messages it accepted
-    (in order, for a re-sync), and per engine how many of them that engine has not applied (it
-    left the session's mirror). ``complete``: the monitor saw the session opened (not resumed),
-    so the journal holds every bar and can rebuild the session on an engine."""
-
-    open: pb.OpenSession | None = None
-    bars: list[pb.StreamRequest] = field(default_factory=list)
-    last_seq: int = 0
-    lag: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def complete(self) -> bool:
-        return self.open is not None
-
-
-class Leg:
-    """One engine's stream of a mirrored session."""
-
-    def __init__(self, engine: str, call: Any) -> None:
-        self.engine = engine
-        self.call = call
-
-    async def _exchange(self, request: pb.StreamRequest) -> pb.StreamResponse:
-        try:
-            await self.call.write(request)
-            answer = await self.call.read()
-        except asyncio.InvalidStateError as e:  # the call already ended
-            raise LegFailed(f"stream closed: {e}") from None
-        if answer is grpc.aio.EOF:
-            code = await self.call.code()
-            if code in FAILOVER_CODES or code is None or code == grpc.StatusCode.OK:
-                raise LegFailed(f"stream ended ({code.name if code else 'no status'})")
-            details = await self.call.details()
-            raise grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details)
-        assert isinstance(answer, pb.StreamResponse)
-        return answer
-
-    async def exchange(self, request: pb.StreamRequest, timeout: float) -> pb.StreamResponse:
-        """Sends one message and reads its answer within ``timeout``. Raises LegFailed when the
-        engine failed, AioRpcError (not a failover code) when it ended the stream on purpose."""
-        try:
-            return await asyncio.wait_for(self._exchange(request), timeout)
-        except TimeoutError:
-            raise LegFailed("DEADLINE_EXCEEDED: no answer within the call timeout") from None
-        except grpc.aio.AioRpcError as e:
-            if e.code() in FAILOVER_CODES or e.code() == grpc.StatusCode.CANCELLED:
-                raise LegFailed(f"{e.code().name}: {e.details()}") from None
-            raise
-
-    def cancel(self) -> None:
-        self.call.cancel()
-
-
 class Monitor:
     """The monitor's state: the router, one channel per engine, the sessions' journals."""
 
     def __init__(self, cfg: FileConfig, addresses: dict[str, str]) -> None:
         system = cfg.system
         self.router = Router(
-            str(getattr(system.primary_engine, "value", system.primary_engine)),
-            addresses,
-            auto_failback=system.auto_failback,
-            failover_enabled=system.failover_enabled,
+            str(getattr(system.primary_engine, "value", system.primary_engine)), addresses, system
         )
         self.timeout = system.call_timeout_ms / 1000
         self.interval = system.health_check_interval_ms / 1000
@@ -146,6 +82,12 @@ class Monitor:
         self.stubs = {e: rpc.TradingStub(ch) for e, ch in self.channels.items()}
         self.health = {e: health_pb2_grpc.HealthStub(ch) for e, ch in self.channels.items()}
         self.journals: dict[str, Journal] = {}
+        """Every session streamed through this monitor, by name (``symbol/timeframe``)."""
+        self.rebuilding: dict[str, int] = {e: 0 for e in ENGINES}
+        """Sessions being rebuilt on each engine right now."""
+        self.resyncs = 0
+        self.fenced = 0
+        """Answers discarded because their engine was switched away from meanwhile."""
         self._probing: asyncio.Task[None] | None = None
 
     # --- Probes ---------------------------------------------------------------------------------
@@ -167,6 +109,7 @@ class Monitor:
 
     async def probe_all(self) -> None:
         await asyncio.gather(*(self.probe(e) for e in ENGINES))
+        self.router.check_latency()
 
     async def _probe_forever(self) -> None:
         while True:
@@ -194,12 +137,15 @@ class Monitor:
         self, method: str, request: Message, context: grpc.aio.ServicerContext
     ) -> Message:
         started = time.perf_counter()
-        errors = []
-        for engine in self.router.order():
+        errors: list[str] = []
+        tried: list[str] = []
+        while untried := [e for e in self.router.order() if e not in tried]:
+            engine = untried[0]
+            tried.append(engine)
             timeout = self._timeout(context)
             if timeout <= 0:
                 break
-            attempt = time.perf_counter()
+            attempt, epoch = time.perf_counter(), self.router.epoch
             try:
                 answer = await getattr(self.stubs[engine], method)(
                     request, timeout=timeout, metadata=self.metadata
@@ -213,6 +159,12 @@ class Monitor:
                 log.call(method, None, None, started, e.code(), e.details())
                 await pass_through(context, e)
             self.router.ok(engine, _millis(attempt), probe=False)
+            if self.router.epoch != epoch and engine != self.router.active:
+                # Switched away from while it answered: fenced, the call goes to the active.
+                self.fenced += 1
+                log.logger().warning("late answer discarded", engine=engine, method=method)
+                errors.append(f"{engine}: answered after a switch")
+                continue
             log.call(method, None, None, started, grpc.StatusCode.OK)
             return _with_epoch(answer, self.router.epoch)
         message = "no engine serves" + (f" ({'; '.join(errors)})" if errors else "")
@@ -257,119 +209,20 @@ class Monitor:
     async def stream(
         self, requests: AsyncIterator[pb.StreamRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.StreamResponse]:
-        legs = {e: Leg(e, self.stubs[e].Stream(metadata=self.metadata)) for e in ENGINES}
-        journal: Journal | None = None
+        mirror = Mirror(self, lambda: self._timeout(context))
         try:
             async for request in requests:
-                if journal is not None and journal.complete:
-                    # An engine that left the mirror and is eligible again is rebuilt first.
-                    for e in ENGINES:
-                        if e not in legs and self.router.engines[e].eligible:
-                            leg = await self._resync(e, journal)
-                            if leg is not None:
-                                legs[e] = leg
                 started = time.perf_counter()
                 seq = request.bar.seq if request.HasField("bar") else 0
-                exchanges = {
-                    e: asyncio.ensure_future(leg.exchange(request, self._timeout(context)))
-                    for e, leg in legs.items()
-                }
-                answers: dict[str, pb.StreamResponse] = {}
-                ended: dict[str, grpc.aio.AioRpcError] = {}
-                for engine, task in exchanges.items():
-                    try:
-                        answers[engine] = await task
-                        self.router.ok(engine, _millis(started), probe=False)
-                    except grpc.aio.AioRpcError as e:
-                        ended[engine] = e
-                        legs.pop(engine).cancel()
-                    except LegFailed as e:
-                        self.router.failed(engine, f"Stream: {e}")
-                        legs.pop(engine).cancel()
-                order = self.router.order()
-                chosen = next((e for e in order if e in answers), None)
-                if chosen is None:
-                    failed = next((ended[e] for e in order if e in ended), None)
-                    if failed is not None:
-                        log.call("Stream", None, seq, started, failed.code(), failed.details())
-                        await pass_through(context, failed)
-                    log.call("Stream", None, seq, started, grpc.StatusCode.UNAVAILABLE)
-                    await context.abort(grpc.StatusCode.UNAVAILABLE, "no engine serves")
-                answer = answers[chosen]
-                if len(answers) == 2 and answers["rust"].WhichOneof("kind") != answers[
-                    "python"
-                ].WhichOneof("kind"):
-                    log.logger().warning("engines answered differently", seq=seq, chosen=chosen)
-                journal = self._account(journal, request, answer, legs)
-                answer.epoch = self.router.epoch
+                try:
+                    answer = await mirror.handle(request)
+                except Refused as r:
+                    log.call("Stream", None, seq, started, r.code, r.details)
+                    await context.abort(r.code, r.details, r.trailers)
                 log.call("Stream", None, seq, started, grpc.StatusCode.OK)
                 yield answer
         finally:
-            for leg in legs.values():
-                leg.cancel()
-
-    def _account(
-        self,
-        journal: Journal | None,
-        request: pb.StreamRequest,
-        answer: pb.StreamResponse,
-        legs: dict[str, Leg],
-    ) -> Journal | None:
-        """Keeps the session's journal: opened sessions, accepted bars, engines lagging."""
-        kind = answer.WhichOneof("kind")
-        if kind == "opened":
-            opened = answer.opened
-            known = self.journals.get(opened.session)
-            if not opened.resumed:
-                journal = Journal(open=request.open)
-            elif known is not None and known.last_seq == opened.last_seq:
-                journal = known
-            else:  # resumed a session the monitor did not see: it cannot rebuild it
-                journal = Journal(last_seq=opened.last_seq)
-            self.journals[opened.session] = journal
-            for e in ENGINES:
-                if e not in legs:
-                    journal.lag.setdefault(e, 0)
-        elif kind == "update" and journal is not None and answer.seq == journal.last_seq + 1:
-            journal.last_seq = answer.seq
-            if journal.complete:
-                journal.bars.append(request)
-            for e in ENGINES:
-                if e not in legs:
-                    journal.lag[e] = journal.lag.get(e, 0) + 1
-        return journal
-
-    async def _resync(self, engine: str, journal: Journal) -> Leg | None:
-        """Rebuilds a session on an engine that left its mirror and is eligible again: a fresh
-        session (same symbol, timeframe, configuration) and every accepted bar replayed from the
-        journal. The leg, or None if the engine failed again (then it is reported failed)."""
-        assert journal.open is not None
-        started = time.perf_counter()
-        leg = Leg(engine, self.stubs[engine].Stream(metadata=self.metadata))
-        fresh = pb.OpenSession()
-        fresh.CopyFrom(journal.open)
-        fresh.resume = False
-        try:
-            first = await leg.exchange(pb.StreamRequest(open=fresh), self.timeout)
-            if first.WhichOneof("kind") != "opened":
-                raise LegFailed(f"re-sync open refused: {first}")
-            for request in journal.bars:
-                answer = await leg.exchange(request, self.timeout)
-                if answer.WhichOneof("kind") != "update" or answer.seq != request.bar.seq:
-                    raise LegFailed(f"re-sync diverged at seq {request.bar.seq}")
-        except (LegFailed, grpc.aio.AioRpcError) as e:
-            leg.cancel()
-            self.router.failed(engine, f"re-sync: {e}")
-            return None
-        journal.lag[engine] = 0
-        log.logger().info(
-            "re-synced",
-            engine=engine,
-            session=f"{fresh.symbol}/{fresh.timeframe}",
-            bars=len(journal.bars),
-            latency_ms=round(_millis(started), 3),
-        )
-        return leg
+            mirror.close()
 
     def handler(self) -> grpc.GenericRpcHandler:
         handlers = {
@@ -405,12 +258,14 @@ class Monitor:
                     address=h.address,
                     state=h.state,
                     eligible=h.eligible,
-                    p50_ms=h.p(50),
-                    p99_ms=h.p(99),
+                    p50_ms=r.p(e, 50),
+                    p99_ms=r.p(e, 99),
                     consecutive_ok=h.consecutive_ok,
                     consecutive_failed=h.consecutive_failed,
                     lag_bars=sum(j.lag.get(e, 0) for j in self.journals.values()),
                     last_error=h.last_error,
+                    slow=h.slow,
+                    resyncing=self.rebuilding[e],
                 )
             )
         serving = any(h.eligible for h in r.engines.values())
@@ -422,6 +277,10 @@ class Monitor:
             sessions=len(self.journals),
             last_failover_ms=r.last_failover_ms,
             last_failover_reason=r.last_failover_reason,
+            switches=[
+                pb.Switch(epoch=w.epoch, engine=w.engine, at_ms=w.at_ms, reason=w.reason)
+                for w in r.switches
+            ],
         )
 
 
@@ -443,5 +302,7 @@ class Admin(rpc.AdminServicer):
             self.monitor.router.set_mode(request.mode)
         except ValueError as e:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+        except NotServing as e:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))
         log.logger().info("mode set", mode=request.mode, epoch=self.monitor.router.epoch)
         return self.monitor.status()

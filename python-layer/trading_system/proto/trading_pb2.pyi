@@ -533,7 +533,7 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class EngineStatus(_message.Message):
-    __slots__ = ("engine", "address", "state", "eligible", "p50_ms", "p99_ms", "consecutive_ok", "consecutive_failed", "lag_bars", "last_error")
+    __slots__ = ("engine", "address", "state", "eligible", "p50_ms", "p99_ms", "consecutive_ok", "consecutive_failed", "lag_bars", "last_error", "slow", "resyncing")
     ENGINE_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -544,6 +544,8 @@ class EngineStatus(_message.Message):
     CONSECUTIVE_FAILED_FIELD_NUMBER: _ClassVar[int]
     LAG_BARS_FIELD_NUMBER: _ClassVar[int]
     LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    SLOW_FIELD_NUMBER: _ClassVar[int]
+    RESYNCING_FIELD_NUMBER: _ClassVar[int]
     engine: str
     address: str
     state: str
@@ -554,10 +556,24 @@ class EngineStatus(_message.Message):
     consecutive_failed: int
     lag_bars: int
     last_error: str
-    def __init__(self, engine: _Optional[str] = ..., address: _Optional[str] = ..., state: _Optional[str] = ..., eligible: _Optional[bool] = ..., p50_ms: _Optional[float] = ..., p99_ms: _Optional[float] = ..., consecutive_ok: _Optional[int] = ..., consecutive_failed: _Optional[int] = ..., lag_bars: _Optional[int] = ..., last_error: _Optional[str] = ...) -> None: ...
+    slow: bool
+    resyncing: int
+    def __init__(self, engine: _Optional[str] = ..., address: _Optional[str] = ..., state: _Optional[str] = ..., eligible: _Optional[bool] = ..., p50_ms: _Optional[float] = ..., p99_ms: _Optional[float] = ..., consecutive_ok: _Optional[int] = ..., consecutive_failed: _Optional[int] = ..., lag_bars: _Optional[int] = ..., last_error: _Optional[str] = ..., slow: _Optional[bool] = ..., resyncing: _Optional[int] = ...) -> None: ...
+
+class Switch(_message.Message):
+    __slots__ = ("epoch", "engine", "at_ms", "reason")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_FIELD_NUMBER: _ClassVar[int]
+    AT_MS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    engine: str
+    at_ms: int
+    reason: str
+    def __init__(self, epoch: _Optional[int] = ..., engine: _Optional[str] = ..., at_ms: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("active", "epoch", "mode", "engines", "sessions", "last_failover_ms", "last_failover_reason")
+    __slots__ = ("active", "epoch", "mode", "engines", "sessions", "last_failover_ms", "last_failover_reason", "switches")
     ACTIVE_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
@@ -565,6 +581,7 @@ class StatusResponse(_message.Message):
     SESSIONS_FIELD_NUMBER: _ClassVar[int]
     LAST_FAILOVER_MS_FIELD_NUMBER: _ClassVar[int]
     LAST_FAILOVER_REASON_FIELD_NUMBER: _ClassVar[int]
+    SWITCHES_FIELD_NUMBER: _ClassVar[int]
     active: str
     epoch: int
     mode: str
@@ -572,7 +589,8 @@ class StatusResponse(_message.Message):
     sessions: int
     last_failover_ms: int
     last_failover_reason: str
-    def __init__(self, active: _Optional[str] = ..., epoch: _Optional[int] = ..., mode: _Optional[str] = ..., engines: _Optional[_Iterable[_Union[EngineStatus, _Mapping]]] = ..., sessions: _Optional[int] = ..., last_failover_ms: _Optional[int] = ..., last_failover_reason: _Optional[str] = ...) -> None: ...
+    switches: _containers.RepeatedCompositeFieldContainer[Switch]
+    def __init__(self, active: _Optional[str] = ..., epoch: _Optional[int] = ..., mode: _Optional[str] = ..., engines: _Optional[_Iterable[_Union[EngineStatus, _Mapping]]] = ..., sessions: _Optional[int] = ..., last_failover_ms: _Optional[int] = ..., last_failover_reason: _Optional[str] = ..., switches: _Optional[_Iterable[_Union[Switch, _Mapping]]] = ...) -> None: ...
 
 class SetModeRequest(_message.Message):
     __slots__ = ("mode",)

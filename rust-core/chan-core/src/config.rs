@@ -154,6 +154,14 @@ pub struct SystemConfig {
     pub call_timeout_ms: u64,
     pub latency_budget_ms: u64,
     pub auto_failback: bool,
+    /// Consecutive good health checks before an engine takes traffic again.
+    pub rise: u64,
+    /// Consecutive latency checks over budget before an engine is declared slow.
+    pub fall: u64,
+    /// Least time between two switches the monitor chooses (latency, failback): no ping-pong.
+    pub hold_down_ms: u64,
+    /// The span of recent calls and probes the latency percentiles cover.
+    pub latency_window_ms: u64,
 }
 
 impl Default for SystemConfig {
@@ -165,7 +173,32 @@ impl Default for SystemConfig {
             call_timeout_ms: 2000,
             latency_budget_ms: 250,
             auto_failback: false,
+            rise: 3,
+            fall: 3,
+            hold_down_ms: 10_000,
+            latency_window_ms: 10_000,
         }
+    }
+}
+
+impl SystemConfig {
+    /// Checks the ranges; the error names the key (`system.rise`).
+    pub fn validate(&self) -> Result<(), ChanError> {
+        for (k, v) in [
+            (
+                "system.health_check_interval_ms",
+                self.health_check_interval_ms,
+            ),
+            ("system.call_timeout_ms", self.call_timeout_ms),
+            ("system.rise", self.rise),
+            ("system.fall", self.fall),
+            ("system.latency_window_ms", self.latency_window_ms),
+        ] {
+            if v < 1 {
+                return Err(ChanError::config(k, format!("must be >= 1, got {v}")));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -293,10 +326,11 @@ impl FileConfig {
         Ok(cfg)
     }
 
-    /// Checks every range: the algorithm keys (spec §11), then the server's.
+    /// Checks every range: the algorithm keys (spec §11), then the server's, then the system's.
     pub fn validate(&self) -> Result<(), ChanError> {
         self.engine().validate()?;
-        self.server.validate()
+        self.server.validate()?;
+        self.system.validate()
     }
 
     /// The algorithm part.
