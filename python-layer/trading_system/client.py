@@ -84,12 +84,14 @@ class RemoteAnalysis(Analysis):
 
 
 class RemoteUpdate(Update):
-    """A stream answer: the update document (§12.7), its sequence number and the engine."""
+    """A stream answer: the update document (§12.7), its sequence number, the engine and the
+    monitor's epoch it was given under (0 from an engine directly)."""
 
-    def __init__(self, document: Mapping[str, Any], engine: str, seq: int) -> None:
+    def __init__(self, document: Mapping[str, Any], engine: str, seq: int, epoch: int = 0) -> None:
         super().__init__(document)
         self.engine = engine
         self.seq = seq
+        self.epoch = epoch
 
 
 class ClientError(ChanError):
@@ -488,7 +490,9 @@ class AsyncStreamSession:
             raise ClientError(grpc.StatusCode.INTERNAL, f"unexpected answer to {seq}: {answer}")
         self._last_seq = seq
         self.engine = answer.engine
-        return RemoteUpdate(convert.update_document(answer.update), answer.engine, seq)
+        return RemoteUpdate(
+            convert.update_document(answer.update), answer.engine, seq, answer.epoch
+        )
 
     async def append(self, bar: Any) -> RemoteUpdate:
         """Appends a bar ``(time, open, high, low, close, volume)`` or a mapping of those."""

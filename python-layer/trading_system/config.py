@@ -156,6 +156,8 @@ class SystemConfig(_Model):
     """Least time between two switches the monitor chooses (latency, failback)."""
     latency_window_ms: U64 = 10_000
     """The span of recent calls and probes the latency percentiles cover."""
+    state_file: str = ""
+    """The monitor's SQLite file for its epoch, mode and session journals ("" = memory only)."""
 
 
 class ServerConfig(_Model):

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import math
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
+from faults import FaultProxy
 from golden import GOLDEN, bars_of, cases
 from servers import Server, start
 from test_server_python import _pki
@@ -146,85 +146,16 @@ def test_resume_an_existing_session(client: Client) -> None:
     assert e.value.code == grpc.StatusCode.NOT_FOUND
 
 
-class Proxy:
-    """A TCP forwarder to a server, in its own thread and event loop. ``cut()`` closes every
-    connection now; ``cut_after_next_request()`` lets the client's next bytes reach the server,
-    swallows what the server answers and closes the connections a moment later: the message was
-    applied but its answer is lost."""
-
-    def __init__(self, target: str) -> None:
-        self.host, port = target.rsplit(":", 1)
-        self.port = int(port)
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.writers: set[asyncio.StreamWriter] = set()
-        self.armed = False
-        self.swallowing = False
-        self.server = self._run(asyncio.start_server(self._handle, "127.0.0.1", 0))
-        self.address = f"127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
-
-    def _run(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(self.host, self.port)
-        self.writers |= {writer, up_writer}
-
-        async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter, to_server: bool) -> None:
-            try:
-                while data := await r.read(65536):
-                    if to_server and self.armed:
-                        self.armed, self.swallowing = False, True
-                        # Time for the server to apply the message and answer (swallowed).
-                        self.loop.call_later(0.5, self._cut)
-                    if not to_server and self.swallowing:
-                        continue
-                    w.write(data)
-                    await w.drain()
-            except (ConnectionError, OSError):
-                pass
-            finally:
-                w.close()
-
-        await asyncio.gather(pipe(reader, up_writer, True), pipe(up_reader, writer, False))
-
-    def _cut(self) -> None:
-        for w in self.writers:
-            w.close()
-        self.writers.clear()
-        self.swallowing = False
-
-    # Both wait until the proxy's loop has done it, so the client's next message sees it.
-    def cut(self) -> None:
-        async def cut() -> None:
-            self._cut()
-
-        self._run(cut())
-
-    def cut_after_next_request(self) -> None:
-        async def arm() -> None:
-            self.armed = True
-
-        self._run(arm())
-
-    def close(self) -> None:
-        self.server.close()
-        self.cut()
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join()
-
-
 @pytest.fixture
-def proxy(server: Server) -> Iterator[Proxy]:
-    p = Proxy(server.address)
+def proxy(server: Server) -> Iterator[FaultProxy]:
+    p = FaultProxy(server.address)
     try:
         yield p
     finally:
         p.close()
 
 
-def test_stream_survives_broken_connections(server: Server, proxy: Proxy) -> None:
+def test_stream_survives_broken_connections(server: Server, proxy: FaultProxy) -> None:
     answers_lost = 0
     with Client(proxy.address, timeout=30.0, retry=FAST) as c, c.stream("DROP", "30m") as s:
         for i, row in enumerate(ROWS[:120]):
@@ -311,7 +242,7 @@ def test_async_client(server: Server) -> None:
     asyncio.run(main())
 
 
-def test_async_stream_survives_broken_connections(server: Server, proxy: Proxy) -> None:
+def test_async_stream_survives_broken_connections(server: Server, proxy: FaultProxy) -> None:
     async def main() -> None:
         async with AsyncClient(proxy.address, retry=FAST) as c:
             async with c.stream("ADROP", "30m") as s:

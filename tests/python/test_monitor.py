@@ -8,125 +8,29 @@ from __future__ import annotations
 
 import json
 import os
-import queue
-import random
 import subprocess
-import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
 import pytest
+from cluster import WAIT, Cluster, Stream, columns, series, wait_for, without_epoch
+from cluster import cluster as cluster_of
 from google.rpc import error_details_pb2
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
-from servers import ROOT, Server, command, spawn, start, start_monitor
 
 from trading_system.proto import trading_pb2 as pb
-from trading_system.proto import trading_pb2_grpc as rpc
 
 BARS = int(os.environ.get("MONITOR_BARS", "2400"))
 """Bars per failover stream (at least 2,000 in the default run)."""
 MONITOR_SETS = ["system.health_check_interval_ms=100", "system.hold_down_ms=0"]
-WAIT = 60.0
-"""The generous deadline conditions are awaited with (never asserted on)."""
-
-
-def wait_for(condition: Callable[[], bool], what: str, deadline: float = WAIT) -> None:
-    end = time.monotonic() + deadline
-    while not condition():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-def series(n: int, seed: int = 5) -> list[pb.Bar]:
-    """A deterministic random walk of valid bars, one minute apart."""
-    rng = random.Random(seed)
-    price = 100.0
-    out = []
-    for i in range(n):
-        o = price
-        c = max(1.0, o + rng.gauss(0, 1.5))
-        hi = max(o, c) + abs(rng.gauss(0, 0.8))
-        lo = max(0.5, min(o, c) - abs(rng.gauss(0, 0.8)))
-        out.append(pb.Bar(time=(i + 1) * 60_000, open=o, high=hi, low=lo, close=c, volume=1.0))
-        price = c
-    return out
-
-
-def columns(bars: list[pb.Bar]) -> pb.Bars:
-    return pb.Bars(
-        time=[b.time for b in bars],
-        open=[b.open for b in bars],
-        high=[b.high for b in bars],
-        low=[b.low for b in bars],
-        close=[b.close for b in bars],
-        volume=[b.volume for b in bars],
-    )
-
-
-@dataclass
-class Cluster:
-    engines: dict[str, Server]
-    monitor: Server
-    channels: list[grpc.Channel] = field(default_factory=list)
-
-    def stub(self, server: Server | None = None) -> rpc.TradingStub:
-        ch = (server or self.monitor).channel()
-        self.channels.append(ch)
-        return rpc.TradingStub(ch)
-
-    def admin(self) -> rpc.AdminStub:
-        ch = self.monitor.channel()
-        self.channels.append(ch)
-        return rpc.AdminStub(ch)
-
-    def status(self) -> pb.StatusResponse:
-        return self.admin().Status(pb.StatusRequest(), timeout=10)
-
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "trading_system", *args, "--address", self.monitor.address],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=WAIT,
-        )
-
-
-def serving(server: Server) -> bool:
-    with server.channel() as ch:
-        try:
-            answer = health_pb2_grpc.HealthStub(ch).Check(
-                health_pb2.HealthCheckRequest(service="trading.v1.Trading"), timeout=5
-            )
-        except grpc.RpcError:
-            return False
-    return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
 
 
 def _cluster() -> Iterator[Cluster]:
-    engines = {e: start(e) for e in ("rust", "python")}
-    for e in engines.values():
-        wait_for(lambda e=e: serving(e), f"{e.engine} serving")  # type: ignore[misc]
-    monitor = start_monitor(engines["rust"].address, engines["python"].address, MONITOR_SETS)
-    c = Cluster(engines, monitor)
-    try:
-        wait_for(lambda: all(e.eligible for e in c.status().engines), "both engines eligible")
-        status = c.status()
-        # The starting point every test counts from (a failure here names the reason).
-        assert (status.active, status.epoch) == ("rust", 1), status
+    with cluster_of(MONITOR_SETS) as c:
+        assert c.status().epoch == 1
         yield c
-    finally:
-        for ch in c.channels:
-            ch.close()
-        assert monitor.stop() == 0, "the monitor did not stop cleanly"
-        for s in engines.values():
-            s.stop()
 
 
 @pytest.fixture(scope="module")
@@ -139,39 +43,6 @@ def shared() -> Iterator[Cluster]:
 def cluster() -> Iterator[Cluster]:
     """A cluster of its own, for the tests that kill engines."""
     yield from _cluster()
-
-
-class Stream:
-    """A client's single stream through the monitor, in lockstep (one message, one answer)."""
-
-    def __init__(self, stub: rpc.TradingStub) -> None:
-        self.requests: queue.Queue[pb.StreamRequest | None] = queue.Queue()
-        self.call = stub.Stream(iter(self.requests.get, None))
-        self.answers: list[pb.StreamResponse] = []
-
-    def send(self, request: pb.StreamRequest) -> None:
-        self.requests.put(request)
-
-    def receive(self) -> pb.StreamResponse:
-        answer = next(self.call)
-        self.answers.append(answer)
-        return answer
-
-    def open(self, symbol: str, timeframe: str) -> pb.StreamResponse:
-        self.send(pb.StreamRequest(open=pb.OpenSession(symbol=symbol, timeframe=timeframe)))
-        return self.receive()
-
-    def bar(self, seq: int, bar: pb.Bar) -> None:
-        self.send(pb.StreamRequest(bar=pb.BarMessage(seq=seq, op=pb.APPEND, bar=bar)))
-
-    def close(self) -> None:
-        self.requests.put(None)
-
-
-def without_epoch(m: Any) -> Any:
-    m = type(m).FromString(m.SerializeToString())
-    m.ClearField("epoch")
-    return m
 
 
 # ---- Forwarding and status --------------------------------------------------------------------
@@ -335,15 +206,6 @@ def check_snapshot_direct(c: Cluster, symbol: str, bars: list[pb.Bar]) -> None:
     assert snaps[0].analysis.SerializeToString() == snaps[1].analysis.SerializeToString()
 
 
-def restart(c: Cluster, engine: str) -> None:
-    """Starts ``engine`` again on the port it had (the monitor knows it by its address)."""
-    old = c.engines[engine]
-    old.proc.wait()
-    argv = command(engine, [])
-    argv[argv.index("--port") + 1] = old.address.rsplit(":", 1)[1]
-    c.engines[engine] = spawn(engine, argv, True)
-
-
 def test_lagging_engine_is_resynced_and_can_take_over(cluster: Cluster) -> None:
     """Rust is killed mid-stream (Python takes over, Rust lags), comes back on its port and is
     rebuilt from the monitor's journal in the background while bars keep coming; once it has
@@ -365,7 +227,7 @@ def test_lagging_engine_is_resynced_and_can_take_over(cluster: Cluster) -> None:
         assert answer.WhichOneof("kind") == "update", answer
         if i == third + 10:
             assert lag() > 0
-            restart(cluster, "rust")
+            cluster.restart("rust")
             wait_for(lambda: cluster.status().engines[0].eligible, "rust eligible again")
         if i > third + 10 and not rejoined and lag() == 0:
             rejoined = i  # the rebuild joined the mirror before this message
@@ -422,7 +284,7 @@ def test_override_holds_until_auto(cluster: Cluster) -> None:
     refused = cluster.cli("failover", "--to", "python")  # python is down: refused
     assert refused.returncode != 0 and "python does not take traffic" in refused.stderr
 
-    restart(cluster, "python")  # back on its port: the override brings it back
+    cluster.restart("python")  # back on its port: the override brings it back
     wait_for(lambda: cluster.status().active == "python", "python active again")
     assert cluster.status().epoch == epoch + 2
     assert monitor.GetInfo(pb.InfoRequest(), timeout=WAIT).engine == "python"

@@ -34,7 +34,7 @@ def probes(r: Router, clock: Clock, n: int, latency: dict[str, float] | None = N
         clock.now += 1.0
         for e in ("rust", "python"):
             r.ok(e, (latency or {}).get(e, 1.0), probe=True)
-        r.check_latency()
+            r.check_latency(e)
 
 
 def test_start_failure_and_rise() -> None:
@@ -95,7 +95,8 @@ def test_a_fault_toggling_every_150_ms_switches_at_most_once_per_hold_down() -> 
         if step % 2 == 0:
             r.ok("rust", 400.0 if slow else 1.0, probe=True)
             r.ok("python", 1.0, probe=True)
-            r.check_latency()
+            r.check_latency("rust")
+            r.check_latency("python")
         assert r.epoch <= 2
     assert r.epoch == 2 and r.active == "python"
 

@@ -26,9 +26,30 @@ from trading_system.server import log
 
 if TYPE_CHECKING:
     from trading_system.monitor.service import Monitor
+    from trading_system.monitor.store import Store
 
-FAILOVER_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
-"""Statuses that mean the engine failed (not the request): the call goes to the other engine."""
+REQUEST_CODES = frozenset(
+    {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.ALREADY_EXISTS,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.ABORTED,
+        grpc.StatusCode.OUT_OF_RANGE,
+        grpc.StatusCode.UNIMPLEMENTED,
+    }
+)
+"""Statuses an engine gives about the request itself (passed on to the client). Any other
+status means the engine failed and the call goes to the other one: not only UNAVAILABLE and
+DEADLINE_EXCEEDED, also INTERNAL or UNKNOWN, which grpcio reports for a stream whose server was
+killed mid-message."""
+
+
+def engine_failed(code: grpc.StatusCode | None) -> bool:
+    return code not in REQUEST_CODES
 
 
 def _millis(started: float) -> float:
@@ -44,16 +65,31 @@ class Journal:
     """What the monitor knows of one session: how it was opened, the bar messages it accepted
     (acknowledged to a client), in order, and per engine how many of them that engine has not
     applied (it left the session's mirror). ``complete``: the monitor saw the session opened
-    (not resumed), so the journal holds every bar and can rebuild the session on an engine."""
+    (not resumed), so the journal holds every bar and can rebuild the session on an engine.
+    With a state file (``store``) every change is written before the client hears of it."""
 
+    name: str
     open: pb.OpenSession | None = None
     bars: list[pb.StreamRequest] = field(default_factory=list)
     last_seq: int = 0
     lag: dict[str, int] = field(default_factory=dict)
+    store: Store | None = None
 
     @property
     def complete(self) -> bool:
         return self.open is not None
+
+    def saved(self) -> Journal:
+        """Writes the whole journal header (a session opened or first resumed)."""
+        if self.store is not None:
+            self.store.save_session(self.name, self.open, self.last_seq, self.lag)
+        return self
+
+    def set_lag(self, engine: str, bars: int) -> None:
+        if self.lag.get(engine) != bars:
+            self.lag[engine] = bars
+            if self.store is not None:
+                self.store.save_lag(self.name, self.lag)
 
     def accept(
         self, request: pb.StreamRequest, answer: pb.StreamResponse, mirror: set[str]
@@ -68,6 +104,9 @@ class Journal:
         for e in ENGINES:
             if e not in mirror:
                 self.lag[e] = self.lag.get(e, 0) + 1
+        if self.store is not None:
+            kept = request if self.complete else None
+            self.store.save_bar(self.name, kept, self.last_seq, self.lag)
 
 
 class Leg:
@@ -88,7 +127,7 @@ class Leg:
             raise LegFailed(f"stream closed: {e}") from None
         if answer is grpc.aio.EOF:
             code = await self.call.code()
-            if code in FAILOVER_CODES or code is None or code == grpc.StatusCode.OK:
+            if engine_failed(code):
                 raise LegFailed(f"stream ended ({code.name if code else 'no status'})")
             details = await self.call.details()
             raise grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details)
@@ -105,7 +144,7 @@ class Leg:
         except TimeoutError:
             raise LegFailed("DEADLINE_EXCEEDED: no answer within the call timeout") from None
         except grpc.aio.AioRpcError as e:
-            if e.code() in FAILOVER_CODES or e.code() == grpc.StatusCode.CANCELLED:
+            if engine_failed(e.code()):
                 raise LegFailed(f"{e.code().name}: {e.details()}") from None
             raise
         self.millis = _millis(started)
@@ -175,7 +214,7 @@ class Mirror:
         if leg is not None:
             leg.cancel()
             if self.journal is not None:
-                self.journal.lag.setdefault(engine, 0)
+                self.journal.set_lag(engine, self.journal.lag.get(engine, 0))
             log.logger().warning("left the mirror", engine=engine, reason=why)
 
     async def _exchange_all(
@@ -244,9 +283,8 @@ class Mirror:
         if o is None or not answers:
             return await self._first_failed(request, known, answers, ended)
         if not o.resume:
-            journal = Journal(open=o)
-            journal.lag = {e: 0 for e in ENGINES}
-            self.m.journals[_name(o)] = journal
+            journal = Journal(_name(o), o, lag={e: 0 for e in ENGINES}, store=self.m.store)
+            self.m.journals[_name(o)] = journal.saved()
             self.journal = journal
             return self._choose(answers, 0)
         return await self._resumed(request, known, answers)
@@ -308,11 +346,11 @@ class Mirror:
             return self._opened(leg.engine, known.last_seq, o)
         low = min(in_sync.values())
         if known is None:
-            known = Journal(last_seq=low)
-            self.m.journals[_name(o)] = known
+            known = Journal(_name(o), last_seq=low, store=self.m.store)
+            self.m.journals[_name(o)] = known.saved()
         for e in ENGINES:
             if e not in self.legs:
-                known.lag[e] = max(known.lag.get(e, 0), known.last_seq - seqs.get(e, 0))
+                known.set_lag(e, max(known.lag.get(e, 0), known.last_seq - seqs.get(e, 0)))
         self.journal = known
         # Their answers differ by last_seq: the lowest is the one the client hears.
         answer = self._choose({e: answers[e] for e in in_sync}, 0, compare=False)
@@ -377,7 +415,7 @@ class Mirror:
             self.router.failed(leg.engine, f"re-sync: {e}")
             return
         self.legs[leg.engine] = leg
-        journal.lag[leg.engine] = 0
+        journal.set_lag(leg.engine, 0)
         self.m.resyncs += 1
 
     async def _replay(self, leg: Leg, request: pb.StreamRequest) -> None:

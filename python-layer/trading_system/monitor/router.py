@@ -121,6 +121,8 @@ class Router:
         self.last_switch_at = float("-inf")
         self.ready = False
         """False until the first round of probes is in: no switch on whichever answers first."""
+        self.on_change: Callable[[], None] = lambda: None
+        """Called after every switch or mode change (the monitor saves its state)."""
 
     @property
     def last_failover_ms(self) -> int:
@@ -143,6 +145,17 @@ class Router:
         self.last_switch_at = self.clock()
         self.switches.append(Switch(self.epoch, to, int(time.time() * 1000), reason))
         del self.switches[:-HISTORY]
+        self.on_change()
+
+    def restarted(self) -> None:
+        """A new monitor process took over the saved state: a new epoch, so its answers never
+        carry an epoch the last process used (that one may still have had answers in flight)."""
+        self.epoch += 1
+        self.switches.append(
+            Switch(self.epoch, self.active, int(time.time() * 1000), "monitor restarted")
+        )
+        del self.switches[:-HISTORY]
+        self.on_change()
 
     def _held_down(self) -> bool:
         return self.clock() - self.last_switch_at < self.hold_down
@@ -199,26 +212,26 @@ class Router:
         """The engine's latency percentile over the window."""
         return percentile(self.engines[engine].latencies(self.clock() - self.window), q)
 
-    def check_latency(self) -> None:
-        """Once per probe round: is each engine's p99 over budget? ``fall`` checks in a row
+    def check_latency(self, engine: str) -> None:
+        """After each probe of ``engine``: is its p99 over budget? ``fall`` checks in a row
         over make it slow (it stops taking traffic), ``rise`` checks in a row under end that."""
-        for e, h in self.engines.items():
-            p99 = self.p(e, 99)
-            if p99 > self.budget_ms:
-                h.over_budget += 1
-                h.under_budget = 0
-                if not h.slow and h.over_budget >= self.fall:
-                    h.slow = True
-                    h.eligible = False
-                    h.last_error = f"slow: p99 {p99:.1f} ms > budget {self.budget_ms:.0f} ms"
-                    self._route(f"{e} slow: p99 {p99:.1f} ms over {self.budget_ms:.0f} ms")
-            else:
-                h.under_budget += 1
-                h.over_budget = 0
-                if h.slow and h.under_budget >= self.rise:
-                    h.slow = False
-                    h.eligible = h.up and h.consecutive_ok >= 1
-                    self._route(f"{e} within budget again")
+        h = self.engines[engine]
+        p99 = self.p(engine, 99)
+        if p99 > self.budget_ms:
+            h.over_budget += 1
+            h.under_budget = 0
+            if not h.slow and h.over_budget >= self.fall:
+                h.slow = True
+                h.eligible = False
+                h.last_error = f"slow: p99 {p99:.1f} ms > budget {self.budget_ms:.0f} ms"
+                self._route(f"{engine} slow: p99 {p99:.1f} ms over {self.budget_ms:.0f} ms")
+        else:
+            h.under_budget += 1
+            h.over_budget = 0
+            if h.slow and h.under_budget >= self.rise:
+                h.slow = False
+                h.eligible = h.up and h.consecutive_ok >= 1
+                self._route(f"{engine} within budget again")
         # A switch the hold-down postponed happens at the first check after it.
         self._route("hold-down over")
 
@@ -237,6 +250,7 @@ class Router:
             h = self.engines[mode]
             raise NotServing(f"{mode} does not take traffic ({h.state}: {h.last_error})")
         self.mode = mode
+        self.on_change()
         if mode == "auto":
             active = self.engines[self.active]
             standby = self.engines[other(self.active)]

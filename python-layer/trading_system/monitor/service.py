@@ -25,8 +25,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from trading_system.config import FileConfig
 from trading_system.monitor import ENGINES
-from trading_system.monitor.mirror import FAILOVER_CODES, Journal, Mirror, Refused
+from trading_system.monitor.mirror import Journal, Mirror, Refused, engine_failed
 from trading_system.monitor.router import NotServing, Router
+from trading_system.monitor.store import Store
 from trading_system.proto import trading_pb2 as pb
 from trading_system.proto import trading_pb2_grpc as rpc
 from trading_system.server import SERVICE_NAME, log
@@ -83,16 +84,30 @@ class Monitor:
         self.health = {e: health_pb2_grpc.HealthStub(ch) for e, ch in self.channels.items()}
         self.journals: dict[str, Journal] = {}
         """Every session streamed through this monitor, by name (``symbol/timeframe``)."""
+        self.store = Store(system.state_file) if system.state_file else None
+        if self.store is not None:
+            self._restore(self.store)
         self.rebuilding: dict[str, int] = {e: 0 for e in ENGINES}
         """Sessions being rebuilt on each engine right now."""
         self.resyncs = 0
         self.fenced = 0
         """Answers discarded because their engine was switched away from meanwhile."""
-        self._probing: asyncio.Task[None] | None = None
+        self._probing: list[asyncio.Task[None]] = []
+
+    def _restore(self, store: Store) -> None:
+        """Takes over a previous monitor's saved state (none: a first start)."""
+        if store.load_router(self.router):
+            self.router.restarted()
+        else:
+            store.save_router(self.router)
+        self.router.on_change = lambda: store.save_router(self.router)
+        for name, (opened, last_seq, lag, bars) in store.load_journals().items():
+            self.journals[name] = Journal(name, opened, bars, last_seq, lag, store)
 
     # --- Probes ---------------------------------------------------------------------------------
 
     async def probe(self, engine: str) -> None:
+        """One health check of ``engine`` with its own deadline, then its latency check."""
         started = time.perf_counter()
         try:
             answer = await self.health[engine].Check(
@@ -104,28 +119,33 @@ class Monitor:
             return
         if answer.status == health_pb2.HealthCheckResponse.SERVING:
             self.router.ok(engine, _millis(started), probe=True)
+            self.router.check_latency(engine)
         else:
             self.router.failed(engine, "probe: NOT_SERVING")
 
     async def probe_all(self) -> None:
         await asyncio.gather(*(self.probe(e) for e in ENGINES))
-        self.router.check_latency()
 
-    async def _probe_forever(self) -> None:
+    async def _probe_forever(self, engine: str) -> None:
+        # One loop per engine: a hung engine's probe (up to the deadline) does not delay the
+        # other's.
         while True:
             await asyncio.sleep(self.interval)
-            await self.probe_all()
+            await self.probe(engine)
 
     def start(self) -> None:
-        self._probing = asyncio.get_running_loop().create_task(self._probe_forever())
+        loop = asyncio.get_running_loop()
+        self._probing = [loop.create_task(self._probe_forever(e)) for e in ENGINES]
 
     async def close(self) -> None:
-        if self._probing is not None:
-            self._probing.cancel()
+        for task in self._probing:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._probing
+                await task
         for ch in self.channels.values():
             await ch.close()
+        if self.store is not None:
+            self.store.close()
 
     # --- Batch calls ----------------------------------------------------------------------------
 
@@ -151,7 +171,7 @@ class Monitor:
                     request, timeout=timeout, metadata=self.metadata
                 )
             except grpc.aio.AioRpcError as e:
-                if e.code() in FAILOVER_CODES:
+                if engine_failed(e.code()):
                     self.router.failed(engine, f"{method}: {e.code().name}")
                     errors.append(f"{engine}: {e.code().name}")
                     continue
@@ -197,7 +217,7 @@ class Monitor:
             if isinstance(r, pb.ConfigResponse):
                 log.call("UpdateConfig", None, None, started, grpc.StatusCode.OK)
                 return r
-            if isinstance(r, grpc.aio.AioRpcError) and r.code() not in FAILOVER_CODES:
+            if isinstance(r, grpc.aio.AioRpcError) and not engine_failed(r.code()):
                 log.call("UpdateConfig", None, None, started, r.code(), r.details())
                 await pass_through(context, r)
             self.router.failed(engine, f"UpdateConfig: {r}")

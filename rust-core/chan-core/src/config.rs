@@ -162,6 +162,8 @@ pub struct SystemConfig {
     pub hold_down_ms: u64,
     /// The span of recent calls and probes the latency percentiles cover.
     pub latency_window_ms: u64,
+    /// The monitor's SQLite file for its epoch, mode and session journals ("" = memory only).
+    pub state_file: String,
 }
 
 impl Default for SystemConfig {
@@ -177,6 +179,7 @@ impl Default for SystemConfig {
             fall: 3,
             hold_down_ms: 10_000,
             latency_window_ms: 10_000,
+            state_file: String::new(),
         }
     }
 }
