@@ -174,6 +174,71 @@ def _name(o: pb.OpenSession) -> str:
     return f"{o.symbol}/{o.timeframe}"
 
 
+async def rebuild(m: Monitor, journal: Journal, engine: str) -> Leg | None:
+    """Brings ``engine`` to the journal's end for its session and returns the open leg. First a
+    resume: an engine that already holds exactly the journaled bars (it was cut with nothing
+    missing, or an earlier rebuild finished) is used as it is. Otherwise a fresh session (same
+    symbol, timeframe and configuration) and every journaled bar replayed in order, each answer
+    checked; the journal may grow meanwhile, the replay goes on to its end. None if the engine
+    failed (then reported failed) or the session was replaced meanwhile."""
+    assert journal.open is not None
+    started = time.perf_counter()
+    name = journal.name
+    m.rebuilding[engine] += 1
+    leg = Leg(engine, m.stubs[engine].Stream(metadata=m.metadata))
+    try:
+        resume = pb.OpenSession()
+        resume.CopyFrom(journal.open)
+        resume.resume = True
+        try:
+            first = await leg.exchange(pb.StreamRequest(open=resume), m.timeout)
+            held = first.opened.last_seq if first.WhichOneof("kind") == "opened" else -1
+        except grpc.aio.AioRpcError:  # NOT_FOUND: the engine restarted since
+            held = -1
+        if held == journal.last_seq and journal.lag.get(engine, 0) == 0:
+            leg.position = len(journal.bars)
+            return leg
+        leg.cancel()
+        leg = Leg(engine, m.stubs[engine].Stream(metadata=m.metadata))
+        fresh = pb.OpenSession()
+        fresh.CopyFrom(journal.open)
+        fresh.resume = False
+        first = await leg.exchange(pb.StreamRequest(open=fresh), m.timeout)
+        if first.WhichOneof("kind") != "opened":
+            raise LegFailed(f"re-sync open refused: {first}")
+        while leg.position < len(journal.bars):
+            await replay(leg, journal.bars[leg.position], m.timeout)
+    except LegFailed as e:
+        leg.cancel()
+        m.router.failed(engine, f"re-sync of {name}: {e}")
+        return None
+    except grpc.aio.AioRpcError as e:  # on purpose: the session was replaced meanwhile
+        leg.cancel()
+        log.logger().warning("re-sync abandoned", engine=engine, session=name, code=e.code().name)
+        return None
+    except BaseException:
+        leg.cancel()
+        raise
+    finally:
+        m.rebuilding[engine] -= 1
+    log.logger().info(
+        "re-synced",
+        engine=engine,
+        session=name,
+        bars=leg.position,
+        latency_ms=round(_millis(started), 3),
+    )
+    return leg
+
+
+async def replay(leg: Leg, request: pb.StreamRequest, timeout: float) -> None:
+    """One journaled bar sent again: it must be applied with its number (else LegFailed)."""
+    answer = await leg.exchange(request, timeout)
+    if answer.WhichOneof("kind") != "update" or answer.seq != request.bar.seq:
+        raise LegFailed(f"re-sync diverged at seq {request.bar.seq}: {answer}")
+    leg.position += 1
+
+
 class Mirror:
     """One client stream through the monitor: its legs (one stream per engine in the mirror),
     the session's journal, and the rebuilds under way."""
@@ -192,11 +257,15 @@ class Mirror:
         for task in self.rebuilds.values():
             task.cancel()
         self.legs.clear()
+        if self.journal is not None and self.m.streaming.get(self.journal.name) is self:
+            del self.m.streaming[self.journal.name]
 
     async def handle(self, request: pb.StreamRequest) -> pb.StreamResponse:
         """The answer to one client message (its epoch set); raises Refused to end the stream."""
         if self.journal is None:
             answer = await self._first(request)
+            if self.journal is not None:
+                self.m.streaming[self.journal.name] = self
         else:
             await self._maintain()
             answer = await self._next(request)
@@ -219,9 +288,9 @@ class Mirror:
 
     async def _exchange_all(
         self, request: pb.StreamRequest
-    ) -> tuple[dict[str, pb.StreamResponse], dict[str, grpc.aio.AioRpcError]]:
-        """Sends a message on every leg at once; the answers, and the engines that ended the
-        stream on purpose. A leg that failed is cut and its engine reported failed."""
+    ) -> tuple[dict[str, pb.StreamResponse], dict[str, grpc.aio.AioRpcError], set[str]]:
+        """Sends a message on every leg at once: the answers, the engines that ended the
+        stream on purpose, and those that failed (cut and reported failed)."""
         legs = dict(self.legs)
         timeout = self.timeout()
         results = await asyncio.gather(
@@ -229,6 +298,7 @@ class Mirror:
         )
         answers: dict[str, pb.StreamResponse] = {}
         ended: dict[str, grpc.aio.AioRpcError] = {}
+        failed: set[str] = set()
         for (engine, leg), r in zip(legs.items(), results, strict=True):
             if isinstance(r, pb.StreamResponse):
                 answers[engine] = r
@@ -237,11 +307,12 @@ class Mirror:
                 ended[engine] = r
                 self._cut(engine, f"ended the stream: {r.code().name}")
             elif isinstance(r, LegFailed):
+                failed.add(engine)
                 self.router.failed(engine, f"Stream: {r}")
                 self._cut(engine, str(r))
             else:
                 raise r
-        return answers, ended
+        return answers, ended, failed
 
     def _choose(
         self, answers: dict[str, pb.StreamResponse], seq: int, compare: bool = True
@@ -279,37 +350,40 @@ class Mirror:
         for e in taking:
             if not (resume_known and known is not None and known.lag.get(e, 0) > 0):
                 self.legs[e] = self._new_leg(e)
-        answers, ended = await self._exchange_all(request)
+        answers, ended, _ = await self._exchange_all(request)
         if o is None or not answers:
-            return await self._first_failed(request, known, answers, ended)
+            return await self._first_failed(request, known, ended)
         if not o.resume:
             journal = Journal(_name(o), o, lag={e: 0 for e in ENGINES}, store=self.m.store)
             self.m.journals[_name(o)] = journal.saved()
             self.journal = journal
-            return self._choose(answers, 0)
+            for e in ENGINES:
+                if e not in self.legs:  # it missed the open: one message behind, at least
+                    journal.set_lag(e, 1)
+            return await self._deliver(request, answers, 0)
         return await self._resumed(request, known, answers)
 
     async def _first_failed(
         self,
         request: pb.StreamRequest,
         known: Journal | None,
-        answers: dict[str, pb.StreamResponse],
         ended: dict[str, grpc.aio.AioRpcError],
     ) -> pb.StreamResponse:
         """No engine opened the session: a resume the monitor can rebuild is rebuilt; else the
         engines' own error (an unknown session, a bad first message) or UNAVAILABLE."""
         if known is not None and known.complete and request.open.resume:
             self.journal = known
-            leg = await self._rescue()
-            if leg is not None:
-                return self._opened(leg.engine, known.last_seq, request.open)
+            for e in self.router.order():
+                if self.router.engines[e].up and await self._bring_up(e):
+                    self.router.take_over(e, f"only {e} holds session {known.name}")
+                    return self._opened(e, known.last_seq, request.open)
+            self.journal = None
         for e in self.router.order():
             if e in ended:
                 raise Refused.of(ended[e])
         raise Refused(grpc.StatusCode.UNAVAILABLE, "no engine serves")
 
     def _opened(self, engine: str, last_seq: int, o: pb.OpenSession) -> pb.StreamResponse:
-        self.router.take_over(engine, f"only {engine} has session {_name(o)}")
         return pb.StreamResponse(
             seq=0,
             engine=engine,
@@ -330,28 +404,32 @@ class Mirror:
         if known is not None:
             floor = known.last_seq
         else:
-            # The monitor never saw this session (it restarted): the engines' own word. One
-            # message apart is a message in flight, which the client resends; more is a lag.
+            # The monitor never saw this session (it restarted without a state file): the
+            # engines' word. One message apart is a message in flight, which the client
+            # resends; more is a lag.
             floor = max(seqs.values()) - 1
         for e, seq in seqs.items():
             if seq < floor:
                 self._cut(e, f"behind: at {seq}, the session at {floor}")
         in_sync = {e: s for e, s in seqs.items() if e in self.legs}
-        if not in_sync:
-            # Everyone is behind the journal: rebuild now, the client waits.
-            self.journal = known
-            leg = await self._rescue()
-            if leg is None or known is None:
-                raise Refused(grpc.StatusCode.UNAVAILABLE, "no engine holds the session")
-            return self._opened(leg.engine, known.last_seq, o)
-        low = min(in_sync.values())
         if known is None:
-            known = Journal(_name(o), last_seq=low, store=self.m.store)
+            known = Journal(_name(o), last_seq=min(in_sync.values()), store=self.m.store)
             self.m.journals[_name(o)] = known.saved()
+        self.journal = known
         for e in ENGINES:
             if e not in self.legs:
                 known.set_lag(e, max(known.lag.get(e, 0), known.last_seq - seqs.get(e, 0)))
-        self.journal = known
+        if not in_sync or self.router.active not in in_sync:
+            # The active is behind: bring it to the journal's end first, the client waiting.
+            for e in self.router.order():
+                if self.router.engines[e].up and e not in self.legs and await self._bring_up(e):
+                    self.router.take_over(e, f"only {e} holds session {known.name}")
+                    break
+            if self.router.active in self.legs:
+                return self._opened(self.router.active, known.last_seq, o)
+            if not in_sync:
+                raise Refused(grpc.StatusCode.UNAVAILABLE, "no engine holds the session")
+        low = min(in_sync.values())
         # Their answers differ by last_seq: the lowest is the one the client hears.
         answer = self._choose({e: answers[e] for e in in_sync}, 0, compare=False)
         answer.opened.last_seq = low
@@ -360,27 +438,73 @@ class Mirror:
     # --- Bars -----------------------------------------------------------------------------------
 
     async def _next(self, request: pb.StreamRequest) -> pb.StreamResponse:
-        journal = self.journal
-        assert journal is not None
         seq = request.bar.seq if request.HasField("bar") else 0
-        answers, ended = await self._exchange_all(request)
+        answers, ended, failed = await self._exchange_all(request)
         if not answers:
             for e in self.router.order():
                 if e in ended:
                     raise Refused.of(ended[e])
-            leg = await self._rescue()
-            if leg is None:
-                raise Refused(grpc.StatusCode.UNAVAILABLE, "no engine serves")
-            try:
-                answers = {leg.engine: await leg.exchange(request, self.timeout())}
-            except (LegFailed, grpc.aio.AioRpcError) as e:
-                self._cut(leg.engine, str(e))
-                raise Refused(grpc.StatusCode.UNAVAILABLE, f"no engine serves ({e})") from None
-        answer = self._choose(answers, seq)
+        answer = await self._deliver(request, answers, seq, failed)
+        journal = self.journal
+        assert journal is not None
         journal.accept(request, answer, set(self.legs))
         for leg in self.legs.values():
             leg.position = len(journal.bars)
         return answer
+
+    async def _deliver(
+        self,
+        request: pb.StreamRequest,
+        answers: dict[str, pb.StreamResponse],
+        seq: int,
+        failed: set[str] | None = None,
+    ) -> pb.StreamResponse:
+        """The answer the client gets. If the active engine is not in this session's mirror
+        (it lags: a failback or an override moved traffic to it, or every engine in the mirror
+        failed), it is brought to the journal's end now and answers this message itself."""
+        active = self.router.active
+        if active not in answers and active not in (failed or set()) and self.journal:
+            if active not in self.legs and await self._bring_up(active):
+                answers = {**answers, **await self._ask(active, request)}
+        if not answers:
+            # Every engine in the mirror failed: any other that answers probes is brought up.
+            for e in self.router.order():
+                if e not in self.legs and self.router.engines[e].up and await self._bring_up(e):
+                    answers = await self._ask(e, request)
+                    if answers:
+                        self.router.take_over(e, f"{e} rebuilt: the only engine left")
+                        break
+            if not answers:
+                raise Refused(grpc.StatusCode.UNAVAILABLE, "no engine serves")
+        return self._choose(answers, seq)
+
+    async def _ask(self, engine: str, request: pb.StreamRequest) -> dict[str, pb.StreamResponse]:
+        """The message on one leg only (an engine just brought up)."""
+        leg = self.legs[engine]
+        try:
+            answer = await leg.exchange(request, self.timeout())
+        except LegFailed as e:
+            self.router.failed(engine, f"Stream: {e}")
+            self._cut(engine, str(e))
+            return {}
+        except grpc.aio.AioRpcError as e:
+            self._cut(engine, f"ended the stream: {e.code().name}")
+            raise Refused.of(e) from None
+        return {engine: answer}
+
+    async def _bring_up(self, engine: str) -> bool:
+        """Rebuilds ``engine`` for this session now (a background rebuild is cancelled) and
+        puts it in the mirror; False if that failed or the journal cannot rebuild it."""
+        journal = self.journal
+        if journal is None or not journal.complete:
+            return False
+        task = self.rebuilds.pop(engine, None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        leg = await rebuild(self.m, journal, engine)
+        return leg is not None and await self._join(leg)
 
     async def _maintain(self) -> None:
         """Before a message: a standby that stopped taking traffic (failing, slow) leaves the
@@ -400,89 +524,24 @@ class Mirror:
                     await self._join(leg)
         for e in ENGINES:
             if e not in self.legs and e not in self.rebuilds and self.router.engines[e].eligible:
-                self.rebuilds[e] = asyncio.ensure_future(self._rebuild(e))
+                self.rebuilds[e] = asyncio.ensure_future(rebuild(self.m, journal, e))
 
-    async def _join(self, leg: Leg) -> None:
+    async def _join(self, leg: Leg) -> bool:
         """A rebuilt leg catches up with the bars accepted since its rebuild ended (usually
         none) and joins the mirror."""
         journal = self.journal
         assert journal is not None
         try:
             for request in journal.bars[leg.position :]:
-                await self._replay(leg, request)
+                await replay(leg, request, self.m.timeout)
         except (LegFailed, grpc.aio.AioRpcError) as e:
             leg.cancel()
             self.router.failed(leg.engine, f"re-sync: {e}")
-            return
+            return False
         self.legs[leg.engine] = leg
         journal.set_lag(leg.engine, 0)
         self.m.resyncs += 1
-
-    async def _replay(self, leg: Leg, request: pb.StreamRequest) -> None:
-        answer = await leg.exchange(request, self.m.timeout)
-        if answer.WhichOneof("kind") != "update" or answer.seq != request.bar.seq:
-            raise LegFailed(f"re-sync diverged at seq {request.bar.seq}: {answer}")
-        leg.position += 1
-
-    async def _rebuild(self, engine: str) -> Leg | None:
-        """Rebuilds the session on ``engine``: a fresh session (same symbol, timeframe and
-        configuration) and every journaled bar replayed in order, each answer checked. The leg,
-        at the journal's end when it returns; None if the engine failed (reported)."""
-        journal = self.journal
-        assert journal is not None and journal.open is not None
-        started = time.perf_counter()
-        leg = self._new_leg(engine)
-        fresh = pb.OpenSession()
-        fresh.CopyFrom(journal.open)
-        fresh.resume = False
-        self.m.rebuilding[engine] = self.m.rebuilding.get(engine, 0) + 1
-        try:
-            first = await leg.exchange(pb.StreamRequest(open=fresh), self.m.timeout)
-            if first.WhichOneof("kind") != "opened":
-                raise LegFailed(f"re-sync open refused: {first}")
-            # The journal may grow while this runs: replay until its end.
-            while leg.position < len(journal.bars):
-                await self._replay(leg, journal.bars[leg.position])
-        except (LegFailed, grpc.aio.AioRpcError) as e:
-            leg.cancel()
-            self.router.failed(engine, f"re-sync: {e}")
-            return None
-        except asyncio.CancelledError:
-            leg.cancel()
-            raise
-        finally:
-            self.m.rebuilding[engine] -= 1
-        log.logger().info(
-            "re-synced",
-            engine=engine,
-            session=_name(fresh),
-            bars=leg.position,
-            latency_ms=round(_millis(started), 3),
-        )
-        return leg
-
-    async def _rescue(self) -> Leg | None:
-        """No engine in the mirror answered: rebuild the session on an engine that answers
-        probes (eligible or not: a slow answer beats none), the client waiting, and let it take
-        over. None if there is none or the journal cannot rebuild the session."""
-        journal = self.journal
-        if journal is None or not journal.complete:
-            return None
-        for e in self.router.order():
-            if e in self.legs or not self.router.engines[e].up:
-                continue
-            task = self.rebuilds.pop(e, None)
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            leg = await self._rebuild(e)
-            if leg is not None:
-                await self._join(leg)
-                if e in self.legs:
-                    self.router.take_over(e, f"{e} rebuilt: the only engine left")
-                    return leg
-        return None
+        return True
 
 
 def _same(a: pb.StreamResponse, b: pb.StreamResponse) -> bool:

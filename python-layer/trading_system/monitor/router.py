@@ -13,7 +13,8 @@ Two kinds of switch:
   hold-down, because the alternative is no service;
 - **chosen**: away from an engine whose p99 stayed over budget, a failback to the primary, back
   to an overridden engine that recovered: only once ``hold_down_ms`` has passed since the last
-  switch, so a flapping fault causes at most one switch per hold-down interval.
+  switch, so a flapping fault causes at most one switch per hold-down interval, and only to an
+  engine that holds every session's state (``synced``: none lagging, no rebuild under way).
 """
 
 from __future__ import annotations
@@ -123,6 +124,8 @@ class Router:
         """False until the first round of probes is in: no switch on whichever answers first."""
         self.on_change: Callable[[], None] = lambda: None
         """Called after every switch or mode change (the monitor saves its state)."""
+        self.synced: Callable[[str], bool] = lambda engine: True
+        """Does the engine hold every session's state? A chosen switch waits until it does."""
 
     @property
     def last_failover_ms(self) -> int:
@@ -167,8 +170,8 @@ class Router:
             return
         active, standby = self.engines[self.active], self.engines[other(self.active)]
         if not active.eligible and standby.eligible:
-            # Forced when the active failed; a merely slow active waits for the hold-down.
-            if not active.up or not self._held_down():
+            # Forced when the active failed; from a merely slow one, a chosen switch.
+            if not active.up or (not self._held_down() and self.synced(standby.name)):
                 self._switch(standby.name, reason)
             return
         preferred = (
@@ -179,6 +182,7 @@ class Router:
             and preferred != self.active
             and self.engines[preferred].eligible
             and not self._held_down()
+            and self.synced(preferred)
         ):
             why = "failback" if self.mode == "auto" else "override"
             self._switch(preferred, f"{why} to {preferred}: eligible again")

@@ -25,7 +25,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from trading_system.config import FileConfig
 from trading_system.monitor import ENGINES
-from trading_system.monitor.mirror import Journal, Mirror, Refused, engine_failed
+from trading_system.monitor.mirror import Journal, Mirror, Refused, engine_failed, rebuild
 from trading_system.monitor.router import NotServing, Router
 from trading_system.monitor.store import Store
 from trading_system.proto import trading_pb2 as pb
@@ -90,6 +90,10 @@ class Monitor:
         self.rebuilding: dict[str, int] = {e: 0 for e in ENGINES}
         """Sessions being rebuilt on each engine right now."""
         self.resyncs = 0
+        self.streaming: dict[str, Mirror] = {}
+        """The sessions a client is streaming right now (their mirror keeps them in sync)."""
+        self._idle: dict[str, asyncio.Task[None]] = {}
+        self.router.synced = self.synced
         self.fenced = 0
         """Answers discarded because their engine was switched away from meanwhile."""
         self._probing: list[asyncio.Task[None]] = []
@@ -120,8 +124,40 @@ class Monitor:
         if answer.status == health_pb2.HealthCheckResponse.SERVING:
             self.router.ok(engine, _millis(started), probe=True)
             self.router.check_latency(engine)
+            self._resync_idle(engine)
         else:
             self.router.failed(engine, "probe: NOT_SERVING")
+
+    def synced(self, engine: str) -> bool:
+        """Does ``engine`` hold every session the monitor can rebuild, up to date?"""
+        return self.rebuilding[engine] == 0 and not any(
+            j.complete and j.lag.get(engine, 0) for j in self.journals.values()
+        )
+
+    def _resync_idle(self, engine: str) -> None:
+        """Starts rebuilding, one after the other, the sessions no client is streaming that
+        ``engine`` lags on (a running stream's mirror rebuilds its own session)."""
+        running = self._idle.get(engine)
+        if not self.router.engines[engine].eligible or (running is not None and not running.done()):
+            return
+        lagging = [
+            j
+            for name, j in self.journals.items()
+            if j.complete and j.lag.get(engine, 0) and name not in self.streaming
+        ]
+        if lagging:
+            self._idle[engine] = asyncio.ensure_future(self._rebuild_idle(engine, lagging))
+
+    async def _rebuild_idle(self, engine: str, journals: list[Journal]) -> None:
+        for j in journals:
+            if j.name in self.streaming or self.journals.get(j.name) is not j:
+                continue  # a stream took it over, or it was opened afresh
+            leg = await rebuild(self, j, engine)
+            if leg is None:
+                return
+            leg.cancel()  # the session stays on the engine; only this stream ends
+            if j.name not in self.streaming:
+                j.set_lag(engine, 0)
 
     async def probe_all(self) -> None:
         await asyncio.gather(*(self.probe(e) for e in ENGINES))
@@ -138,7 +174,7 @@ class Monitor:
         self._probing = [loop.create_task(self._probe_forever(e)) for e in ENGINES]
 
     async def close(self) -> None:
-        for task in self._probing:
+        for task in [*self._probing, *self._idle.values()]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
