@@ -1,5 +1,5 @@
 # One name per task; `make help` lists them.
-.PHONY: help build test run lint fmt bench bench-engines bench-grpc peer engines slow golden proto
+.PHONY: help build test run lint fmt bench bench-engines bench-grpc bench-failover peer engines slow golden proto
 
 help: ## list the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -27,11 +27,7 @@ fmt: ## format the code
 bench: ## throughput and memory of the core (needs ../shared/data)
 	scripts/bench_core.sh
 
-bench-bench-grpc: ## both servers over gRPC: Analyze of 1M bars, stream ack latency, pipelined bars/s
-	scripts/setup.sh
-	.venv/bin/python scripts/bench_grpc.py
-
-engines: ## Python engine and native binding against the pure-Rust core (needs ../shared/data)
+bench-engines: ## Python engine and native binding against the pure-Rust core (needs ../shared/data)
 	scripts/setup.sh
 	.venv/bin/python scripts/bench_engines.py
 
@@ -39,11 +35,15 @@ bench-grpc: ## both servers over gRPC: Analyze of 1M bars, stream ack latency, p
 	scripts/setup.sh
 	.venv/bin/python scripts/bench_grpc.py
 
+bench-failover: ## the monitor: time to the first answer after a crash and a hang, latency it adds
+	scripts/setup.sh
+	.venv/bin/python scripts/bench_failover.py
+
 engines: ## both engines on every file of ../shared/data: do they agree?
 	scripts/setup.sh
 	.venv/bin/python scripts/check_engines.py
 
-slow: ## the slow tests: 10,000 differential examples python vs native, 1,000 streams
+slow: ## the slow tests: 10,000 differential examples, 1,000 streams, the fault suite at 10,000 bars
 	scripts/setup.sh
 	.venv/bin/python -m pytest -q -m slow
 

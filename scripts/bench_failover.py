@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import json
 import os
-import random
 import signal
 import statistics
 import sys
@@ -39,37 +38,21 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "python"))
 
+import bench_grpc  # noqa: E402  (this script's folder is on the path when it runs)
+from cluster import columns, series  # noqa: E402
 from servers import Server, monitor_command, spawn, start  # noqa: E402
 
 from trading_system.proto import trading_pb2 as pb  # noqa: E402
 from trading_system.proto import trading_pb2_grpc as rpc  # noqa: E402
 
-OPTIONS = [("grpc.max_receive_message_length", 1 << 30), ("grpc.max_send_message_length", 1 << 30)]
+OPTIONS = bench_grpc.OPTIONS
 READY_S = 60.0
 RUN = f"{os.getpid()}"
 """Part of every symbol, so sessions of two runs never meet."""
 
 
-def series(n: int, seed: int = 5) -> list[pb.Bar]:
-    """A deterministic random walk of valid bars, one minute apart."""
-    rng = random.Random(seed)
-    price, out = 100.0, []
-    for i in range(n):
-        o = price
-        c = max(1.0, o + rng.gauss(0, 1.5))
-        hi = max(o, c) + abs(rng.gauss(0, 0.8))
-        lo = max(0.5, min(o, c) - abs(rng.gauss(0, 0.8)))
-        out.append(pb.Bar(time=(i + 1) * 60_000, open=o, high=hi, low=lo, close=c, volume=1.0))
-        price = c
-    return out
-
-
 def bar_message(seq: int, b: pb.Bar) -> pb.StreamRequest:
     return pb.StreamRequest(bar=pb.BarMessage(seq=seq, op=pb.APPEND, bar=b))
-
-
-def open_message(symbol: str) -> pb.StreamRequest:
-    return pb.StreamRequest(open=pb.OpenSession(symbol=symbol, timeframe="1m"))
 
 
 @dataclass
@@ -124,7 +107,7 @@ async def _through_fault(
     bars = series(warmup + 11, seed=len(symbol))
     async with grpc.aio.insecure_channel(address, options=OPTIONS) as channel:
         call = rpc.TradingStub(channel).Stream()
-        await call.write(open_message(symbol))
+        await call.write(bench_grpc.open_message(symbol))
         opened = await call.read()
         assert opened.WhichOneof("kind") == "opened", opened
         for seq in range(1, warmup + 1):
@@ -179,39 +162,14 @@ def failover(kind: str, sets: list[str], repeat: int, warmup: int) -> tuple[list
 # ---- Overhead ----------------------------------------------------------------------------------
 
 
-async def _ack_latency(address: str, symbol: str, bars: list[pb.Bar]) -> list[float]:
-    messages = [bar_message(i, b) for i, b in enumerate(bars, 1)]
-    async with grpc.aio.insecure_channel(address, options=OPTIONS) as channel:
-        call = rpc.TradingStub(channel).Stream()
-        await call.write(open_message(symbol))
-        await call.read()
-        out = []
-        for m in messages:
-            t0 = time.perf_counter()
-            await call.write(m)
-            a = await call.read()
-            out.append(time.perf_counter() - t0)
-            assert a.seq == m.bar.seq and a.HasField("update"), a
-        await call.done_writing()
-        return out
-
-
 def ack_latency(address: str, symbol: str, bars: list[pb.Bar]) -> list[float]:
     """One bar at a time (asyncio client): seconds from sending a bar to reading its answer."""
-    return asyncio.run(_ack_latency(address, symbol, bars))
+    messages = [bar_message(i, b) for i, b in enumerate(bars, 1)]
+    return bench_grpc.ack_latency(address, messages, symbol)
 
 
 def analyze_latency(address: str, bars: list[pb.Bar], calls: int) -> list[float]:
-    req = pb.AnalyzeRequest(
-        bars=pb.Bars(
-            time=[b.time for b in bars],
-            open=[b.open for b in bars],
-            high=[b.high for b in bars],
-            low=[b.low for b in bars],
-            close=[b.close for b in bars],
-            volume=[b.volume for b in bars],
-        )
-    )
+    req = pb.AnalyzeRequest(bars=columns(bars))
     with grpc.insecure_channel(address, options=OPTIONS) as ch:
         stub = rpc.TradingStub(ch)
         for _ in range(10):  # connection and first-call costs out of the figures

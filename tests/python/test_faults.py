@@ -99,7 +99,8 @@ def client_feed(
     number of reconnects."""
     bars = series(n, seed=zlib.crc32(symbol.encode()))
     acks = []
-    with Client(c.monitor.address, timeout=5.0, retry=PATIENT) as client:
+    # A resume may wait for the session to be rebuilt on an engine: a patient deadline.
+    with Client(c.monitor.address, timeout=30.0, retry=PATIENT) as client:
         with client.stream(symbol, "1m") as s:
             for i, b in enumerate(bars, 1):
                 u = s.append((b.time, b.open, b.high, b.low, b.close, b.volume))

@@ -175,12 +175,20 @@ def _name(o: pb.OpenSession) -> str:
 
 
 async def rebuild(m: Monitor, journal: Journal, engine: str) -> Leg | None:
-    """Brings ``engine`` to the journal's end for its session and returns the open leg. First a
-    resume: an engine that already holds exactly the journaled bars (it was cut with nothing
-    missing, or an earlier rebuild finished) is used as it is. Otherwise a fresh session (same
-    symbol, timeframe and configuration) and every journaled bar replayed in order, each answer
-    checked; the journal may grow meanwhile, the replay goes on to its end. None if the engine
-    failed (then reported failed) or the session was replaced meanwhile."""
+    """Brings ``engine`` to the journal's end for its session and returns the open leg; one
+    rebuild per session and engine at a time (a second waits, then finds little to do).
+
+    First a resume: an engine holding exactly the bars the journal says it has (all but its
+    ``lag`` last ones) only gets those replayed. Otherwise (it restarted, or applied a message
+    the monitor never acknowledged) a fresh session (same symbol, timeframe and
+    configuration) and every journaled bar replayed in order, each answer checked. The journal
+    may grow meanwhile: the replay goes on to its end. None if the engine failed (then reported
+    failed) or the session was replaced meanwhile."""
+    async with m.rebuild_locks[(journal.name, engine)]:
+        return await _rebuild(m, journal, engine)
+
+
+async def _rebuild(m: Monitor, journal: Journal, engine: str) -> Leg | None:
     assert journal.open is not None
     started = time.perf_counter()
     name = journal.name
@@ -195,17 +203,19 @@ async def rebuild(m: Monitor, journal: Journal, engine: str) -> Leg | None:
             held = first.opened.last_seq if first.WhichOneof("kind") == "opened" else -1
         except grpc.aio.AioRpcError:  # NOT_FOUND: the engine restarted since
             held = -1
-        if held == journal.last_seq and journal.lag.get(engine, 0) == 0:
-            leg.position = len(journal.bars)
-            return leg
-        leg.cancel()
-        leg = Leg(engine, m.stubs[engine].Stream(metadata=m.metadata))
-        fresh = pb.OpenSession()
-        fresh.CopyFrom(journal.open)
-        fresh.resume = False
-        first = await leg.exchange(pb.StreamRequest(open=fresh), m.timeout)
-        if first.WhichOneof("kind") != "opened":
-            raise LegFailed(f"re-sync open refused: {first}")
+        missing = journal.lag.get(engine, 0)
+        if held == journal.last_seq - missing and missing <= len(journal.bars):
+            leg.position = len(journal.bars) - missing
+        else:
+            leg.cancel()
+            leg = Leg(engine, m.stubs[engine].Stream(metadata=m.metadata))
+            fresh = pb.OpenSession()
+            fresh.CopyFrom(journal.open)
+            fresh.resume = False
+            first = await leg.exchange(pb.StreamRequest(open=fresh), m.timeout)
+            if first.WhichOneof("kind") != "opened":
+                raise LegFailed(f"re-sync open refused: {first}")
+        replayed = len(journal.bars) - leg.position
         while leg.position < len(journal.bars):
             await replay(leg, journal.bars[leg.position], m.timeout)
     except LegFailed as e:
@@ -225,7 +235,7 @@ async def rebuild(m: Monitor, journal: Journal, engine: str) -> Leg | None:
         "re-synced",
         engine=engine,
         session=name,
-        bars=leg.position,
+        replayed=replayed,
         latency_ms=round(_millis(started), 3),
     )
     return leg
@@ -336,6 +346,10 @@ class Mirror:
             if compare and e != chosen and not _same(other, answer):
                 log.logger().error("engines answered differently", seq=seq, engine=e, chosen=chosen)
                 self._cut(e, "answered differently")
+                if self.journal is not None:
+                    # Its state cannot be trusted: a lag beyond the journal forces a fresh
+                    # rebuild (every bar replayed), not a resume.
+                    self.journal.set_lag(e, self.journal.last_seq + 1)
         return answer
 
     # --- The first message: open or resume -----------------------------------------------------

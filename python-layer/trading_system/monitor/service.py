@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import defaultdict
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -33,10 +34,11 @@ from trading_system.proto import trading_pb2_grpc as rpc
 from trading_system.server import SERVICE_NAME, log
 
 CHANNEL_OPTIONS = [
-    # A restarted engine is seen within a probe interval or two, not after minutes of backoff.
-    ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 1000),
+    # A restarted engine is seen within a probe interval or two, not after minutes of backoff:
+    # the reconnect backoff is capped at a quarter of a second.
+    ("grpc.initial_reconnect_backoff_ms", 50),
+    ("grpc.min_reconnect_backoff_ms", 50),
+    ("grpc.max_reconnect_backoff_ms", 250),
     ("grpc.max_receive_message_length", -1),
     ("grpc.max_send_message_length", -1),
 ]
@@ -93,6 +95,8 @@ class Monitor:
         self.streaming: dict[str, Mirror] = {}
         """The sessions a client is streaming right now (their mirror keeps them in sync)."""
         self._idle: dict[str, asyncio.Task[None]] = {}
+        self.rebuild_locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
+        """One rebuild per (session, engine) at a time."""
         self.router.synced = self.synced
         self.fenced = 0
         """Answers discarded because their engine was switched away from meanwhile."""
@@ -156,8 +160,7 @@ class Monitor:
             if leg is None:
                 return
             leg.cancel()  # the session stays on the engine; only this stream ends
-            if j.name not in self.streaming:
-                j.set_lag(engine, 0)
+            j.set_lag(engine, 0)  # no await since the rebuild ended: it holds every bar
 
     async def probe_all(self) -> None:
         await asyncio.gather(*(self.probe(e) for e in ENGINES))
