@@ -145,7 +145,10 @@ class SystemConfig(_Model):
     primary_engine: Annotated[EngineName, Strict(False)] = EngineName.RUST
     failover_enabled: bool = True
     health_check_interval_ms: U64 = 1000
-    call_timeout_ms: U64 = 2000
+    call_timeout_ms: U64 = 400
+    """Deadline of probes, stream messages and small calls: how soon a hang is found."""
+    batch_timeout_ms: U64 = 60_000
+    """Deadline of the monitor's Analyze and GetSnapshot calls (their size is the client's)."""
     latency_budget_ms: U64 = 250
     auto_failback: bool = False
     rise: U64 = 3
@@ -242,6 +245,7 @@ def _check_system(system: SystemConfig) -> None:
     for key, value in (
         ("system.health_check_interval_ms", system.health_check_interval_ms),
         ("system.call_timeout_ms", system.call_timeout_ms),
+        ("system.batch_timeout_ms", system.batch_timeout_ms),
         ("system.rise", system.rise),
         ("system.fall", system.fall),
         ("system.latency_window_ms", system.latency_window_ms),

@@ -72,6 +72,7 @@ def test_the_defaults_are_the_file() -> None:
         "system.rise=0",
         "system.fall=0",
         "system.call_timeout_ms=0",
+        "system.batch_timeout_ms=0",
         "system.health_check_interval_ms=0",
         "system.latency_window_ms=0",
         "system.hold_down_ms=-1",

@@ -27,6 +27,7 @@ from cluster import (
     check,
     check_engines_agree,
     cluster,
+    columns,
     series,
     wait_for,
 )
@@ -307,3 +308,15 @@ def _no_stray_threads() -> Iterator[None]:
     for t in threading.enumerate():
         if isinstance(t, Feeder):
             t.join(1)
+
+
+def test_hang_during_a_long_call() -> None:
+    """An Analyze in flight on an engine that hangs is abandoned as soon as a probe finds the
+    hang, and answered by the other engine: the monitor does not wait for the batch deadline
+    (120 s here, past the client's own 30 s, which would end the call first)."""
+    with cluster([*FAST, "system.batch_timeout_ms=120000"]) as c:
+        req = pb.AnalyzeRequest(bars=columns(series(20_000, seed=8)))
+        c.pause("rust", True)
+        answer = c.stub().Analyze(req, timeout=30)
+        assert answer.engine == "python" and answer.analysis.bars == 20_000
+        assert c.status().active == "python"

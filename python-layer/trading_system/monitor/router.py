@@ -124,6 +124,8 @@ class Router:
         """False until the first round of probes is in: no switch on whichever answers first."""
         self.on_change: Callable[[], None] = lambda: None
         """Called after every switch or mode change (the monitor saves its state)."""
+        self.on_failed: Callable[[str], None] = lambda engine: None
+        """Called when an engine is found failed (the monitor abandons calls waiting on it)."""
         self.synced: Callable[[str], bool] = lambda engine: True
         """Does the engine hold every session's state? A chosen switch waits until it does."""
 
@@ -210,6 +212,7 @@ class Router:
         h.up = False
         h.eligible = False
         h.last_error = error
+        self.on_failed(engine)
         self._route(f"{engine} failed: {error}")
 
     def p(self, engine: str, q: float) -> float:

@@ -42,12 +42,18 @@ CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", -1),
     ("grpc.max_send_message_length", -1),
 ]
+BATCH = frozenset({"Analyze", "GetSnapshot"})
+"""Calls whose size the client chooses: ``system.batch_timeout_ms`` instead of the call one."""
 UNARY = {
     "Analyze": (pb.AnalyzeRequest, pb.AnalyzeResponse),
     "GetSnapshot": (pb.SnapshotRequest, pb.SnapshotResponse),
     "GetInfo": (pb.InfoRequest, pb.InfoResponse),
     "GetConfig": (pb.GetConfigRequest, pb.ConfigResponse),
 }
+
+
+class EngineGone(Exception):
+    """The engine a call waits on was found failed: the call goes to the other one."""
 
 
 async def pass_through(context: grpc.aio.ServicerContext, e: grpc.aio.AioRpcError) -> None:
@@ -76,6 +82,9 @@ class Monitor:
             str(getattr(system.primary_engine, "value", system.primary_engine)), addresses, system
         )
         self.timeout = system.call_timeout_ms / 1000
+        self.batch_timeout = system.batch_timeout_ms / 1000
+        self.failures = {e: asyncio.Event() for e in ENGINES}
+        """Set when the engine is found failed (then replaced by a fresh event)."""
         self.interval = system.health_check_interval_ms / 1000
         token = cfg.server.auth_token
         self.metadata = (("authorization", f"Bearer {token}"),) if token else None
@@ -98,6 +107,7 @@ class Monitor:
         self.rebuild_locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
         """One rebuild per (session, engine) at a time."""
         self.router.synced = self.synced
+        self.router.on_failed = self._engine_failed
         self.fenced = 0
         """Answers discarded because their engine was switched away from meanwhile."""
         self._probing: list[asyncio.Task[None]] = []
@@ -188,9 +198,29 @@ class Monitor:
 
     # --- Batch calls ----------------------------------------------------------------------------
 
-    def _timeout(self, context: grpc.aio.ServicerContext) -> float:
+    def _timeout(self, context: grpc.aio.ServicerContext, limit: float | None = None) -> float:
+        limit = self.timeout if limit is None else limit
         left = context.time_remaining()
-        return self.timeout if left is None else min(self.timeout, left)
+        return limit if left is None else min(limit, left)
+
+    def _engine_failed(self, engine: str) -> None:
+        self.failures[engine].set()
+        self.failures[engine] = asyncio.Event()
+
+    async def _unless_failed(self, engine: str, call: Any) -> Message:
+        """The call's answer, or EngineGone as soon as the engine is found failed elsewhere (a
+        probe, a stream): a long Analyze on a hung engine does not wait for its deadline."""
+        failed = asyncio.ensure_future(self.failures[engine].wait())
+        answer = asyncio.ensure_future(call)
+        try:
+            await asyncio.wait({answer, failed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            failed.cancel()
+        if not answer.done():
+            call.cancel()
+            answer.cancel()
+            raise EngineGone(engine)
+        return answer.result()
 
     async def _forward(
         self, method: str, request: Message, context: grpc.aio.ServicerContext
@@ -201,14 +231,18 @@ class Monitor:
         while untried := [e for e in self.router.order() if e not in tried]:
             engine = untried[0]
             tried.append(engine)
-            timeout = self._timeout(context)
+            timeout = self._timeout(context, self.batch_timeout if method in BATCH else None)
             if timeout <= 0:
                 break
             attempt, epoch = time.perf_counter(), self.router.epoch
             try:
-                answer = await getattr(self.stubs[engine], method)(
+                call = getattr(self.stubs[engine], method)(
                     request, timeout=timeout, metadata=self.metadata
                 )
+                answer = await self._unless_failed(engine, call)
+            except EngineGone:
+                errors.append(f"{engine}: failed meanwhile")
+                continue
             except grpc.aio.AioRpcError as e:
                 if engine_failed(e.code()):
                     self.router.failed(engine, f"{method}: {e.code().name}")

@@ -151,7 +151,10 @@ pub struct SystemConfig {
     pub primary_engine: EngineName,
     pub failover_enabled: bool,
     pub health_check_interval_ms: u64,
+    /// Deadline of probes, stream messages and small calls: how soon a hang is found.
     pub call_timeout_ms: u64,
+    /// Deadline of the monitor's Analyze and GetSnapshot calls (their size is the client's).
+    pub batch_timeout_ms: u64,
     pub latency_budget_ms: u64,
     pub auto_failback: bool,
     /// Consecutive good health checks before an engine takes traffic again.
@@ -172,7 +175,8 @@ impl Default for SystemConfig {
             primary_engine: EngineName::Rust,
             failover_enabled: true,
             health_check_interval_ms: 1000,
-            call_timeout_ms: 2000,
+            call_timeout_ms: 400,
+            batch_timeout_ms: 60_000,
             latency_budget_ms: 250,
             auto_failback: false,
             rise: 3,
@@ -193,6 +197,7 @@ impl SystemConfig {
                 self.health_check_interval_ms,
             ),
             ("system.call_timeout_ms", self.call_timeout_ms),
+            ("system.batch_timeout_ms", self.batch_timeout_ms),
             ("system.rise", self.rise),
             ("system.fall", self.fall),
             ("system.latency_window_ms", self.latency_window_ms),
