@@ -10,10 +10,13 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 from faults import FaultProxy
@@ -22,6 +25,7 @@ from servers import ROOT, Server, command, monitor_command, spawn, start
 
 from trading_system.proto import trading_pb2 as pb
 from trading_system.proto import trading_pb2_grpc as rpc
+from trading_system.server import convert
 
 WAIT = 60.0
 """The generous deadline conditions are awaited with (never asserted on)."""
@@ -207,7 +211,9 @@ class Stream:
 
     def acks(self) -> list[Ack]:
         return [
-            Ack(a.seq, a.engine, a.epoch) for a in self.answers if a.WhichOneof("kind") == "update"
+            Ack(a.seq, a.engine, a.epoch, convert.update_document(a.update))
+            for a in self.answers
+            if a.WhichOneof("kind") == "update"
         ]
 
 
@@ -219,11 +225,12 @@ def without_epoch(m: pb.StreamResponse) -> pb.StreamResponse:
 
 @dataclass
 class Ack:
-    """One acknowledgement as the client got it."""
+    """One acknowledgement as the client got it: its update document (§12.7) too."""
 
     seq: int
     engine: str
     epoch: int
+    doc: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
 def check(c: Cluster, symbol: str, bars: list[pb.Bar], acks: list[Ack]) -> None:
@@ -232,8 +239,10 @@ def check(c: Cluster, symbol: str, bars: list[pb.Bar], acks: list[Ack]) -> None:
     - every sequence number acknowledged exactly once, in order;
     - no answer from an old epoch: epochs never go back, and each answer came from the engine
       the monitor made active in that epoch (its switch history);
+    - every answer identical to the answer of a run without faults (the same bars streamed
+      straight to an engine that serves, as a session of its own);
     - the session's final state (a snapshot through the monitor) equal to a batch analysis of
-      the recorded input, and both engines holding it once they are in sync.
+      the recorded input.
     """
     assert [a.seq for a in acks] == list(range(1, len(bars) + 1)), "acks not exactly once"
     epochs = [a.epoch for a in acks]
@@ -241,11 +250,26 @@ def check(c: Cluster, symbol: str, bars: list[pb.Bar], acks: list[Ack]) -> None:
     history = {s.epoch: s.engine for s in c.status().switches}
     wrong = [a for a in acks if history.get(a.epoch) != a.engine]
     assert not wrong, f"answers not from their epoch's engine: {wrong[:3]} (history {history})"
+    reference = no_fault_run(c, symbol, bars)
+    differ = [a.seq for a, want in zip(acks, reference, strict=True) if a.doc != want]
+    assert not differ, f"answers differ from a run without faults at seq {differ[:5]}"
     req = pb.SnapshotRequest(symbol=symbol, timeframe="1m")
     snap = c.stub().GetSnapshot(req, timeout=WAIT)
     assert snap.last_seq == len(bars)
     batch = c.stub().Analyze(pb.AnalyzeRequest(bars=columns(bars)), timeout=WAIT)
     assert snap.analysis.SerializeToString() == batch.analysis.SerializeToString()
+
+
+def no_fault_run(c: Cluster, symbol: str, bars: list[pb.Bar]) -> list[dict[str, Any]]:
+    """The update documents of ``bars`` streamed straight to an engine that serves."""
+    engine = next(e for e in ENGINES if c.engines[e].proc.poll() is None and serving(c.engines[e]))
+    s = Stream(c.stub(c.engines[engine]))
+    assert s.open(f"REF-{symbol}", "1m").WhichOneof("kind") == "opened"
+    for i, b in enumerate(bars, 1):
+        s.bar(i, b)
+        assert s.receive().seq == i
+    s.close()
+    return [a.doc for a in s.acks()]
 
 
 def check_engines_agree(c: Cluster, symbol: str, bars: list[pb.Bar]) -> None:
@@ -254,3 +278,48 @@ def check_engines_agree(c: Cluster, symbol: str, bars: list[pb.Bar]) -> None:
     snaps = [c.stub(c.engines[e]).GetSnapshot(req, timeout=WAIT) for e in ENGINES]
     assert snaps[0].last_seq == snaps[1].last_seq == len(bars)
     assert snaps[0].analysis.SerializeToString() == snaps[1].analysis.SerializeToString()
+
+
+class Feeder(threading.Thread):
+    """Streams ``n`` bars through the monitor on ONE lockstep stream (no reconnect: the stream
+    must survive the fault), optionally paced to ``rate`` bars/s, recording every answer."""
+
+    def __init__(self, c: Cluster, symbol: str, n: int, rate: float | None = None) -> None:
+        super().__init__(daemon=True)
+        self.symbol = symbol
+        self.bars = series(n, seed=zlib.crc32(symbol.encode()))
+        self.stream = Stream(c.stub())
+        self.rate = rate
+        self.done = 0
+        self.error: BaseException | None = None
+        self.elapsed = 0.0
+
+    def run(self) -> None:
+        started = time.monotonic()
+        try:
+            opened = self.stream.open(self.symbol, "1m")
+            assert opened.WhichOneof("kind") == "opened", opened
+            for i, b in enumerate(self.bars, 1):
+                if self.rate:
+                    time.sleep(max(0.0, started + i / self.rate - time.monotonic()))
+                self.stream.bar(i, b)
+                answer = self.stream.receive()
+                assert answer.WhichOneof("kind") == "update" and answer.seq == i, answer
+                self.done = i
+        except BaseException as e:  # reported by finish()
+            self.error = e
+        finally:
+            self.elapsed = time.monotonic() - started
+            self.stream.close()
+
+    def reach(self, n: int) -> None:
+        wait_for(lambda: self.done >= n or self.error is not None or not self.is_alive(), f"{n}")
+        if self.error is not None:
+            raise self.error
+
+    def finish(self) -> list[Ack]:
+        self.join(WAIT * 5)
+        assert not self.is_alive(), "the stream did not finish"
+        if self.error is not None:
+            raise self.error
+        return self.stream.acks()

@@ -20,10 +20,9 @@ from pathlib import Path
 
 import pytest
 from cluster import (
-    WAIT,
     Ack,
     Cluster,
-    Stream,
+    Feeder,
     check,
     check_engines_agree,
     cluster,
@@ -47,51 +46,6 @@ PATIENT = Retry(max_attempts=80, base=0.05, cap=0.5)
 """A bot's retry policy that outlasts an outage of several seconds."""
 
 
-class Feeder(threading.Thread):
-    """Streams ``n`` bars through the monitor on ONE lockstep stream (no reconnect: the stream
-    must survive the fault), optionally paced to ``rate`` bars/s, recording every answer."""
-
-    def __init__(self, c: Cluster, symbol: str, n: int, rate: float | None = None) -> None:
-        super().__init__(daemon=True)
-        self.symbol = symbol
-        self.bars = series(n, seed=zlib.crc32(symbol.encode()))
-        self.stream = Stream(c.stub())
-        self.rate = rate
-        self.done = 0
-        self.error: BaseException | None = None
-        self.elapsed = 0.0
-
-    def run(self) -> None:
-        started = time.monotonic()
-        try:
-            opened = self.stream.open(self.symbol, "1m")
-            assert opened.WhichOneof("kind") == "opened", opened
-            for i, b in enumerate(self.bars, 1):
-                if self.rate:
-                    time.sleep(max(0.0, started + i / self.rate - time.monotonic()))
-                self.stream.bar(i, b)
-                answer = self.stream.receive()
-                assert answer.WhichOneof("kind") == "update" and answer.seq == i, answer
-                self.done = i
-        except BaseException as e:  # reported by finish()
-            self.error = e
-        finally:
-            self.elapsed = time.monotonic() - started
-            self.stream.close()
-
-    def reach(self, n: int) -> None:
-        wait_for(lambda: self.done >= n or self.error is not None or not self.is_alive(), f"{n}")
-        if self.error is not None:
-            raise self.error
-
-    def finish(self) -> list[Ack]:
-        self.join(WAIT * 5)
-        assert not self.is_alive(), "the stream did not finish"
-        if self.error is not None:
-            raise self.error
-        return self.stream.acks()
-
-
 def client_feed(
     c: Cluster, symbol: str, n: int, during: dict[int, Callable[[], None]]
 ) -> tuple[list[pb.Bar], list[Ack], int]:
@@ -105,7 +59,7 @@ def client_feed(
         with client.stream(symbol, "1m") as s:
             for i, b in enumerate(bars, 1):
                 u = s.append((b.time, b.open, b.high, b.low, b.close, b.volume))
-                acks.append(Ack(u.seq, u.engine, u.epoch))
+                acks.append(Ack(u.seq, u.engine, u.epoch, u.to_dict()))
                 if i in during:
                     during[i]()
             reconnects = s.reconnects

@@ -280,6 +280,11 @@ class Mirror:
             await self._maintain()
             answer = await self._next(request)
         answer.epoch = self.router.epoch
+        if self.journal is not None:
+            try:
+                await self.m.record_signals(request, answer, self.journal.name)
+            except Exception as e:  # the record must never cost the client its answer
+                log.logger().error("signals not recorded", session=self.journal.name, error=str(e))
         return answer
 
     # --- Exchanges ------------------------------------------------------------------------------
@@ -388,7 +393,9 @@ class Mirror:
         if known is not None and known.complete and request.open.resume:
             self.journal = known
             for e in self.router.order():
-                if self.router.engines[e].up and await self._bring_up(e):
+                # One that just refused the resume (NOT_FOUND: restarted empty) is up too.
+                up = self.router.engines[e].up or e in ended
+                if up and await self._bring_up(e):
                     self.router.take_over(e, f"only {e} holds session {known.name}")
                     return self._opened(e, known.last_seq, request.open)
             self.journal = None
