@@ -161,6 +161,8 @@ class SystemConfig(_Model):
     """The span of recent calls and probes the latency percentiles cover."""
     state_file: str = ""
     """The monitor's SQLite file for its epoch, mode and session journals ("" = memory only)."""
+    signals_file: str = "var/signals.sqlite"
+    """The monitor's SQLite file of the streams' buy/sell points ("" = not kept)."""
 
 
 class ServerConfig(_Model):
@@ -668,8 +670,22 @@ def apply_sets(cfg: Config, assignments: Iterable[str]) -> Config:
         if not sep:
             raise ConfigError(assignment, "an override must have the form section.key=value")
         key = key.strip()
-        cfg = _set_value(cfg, key, parse_value(key, raw), ranges=True)
+        value = parse_value(key, raw)
+        if not isinstance(value, str) and _is_text_key(cfg, key):
+            # As in Rust: a text key takes the text as written, even when it reads as a number
+            # (`auth_token=123`) or as nothing (`state_file=`).
+            value = raw.strip()
+        cfg = _set_value(cfg, key, value, ranges=True)
     return cfg
+
+
+def _is_text_key(cfg: BaseModel, key: str) -> bool:
+    node: Any = cfg.model_dump(mode="python")
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return isinstance(node, str)
 
 
 def _leaves(v: Any, path: str, out: list[tuple[str, Any]]) -> None:

@@ -68,7 +68,11 @@ def monitor_command(
     rust: str, python: str, sets: list[str] | None = None, config: Path = CONFIG
 ) -> list[str]:
     args = ["--port", "0", "--config", str(config), "--rust", rust, "--python", python]
-    for s in sets or []:
+    sets = list(sets or [])
+    if not any(s.startswith("system.signals_file=") for s in sets):
+        # The default file is under the working directory: tests keep none unless they ask.
+        sets.insert(0, "system.signals_file=")
+    for s in sets:
         args += ["--set", s]
     return [sys.executable, "-m", "trading_system", "serve", "monitor", *args]
 

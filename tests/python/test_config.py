@@ -343,11 +343,6 @@ def test_server_section_defaults_and_values() -> None:
             "server.shutdown_grace_ms",
             "invalid value: integer `-5`, expected u64",
         ),
-        (
-            "server.auth_token=5",
-            "server.auth_token",
-            "invalid type: integer `5`, expected a string",
-        ),
         ("server.tls_cert=x", "server.tls_cert", "unknown configuration key"),
     ],
 )

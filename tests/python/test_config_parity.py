@@ -40,6 +40,7 @@ def python(config: Path, sets: list[str], env: dict[str, str]) -> dict[str, Any]
     [
         ([], {}),
         (["pen.definition=traditional", "server.auth_token=0042"], {}),
+        (["server.auth_token=5", "system.signals_file=", "system.state_file=1.5"], {}),
         (
             ["signal.divergence_rate=0.8"],
             {
@@ -50,7 +51,7 @@ def python(config: Path, sets: list[str], env: dict[str, str]) -> dict[str, Any]
             },
         ),
     ],
-    ids=["files", "set", "environment"],
+    ids=["files", "set", "text-keys", "environment"],
 )
 def test_same_values(sets: list[str], env: dict[str, str]) -> None:
     want = python(DEFAULT, sets, env)

@@ -167,6 +167,8 @@ pub struct SystemConfig {
     pub latency_window_ms: u64,
     /// The monitor's SQLite file for its epoch, mode and session journals ("" = memory only).
     pub state_file: String,
+    /// The monitor's SQLite file of the streams' buy/sell points ("" = not kept).
+    pub signals_file: String,
 }
 
 impl Default for SystemConfig {
@@ -184,6 +186,7 @@ impl Default for SystemConfig {
             hold_down_ms: 10_000,
             latency_window_ms: 10_000,
             state_file: String::new(),
+            signals_file: "var/signals.sqlite".into(),
         }
     }
 }
