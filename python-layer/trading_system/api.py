@@ -203,10 +203,11 @@ def analyze(
     (and the MACD series with ``with_macd``).
 
     ``data``: anything :func:`trading_system.data.to_bars` reads (a DataFrame, arrays, bar rows,
-    ccxt OHLCV lists, a CSV path, :class:`~trading_system.data.Bars`). ``config``: ``None`` (the
-    defaults), a YAML path (environment overrides apply), a FileConfig/EngineConfig, or a mapping
-    of overrides such as ``{"pen": {"definition": "traditional"}}``; ``overrides`` are applied on
-    top of it. Raises InvalidBars (naming every bad bar), ConfigError or DataError."""
+    ccxt OHLCV lists, the path of a CSV or Parquet file, :class:`~trading_system.data.Bars`).
+    ``config``: ``None`` (the defaults), a YAML path (environment overrides apply), a
+    FileConfig/EngineConfig, or a mapping of overrides such as
+    ``{"pen": {"definition": "traditional"}}``; ``overrides`` are applied on top of it.
+    Raises InvalidBars (naming every bad bar), ConfigError or DataError."""
     cfg = _resolve(config, overrides)
     bars = to_bars(data)
     if _engine_name(engine) == "rust":

@@ -5,10 +5,10 @@ Accepted: a pandas DataFrame (columns ``time, open, high, low, close, volume`` i
 DatetimeIndex for the time; ``timestamp``, ``datetime`` and ``date`` are accepted names for the
 time column), a mapping of arrays, a numpy structured array or an ``(n, 6)`` array, a sequence of
 bar rows ``(time, open, high, low, close, volume)`` (ccxt's OHLCV lists are such rows), and CSV
-files (:func:`load_csv`). A time is epoch milliseconds (an integer), an ISO-8601 string (parsed
-exactly as the Rust engine's ``timestamp::parse_time``), a ``datetime``/``date`` (naive means
-UTC) or a numpy/pandas datetime. Prices are not checked here: the engines check them (spec §1)
-and name every bad bar.
+or Parquet files (:func:`load`, the format chosen by the extension). A time is epoch
+milliseconds (an integer), an ISO-8601 string (parsed exactly as the Rust engine's
+``timestamp::parse_time``), a ``datetime``/``date`` (naive means UTC) or a numpy/pandas
+datetime. Prices are not checked here: the engines check them (spec §1) and name every bad bar.
 """
 
 from __future__ import annotations
@@ -33,6 +33,10 @@ from trading_system.errors import DataError
 
 COLUMNS = ("time", "open", "high", "low", "close", "volume")
 TIME_ALIASES = ("time", "timestamp", "datetime", "date")
+CSV_SUFFIXES = (".csv", ".txt")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+MAX_NAMES = 20
+"""How many of a source's column names a "missing column" message lists."""
 MS_PER_DAY = 86_400_000
 I64_MIN, I64_MAX = -(2**63), 2**63 - 1
 
@@ -330,7 +334,7 @@ def _time_column(values: Any, source: str) -> np.ndarray:
         if not ok.all():
             bad = int(np.argmax(~ok))
             raise DataError(
-                f"time {a[bad]!r} is not a whole number of milliseconds",
+                f"time {a[bad].item()!r} is not a whole number of milliseconds",
                 source=source,
                 index=bad,
                 column="time",
@@ -459,18 +463,31 @@ def _pick(names: Sequence[Any], wanted: str) -> Any:
     return None
 
 
+def _missing_columns(missing: Sequence[str], names: Sequence[Any]) -> str:
+    """The reason for missing columns: which ones, the ones needed and the ones there are."""
+    listed = ", ".join(debug_str(c) for c in missing)
+    if "time" in missing:
+        listed += " (or timestamp, datetime, date)"
+    found = [str(n) for n in names[:MAX_NAMES]]
+    if len(names) > MAX_NAMES:
+        found.append(f"… ({len(names)} in all)")
+    return (
+        f"missing column{'s' if len(missing) > 1 else ''} {listed} (need {','.join(COLUMNS)}; "
+        f"found: {', '.join(found) if found else 'no columns'})"
+    )
+
+
 def _from_columns(get: Any, names: Sequence[Any], source: str, index_time: Any = None) -> Bars:
+    """Bars from named columns (``get(name)`` reads one) picked by name, ignoring case; errors
+    name every missing column and the columns there are."""
     time_name = next((n for a in TIME_ALIASES if (n := _pick(names, a)) is not None), None)
+    picked = {c: _pick(names, c) for c in COLUMNS[1:]}
+    missing = [c for c, n in picked.items() if n is None]
     if time_name is None and index_time is None:
-        raise DataError(f'missing column "time" (need {",".join(COLUMNS)})', source=source)
-    cols = {}
-    for c in COLUMNS[1:]:
-        name = _pick(names, c)
-        if name is None:
-            raise DataError(
-                f"missing column {debug_str(c)} (need {','.join(COLUMNS)})", source=source
-            )
-        cols[c] = _float_column(get(name), c, source)
+        missing.insert(0, "time")
+    if missing:
+        raise DataError(_missing_columns(missing, names), source=source)
+    cols = {c: _float_column(get(name), c, source) for c, name in picked.items()}
     time = _time_column(get(time_name) if time_name is not None else index_time, source)
     return Bars(time=time, **cols)
 
@@ -503,8 +520,15 @@ def _from_frame(df: Any) -> Bars:
 def _from_rows(rows: Sequence[Any], source: str) -> Bars:
     for i, r in enumerate(rows):
         if isinstance(r, (str, bytes)) or not hasattr(r, "__len__") or len(r) != 6:
+            got = (
+                f"{len(r)} values"
+                if hasattr(r, "__len__") and not isinstance(r, (str, bytes))
+                else f"a {type(r).__name__}"
+            )
             raise DataError(
-                "a bar must be (time, open, high, low, close, volume)", source=source, index=i
+                f"a bar must be (time, open, high, low, close, volume), got {got}",
+                source=source,
+                index=i,
             )
     if not rows:
         empty = np.empty(0)
@@ -530,11 +554,11 @@ def _from_rows(rows: Sequence[Any], source: str) -> Bars:
 
 def to_bars(data: Any) -> Bars:
     """Any accepted form of bars as :class:`Bars` (see the module's documentation). A ``str``
-    or path is read as a CSV file."""
+    or path is read as a file by :func:`load` (CSV or Parquet, by its extension)."""
     if isinstance(data, Bars):
         return data
     if isinstance(data, (str, os.PathLike)):
-        return load_csv(data)
+        return load(data)
     if type(data).__module__.split(".")[0] == "pandas" and hasattr(data, "columns"):
         return _from_frame(data)
     if isinstance(data, Mapping):
@@ -703,3 +727,101 @@ def load_csv(path: str | os.PathLike[str]) -> Bars:
     the file, the line and the column (missing columns, an unparsable time or number, a row
     with the wrong number of fields)."""
     return load_csv_with_lines(path)[0]
+
+
+# --- Files: one loader for CSV and Parquet -----------------------------------------------------
+
+
+def file_format(path: str | os.PathLike[str]) -> str:
+    """``"csv"`` or ``"parquet"``, by the file's extension in any case (``.csv``, ``.txt``;
+    ``.parquet``, ``.pq``); any other is a :class:`DataError` naming the path and these."""
+    suffix = Path(path).suffix.lower()
+    if suffix in CSV_SUFFIXES:
+        return "csv"
+    if suffix in PARQUET_SUFFIXES:
+        return "parquet"
+    what = f"extension {debug_str(suffix)}" if suffix else "no extension"
+    raise DataError(
+        f"unknown file type ({what}): expected .csv or .txt (CSV), .parquet or .pq (Parquet)",
+        source=os.fspath(path),
+    )
+
+
+def load_with_lines(path: str | os.PathLike[str]) -> tuple[Bars, list[int]]:
+    """:func:`load` and where each bar is in the file: its 1-based line in a CSV file, its
+    1-based row in a Parquet file (the file's errors say "line N" and "row N" likewise)."""
+    if file_format(path) == "parquet":
+        return _parquet_with_rows(path)
+    return load_csv_with_lines(path)
+
+
+def load(path: str | os.PathLike[str]) -> Bars:
+    """Reads bars from a file, its format chosen by the extension (:func:`file_format`): CSV
+    (:func:`load_csv`) or Parquet. A Parquet file's columns are found as a DataFrame's are
+    (``time, open, high, low, close, volume`` in any case, ``timestamp``/``datetime``/``date``
+    for the time, or the DatetimeIndex pandas stored; other columns are ignored); its time is
+    epoch milliseconds (integers), a timestamp of any unit (with a time zone, or none meaning
+    UTC), a date, or ISO-8601 text read by :func:`parse_time`; prices are numbers or numeric
+    text. Raises :class:`DataError` naming the file and the line (CSV) or the 1-based row
+    (Parquet) and the column: missing columns (with those the file has), an unparsable time, a
+    value that is not a number, a missing value (null), an empty or non-Parquet file. A file
+    that cannot be opened is an OSError."""
+    return load_with_lines(path)[0]
+
+
+def _pandas_index(schema: Any) -> str | None:
+    """The column holding the index pandas stored with the table (None when there is none)."""
+    meta = schema.pandas_metadata or {}
+    index = meta.get("index_columns") or []
+    first = index[0] if len(index) == 1 else None
+    return first if isinstance(first, str) and first in schema.names else None
+
+
+def _arrow_values(col: Any, column: str) -> np.ndarray:
+    """An Arrow column as numpy (times with a zone in UTC); a null is an error naming its row
+    (``index``, 0-based, turned into the file's row by the caller)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if col.null_count:
+        first = int(np.argmax(pc.is_null(col).to_numpy(zero_copy_only=False)))
+        raise DataError("missing value (null)", index=first, column=column)
+    if pa.types.is_dictionary(col.type):
+        col = col.cast(col.type.value_type)
+    return col.to_numpy()
+
+
+def _parquet_with_rows(path: str | os.PathLike[str]) -> tuple[Bars, list[int]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    source = os.fspath(path)
+    with pa.OSFile(source) as f:  # a file that cannot be opened is an OSError, not bad data
+        if f.size() == 0:
+            raise DataError("empty file (0 bytes), not a Parquet file", source=source)
+        try:
+            pf = pq.ParquetFile(f)
+        except (pa.ArrowException, OSError) as e:
+            raise DataError(f"not a Parquet file ({e})", source=source) from None
+        names = pf.schema_arrow.names
+
+        def get(name: str) -> np.ndarray:
+            column = name.lower() if name.lower() in COLUMNS else "time"
+            try:
+                values = pf.read(columns=[name]).column(0)
+            except (pa.ArrowException, OSError) as e:
+                raise DataError(f"unreadable column: {e}", source=source, column=name) from None
+            return _arrow_values(values, column)
+
+        try:
+            index_time = None
+            index_name = _pandas_index(pf.schema_arrow)
+            if index_name and all(_pick(names, a) is None for a in TIME_ALIASES):
+                index_time = get(index_name)
+            bars = _from_columns(get, names, source, index_time)
+        except DataError as e:
+            if e.index is None:
+                raise
+            # In-memory errors count rows from 0; a file's rows are counted from 1.
+            raise DataError(e.reason, source=source, row=e.index + 1, column=e.column) from None
+    return bars, list(range(1, len(bars) + 1))

@@ -87,8 +87,9 @@ class StateError(ChanError, RuntimeError):
 
 
 class DataError(ChanError, ValueError):
-    """Input data that cannot be read as bars: names the source (a file), the line or the row
-    (``index``, 0-based, for in-memory data) and the column."""
+    """Input data that cannot be read as bars: names the source (a file), the place (``line``,
+    1-based, in a CSV file; ``row``, 1-based, in a Parquet file; ``index``, 0-based, in
+    in-memory data; each shown as "line N" or "row N") and the column."""
 
     def __init__(
         self,
@@ -98,15 +99,19 @@ class DataError(ChanError, ValueError):
         line: int | None = None,
         index: int | None = None,
         column: str | None = None,
+        row: int | None = None,
     ) -> None:
         self.reason = reason
         self.source = source
         self.line = line
+        self.row = row
         self.index = index
         self.column = column
         parts = [source] if source else []
         if line is not None:
             parts.append(f"line {line}")
+        if row is not None:
+            parts.append(f"row {row}")
         if index is not None:
             parts.append(f"row {index}")
         if column:
@@ -118,6 +123,7 @@ class DataError(ChanError, ValueError):
         kwargs = {
             "source": self.source,
             "line": self.line,
+            "row": self.row,
             "index": self.index,
             "column": self.column,
         }

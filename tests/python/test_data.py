@@ -1,21 +1,33 @@
 """Data input (trading_system.data): every input form gives the same Bars; CSV errors name the
-line and the column; times are read and written exactly as the Rust engine does."""
+line and the column, Parquet errors the row and the column; times are read and written exactly as
+the Rust engine does."""
 
 from __future__ import annotations
 
 import datetime as dt
+import os
+import pickle
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv
+import pyarrow.parquet as pq
 import pytest
 
+from trading_system import analyze
+from trading_system.cli import main
 from trading_system.data import (
+    COLUMNS,
     Bars,
     bar_values,
+    file_format,
     format_time,
+    load,
     load_csv,
     load_csv_with_lines,
+    load_with_lines,
     parse_time,
     to_bars,
     to_ms,
@@ -23,7 +35,10 @@ from trading_system.data import (
 from trading_system.errors import DataError
 
 ROOT = Path(__file__).resolve().parents[2]
-BTC = ROOT / "tests" / "data" / "BTCUSD-BITSTAMP_30m.csv"
+DATA = ROOT / "tests" / "data"
+BTC = DATA / "BTCUSD-BITSTAMP_30m.csv"
+SH = DATA / "000001.SH_1d_head1200.csv"
+AAPL = DATA / "AAPL_1d_head1200.csv"
 HEADER = "time,open,high,low,close,volume\n"
 
 # Three bars, written every way the loader accepts.
@@ -397,3 +412,365 @@ def test_to_ms_of_python_numpy_and_pandas_times() -> None:
     for bad in (1.5, float("nan"), True, object()):
         with pytest.raises((ValueError, TypeError)):
             to_ms(bad)
+
+
+# --- One loader for files: CSV and Parquet ------------------------------------------------------
+
+
+def parquet(tmp_path: Path, columns: dict[str, object], name: str = "bars.parquet") -> Path:
+    path = tmp_path / name
+    pq.write_table(pa.table(columns), path)
+    return path
+
+
+def ohlcv() -> dict[str, list[float]]:
+    return {c: [r[k] for r in OHLCV] for k, c in enumerate(COLS)}
+
+
+def same_bits(a: Bars, b: Bars) -> bool:
+    return all(getattr(a, c).tobytes() == getattr(b, c).tobytes() for c in COLUMNS)
+
+
+@pytest.mark.parametrize("csv", [BTC, SH, AAPL], ids=lambda p: p.stem)
+@pytest.mark.parametrize("writer", ["pandas", "pyarrow"])
+def test_parquet_written_from_a_real_csv_loads_the_same_bars(
+    tmp_path: Path, csv: Path, writer: str
+) -> None:
+    path = tmp_path / f"{csv.stem}.parquet"
+    if writer == "pandas":
+        pd.read_csv(csv).to_parquet(path)
+        time_type = pq.read_schema(path).field("time").type
+        assert pa.types.is_string(time_type) or pa.types.is_large_string(time_type)
+    else:
+        pq.write_table(pyarrow.csv.read_csv(csv), path)
+        time_type = pq.read_schema(path).field("time").type
+        assert pa.types.is_timestamp(time_type) or pa.types.is_date32(time_type)
+    want, lines = load_csv_with_lines(csv)
+    got, rows = load_with_lines(path)
+    assert len(got) == len(want) > 1000
+    assert same_bits(got, want), "every column, bit for bit"
+    assert got.time.dtype == np.int64 and got.close.dtype == np.float64
+    assert lines == list(range(2, len(want) + 2)), "CSV: the file's line"
+    assert rows == list(range(1, len(want) + 1)), "Parquet: the 1-based row"
+    assert same_bits(load(path), want) and same_bits(to_bars(str(path)), want)
+    assert same_bits(load(csv), want)
+
+
+def test_analyze_reads_a_parquet_path(tmp_path: Path) -> None:
+    path = tmp_path / "btc.pq"
+    pq.write_table(pyarrow.csv.read_csv(BTC), path)
+    want = analyze(BTC, engine="python").to_dict()
+    assert analyze(path, engine="python").to_dict() == want
+    assert analyze(str(path), engine="rust").to_dict() == analyze(BTC, engine="rust").to_dict()
+
+
+def aware(tz: str) -> pd.Series:
+    return pd.Series(pd.to_datetime(MS, unit="ms", utc=True).tz_convert(tz))
+
+
+@pytest.mark.parametrize("unit", ["ms", "us", "ns"])
+@pytest.mark.parametrize("tz", [None, "UTC", "Asia/Shanghai", "America/New_York"])
+def test_parquet_timestamps_of_any_unit_and_zone(tmp_path: Path, unit: str, tz: str | None) -> None:
+    if tz is None:
+        times = pa.array(np.array(MS, dtype="datetime64[ms]")).cast(pa.timestamp(unit))
+    else:
+        times = pa.Array.from_pandas(aware(tz)).cast(pa.timestamp(unit, tz))
+    path = parquet(tmp_path, {"time": times, **ohlcv()})
+    assert pq.read_schema(path).field("time").type == pa.timestamp(unit, tz)
+    assert load(path) == expected(), "the same instants, whatever the zone; naive means UTC"
+
+
+@pytest.mark.parametrize(
+    ("times", "ms"),
+    [
+        (pa.array([0, 60], pa.timestamp("s")), [0, 60_000]),
+        (pa.array([-1, 1_999_999], pa.timestamp("ns")), [-1, 1]),  # floored, as chrono does
+        (pa.array([-1, 1_999], pa.timestamp("us", "Asia/Tokyo")), [-1, 1]),
+        (pa.array([dt.date(2024, 1, 1), dt.date(1969, 12, 31)], pa.date32()), [MS[0], -86_400_000]),
+        (
+            pa.array([dt.date(2024, 1, 1), dt.date(2024, 1, 2)], pa.date64()),
+            [MS[0], MS[0] + 86_400_000],
+        ),
+        (pa.array(MS[:2], pa.int64()), MS[:2]),
+        (pa.array(MS[:2], pa.uint64()), MS[:2]),
+        (pa.array([float(t) for t in MS[:2]]), MS[:2]),
+        (pa.array(ISO[1:]), MS[1:]),
+        (pa.array(ISO[1:], pa.large_string()), MS[1:]),
+        (pa.array(["2024-01-01", "2024-01-01"]).dictionary_encode(), [MS[0], MS[0]]),
+        (pa.array(["2024-01-01T08:00:00+08:00", "1704067200000"]), [MS[0], MS[0]]),
+    ],
+    ids=lambda v: str(v.type) if isinstance(v, pa.Array) else None,
+)
+def test_parquet_time_types(tmp_path: Path, times: pa.Array, ms: list[int]) -> None:
+    cols = {c: [1.0, 2.0] for c in COLS}
+    assert load(parquet(tmp_path, {"time": times, **cols})).time.tolist() == ms
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ("time", "open", "high", "low", "close", "volume"),
+        ("Timestamp", "OPEN", "High", "low", "Close", "VOLUME"),
+        ("datetime", "open", "high", "low", "close", "volume"),
+        ("DATE", "Open", "HIGH", "Low", "cLoSe", "Volume"),
+    ],
+)
+def test_parquet_column_names_any_case_aliases_any_order(
+    tmp_path: Path, names: tuple[str, ...]
+) -> None:
+    values = {names[0]: MS, **dict(zip(names[1:], ohlcv().values(), strict=True))}
+    shuffled = {"note": ["a", "b", "c"], **dict(reversed(list(values.items())))}
+    assert load(parquet(tmp_path, shuffled)) == expected()
+
+
+def test_parquet_with_the_datetime_index_pandas_stored(tmp_path: Path) -> None:
+    df = pd.DataFrame(ohlcv(), index=pd.to_datetime(MS, unit="ms"))
+    path = tmp_path / "indexed.parquet"
+    df.to_parquet(path)
+    assert "time" not in pq.read_schema(path).names
+    assert load(path) == expected() == to_bars(df)
+
+
+def test_parquet_without_rows_is_an_empty_series(tmp_path: Path) -> None:
+    path = parquet(tmp_path, {"time": pa.array([], pa.int64()), **{c: [] for c in COLS}})
+    assert len(load(path)) == 0, "as a CSV with only its header: the engines reject it"
+
+
+@pytest.mark.parametrize(
+    ("columns", "row", "column", "reason"),
+    [
+        (
+            {"time": MS, "open": [1.0] * 3, "high": [2.0] * 3},
+            None,
+            None,
+            'missing columns "low", "close", "volume" (need time,open,high,low,close,volume; '
+            "found: time, open, high)",
+        ),
+        (
+            {"when": MS, **ohlcv()},
+            None,
+            None,
+            'missing column "time" (or timestamp, datetime, date) (need time,open,high,low,close,'
+            "volume; found: when, open, high, low, close, volume)",
+        ),
+        (
+            {"time": ["2024-01-01", "2024-01-02", "yesterday"], **ohlcv()},
+            3,
+            "time",
+            'unparsable time "yesterday": expected epoch milliseconds, YYYY-MM-DD or an ISO-8601 '
+            "date-time",
+        ),
+        (
+            {"time": MS, **ohlcv(), "high": ["11", "12", "abc"]},
+            3,
+            "high",
+            'not a number: "abc"',
+        ),
+        ({"time": MS, **ohlcv(), "close": [1.0, None, 2.0]}, 2, "close", "missing value (null)"),
+        (
+            {"time": pa.array([MS[0], None, MS[2]], pa.timestamp("ms")), **ohlcv()},
+            2,
+            "time",
+            "missing value (null)",
+        ),
+        (
+            {"time": [1.0, 2.5, 3.0], **ohlcv()},
+            2,
+            "time",
+            "time 2.5 is not a whole number of milliseconds",
+        ),
+        (
+            {"time": [True, False, True], **ohlcv()},
+            None,
+            "time",
+            "cannot read times from a column of bool",
+        ),
+    ],
+    ids=["missing", "no-time", "time", "price", "null-price", "null-time", "fraction", "bool"],
+)
+def test_bad_parquet_names_the_file_row_and_column(
+    tmp_path: Path,
+    columns: dict[str, object],
+    row: int | None,
+    column: str | None,
+    reason: str,
+) -> None:
+    path = parquet(tmp_path, columns)
+    with pytest.raises(DataError) as e:
+        load(path)
+    assert (e.value.row, e.value.column, e.value.reason) == (row, column, reason)
+    assert e.value.source == str(path) and e.value.line is None and e.value.index is None
+    where = "".join(f"{p}: " for p in (f"row {row}" if row else None, column) if p)
+    assert str(e.value) == f"{path}: {where}{reason}"
+    again = pickle.loads(pickle.dumps(e.value))
+    assert (str(again), again.row) == (str(e.value), row)
+
+
+def test_empty_or_foreign_files_are_not_parquet(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.parquet"
+    empty.write_bytes(b"")
+    with pytest.raises(DataError) as e:
+        load(empty)
+    assert str(e.value) == f"{empty}: empty file (0 bytes), not a Parquet file"
+    foreign = tmp_path / "bars.parquet"
+    foreign.write_bytes(BTC.read_bytes())
+    with pytest.raises(DataError) as e:
+        load(foreign)
+    assert str(e.value).startswith(f"{foreign}: not a Parquet file (Parquet magic bytes not found")
+    whole = parquet(tmp_path, {"time": MS, **ohlcv()}, "whole.parquet").read_bytes()
+    cut = tmp_path / "cut.parquet"
+    cut.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(DataError) as e:
+        load(cut)
+    assert e.value.source == str(cut) and e.value.reason.startswith("not a Parquet file (")
+    with pytest.raises(FileNotFoundError):
+        load(tmp_path / "none.parquet")
+
+
+@pytest.mark.parametrize("name", ["bars.json", "bars", "bars.csv.gz", "bars.xlsx"])
+def test_unknown_extensions_are_named(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.write_text(HEADER + "1,1,2,0.5,1.5,10\n", encoding="utf-8")
+    suffix = path.suffix
+    what = f'extension "{suffix}"' if suffix else "no extension"
+    message = (
+        f"{path}: unknown file type ({what}): expected .csv or .txt (CSV), .parquet or .pq "
+        "(Parquet)"
+    )
+    for read in (load, load_with_lines, to_bars, file_format):
+        with pytest.raises(DataError) as e:
+            read(path)
+        assert str(e.value) == message
+    assert len(load_csv(path)) == 1, "load_csv reads CSV whatever the name"
+
+
+def test_extensions_in_any_case(tmp_path: Path) -> None:
+    text = HEADER + "".join(
+        f"{t},{','.join(map(str, r))}\n" for t, r in zip(ISO, OHLCV, strict=True)
+    )
+    for name in ("bars.txt", "BARS.CSV"):
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        assert load_with_lines(tmp_path / name) == (expected(), [2, 3, 4])
+        assert file_format(tmp_path / name) == "csv"
+    path = parquet(tmp_path, {"time": MS, **ohlcv()}, "BARS.PQ")
+    assert load(path) == expected() and file_format(str(path)) == "parquet"
+
+
+def test_in_memory_errors_name_missing_columns_and_short_rows() -> None:
+    df = pd.DataFrame({"Time": MS, "open": [1.0] * 3, "Close": [1.0] * 3})
+    with pytest.raises(DataError) as e:
+        to_bars(df)
+    assert str(e.value) == (
+        'DataFrame: missing columns "high", "low", "volume" (need time,open,high,low,close,'
+        "volume; found: Time, open, Close)"
+    )
+    indexed = pd.DataFrame(ohlcv(), index=pd.to_datetime(MS, unit="ms")).drop(columns="volume")
+    with pytest.raises(DataError) as e:
+        to_bars(indexed)
+    assert e.value.reason.startswith('missing column "volume" (need'), "the index is the time"
+    with pytest.raises(DataError) as e:
+        to_bars({f"c{i}": [1] for i in range(30)})
+    assert e.value.reason.endswith(
+        "found: c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, "
+        "c13, c14, c15, c16, c17, c18, c19, … (30 in all))"
+    )
+    ccxt = [[t, *r] for t, r in zip(MS, OHLCV, strict=True)]
+    short = [*ccxt[:2], ccxt[2][:5]]
+    with pytest.raises(DataError) as e:
+        to_bars(short)
+    assert e.value.index == 2
+    assert str(e.value) == (
+        "bars: row 2: a bar must be (time, open, high, low, close, volume), got 5 values"
+    )
+    with pytest.raises(DataError) as e:
+        to_bars([ccxt[0], "1,2,3,4,5,6"])
+    assert str(e.value) == (
+        "bars: row 1: a bar must be (time, open, high, low, close, volume), got a str"
+    )
+
+
+# --- The command line on Parquet files ---------------------------------------------------------
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def no_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("TRADING_SYSTEM__"):
+            monkeypatch.delenv(name)
+
+
+@pytest.mark.usefixtures("no_environment_overrides")
+@pytest.mark.parametrize("engine", ["rust", "python"])
+def test_cli_analyzes_a_parquet_file_as_its_csv(
+    engine: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "btc.parquet"
+    pq.write_table(pyarrow.csv.read_csv(BTC), path)
+    code, from_csv, err = cli(capsys, "analyze", str(BTC), "--engine", engine)
+    assert (code, err) == (0, "")
+    code, from_parquet, err = cli(capsys, "analyze", str(path), "--engine", engine)
+    assert (code, err) == (0, "")
+    assert from_parquet.splitlines()[0] == f"{path}  ({engine} engine)"
+    assert (
+        from_parquet.splitlines()[1] == "  1968 bars (2014-06-23T22:00:00Z .. 2014-08-03T23:00:00Z)"
+    )
+    assert from_parquet.splitlines()[1:] == from_csv.splitlines()[1:]
+    assert len(from_csv.splitlines()) > 20
+
+
+@pytest.mark.usefixtures("no_environment_overrides")
+def test_cli_names_the_row_of_a_bad_bar_in_a_parquet_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sh = tmp_path / "sh.parquet"
+    pq.write_table(pyarrow.csv.read_csv(SH), sh)
+    bars = load(sh)
+    assert np.nonzero(bars.high < bars.low)[0].tolist() == [378]
+    code, out, err = cli(capsys, "analyze", str(sh), "--engine", "python")
+    assert (code, out) == (2, "")
+    lines = err.splitlines()
+    assert lines[0] == f"error: {sh}: 16 bar rule violation(s); nothing was analyzed:"
+    assert "  row 379: bar 378: high 1135.6 is below max(open, close) 1171.75 " in err
+    assert (
+        "  row 98: bar 97: low 109.31 is above min(open, close) 109.29 [field low, rule low_range]"
+        in lines
+    )
+    assert not any(line.lstrip().startswith("line ") for line in lines)
+    _, _, from_csv = cli(capsys, "analyze", str(SH), "--engine", "python")
+    assert "  line 380: bar 378: high 1135.6 is below max(open, close) 1171.75 " in from_csv
+
+    # A small file with high < low in its third row.
+    small = parquet(
+        tmp_path,
+        {"time": MS, **ohlcv(), "high": [11.0, 12.0, 10.0], "low": [9.5, 10.25, 11.5]},
+        "small.parquet",
+    )
+    code, out, err = cli(capsys, "analyze", str(small), "--engine", "rust")
+    assert (code, out) == (2, "")
+    bad = [line for line in err.splitlines() if line.startswith("  ")]
+    assert bad and all(line.startswith("  row 3: bar 2: ") for line in bad), err
+
+
+@pytest.mark.usefixtures("no_environment_overrides")
+def test_cli_bad_parquet_exits_2_naming_the_row_and_column(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = parquet(tmp_path, {"time": MS, **ohlcv(), "low": ["9.5", "x", "11"]})
+    out_file = tmp_path / "out.json"
+    code, out, err = cli(
+        capsys, "analyze", str(path), "--engine", "python", "--json", str(out_file)
+    )
+    assert (code, out) == (2, "")
+    assert err == f'error: reading {path}: row 2: low: not a number: "x"\n'
+    assert not out_file.exists()
+    other = tmp_path / "bars.json"
+    other.write_text("[]", encoding="utf-8")
+    code, out, err = cli(capsys, "analyze", str(other), "--engine", "python")
+    assert (code, out) == (2, "")
+    assert err.startswith(f'error: reading {other}: unknown file type (extension ".json")')
