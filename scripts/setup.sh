@@ -69,3 +69,28 @@ if ! compgen -G "python-layer/trading_system/native*.so" >/dev/null ||
   fi
   echo "$inputs" >"$venv/.native-inputs"
 fi
+
+# Headless Chromium: tests/python/test_chart.py renders a chart in a real browser and checks the
+# screenshot. Debian's package, installed only when no `chromium` is on PATH.
+if ! need chromium; then
+  echo "setup: installing chromium (apt-get; the chart tests render in headless Chromium)"
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    if need sudo; then
+      sudo="sudo"
+    else
+      echo "setup: chromium is missing and installing it needs root: run as root or install sudo," >&2
+      echo "setup: or install Debian's chromium package yourself (apt-get install chromium)" >&2
+      exit 1
+    fi
+  fi
+  if ! need apt-get ||
+    ! $sudo apt-get update ||
+    ! $sudo env DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y --no-install-recommends chromium ||
+    ! need chromium; then
+    echo "setup: could not install chromium with apt-get: install Debian's chromium package" \
+      "(or a chromium on PATH) by hand; tests/python/test_chart.py needs it" >&2
+    exit 1
+  fi
+fi

@@ -1,9 +1,16 @@
 """``trading-system``: the package's command line.
 
 ``trading-system analyze FILE.csv [--engine rust|python] [--config FILE] [--set key=value ...]
-[--macd-preset NAME] [--presets FILE] [--with-macd] [--json OUT.json]`` prints a readable
-summary (counts, then the last pens, segments, pivots and buy/sell points) and writes the
-analysis document to ``OUT.json`` (``-``: stdout, the summary then goes to stderr).
+[--macd-preset NAME] [--presets FILE] [--with-macd] [--json OUT.json] [--chart OUT.html]``
+prints a readable summary (counts, then the last pens, segments, pivots and buy/sell points) and
+writes the analysis document to ``OUT.json`` (``-``: stdout, the summary then goes to stderr) and
+its chart to ``OUT.html``.
+
+``trading-system chart FILE.csv -o OUT.html [--engine rust|python] [--config FILE] [--set
+key=value ...] [--macd-preset NAME] [--presets FILE] [--last N] [--title T]`` writes the chart of
+the analysis (docs/CHARTS.md): one standalone HTML page (plotly, inline: it works offline) with
+the candlesticks, pens, segments, pivots, buy/sell points and MACD, the last N bars with
+``--last``.
 
 ``trading-system serve python --port N --config F [--set key=value ...]`` runs the Python
 engine's gRPC server (docs/GRPC.md; the port defaults to ``server.python_port``, 0 is any free
@@ -28,6 +35,7 @@ printed on stdout and no output file is written.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -45,7 +53,7 @@ from trading_system.config import (
     load_config,
     load_presets,
 )
-from trading_system.data import format_time, load_csv_with_lines
+from trading_system.data import Bars, file_format, format_time, load_with_lines
 from trading_system.errors import ConfigError, DataError, InvalidBars
 from trading_system.results import Analysis, Point
 
@@ -56,6 +64,8 @@ ROOT = Path(__file__).resolve().parents[2]
 """The repository root (the package lives in ``python-layer/trading_system``)."""
 RUST_SERVER = Path("target") / "service" / "trading-engine"
 """The Rust server binary, relative to the repository root (``TRADING_ENGINE_BIN`` overrides)."""
+PROBED_SERVICE = "trading.v1.Trading"
+"""The service ``trading-system probe`` checks by default (the contract's, as in the Rust one)."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -70,7 +80,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Analyze a CSV file (header time,open,high,low,close,volume; time as epoch "
         "milliseconds, an ISO date or an ISO date-time) and print a summary.",
     )
-    a.add_argument("file", type=Path, help="the CSV file")
+    a.add_argument(
+        "file", type=Path, help="the bars: a CSV (.csv, .txt) or Parquet (.parquet, .pq) file"
+    )
     a.add_argument(
         "--engine", choices=("rust", "python"), default="rust", help="engine (default: rust)"
     )
@@ -91,6 +103,41 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument(
         "--json", metavar="OUT.json", help="write the analysis document there ('-': stdout)"
     )
+    a.add_argument("--chart", metavar="OUT.html", help="write the chart there (docs/CHARTS.md)")
+
+    c = sub.add_parser(
+        "chart",
+        help="write the chart of a CSV file's analysis as one HTML page (docs/CHARTS.md)",
+        description="Analyze a CSV file and write its chart: candlesticks, pens, segments, "
+        "pivots, buy/sell points and MACD in one standalone HTML page that works offline.",
+    )
+    c.add_argument("file", type=Path, help="the CSV file")
+    c.add_argument(
+        "-o", "--output", metavar="OUT.html", required=True, help="the HTML file to write"
+    )
+    c.add_argument(
+        "--engine", choices=("rust", "python"), default="rust", help="engine (default: rust)"
+    )
+    c.add_argument("--config", type=Path, help="YAML configuration (the shape of default.yaml)")
+    c.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one key, e.g. --set pen.definition=traditional (repeatable)",
+    )
+    c.add_argument("--macd-preset", metavar="NAME", help="a named MACD preset")
+    c.add_argument(
+        "--presets", type=Path, help=f"the MACD presets file (default: {PRESETS.as_posix()})"
+    )
+    c.add_argument(
+        "--last",
+        type=_positive,
+        metavar="N",
+        help="show only the last N bars (a browser draws about 10,000 candles comfortably)",
+    )
+    c.add_argument("--title", help="the chart's title (default: the file name)")
 
     serve = sub.add_parser(
         "serve",
@@ -154,6 +201,59 @@ def _parser() -> argparse.ArgumentParser:
     o = sub.add_parser("override", help="'override auto': back to routing by health")
     o.add_argument("mode", choices=("auto",), help="auto")
     _admin_arguments(o)
+
+    pr = sub.add_parser(
+        "probe",
+        help="check a server's health (grpc.health.v1): the containers' health check",
+        description="Check a server's health (grpc.health.v1 Check) and print 'HOST:PORT "
+        "SERVICE STATUS'. Exit status 0 when SERVING, 1 when NOT_SERVING or the service is "
+        "unknown, 3 when the server does not answer (unreachable, or past the deadline).",
+    )
+    pr.add_argument(
+        "--address",
+        metavar="HOST:PORT",
+        help="the server (default: server.host:server.monitor_port; a wildcard host such as "
+        "0.0.0.0 is probed on the loopback address)",
+    )
+    pr.add_argument(
+        "--service",
+        default=PROBED_SERVICE,
+        help=f"the service ('' for the whole server; default: {PROBED_SERVICE})",
+    )
+    pr.add_argument(
+        "--timeout", type=float, default=1.0, help="seconds to connect and answer (default: 1)"
+    )
+    _config_arguments(pr)
+
+    d = sub.add_parser(
+        "demo",
+        help="the whole stack on loopback with a demo bot (README command 1)",
+        description="Start the Rust engine, the Python engine and the monitor on free loopback "
+        "ports, stream a real series through the monitor with the client library, print health "
+        "and each buy/sell point as it appears, write a chart, and stop everything.",
+    )
+    d.add_argument("--data", type=Path, help="the series (CSV or Parquet; default: bundled BTC)")
+    d.add_argument("--symbol", default="BTCUSD")
+    d.add_argument("--timeframe", default="30m")
+    d.add_argument("--rate", type=float, default=200.0, help="bars per second (0: at once)")
+    d.add_argument(
+        "--chart", type=Path, default=Path("var/demo/chart.html"), help="the chart to write"
+    )
+    d.add_argument("--no-chart", action="store_true", help="write no chart")
+    d.add_argument("--config", type=Path, help="YAML configuration (default: config/default.yaml)")
+
+    g = sub.add_parser(
+        "signals",
+        help="list the buy/sell points the monitor recorded from streams",
+        description="List the buy/sell points the monitor recorded (system.signals_file), "
+        "oldest bar first; a signal that disappeared is shown as gone.",
+    )
+    g.add_argument("--symbol", help="only this symbol")
+    g.add_argument("--timeframe", help="only this timeframe")
+    g.add_argument("--current", action="store_true", help="only signals that have not gone")
+    g.add_argument("--file", type=Path, help="the SQLite file (default: system.signals_file)")
+    g.add_argument("--json", action="store_true", help="one JSON object per line")
+    _config_arguments(g)
     return p
 
 
@@ -187,6 +287,16 @@ def _port(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"not a port (0 to 65535): {text!r}")
     return port
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"not a positive integer: {text!r}")
+    return n
 
 
 def _presets_path(given: Path | None) -> Path:
@@ -338,7 +448,9 @@ def _write_atomically(path: Path, text: str) -> None:
         raise
 
 
-def _violations(e: InvalidBars, file: Path, lines: Sequence[int]) -> str:
+def _violations(e: InvalidBars, file: Path, lines: Sequence[int], unit: str = "line") -> str:
+    """The bad bars, each at its place in the file: ``unit`` ``lines[i]`` ("line N" in a CSV
+    file, "row N" in a Parquet file)."""
     out = [
         f"error: {file}: {len(e.violations)} bar rule violation(s); nothing was analyzed:",
     ]
@@ -347,18 +459,22 @@ def _violations(e: InvalidBars, file: Path, lines: Sequence[int]) -> str:
             out.append(f"  {v.message} [rule {v.rule}]")
         else:
             line = lines[v.index] if v.index < len(lines) else v.index + 2
-            out.append(f"  line {line}: {v.message} [field {v.field}, rule {v.rule}]")
+            out.append(f"  {unit} {line}: {v.message} [field {v.field}, rule {v.rule}]")
     if any(v.rule in ("high_range", "low_range") for v in e.violations):
         out.append("hint: --set validation.repair=true widens such high/low instead")
     return "\n".join(out)
 
 
-def _analyze(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+def _read_and_analyze(
+    args: argparse.Namespace, err: TextIO, with_macd: bool
+) -> tuple[Bars, Analysis] | int:
+    """The bars of ``args.file`` and their analysis under the configuration the arguments name
+    (``analyze`` and ``chart`` share it), or the exit status after saying what is wrong."""
     cfg = _load(args, err, _configuration)
     if isinstance(cfg, int):
         return cfg
     try:
-        bars, lines = load_csv_with_lines(args.file)
+        bars, lines = load_with_lines(args.file)
     except DataError as e:
         print(f"error: reading {e}", file=err)
         return 2
@@ -366,17 +482,55 @@ def _analyze(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"error: reading {args.file}: {e.strerror or e}", file=err)
         return 1
     try:
-        a = analyze(bars, cfg.engine(), engine=args.engine, with_macd=args.with_macd)
+        a = analyze(bars, cfg.engine(), engine=args.engine, with_macd=with_macd)
     except InvalidBars as e:
-        print(_violations(e, args.file, lines), file=err)
+        unit = "row" if file_format(args.file) == "parquet" else "line"
+        print(_violations(e, args.file, lines, unit), file=err)
         return 2
     except ImportError as e:
         print(f"error: {e}", file=err)
         return 1
+    return bars, a
+
+
+def _chart_page(
+    bars: Bars, a: Analysis, args: argparse.Namespace, title: str, err: TextIO
+) -> str | None:
+    """The chart's HTML page, or None after saying why there is none. Imported here: plotly
+    takes a while to load, and only charts need it."""
+    try:
+        from trading_system.chart import render
+    except ImportError as e:
+        print(f"error: charts need plotly ({e}): install with scripts/setup.sh", file=err)
+        return None
+    return render(bars, a, title, getattr(args, "last", None), engine=args.engine)
+
+
+def _write_output(name: str, text: str, err: TextIO) -> bool:
+    try:
+        _write_atomically(Path(name), text)
+    except OSError as e:
+        print(f"error: writing {name}: {e.strerror or e}", file=err)
+        return False
+    return True
+
+
+def _analyze(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    done = _read_and_analyze(args, err, args.with_macd)
+    if isinstance(done, int):
+        return done
+    bars, a = done
     first = format_time(bars.time[0]) if len(bars) else ""
     last = format_time(bars.time[-1]) if len(bars) else ""
     text = summary(a, str(args.file), args.engine, first, last)
+    page = None
+    if args.chart is not None:
+        page = _chart_page(bars, a, args, args.file.name, err)
+        if page is None:
+            return 1
     if args.json == "-":
+        if page is not None and not _write_output(args.chart, page, err):
+            return 1
         out.write(a.to_json() + "\n")
         err.write(text)
         return 0
@@ -386,7 +540,24 @@ def _analyze(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         except OSError as e:
             print(f"error: writing {args.json}: {e.strerror or e}", file=err)
             return 1
+    if page is not None and not _write_output(args.chart, page, err):
+        if args.json is not None:
+            Path(args.json).unlink(missing_ok=True)  # all outputs or none
+        return 1
     out.write(text)
+    return 0
+
+
+def _chart(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    done = _read_and_analyze(args, err, True)
+    if isinstance(done, int):
+        return done
+    bars, a = done
+    page = _chart_page(bars, a, args, args.title or args.file.name, err)
+    if page is None or not _write_output(args.output, page, err):
+        return 1
+    shown = len(bars) if args.last is None else min(args.last, len(bars))
+    out.write(f"{args.output}: chart of {args.file} ({shown} of {len(bars)} bars shown)\n")
     return 0
 
 
@@ -464,11 +635,11 @@ def _admin(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         )
         out.write(doc + "\n")
     else:
-        out.write(_status_text(status))
+        out.write(status_text(status))
     return 0 if status.active else 1
 
 
-def _status_text(status: Any) -> str:
+def status_text(status: Any) -> str:
     lines = [
         f"active: {status.active or '(none serves)'}  epoch {status.epoch}  mode {status.mode}  "
         f"sessions {status.sessions}",
@@ -493,6 +664,45 @@ def _status_text(status: Any) -> str:
         for e in status.engines
     ]
     return "\n".join([*lines, *_table(rows, set())]) + "\n"
+
+
+def _probe(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """``probe``: one ``grpc.health.v1`` Check; prints ``HOST:PORT SERVICE STATUS`` (the line of
+    ``trading-engine probe``). 0 serving, 1 not serving or an unknown service, 3 no answer; 2
+    when it cannot run (the configuration cannot be read or is wrong)."""
+    cfg = _load(args, err)
+    if isinstance(cfg, int):
+        return 2
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from trading_system.server.app import address
+
+    host = cfg.server.host.strip("[]")
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    where = args.address or address(host, cfg.server.monitor_port)
+    label = args.service or '""'
+    with grpc.insecure_channel(where) as channel:
+        try:
+            answer = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=args.service), timeout=args.timeout
+            )
+        except grpc.RpcError as e:
+            code = e.code()  # type: ignore[attr-defined]
+            details = e.details()  # type: ignore[attr-defined]
+            word, status = {
+                grpc.StatusCode.NOT_FOUND: ("SERVICE_UNKNOWN", 1),
+                grpc.StatusCode.UNAVAILABLE: ("UNREACHABLE", 3),
+                grpc.StatusCode.DEADLINE_EXCEEDED: ("DEADLINE_EXCEEDED", 3),
+            }.get(code, (f"ERROR_{code.name}", 1))
+            print(f"{where} {label} {word}", file=out)
+            if word == "UNREACHABLE" or word.startswith("ERROR_"):
+                print(f"error: {where}: {details}", file=err)
+            return status
+    serving = health_pb2.HealthCheckResponse.ServingStatus
+    word = serving.Name(answer.status) if answer.status in serving.values() else "UNKNOWN"
+    print(f"{where} {label} {word}", file=out)
+    return 0 if answer.status == health_pb2.HealthCheckResponse.SERVING else 1
 
 
 def _serve_rust(args: argparse.Namespace, err: TextIO) -> int:
@@ -526,12 +736,81 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(e.code) if isinstance(e.code, int) else 2
     commands: dict[str, Callable[[argparse.Namespace, TextIO, TextIO], int]] = {
         "analyze": _analyze,
+        "chart": _chart,
         "serve": _serve,
         "health": _admin,
         "failover": _admin,
         "override": _admin,
+        "probe": _probe,
+        "signals": _signals,
+        "demo": _demo,
     }
     return commands[args.command](args, sys.stdout, sys.stderr)
+
+
+def _demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from trading_system import demo
+
+    binary = rust_server_binary()
+    if not os.access(binary, os.X_OK):
+        print(f"error: the Rust server {binary} is missing: run scripts/setup.sh", file=err)
+        return 1
+    config = args.config or ROOT / "config" / "default.yaml"
+    try:
+        return demo.main(
+            args.data or demo.DATA,
+            args.symbol,
+            args.timeframe,
+            args.rate,
+            None if args.no_chart else args.chart,
+            config,
+            binary,
+            out,
+        )
+    except (DataError, RuntimeError) as e:
+        print(f"error: {e}", file=err)
+        return 1
+
+
+def _signals(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """``signals``: the monitor's record of buy/sell points (read only)."""
+    cfg = _load(args, err)
+    if isinstance(cfg, int):
+        return cfg
+    path = args.file or (Path(cfg.system.signals_file) if cfg.system.signals_file else None)
+    if path is None:
+        print("error: no signals file: system.signals_file is empty (give --file)", file=err)
+        return 1
+    if not path.is_file():
+        print(f"error: {path}: no such signals file (the monitor writes it)", file=err)
+        return 1
+    from trading_system.signal_store import SignalStore
+
+    store = SignalStore(path)
+    try:
+        rows = store.list(args.symbol, args.timeframe, args.current)
+    finally:
+        store.close()
+    if args.json:
+        for r in rows:
+            out.write(json.dumps(r.to_dict()) + "\n")
+        return 0
+    table = [
+        [
+            f"{r.symbol}/{r.timeframe}",
+            format_time(r.time_ms),
+            f"{r.side} {r.type}",
+            f"{r.price:g}",
+            "final" if r.final else "not final",
+            f"gone {format_time(r.gone_ms)}" if r.gone_ms is not None else "",
+        ]
+        for r in rows
+    ]
+    if not table:
+        out.write("no signals recorded" + (f" for {args.symbol}" if args.symbol else "") + "\n")
+        return 0
+    out.write("\n".join(_table(table, set())) + "\n")
+    return 0
 
 
 def _run() -> Any:

@@ -32,6 +32,7 @@ from trading_system.monitor.store import Store
 from trading_system.proto import trading_pb2 as pb
 from trading_system.proto import trading_pb2_grpc as rpc
 from trading_system.server import SERVICE_NAME, log
+from trading_system.signal_store import SignalBook, SignalStore
 
 CHANNEL_OPTIONS = [
     # A restarted engine is seen within a probe interval or two, not after minutes of backoff:
@@ -95,6 +96,9 @@ class Monitor:
         self.health = {e: health_pb2_grpc.HealthStub(ch) for e, ch in self.channels.items()}
         self.journals: dict[str, Journal] = {}
         """Every session streamed through this monitor, by name (``symbol/timeframe``)."""
+        self.signals = SignalStore(system.signals_file) if system.signals_file else None
+        self.books: dict[str, SignalBook] = {}
+        """Per session, the buy/sell points its clients were given (kept in ``signals``)."""
         self.store = Store(system.state_file) if system.state_file else None
         if self.store is not None:
             self._restore(self.store)
@@ -141,6 +145,33 @@ class Monitor:
             self._resync_idle(engine)
         else:
             self.router.failed(engine, "probe: NOT_SERVING")
+
+    async def record_signals(
+        self, request: pb.StreamRequest, answer: pb.StreamResponse, name: str
+    ) -> None:
+        """Keeps the session's buy/sell points from what its client was given: a fresh open
+        starts an empty book; a session resumed that this monitor never saw starts from a
+        snapshot of the engine's state; each update is applied (splices and tails are
+        absolute, so an update applied twice changes nothing)."""
+        if self.signals is None:
+            return
+        kind = answer.WhichOneof("kind")
+        if kind == "opened":
+            o = request.open
+            book = self.books.get(name)
+            if book is None or not o.resume:
+                book = self.books[name] = SignalBook(self.signals, o.symbol, o.timeframe)
+                if not o.resume:
+                    book.reset([])
+                else:
+                    snapshot = await self.stubs[answer.engine].GetSnapshot(
+                        pb.SnapshotRequest(symbol=o.symbol, timeframe=o.timeframe),
+                        timeout=self.batch_timeout,
+                        metadata=self.metadata,
+                    )
+                    book.reset(list(snapshot.analysis.signals))
+        elif kind == "update" and name in self.books:
+            self.books[name].apply(answer.update)
 
     def synced(self, engine: str) -> bool:
         """Does ``engine`` hold every session the monitor can rebuild, up to date?"""
@@ -195,6 +226,8 @@ class Monitor:
             await ch.close()
         if self.store is not None:
             self.store.close()
+        if self.signals is not None:
+            self.signals.close()
 
     # --- Batch calls ----------------------------------------------------------------------------
 

@@ -1,0 +1,192 @@
+"""The main job (``trading-system demo``, README command 1): the whole stack on loopback and a
+bot using it.
+
+Starts the Rust engine, the Python engine and the monitor (each on a free port, their logs in
+``var/demo/``), then a demo bot streams a bundled real series through the monitor with the
+client library, printing the monitor's health and every buy/sell point as it appears (and
+when one disappears); at the end it prints the health again, writes a chart of the session and
+stops every process. Ctrl-C stops everything cleanly at any time.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from trading_system.data import Bars, format_time, load
+from trading_system.results import Signal
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "tests" / "data" / "BTCUSD-BITSTAMP_30m.csv"
+STARTUP_S = 60.0
+
+
+@dataclass
+class Process:
+    name: str
+    proc: subprocess.Popen[str]
+    address: str
+
+    def stop(self, grace: float = 10.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+
+def _spawn(name: str, argv: list[str], logs: Path) -> Process:
+    """Starts a server and waits for its ``listening on HOST:PORT`` line."""
+    log = (logs / f"{name}.log").open("w")
+    proc = subprocess.Popen(
+        argv,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+        # Its own process group: a Ctrl-C in the terminal reaches the demo, which stops the
+        # servers in order (the monitor first), instead of all of them at once.
+        start_new_session=True,
+    )
+    log.close()
+    assert proc.stdout is not None
+    deadline = time.monotonic() + STARTUP_S
+    for line in proc.stdout:
+        if line.startswith("listening on "):
+            return Process(name, proc, line.split("listening on ", 1)[1].strip())
+        if time.monotonic() > deadline:
+            break
+    proc.kill()
+    raise RuntimeError(f"{name} did not start; see {logs / (name + '.log')}")
+
+
+@contextmanager
+def stack(config: Path, rust_binary: Path, logs: Path, out: TextIO) -> Iterator[Process]:
+    """Both engines and the monitor, stopped (monitor first) when the block ends."""
+    logs.mkdir(parents=True, exist_ok=True)
+    py = [sys.executable, "-m", "trading_system"]
+    started: list[Process] = []
+    try:
+        common = ["--port", "0", "--config", str(config)]
+        started.append(_spawn("rust", [str(rust_binary), "serve", *common], logs))
+        started.append(_spawn("python", [*py, "serve", "python", *common], logs))
+        rust, python = started[0].address, started[1].address
+        out.write(f"engines: rust {rust}, python {python}\n")
+        monitor = [*py, "serve", "monitor", *common, "--rust", rust, "--python", python]
+        started.append(_spawn("monitor", monitor, logs))
+        out.write(f"monitor: {started[2].address}\n")
+        out.flush()
+        yield started[2]
+    finally:
+        for p in reversed(started):
+            code = p.stop()
+            out.write(f"stopped {p.name} (exit {code})\n")
+        out.flush()
+
+
+def _key(s: Signal) -> tuple[str, str, str]:
+    return (s.type, s.side, s.time)
+
+
+def _describe(s: Signal) -> str:
+    return f"{s.side} point type {s.type} at {s.time}, price {s.price:g}" + (
+        "" if s.final else " (not final yet)"
+    )
+
+
+def run_bot(address: str, bars: Bars, symbol: str, timeframe: str, rate: float, out: TextIO) -> int:
+    """Streams ``bars`` through the monitor, printing each buy/sell point as it appears or
+    goes; the number of points at the end."""
+    from trading_system.client import Client
+
+    final: list[Signal] = []
+    tail: list[Signal] = []
+    shown: dict[tuple[str, str, str], Signal] = {}
+    started = time.monotonic()
+    with Client(address, timeout=30.0) as client, client.stream(symbol, timeframe) as s:
+        for i in range(len(bars)):
+            if rate > 0:
+                time.sleep(max(0.0, started + i / rate - time.monotonic()))
+            row = (
+                int(bars.time[i]),
+                float(bars.open[i]),
+                float(bars.high[i]),
+                float(bars.low[i]),
+                float(bars.close[i]),
+                float(bars.volume[i]),
+            )
+            u = s.append(row)
+            u.signals.apply(final)
+            if u.tail is not None:
+                tail = list(u.tail.signals)
+            now = {_key(x): x for x in (*final, *tail)}
+            for k, x in now.items():
+                if shown.get(k) != x:
+                    verb = "signal" if k not in shown else "update"
+                    out.write(f"[bar {i + 1:>5} {format_time(row[0])}] {verb}: {_describe(x)}\n")
+            for k, x in shown.items():
+                if k not in now:
+                    out.write(f"[bar {i + 1:>5}] gone: {_describe(x)}\n")
+            shown = now
+            out.flush()
+    return len(shown)
+
+
+def main(
+    data: Path,
+    symbol: str,
+    timeframe: str,
+    rate: float,
+    chart: Path | None,
+    config: Path,
+    rust_binary: Path,
+    out: TextIO,
+) -> int:
+    import grpc
+
+    from trading_system.cli import status_text
+    from trading_system.client import Client
+    from trading_system.proto import trading_pb2 as pb
+    from trading_system.proto import trading_pb2_grpc as rpc
+
+    bars = load(data)
+    out.write(f"demo: {len(bars):,} bars of {data.name} as {symbol}/{timeframe}\n")
+
+    interrupted = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_signal)
+    try:
+        with stack(config, rust_binary, ROOT / "var" / "demo", out) as monitor:
+            with grpc.insecure_channel(monitor.address) as ch:
+                admin = rpc.AdminStub(ch)
+                out.write(status_text(admin.Status(pb.StatusRequest(), timeout=10)))
+                points = run_bot(monitor.address, bars, symbol, timeframe, rate, out)
+                out.write(f"demo: streamed {len(bars):,} bars, {points} buy/sell points now\n")
+                out.write(status_text(admin.Status(pb.StatusRequest(), timeout=10)))
+            if chart is not None:
+                with Client(monitor.address, timeout=60.0) as client:
+                    analysis = client.snapshot(symbol, timeframe)
+                from trading_system.chart import render
+
+                chart.parent.mkdir(parents=True, exist_ok=True)
+                chart.write_text(render(bars, analysis, f"{symbol} {timeframe}"), "utf-8")
+                out.write(f"chart: {chart}\n")
+    except KeyboardInterrupt:
+        interrupted = True
+        out.write("demo: interrupted, stopping\n")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        out.flush()
+    return 130 if interrupted else 0

@@ -1,0 +1,111 @@
+"""``trading-system probe`` and ``trading-engine probe`` (the containers' health checks): a
+``grpc.health.v1`` Check printing ``HOST:PORT SERVICE STATUS``; exit 0 when SERVING, 1 when not
+serving or the service is unknown, 3 when nothing answers, 2 when the configuration is bad.
+Against real servers, each language's probe against both engines."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+import servers
+
+from trading_system.cli import main
+
+
+@pytest.fixture(autouse=True)
+def no_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("TRADING_SYSTEM__"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="module")
+def python_server() -> Iterator[servers.Server]:
+    s = servers.start("python")
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def rust_server() -> Iterator[servers.Server]:
+    s = servers.start("rust")
+    yield s
+    s.stop()
+
+
+def closed_port() -> int:
+    """A port nothing listens on (just freed)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def probe(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(["probe", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def rust_probe(*argv: str) -> tuple[int, str, str]:
+    r = subprocess.run(
+        [str(servers.rust_binary()), "probe", *argv],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    return r.returncode, r.stdout, r.stderr
+
+
+def test_probe_of_a_serving_python_server(
+    python_server: servers.Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    addr = python_server.address
+    assert probe(capsys, "--address", addr) == (0, f"{addr} trading.v1.Trading SERVING\n", "")
+    assert probe(capsys, "--address", addr, "--service", "") == (0, f'{addr} "" SERVING\n', "")
+    code, out, _ = probe(capsys, "--address", addr, "--service", "no.such.Service")
+    assert (code, out) == (1, f"{addr} no.such.Service SERVICE_UNKNOWN\n")
+
+
+def test_default_address_is_the_monitor_port_on_loopback(
+    python_server: servers.Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --address: server.host:server.monitor_port; a wildcard host (0.0.0.0, as in a
+    container) is probed on 127.0.0.1."""
+    port = python_server.address.rsplit(":", 1)[1]
+    sets = ["--set", f"server.monitor_port={port}", "--set", "server.host=0.0.0.0"]
+    code, out, err = probe(capsys, *sets, "--timeout", "5")
+    assert (code, out, err) == (0, f"127.0.0.1:{port} trading.v1.Trading SERVING\n", "")
+
+
+def test_closed_port_and_bad_configuration(capsys: pytest.CaptureFixture[str]) -> None:
+    addr = f"127.0.0.1:{closed_port()}"
+    code, out, err = probe(capsys, "--address", addr)
+    assert (code, out) == (3, f"{addr} trading.v1.Trading UNREACHABLE\n")
+    assert err.startswith(f"error: {addr}: ")
+    code, out, err = probe(capsys, "--config", "no/such/file.yaml")
+    assert (code, out) == (2, "")
+    assert "no/such/file.yaml" in err
+    code, out, err = probe(capsys, "--set", "server.monitor_port=70000")
+    assert (code, out) == (2, "")
+    assert "server.monitor_port" in err
+
+
+def test_each_probe_speaks_to_both_engines(
+    python_server: servers.Server, rust_server: servers.Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same line and status from either probe against either engine."""
+    for server in (python_server, rust_server):
+        addr = server.address
+        line = f"{addr} trading.v1.Trading SERVING\n"
+        assert probe(capsys, "--address", addr)[:2] == (0, line), server.engine
+        assert rust_probe("--address", addr)[:2] == (0, line), server.engine
+        unknown = f"{addr} x.Y SERVICE_UNKNOWN\n"
+        assert probe(capsys, "--address", addr, "--service", "x.Y")[:2] == (1, unknown)
+        assert rust_probe("--address", addr, "--service", "x.Y")[:2] == (1, unknown)
+    addr = f"127.0.0.1:{closed_port()}"
+    assert rust_probe("--address", addr)[:2] == (3, f"{addr} trading.v1.Trading UNREACHABLE\n")
