@@ -1,10 +1,12 @@
 //! `trading-engine`: the Rust engine's command line. `analyze` prints the analysis document,
-//! `serve` runs the gRPC server (`docs/GRPC.md`), `config` prints the parsed configuration.
+//! `serve` runs the gRPC server (`docs/GRPC.md`), `probe` checks a server's health (the
+//! containers' health checks), `config` prints the parsed configuration.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use chan_core::{analyze, ChanError, FileConfig, MacdPresets};
@@ -56,6 +58,27 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
         /// Override one key, e.g. --set server.auth_token=secret (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
+    /// Check a server's health (grpc.health.v1 Check) and print `HOST:PORT SERVICE STATUS`.
+    /// Exit status 0 when SERVING, 1 when NOT_SERVING or the service is unknown, 3 when the
+    /// server does not answer (unreachable, or past the deadline).
+    Probe {
+        /// The server; default server.host:server.rust_port (a wildcard host such as 0.0.0.0
+        /// is probed on the loopback address).
+        #[arg(long, value_name = "HOST:PORT")]
+        address: Option<String>,
+        /// The service to check ("" for the whole server).
+        #[arg(long, default_value = trading_server::SERVICE_NAME)]
+        service: String,
+        /// The deadline for connecting and answering, in milliseconds.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+        timeout_ms: u64,
+        /// YAML configuration (the shape of config/default.yaml), for the default address.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Override one key (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
     },
@@ -115,23 +138,67 @@ fn serve(port: Option<u16>, cfg: FileConfig) -> Result<()> {
     result
 }
 
+/// `probe`: one health check; prints its line and returns the exit status.
+fn probe(address: Option<String>, service: &str, timeout_ms: u64, cfg: &FileConfig) -> Result<u8> {
+    let address = match address {
+        Some(a) => a,
+        None => {
+            let port = u16::try_from(cfg.server.rust_port).with_context(|| {
+                format!("server.rust_port {} is not a port", cfg.server.rust_port)
+            })?;
+            trading_server::probe::local_address(&cfg.server.host, port)
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let timeout = Duration::from_millis(timeout_ms);
+    let found = runtime.block_on(trading_server::probe::check(&address, service, timeout));
+    let label = trading_server::probe::service_label(service);
+    println!("{address} {label} {}", found.word());
+    if let Some(detail) = found.detail() {
+        eprintln!("error: {address}: {detail}");
+    }
+    Ok(found.exit_code())
+}
+
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
+    let cli = Cli::parse();
+    // A probe's own statuses are 0, 1 and 3: it cannot run (a bad configuration) is 2.
+    let probing = matches!(cli.command, Command::Probe { .. });
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e:#}");
             // 2: the input or the configuration is wrong; 1: anything else.
-            let bad_input = e.chain().any(|c| {
-                c.downcast_ref::<ChanError>().is_some() || c.to_string().starts_with("line ")
-            });
+            let bad_input = probing
+                || e.chain().any(|c| {
+                    c.downcast_ref::<ChanError>().is_some() || c.to_string().starts_with("line ")
+                });
             ExitCode::from(if bad_input { 2 } else { 1 })
         }
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
+/// Runs a command; its exit status when it did not fail.
+fn run(cli: Cli) -> Result<u8> {
     match cli.command {
-        Command::Serve { port, config, set } => serve(port, load_config(config.as_ref(), &set)?),
+        Command::Serve { port, config, set } => {
+            serve(port, load_config(config.as_ref(), &set)?).map(|()| 0)
+        }
+        Command::Probe {
+            address,
+            service,
+            timeout_ms,
+            config,
+            set,
+        } => probe(
+            address,
+            &service,
+            timeout_ms,
+            &load_config(config.as_ref(), &set)?,
+        ),
         Command::Config {
             config,
             set,
@@ -157,7 +224,7 @@ fn run(cli: Cli) -> Result<()> {
             let mut out = std::io::stdout().lock();
             serde_json::to_writer_pretty(&mut out, &doc)?;
             writeln!(out)?;
-            Ok(())
+            Ok(0)
         }
         Command::Analyze {
             file,
@@ -201,7 +268,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             writeln!(out)?;
             out.flush()?;
-            Ok(())
+            Ok(0)
         }
     }
 }

@@ -310,3 +310,59 @@ fn config_prints_the_parsed_configuration() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("server.python_port"));
 }
+
+/// Runs `trading-engine probe ARGS`: the exit code, stdout and stderr.
+fn probe(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = engine().arg("probe").args(args).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `probe` (the containers' health check): 0 and `ADDR SERVICE SERVING` against a running
+/// server, at an address given or taken from the configuration; 1 for a service the server does
+/// not know; 3 against a closed port.
+#[test]
+fn probe_checks_health_over_grpc() {
+    let served = serve(&["--port", "0", "--config", "config/default.yaml"]);
+    let addr = served.addr.to_string();
+    let (code, out, err) = probe(&["--address", &addr]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, format!("{addr} trading.v1.Trading SERVING\n"));
+    // The default address: server.host:server.rust_port of the configuration (here 0.0.0.0,
+    // as in a container: probed on the loopback address).
+    let port = format!("server.rust_port={}", served.addr.port());
+    let (code, out, _) = probe(&[
+        "--config",
+        "config/default.yaml",
+        "--set",
+        &port,
+        "--set",
+        "server.host=0.0.0.0",
+        "--service",
+        "",
+        "--timeout-ms",
+        "5000",
+    ]);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        out,
+        format!("127.0.0.1:{} \"\" SERVING\n", served.addr.port())
+    );
+    let (code, out, _) = probe(&["--address", &addr, "--service", "no.such.Service"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(out, format!("{addr} no.such.Service SERVICE_UNKNOWN\n"));
+    served.signal(libc::SIGTERM);
+    assert_eq!(served.finish().0, Some(0));
+
+    // The server is gone: its port is closed.
+    let (code, out, err) = probe(&["--address", &addr]);
+    assert_eq!(code, Some(3), "{out}{err}");
+    assert_eq!(out, format!("{addr} trading.v1.Trading UNREACHABLE\n"));
+    assert!(err.starts_with(&format!("error: {addr}: ")), "{err}");
+    // A configuration that cannot be read: 2, not a health status.
+    let (code, out, _) = probe(&["--config", "no/such/file.yaml"]);
+    assert_eq!((code, out.as_str()), (Some(2), ""));
+}

@@ -7,6 +7,7 @@
 //! - [`convert`]: messages to and from `chan-core` types;
 //! - [`status`]: errors as gRPC statuses (`google.rpc.BadRequest` details);
 //! - [`health`]: `grpc.health.v1` with the protocol's Watch semantics;
+//! - [`probe`]: a `grpc.health.v1` `Check` client (`trading-engine probe`, the health checks);
 //! - [`server`]: binding, TLS, serving and graceful shutdown;
 //! - [`log`]: one JSON line per call on stderr.
 //!
@@ -52,6 +53,7 @@
 pub mod convert;
 pub mod health;
 pub mod log;
+pub mod probe;
 pub mod server;
 pub mod service;
 pub mod sessions;
