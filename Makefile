@@ -1,5 +1,5 @@
 # One name per task; `make help` lists them.
-.PHONY: help build test run lint fmt bench bench-engines bench-grpc bench-failover peer engines slow golden proto
+.PHONY: help build test run lint fmt bench-all bench bench-engines bench-grpc bench-failover peer engines slow golden proto
 
 help: ## list the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -10,7 +10,7 @@ build: ## build everything (release)
 test: ## build and run every check and test
 	scripts/test.sh
 
-run: ## the main job: analyze a bundled real series and print its structure
+run: ## the main job: build, then the whole stack with a demo bot streaming a real series
 	scripts/run.sh
 
 lint: ## formatting, clippy and ruff
@@ -23,6 +23,9 @@ lint: ## formatting, clippy and ruff
 fmt: ## format the code
 	cargo fmt --all
 	.venv/bin/ruff format python-layer tests/python scripts
+
+bench-all: ## every benchmark, tables regenerated into docs/BENCHMARKS.md (needs ../shared/data)
+	scripts/bench.sh
 
 bench: ## throughput and memory of the core (needs ../shared/data)
 	scripts/bench_core.sh

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The main job: builds everything, then analyzes a bundled real series (BTC/USD, 30-minute bars)
-# and prints its Chan structure. Pass another CSV as the first argument to analyze that instead.
+# The main job: builds everything, then runs the whole stack on loopback (Rust engine, Python
+# engine, monitor) with a demo bot that streams a bundled real series (BTC/USD, 30-minute bars)
+# through the monitor, printing health and each buy/sell point as it appears, and writes a chart
+# (var/demo/chart.html). Every process stops at the end or on Ctrl-C.
+# Arguments go to `trading-system demo` (--data FILE, --rate N, --chart OUT, --no-chart ...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build.sh
-file="${1:-tests/data/BTCUSD-BITSTAMP_30m.csv}"
-./target/release/trading-engine analyze "$file" --config config/default.yaml --summary
+exec .venv/bin/python -m trading_system demo "$@"

@@ -1,0 +1,105 @@
+"""The main job (``trading-system demo``, what ``scripts/run.sh`` runs after building): the whole
+stack on loopback with a demo bot. Run as a real process: it prints health and the buy/sell
+points as they appear, records them through the monitor, writes the chart and stops every
+server cleanly, at the end or on Ctrl-C (SIGINT)."""
+
+from __future__ import annotations
+
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from servers import ROOT
+
+from trading_system.data import parse_time
+from trading_system.signal_store import SignalStore
+
+DATA = ROOT / "tests" / "data" / "BTCUSD-BITSTAMP_30m.csv"
+
+
+def config(tmp: Path) -> Path:
+    """default.yaml with the signals file in ``tmp`` (the default is under the working dir)."""
+    text = (ROOT / "config" / "default.yaml").read_text(encoding="utf-8")
+    path = tmp / "config.yaml"
+    signals = tmp / "signals.sqlite"
+    path.write_text(
+        text.replace("signals_file: var/signals.sqlite", f"signals_file: {signals}"), "utf-8"
+    )
+    assert str(signals) in path.read_text(encoding="utf-8")
+    return path
+
+
+def demo(*args: str) -> list[str]:
+    return [sys.executable, "-m", "trading_system", "demo", *args]
+
+
+def closed(address: str) -> bool:
+    host, port = address.rsplit(":", 1)
+    with socket.socket() as s:
+        return s.connect_ex((host, int(port))) != 0
+
+
+def addresses(out: str) -> list[str]:
+    engines = re.search(r"engines: rust (\S+), python (\S+)", out)
+    monitor = re.search(r"monitor: (\S+)", out)
+    assert engines and monitor, out
+    return [engines.group(1), engines.group(2), monitor.group(1)]
+
+
+def test_demo_streams_prints_signals_records_them_and_stops(tmp_path: Path) -> None:
+    chart = tmp_path / "chart.html"
+    cfg = config(tmp_path)
+    done = subprocess.run(
+        demo("--rate", "0", "--chart", str(chart), "--config", str(cfg)),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    assert "demo: 1,968 bars of BTCUSD-BITSTAMP_30m.csv as BTCUSD/30m" in out
+    assert out.count("active: rust  epoch 1") == 2  # health before and after
+    shown = re.findall(r"\] signal: (buy|sell) point type ([123]) at (\S+),", out)
+    assert shown, out
+    for name in ("monitor", "python", "rust"):
+        assert f"stopped {name} (exit 0)" in out
+    assert all(closed(a) for a in addresses(out))
+    assert chart.is_file() and "Plotly" in chart.read_text(encoding="utf-8")[:5_000_000]
+    # What the bot printed is what the monitor recorded, row for row.
+    store = SignalStore(tmp_path / "signals.sqlite")
+    recorded = {(r.side, r.type, r.time_ms) for r in store.list("BTCUSD", "30m")}
+    store.close()
+    printed = {(side, t, parse_time(when)) for side, t, when in shown}
+    assert recorded == printed
+    final = re.search(r"streamed 1,968 bars, (\d+) buy/sell points now", out)
+    assert final and int(final.group(1)) > 0
+
+
+def test_ctrl_c_stops_every_process(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        demo("--rate", "20", "--no-chart", "--config", str(config(tmp_path))),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:  # wait until the bot is streaming
+        lines.append(line)
+        if line.startswith("active: "):
+            break
+    time.sleep(1.0)  # some bars in, not all: 1,968 bars at 20/s take minutes
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=120)
+    out = "".join(lines) + rest
+    assert proc.returncode == 130, out
+    assert "demo: interrupted, stopping" in out
+    for name in ("monitor", "python", "rust"):
+        assert f"stopped {name} (exit 0)" in out
+    assert all(closed(a) for a in addresses(out))
