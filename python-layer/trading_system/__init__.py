@@ -12,7 +12,7 @@ from typing import Any
 
 from trading_system.api import Analysis, Session, Update, analyze
 from trading_system.config import EngineConfig, FileConfig, load_config, load_presets
-from trading_system.data import Bars, format_time, load_csv, parse_time, to_bars
+from trading_system.data import Bars, format_time, load, load_csv, parse_time, to_bars
 from trading_system.errors import (
     ChanError,
     ConfigError,
@@ -56,6 +56,7 @@ __all__ = [
     "analyze",
     "format_time",
     "load_config",
+    "load",
     "load_csv",
     "load_presets",
     "parse_time",

@@ -1,12 +1,12 @@
 """``trading-system``: the package's command line.
 
-``trading-system analyze FILE.csv [--engine rust|python] [--config FILE] [--set key=value ...]
+``trading-system analyze FILE [--engine rust|python] [--config FILE] [--set key=value ...]
 [--macd-preset NAME] [--presets FILE] [--with-macd] [--json OUT.json] [--chart OUT.html]``
 prints a readable summary (counts, then the last pens, segments, pivots and buy/sell points) and
 writes the analysis document to ``OUT.json`` (``-``: stdout, the summary then goes to stderr) and
 its chart to ``OUT.html``.
 
-``trading-system chart FILE.csv -o OUT.html [--engine rust|python] [--config FILE] [--set
+``trading-system chart FILE -o OUT.html [--engine rust|python] [--config FILE] [--set
 key=value ...] [--macd-preset NAME] [--presets FILE] [--last N] [--title T]`` writes the chart of
 the analysis (docs/CHARTS.md): one standalone HTML page (plotly, inline: it works offline) with
 the candlesticks, pens, segments, pivots, buy/sell points and MACD, the last N bars with
@@ -21,13 +21,20 @@ serve`` with the same arguments, or the binary named by ``TRADING_ENGINE_BIN``).
 [--python ADDR]`` runs the monitor in front of both engines (docs/MONITOR.md; the port defaults to
 ``server.monitor_port``). ``trading-system health [--address A] [--json]`` prints its status
 (exit 1 when no engine serves, 3 when the monitor does not answer); ``trading-system failover
---to rust|python`` and ``trading-system override auto`` set its mode.
+--to rust|python`` and ``trading-system override auto`` set its mode. ``trading-system probe
+[--address A] [--service S]`` is a ``grpc.health.v1`` Check of any server (exit 0 serving, 1 not,
+3 no answer). ``trading-system signals [--symbol S] [--timeframe T] [--current] [--json]`` lists
+the buy/sell points the monitor recorded (``system.signals_file``). ``trading-system demo`` is
+the main job: both engines and the monitor on loopback with a demo bot (README).
+
+FILE is a CSV (``.csv``, ``.txt``) or Parquet (``.parquet``, ``.pq``) file with the columns
+``time, open, high, low, close, volume``.
 
 Configuration: the file (default: the built-in defaults), then the environment's
 ``TRADING_SYSTEM__SECTION__KEY`` variables, then ``--macd-preset``, then each ``--set`` in order.
 
 Exit status: 0 done (for ``serve``: stopped by SIGTERM or SIGINT); 2 bad input or configuration
-(the message names the bar and its CSV line, the field and the rule, or the key); 1 anything
+(the message names the bar and its CSV line or Parquet row, the field and the rule, or the key); 1 anything
 else (a missing file, an engine that is not installed, a port in use). On failure nothing is
 printed on stdout and no output file is written.
 """
