@@ -34,9 +34,9 @@ Configuration: the file (default: the built-in defaults), then the environment's
 ``TRADING_SYSTEM__SECTION__KEY`` variables, then ``--macd-preset``, then each ``--set`` in order.
 
 Exit status: 0 done (for ``serve``: stopped by SIGTERM or SIGINT); 2 bad input or configuration
-(the message names the bar and its CSV line or Parquet row, the field and the rule, or the key); 1 anything
-else (a missing file, an engine that is not installed, a port in use). On failure nothing is
-printed on stdout and no output file is written.
+(the message names the bar and its CSV line or Parquet row, the field and the rule, or the key);
+1 anything else (a missing file, an engine that is not installed, a port in use). On failure
+nothing is printed on stdout and no output file is written.
 """
 
 from __future__ import annotations
