@@ -339,28 +339,18 @@ def figure(
             row=2,
             col=1,
         )
-    fig.add_trace(
-        go.Scatter(
-            x=x,
-            y=_series(macd["dif"], lo),
-            mode="lines",
-            name="DIF",
-            line={"color": DIF_COLOR, "width": 1.2},
-        ),
-        row=2,
-        col=1,
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=x,
-            y=_series(macd["dea"], lo),
-            mode="lines",
-            name="DEA",
-            line={"color": DEA_COLOR, "width": 1.2},
-        ),
-        row=2,
-        col=1,
-    )
+    for key, name, color in (("dif", "DIF", DIF_COLOR), ("dea", "DEA", DEA_COLOR)):
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=_series(macd[key], lo),
+                mode="lines",
+                name=name,
+                line={"color": color, "width": 1.2},
+            ),
+            row=2,
+            col=1,
+        )
     fig.update_layout(
         title={"text": title, "x": 0.01},
         template="plotly_white",

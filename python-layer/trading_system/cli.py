@@ -90,22 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument(
         "file", type=Path, help="the bars: a CSV (.csv, .txt) or Parquet (.parquet, .pq) file"
     )
-    a.add_argument(
-        "--engine", choices=("rust", "python"), default="rust", help="engine (default: rust)"
-    )
-    a.add_argument("--config", type=Path, help="YAML configuration (the shape of default.yaml)")
-    a.add_argument(
-        "--set",
-        dest="sets",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one key, e.g. --set pen.definition=traditional (repeatable)",
-    )
-    a.add_argument("--macd-preset", metavar="NAME", help="a named MACD preset")
-    a.add_argument(
-        "--presets", type=Path, help=f"the MACD presets file (default: {PRESETS.as_posix()})"
-    )
+    _analysis_arguments(a)
     a.add_argument("--with-macd", action="store_true", help="include the MACD series")
     a.add_argument(
         "--json", metavar="OUT.json", help="write the analysis document there ('-': stdout)"
@@ -114,30 +99,18 @@ def _parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser(
         "chart",
-        help="write the chart of a CSV file's analysis as one HTML page (docs/CHARTS.md)",
-        description="Analyze a CSV file and write its chart: candlesticks, pens, segments, "
-        "pivots, buy/sell points and MACD in one standalone HTML page that works offline.",
+        help="write the chart of a file's analysis as one HTML page (docs/CHARTS.md)",
+        description="Analyze a CSV or Parquet file and write its chart: candlesticks, pens, "
+        "segments, pivots, buy/sell points and MACD in one standalone HTML page that works "
+        "offline.",
     )
-    c.add_argument("file", type=Path, help="the CSV file")
+    c.add_argument(
+        "file", type=Path, help="the bars: a CSV (.csv, .txt) or Parquet (.parquet, .pq) file"
+    )
     c.add_argument(
         "-o", "--output", metavar="OUT.html", required=True, help="the HTML file to write"
     )
-    c.add_argument(
-        "--engine", choices=("rust", "python"), default="rust", help="engine (default: rust)"
-    )
-    c.add_argument("--config", type=Path, help="YAML configuration (the shape of default.yaml)")
-    c.add_argument(
-        "--set",
-        dest="sets",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one key, e.g. --set pen.definition=traditional (repeatable)",
-    )
-    c.add_argument("--macd-preset", metavar="NAME", help="a named MACD preset")
-    c.add_argument(
-        "--presets", type=Path, help=f"the MACD presets file (default: {PRESETS.as_posix()})"
-    )
+    _analysis_arguments(c)
     c.add_argument(
         "--last",
         type=_positive,
@@ -264,7 +237,9 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _config_arguments(p: argparse.ArgumentParser) -> None:
+def _config_arguments(
+    p: argparse.ArgumentParser, example: str = "server.auth_token=s3cret"
+) -> None:
     p.add_argument("--config", type=Path, help="YAML configuration (the shape of default.yaml)")
     p.add_argument(
         "--set",
@@ -272,7 +247,19 @@ def _config_arguments(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override one key, e.g. --set server.auth_token=s3cret (repeatable)",
+        help=f"override one key, e.g. --set {example} (repeatable)",
+    )
+
+
+def _analysis_arguments(p: argparse.ArgumentParser) -> None:
+    """The engine and its configuration (``analyze``, ``chart``)."""
+    p.add_argument(
+        "--engine", choices=("rust", "python"), default="rust", help="engine (default: rust)"
+    )
+    _config_arguments(p, "pen.definition=traditional")
+    p.add_argument("--macd-preset", metavar="NAME", help="a named MACD preset")
+    p.add_argument(
+        "--presets", type=Path, help=f"the MACD presets file (default: {PRESETS.as_posix()})"
     )
 
 

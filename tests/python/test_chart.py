@@ -5,7 +5,6 @@ the same pixel check, so the check can fail."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import struct
@@ -45,11 +44,7 @@ BACKGROUND_SHARE = 0.4
 """The plotting area's background must cover at least this share of the screenshot."""
 
 
-@pytest.fixture(autouse=True)
-def no_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("TRADING_SYSTEM__"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("no_environment_overrides")
 
 
 @pytest.fixture(scope="module")

@@ -23,11 +23,7 @@ PRESETS = ROOT / "config" / "macd_params.yaml"
 ENGINES = ["rust", "python"]
 
 
-@pytest.fixture(autouse=True)
-def no_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("TRADING_SYSTEM__"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("no_environment_overrides")
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -5,7 +5,6 @@ the Rust engine does."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 import pickle
 from pathlib import Path
 
@@ -696,13 +695,6 @@ def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
-
-
-@pytest.fixture
-def no_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("TRADING_SYSTEM__"):
-            monkeypatch.delenv(name)
 
 
 @pytest.mark.usefixtures("no_environment_overrides")

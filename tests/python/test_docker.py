@@ -45,11 +45,7 @@ IMAGE_OF = {
 }
 
 
-@pytest.fixture(autouse=True)
-def no_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("TRADING_SYSTEM__"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("no_environment_overrides")
 
 
 # --- Dockerfiles ----------------------------------------------------------------------------------

@@ -5,7 +5,6 @@ Against real servers, each language's probe against both engines."""
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -15,12 +14,7 @@ import servers
 
 from trading_system.cli import main
 
-
-@pytest.fixture(autouse=True)
-def no_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("TRADING_SYSTEM__"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("no_environment_overrides")
 
 
 @pytest.fixture(scope="module")

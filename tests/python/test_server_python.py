@@ -55,11 +55,7 @@ TIMEOUT = 60.0
 BIG = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
 
 
-@pytest.fixture(autouse=True)
-def no_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("TRADING_SYSTEM__"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("no_environment_overrides")
 
 
 @pytest.fixture(scope="module")
