@@ -19,7 +19,7 @@ use crate::signal::{segment_signals, Inputs, Signal, StrengthCache};
 
 /// The non-final part of the structure: segments that are not confirmed (ending with the last
 /// pen, pending a gap confirmation, or forming), their pivots and the points they give.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Tail {
     pub segments: Vec<SegmentSpan>,
     pub pivots: Vec<Pivot>,
@@ -28,28 +28,34 @@ pub struct Tail {
     /// start and end, each buy/sell point's pen end): the last pen can move while the spans stay
     /// the same, and then the tail as output changes.
     ends: Vec<(u32, f64)>,
-    /// Working space for computing it.
-    scratch: SegmentEngine,
 }
 
-impl Default for Tail {
-    fn default() -> Self {
-        Self {
-            segments: Vec::new(),
-            pivots: Vec::new(),
-            signals: Vec::new(),
-            ends: Vec::new(),
-            scratch: SegmentEngine::new(true, true),
-        }
+/// Equal as output: the same items showing the same points.
+impl PartialEq for Tail {
+    fn eq(&self, o: &Self) -> bool {
+        // The points first: a tail that changes almost always shows a point elsewhere.
+        self.ends == o.ends
+            && self.segments == o.segments
+            && self.pivots == o.pivots
+            && self.signals == o.signals
     }
 }
 
-impl PartialEq for Tail {
-    fn eq(&self, o: &Self) -> bool {
-        self.segments == o.segments
-            && self.pivots == o.pivots
-            && self.signals == o.signals
-            && self.ends == o.ends
+/// Working space for computing tails, kept across calls: the copy of the segment engine that is
+/// run on the last pen (reused, not allocated per call) and the strengths already computed.
+#[derive(Debug, Clone)]
+struct TailWork {
+    segments: SegmentEngine,
+    strengths: StrengthCache,
+}
+
+impl Default for TailWork {
+    fn default() -> Self {
+        Self {
+            // Overwritten from the engine's own before each use.
+            segments: SegmentEngine::new(true, true),
+            strengths: StrengthCache::default(),
+        }
     }
 }
 
@@ -75,9 +81,11 @@ pub struct Engine {
     pub(crate) repairs: Vec<Repair>,
     scratch: Vec<SegmentSpan>,
     strengths: StrengthCache,
-    /// While recording, the segment state as it was before the current bar (taken lazily).
+    /// While recording, the segment state as it was before the current bar (taken lazily, when
+    /// `backed_up`): one buffer reused, as a new pen comes every few bars.
     recording: bool,
-    seg_backup: Option<SegmentEngine>,
+    backed_up: bool,
+    seg_backup: SegmentEngine,
 }
 
 /// What one bar may change, to undo it when the bar is replaced.
@@ -135,7 +143,11 @@ impl Engine {
             scratch: Vec::new(),
             strengths: StrengthCache::default(),
             recording: false,
-            seg_backup: None,
+            backed_up: false,
+            seg_backup: SegmentEngine::new(
+                cfg.segment.feature_sequence_strict,
+                cfg.segment.handle_inclusion,
+            ),
         };
         prefer_huge_pages(&e.times);
         prefer_huge_pages(&e.histogram);
@@ -265,8 +277,9 @@ impl Engine {
 
     /// Feeds the newly final pen to the segment engine and settles what it confirms.
     fn advance_segments(&mut self) {
-        if self.recording && self.seg_backup.is_none() {
-            self.seg_backup = Some(self.seg.clone());
+        if self.recording && !self.backed_up {
+            self.seg_backup.clone_from(&self.seg);
+            self.backed_up = true;
         }
         let pens = self.pens.pens();
         self.scratch.clear();
@@ -279,38 +292,38 @@ impl Engine {
         };
         let first = self.segments.len();
         self.segments.extend_from_slice(&self.scratch);
-        derive(
-            &inputs,
-            &self.scratch,
-            first,
-            true,
-            &mut self.strengths,
-            &mut self.pivots,
-            &mut self.signals,
-        );
+        for (j, span) in self.scratch.iter().enumerate() {
+            let (cache, pivots, signals) =
+                (&mut self.strengths, &mut self.pivots, &mut self.signals);
+            derive(&inputs, span, first + j, true, cache, pivots, signals);
+        }
     }
 
-    /// Computes the non-final tail into `out`, reusing strengths already in `cache`.
-    pub fn tail_into(&self, out: &mut Tail, cache: &mut StrengthCache) {
+    /// Computes the non-final tail into `out` with the working space `work`.
+    fn tail_into(&self, out: &mut Tail, work: &mut TailWork) {
         out.segments.clear();
         out.pivots.clear();
         out.signals.clear();
         let pens = self.pens.pens();
-        self.seg.tail(pens, &mut out.scratch, &mut out.segments);
+        self.seg.tail(pens, &mut work.segments, &mut out.segments);
         let inputs = Inputs {
             pens,
             histogram: &self.histogram,
             cfg: &self.cfg.signal,
         };
-        derive(
-            &inputs,
-            &out.segments,
-            self.segments.len(),
-            false,
-            cache,
-            &mut out.pivots,
-            &mut out.signals,
-        );
+        let first = self.segments.len();
+        for (j, span) in out.segments.iter().enumerate() {
+            let (pivots, signals) = (&mut out.pivots, &mut out.signals);
+            derive(
+                &inputs,
+                span,
+                first + j,
+                false,
+                &mut work.strengths,
+                pivots,
+                signals,
+            );
+        }
         let at = |f: &Fractal| (f.index, f.price);
         let spans = out.segments.iter().map(|s| (s.first_pen, s.last_pen));
         let pivots = out.pivots.iter().map(|z| (z.first_pen, z.last_pen));
@@ -326,7 +339,7 @@ impl Engine {
     /// The non-final tail.
     pub fn tail(&self) -> Tail {
         let mut t = Tail::default();
-        self.tail_into(&mut t, &mut StrengthCache::default());
+        self.tail_into(&mut t, &mut TailWork::default());
         t
     }
 
@@ -352,7 +365,7 @@ impl Engine {
     /// the whole record).
     fn mark_into(&mut self, m: &mut Mark) {
         self.recording = true;
-        self.seg_backup = None;
+        self.backed_up = false;
         m.bars = self.times.len();
         m.macd = self.macd;
         m.last_macd = self.last_macd;
@@ -381,8 +394,8 @@ impl Engine {
         }
         self.fractals.truncate(m.fractals);
         self.pens.restore(&m.pen);
-        if let Some(s) = &self.seg_backup {
-            self.seg = s.clone();
+        if self.backed_up {
+            self.seg.clone_from(&self.seg_backup);
         }
         self.segments.truncate(m.segments);
         self.pivots.truncate(m.pivots);
@@ -391,22 +404,20 @@ impl Engine {
     }
 }
 
-/// Appends the pivots and buy/sell points of `spans`, the first of which is segment `first`.
+/// Appends the pivots and buy/sell points of `span`, segment `index`.
 fn derive(
     inputs: &Inputs,
-    spans: &[SegmentSpan],
-    first: usize,
+    span: &SegmentSpan,
+    index: usize,
     confirmed: bool,
     cache: &mut StrengthCache,
     pivots: &mut Vec<Pivot>,
     signals: &mut Vec<Signal>,
 ) {
-    for (j, span) in spans.iter().enumerate() {
-        let from = pivots.len();
-        find_pivots(inputs.pens, span, (first + j) as u32, pivots);
-        let settled = confirmed && span.len() >= 3;
-        segment_signals(inputs, span, &pivots[from..], settled, cache, signals);
-    }
+    let from = pivots.len();
+    find_pivots(inputs.pens, span, index as u32, pivots);
+    let settled = confirmed && span.len() >= 3;
+    segment_signals(inputs, span, &pivots[from..], settled, cache, signals);
 }
 
 /// Bar indices are 32-bit.
@@ -479,8 +490,9 @@ pub struct Session {
     last_time: Option<i64>,
     prev_time: Option<i64>,
     tail: Tail,
+    /// The tail being computed, then swapped with `tail`.
     fresh: Tail,
-    strengths: StrengthCache,
+    work: TailWork,
 }
 
 impl Session {
@@ -496,7 +508,7 @@ impl Session {
             prev_time: None,
             tail: Tail::default(),
             fresh: Tail::default(),
-            strengths: StrengthCache::default(),
+            work: TailWork::default(),
         })
     }
 
@@ -592,6 +604,9 @@ impl Session {
         Ok(self.report(index, true, before != after, repair))
     }
 
+    /// The change report of the call that just ran. Inlined into `append` and `replace_last`
+    /// (it runs on every bar); the tail, recomputed on the few bars that change the pens, is not.
+    #[inline(always)]
     fn report(
         &mut self,
         index: usize,
@@ -599,15 +614,8 @@ impl Session {
         pens_changed: bool,
         repair: Option<Repair>,
     ) -> Update {
+        let tail_changed = pens_changed && self.refresh_tail();
         let (e, mark) = (&self.engine, &self.mark);
-        let mut tail_changed = false;
-        if pens_changed {
-            e.tail_into(&mut self.fresh, &mut self.strengths);
-            if self.fresh != self.tail {
-                std::mem::swap(&mut self.fresh, &mut self.tail);
-                tail_changed = true;
-            }
-        }
         let final_pens = |n: usize| n.saturating_sub(1);
         Update {
             index,
@@ -621,5 +629,16 @@ impl Session {
             tail_changed,
             repaired: repair.is_some(),
         }
+    }
+
+    /// Recomputes the tail; returns whether it changed.
+    #[inline(never)]
+    fn refresh_tail(&mut self) -> bool {
+        self.engine.tail_into(&mut self.fresh, &mut self.work);
+        let changed = self.fresh != self.tail;
+        if changed {
+            std::mem::swap(&mut self.fresh, &mut self.tail);
+        }
+        changed
     }
 }

@@ -17,6 +17,8 @@ pub struct Pivot {
 }
 
 /// Finds the pivots of one segment (index `segment`), appending them to `out`.
+// Inlined: run for every tail segment each time the pens change.
+#[inline]
 pub fn find_pivots(pens: &[Pen], span: &SegmentSpan, segment: u32, out: &mut Vec<Pivot>) {
     let base = out.len();
     // The last pivot of this segment is still being extended.

@@ -394,9 +394,20 @@ impl SegmentEngine {
         if pens.is_empty() {
             return;
         }
-        let c = scratch;
-        c.clone_from(self);
-        c.run(pens, pens.len(), out);
+        // Running the last pen changes nothing when it is a pen of the segment's own direction
+        // (not fed to the feature window) and every pen before it has run: then this engine is
+        // already what the run gives, and is not copied.
+        let own_direction = match self.phase {
+            Phase::Normal { start, .. } => (self.cursor - start).is_multiple_of(2),
+            Phase::First { .. } => false,
+        };
+        let c = if own_direction && self.cursor as usize + 1 == pens.len() {
+            self
+        } else {
+            scratch.clone_from(self);
+            scratch.run(pens, pens.len(), out);
+            scratch
+        };
         out.extend(c.pending.iter().filter(|p| !p.discard).map(|p| p.span));
         let (mut s, mut d) = match c.phase {
             Phase::Normal { start, dir, .. } => (start, dir),

@@ -69,6 +69,8 @@ pub struct StrengthCache {
 
 impl StrengthCache {
     /// The strength of pen `i`, computed once.
+    // Inlined: mostly a hit, looked up by every tail segment that breaks out of its pivot.
+    #[inline]
     pub fn get(&mut self, pens: &[Pen], i: u32, histogram: &[f64], measure: Strength) -> f64 {
         let p = &pens[i as usize];
         let key = (p.start.index, p.end.index);
@@ -98,6 +100,8 @@ pub struct Inputs<'a> {
 /// Appends the buy/sell points of one segment (its pivots given), sorted by pen then type.
 /// `confirmed` says whether the segment is; a point is final only if every pen it uses is final
 /// too (all pens but the last).
+// Inlined: run for every tail segment each time the pens change.
+#[inline]
 pub fn segment_signals(
     inputs: &Inputs,
     span: &SegmentSpan,
