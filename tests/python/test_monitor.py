@@ -100,6 +100,18 @@ def test_stream_forwarding_mirrors_to_both_engines(shared: Cluster) -> None:
     s.close()
     req = pb.SnapshotRequest(symbol="MIRROR", timeframe="1m")
     snaps = [shared.stub(shared.engines[e]).GetSnapshot(req) for e in ("rust", "python")]
+
+    # The monitor's log names the session of each stream message (one JSON line each; the
+    # log is read by a thread, so awaited).
+    def logged() -> set[int]:
+        lines = [json.loads(x) for x in list(shared.monitor.log) if x.startswith("{")]
+        return {
+            x["seq"]
+            for x in lines
+            if x.get("method") == "Stream" and x.get("session") == "MIRROR/1m"
+        }
+
+    wait_for(lambda: set(range(1, 301)) <= logged(), "the stream's log lines")
     assert snaps[0].last_seq == snaps[1].last_seq == 300
     assert without_engine(snaps[0].analysis) == without_engine(snaps[1].analysis)
 

@@ -261,6 +261,11 @@ class Mirror:
         self.journal: Journal | None = None
         self.rebuilds: dict[str, asyncio.Task[Leg | None]] = {}
 
+    @property
+    def name(self) -> str | None:
+        """The session's name once it is open (for the logs)."""
+        return None if self.journal is None else self.journal.name
+
     def close(self) -> None:
         for leg in self.legs.values():
             leg.cancel()

@@ -343,9 +343,9 @@ class Monitor:
                 try:
                     answer = await mirror.handle(request)
                 except Refused as r:
-                    log.call("Stream", None, seq, started, r.code, r.details)
+                    log.call("Stream", mirror.name, seq, started, r.code, r.details)
                     await context.abort(r.code, r.details, r.trailers)
-                log.call("Stream", None, seq, started, grpc.StatusCode.OK)
+                log.call("Stream", mirror.name, seq, started, grpc.StatusCode.OK)
                 yield answer
         finally:
             mirror.close()
