@@ -157,15 +157,7 @@ def _stream_error(err: pb.StreamError) -> ChanError:
 
 
 def _columns(data: Any) -> pb.Bars:
-    b = to_bars(data)
-    return pb.Bars(
-        time=b.time.tolist(),
-        open=b.open.tolist(),
-        high=b.high.tolist(),
-        low=b.low.tolist(),
-        close=b.close.tolist(),
-        volume=b.volume.tolist(),
-    )
+    return convert.bars_message(to_bars(data))
 
 
 def _overrides(config: Mapping[str, Any] | None) -> pb.EngineConfig:

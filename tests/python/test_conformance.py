@@ -22,6 +22,7 @@ from servers import Server, start
 from trading_system.data import Bars, load_csv
 from trading_system.proto import trading_pb2 as pb
 from trading_system.proto import trading_pb2_grpc as rpc
+from trading_system.server import convert
 
 ENGINES = ("rust", "python")
 SETS = ["server.max_message_bytes=2000000", "server.replay_window=64"]
@@ -78,14 +79,7 @@ def same(stubs: dict[str, rpc.TradingStub], call: Callable[[rpc.TradingStub], An
 def request(bars: Bars, config: dict[str, Any] | None = None, with_macd: bool = False) -> Any:
     cfg = json_format.ParseDict(config or {}, pb.EngineConfig())
     return pb.AnalyzeRequest(
-        bars=pb.Bars(
-            time=bars.time.tolist(),
-            open=bars.open.tolist(),
-            high=bars.high.tolist(),
-            low=bars.low.tolist(),
-            close=bars.close.tolist(),
-            volume=bars.volume.tolist(),
-        ),
+        bars=convert.bars_message(bars),
         config=cfg,
         with_macd=with_macd,
     )

@@ -18,7 +18,7 @@ import grpc
 import numpy as np
 
 from trading_system.config import Config, apply_overrides
-from trading_system.data import Bars, format_time
+from trading_system.data import COLUMNS, Bars, format_time
 from trading_system.errors import ConfigError
 from trading_system.proto import trading_pb2 as pb
 from trading_system.server.status import Failure, FieldViolation, invalid_config
@@ -28,7 +28,6 @@ Times = Sequence[int]
 
 SECTIONS = ("validation", "macd", "pen", "segment", "signal")
 """The sections of ``EngineConfig``, in the contract's (and the document's) order."""
-COLUMNS = ("time", "open", "high", "low", "close", "volume")
 
 _DIRECTION = {"up": pb.UP, "down": pb.DOWN}
 _KIND = {"top": pb.TOP, "bottom": pb.BOTTOM}
@@ -93,6 +92,11 @@ def bars(msg: pb.Bars) -> Bars:
         close=np.array(msg.close, dtype=np.float64),
         volume=np.array(msg.volume, dtype=np.float64),
     )
+
+
+def bars_message(b: Bars) -> pb.Bars:
+    """Bars as a request's columns (what :func:`bars` reads back)."""
+    return pb.Bars(**{c: getattr(b, c).tolist() for c in COLUMNS})
 
 
 def bar(msg: pb.Bar) -> tuple[int, float, float, float, float, float]:
