@@ -45,26 +45,45 @@ pub struct Signal {
 /// A pen's strength for divergence (spec §8), from the MACD histogram of its raw bars.
 pub fn strength(pen: &Pen, histogram: &[f64], measure: Strength) -> f64 {
     let (a, b) = (pen.start.index as usize, pen.end.index as usize);
-    let up = pen.dir == Direction::Up;
-    let signed = histogram[a..=b]
-        .iter()
-        .copied()
-        .filter(move |&h| if up { h > 0.0 } else { h < 0.0 });
     let (s, e) = (pen.start.price, pen.end.price);
     match measure {
-        Strength::Area => signed.fold(0.0, |acc, h| acc + h.abs()),
-        Strength::Peak => signed.fold(0.0, |acc: f64, h| acc.max(h.abs())),
+        Strength::Area | Strength::Peak => fold_signed(0.0, &histogram[a..=b], pen.dir, measure),
         Strength::Slope => (e - s).abs() / s / (b - a + 1) as f64,
         Strength::Amplitude => (e - s).abs() / s,
     }
 }
 
+/// Folds the histogram bars on the pen's side (positive for an up pen, negative for a down
+/// one) into `acc`: their absolute values summed (area) or their largest (peak).
+#[inline]
+fn fold_signed(acc: f64, bars: &[f64], dir: Direction, measure: Strength) -> f64 {
+    let up = dir == Direction::Up;
+    let signed = bars
+        .iter()
+        .copied()
+        .filter(move |&h| if up { h > 0.0 } else { h < 0.0 });
+    match measure {
+        Strength::Peak => signed.fold(acc, |m: f64, h| m.max(h.abs())),
+        _ => signed.fold(acc, |sum, h| sum + h.abs()),
+    }
+}
+
 /// Strengths already computed, by pen index. An entry is reused only while the pen keeps the
 /// same extreme bars: the histogram of bars before the last one never changes, and a pen always
-/// ends before the last bar, so a matching entry is still exact.
+/// ends before the last bar, so a matching entry is still exact. A pen extended from the same
+/// start (the last pen, as the market moves on) continues its entry's sum or maximum over the new
+/// bars only: the same operations in the same order as a fresh fold, so the same bits.
 #[derive(Debug, Clone, Default)]
 pub struct StrengthCache {
-    entries: Vec<(u32, u32, f64)>,
+    entries: Vec<CachedStrength>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct CachedStrength {
+    start: u32,
+    end: u32,
+    dir: Direction,
+    value: f64,
 }
 
 impl StrengthCache {
@@ -73,19 +92,42 @@ impl StrengthCache {
     #[inline]
     pub fn get(&mut self, pens: &[Pen], i: u32, histogram: &[f64], measure: Strength) -> f64 {
         let p = &pens[i as usize];
-        let key = (p.start.index, p.end.index);
-        if let Some(&(a, b, v)) = self.entries.get(i as usize) {
-            if (a, b) == key {
-                return v;
+        let (start, end) = (p.start.index, p.end.index);
+        if let Some(c) = self.entries.get_mut(i as usize) {
+            if c.start == start && c.dir == p.dir {
+                if c.end == end {
+                    return c.value;
+                }
+                if c.end < end && matches!(measure, Strength::Area | Strength::Peak) {
+                    let more = &histogram[c.end as usize + 1..=end as usize];
+                    c.value = fold_signed(c.value, more, p.dir, measure);
+                    c.end = end;
+                    return c.value;
+                }
             }
         }
-        let v = strength(p, histogram, measure);
+        self.insert(i, p, histogram, measure)
+    }
+
+    #[cold]
+    fn insert(&mut self, i: u32, p: &Pen, histogram: &[f64], measure: Strength) -> f64 {
+        let value = strength(p, histogram, measure);
+        let empty = CachedStrength {
+            start: u32::MAX,
+            end: u32::MAX,
+            dir: p.dir,
+            value: f64::NAN,
+        };
         if self.entries.len() <= i as usize {
-            self.entries
-                .resize(i as usize + 1, (u32::MAX, u32::MAX, f64::NAN));
+            self.entries.resize(i as usize + 1, empty);
         }
-        self.entries[i as usize] = (key.0, key.1, v);
-        v
+        self.entries[i as usize] = CachedStrength {
+            start: p.start.index,
+            end: p.end.index,
+            dir: p.dir,
+            value,
+        };
+        value
     }
 }
 
@@ -206,6 +248,35 @@ mod tests {
         let down = pen(Direction::Down, (1, 12.0), (3, 9.0));
         assert_eq!(strength(&down, &h, Strength::Area), 6.0);
         assert_eq!(strength(&down, &h, Strength::Peak), 4.0);
+    }
+
+    /// A pen extended from the same start continues its cached fold: the same bits as a fresh
+    /// fold over the longer pen, for each measure; a pen with another start is recomputed.
+    #[test]
+    fn cache_extends_an_extended_pen_exactly() {
+        let h: Vec<f64> = (0..40)
+            .map(|i| ((i * 37 % 11) as f64 - 4.7) * 0.1)
+            .collect();
+        for measure in [
+            Strength::Area,
+            Strength::Peak,
+            Strength::Slope,
+            Strength::Amplitude,
+        ] {
+            let mut cache = StrengthCache::default();
+            for end in 3..40 {
+                let p = pen(Direction::Up, (2, 10.0), (end, 10.0 + end as f64));
+                let got = cache.get(std::slice::from_ref(&p), 0, &h, measure);
+                let fresh = strength(&p, &h, measure);
+                assert_eq!(got.to_bits(), fresh.to_bits(), "{measure:?} end {end}");
+            }
+            let other = pen(Direction::Down, (5, 20.0), (30, 12.0));
+            let got = cache.get(std::slice::from_ref(&other), 0, &h, measure);
+            assert_eq!(got.to_bits(), strength(&other, &h, measure).to_bits());
+            let shorter = pen(Direction::Down, (5, 20.0), (9, 12.0));
+            let got = cache.get(std::slice::from_ref(&shorter), 0, &h, measure);
+            assert_eq!(got.to_bits(), strength(&shorter, &h, measure).to_bits());
+        }
     }
 
     /// §12.5: IEEE-754 division, whatever the start price.
