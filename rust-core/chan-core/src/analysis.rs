@@ -447,6 +447,34 @@ pub fn analyze(bars: &[Bar], cfg: &EngineConfig, keep_macd: bool) -> Result<Anal
     if bars.len() > MAX_BARS {
         return Err(too_many_bars());
     }
+    // One pass: each bar is checked as it is applied (the input is read once, not twice). The
+    // first bar that is not plainly valid hands the series to the rule-by-rule path, which names
+    // every violation or applies the repairs; the partial engine is dropped, nothing escapes.
+    let mut engine = Engine::with_capacity(*cfg, keep_macd, bars.len());
+    let mut prev = None;
+    for b in bars {
+        if !bar_ok(b, prev, &cfg.validation) {
+            drop(engine);
+            return analyze_checked(bars, cfg, keep_macd);
+        }
+        prev = Some(b.time);
+        engine.push(b);
+    }
+    if bars.is_empty() {
+        return analyze_checked(bars, cfg, keep_macd);
+    }
+    let tail = engine.tail();
+    Ok(Analysis { engine, tail })
+}
+
+/// The whole series validated first (every violation named, repairs made), then analyzed.
+#[cold]
+#[inline(never)]
+fn analyze_checked(
+    bars: &[Bar],
+    cfg: &EngineConfig,
+    keep_macd: bool,
+) -> Result<Analysis, ChanError> {
     let (repairs, fixed) =
         validate_series(bars, &cfg.validation).map_err(ChanError::InvalidBars)?;
     let bars = fixed.as_deref().unwrap_or(bars);
