@@ -447,6 +447,10 @@ pub fn analyze(bars: &[Bar], cfg: &EngineConfig, keep_macd: bool) -> Result<Anal
     if bars.len() > MAX_BARS {
         return Err(too_many_bars());
     }
+    if bars.is_empty() {
+        // The rule-by-rule path names the error.
+        return analyze_checked(bars, cfg, keep_macd);
+    }
     // One pass: each bar is checked as it is applied (the input is read once, not twice). The
     // first bar that is not plainly valid hands the series to the rule-by-rule path, which names
     // every violation or applies the repairs; the partial engine is dropped, nothing escapes.
@@ -459,9 +463,6 @@ pub fn analyze(bars: &[Bar], cfg: &EngineConfig, keep_macd: bool) -> Result<Anal
         }
         prev = Some(b.time);
         engine.push(b);
-    }
-    if bars.is_empty() {
-        return analyze_checked(bars, cfg, keep_macd);
     }
     let tail = engine.tail();
     Ok(Analysis { engine, tail })
