@@ -28,6 +28,26 @@ pub struct Tail {
     /// start and end, each buy/sell point's pen end): the last pen can move while the spans stay
     /// the same, and then the tail as output changes.
     ends: Vec<(u32, f64)>,
+    /// Index (in the whole segment list) of the first tail segment.
+    first: usize,
+    /// Per tail segment, where its pivots and its points end in `pivots` and `signals`.
+    bounds: Vec<(u32, u32)>,
+}
+
+impl Tail {
+    /// The pivots and points of segment `index` when it is `span` here.
+    fn derived(&self, index: usize, span: &SegmentSpan) -> Option<(&[Pivot], &[Signal])> {
+        let k = index.checked_sub(self.first)?;
+        if self.segments.get(k) != Some(span) {
+            return None;
+        }
+        let (z0, g0) = if k == 0 { (0, 0) } else { self.bounds[k - 1] };
+        let (z1, g1) = self.bounds[k];
+        Some((
+            &self.pivots[z0 as usize..z1 as usize],
+            &self.signals[g0 as usize..g1 as usize],
+        ))
+    }
 }
 
 /// Equal as output: the same items showing the same points.
@@ -299,11 +319,14 @@ impl Engine {
         }
     }
 
-    /// Computes the non-final tail into `out` with the working space `work`.
-    fn tail_into(&self, out: &mut Tail, work: &mut TailWork) {
+    /// Computes the non-final tail into `out` with the working space `work`. `prev` is the
+    /// tail computed before with every pen below `stable` the same as now: a segment found
+    /// there again, at the same index and using only those pens, keeps its pivots and points.
+    fn tail_into(&self, out: &mut Tail, work: &mut TailWork, prev: Option<(&Tail, u32)>) {
         out.segments.clear();
         out.pivots.clear();
         out.signals.clear();
+        out.bounds.clear();
         let pens = self.pens.pens();
         self.seg.tail(pens, &mut work.segments, &mut out.segments);
         let inputs = Inputs {
@@ -312,17 +335,30 @@ impl Engine {
             cfg: &self.cfg.signal,
         };
         let first = self.segments.len();
+        out.first = first;
         for (j, span) in out.segments.iter().enumerate() {
             let (pivots, signals) = (&mut out.pivots, &mut out.signals);
-            derive(
-                &inputs,
-                span,
-                first + j,
-                false,
-                &mut work.strengths,
-                pivots,
-                signals,
-            );
+            // A segment's pivots read its own pens; its points read up to two pens after it.
+            let kept = prev
+                .filter(|&(_, stable)| span.last_pen + 2 < stable)
+                .and_then(|(old, _)| old.derived(first + j, span));
+            match kept {
+                Some((z, g)) => {
+                    pivots.extend_from_slice(z);
+                    signals.extend_from_slice(g);
+                }
+                None => derive(
+                    &inputs,
+                    span,
+                    first + j,
+                    false,
+                    &mut work.strengths,
+                    pivots,
+                    signals,
+                ),
+            }
+            out.bounds
+                .push((out.pivots.len() as u32, out.signals.len() as u32));
         }
         let at = |f: &Fractal| (f.index, f.price);
         let spans = out.segments.iter().map(|s| (s.first_pen, s.last_pen));
@@ -339,7 +375,7 @@ impl Engine {
     /// The non-final tail.
     pub fn tail(&self) -> Tail {
         let mut t = Tail::default();
-        self.tail_into(&mut t, &mut TailWork::default());
+        self.tail_into(&mut t, &mut TailWork::default(), None);
         t
     }
 
@@ -663,11 +699,15 @@ impl Session {
     /// Recomputes the tail; returns whether it changed.
     #[inline(never)]
     fn refresh_tail(&mut self) -> bool {
-        self.engine.tail_into(&mut self.fresh, &mut self.work);
+        // This call changed pens from the last one before its bar on (one bar extends or adds
+        // one pen; a replacement undoes one and makes another), and every earlier change of the
+        // pens refreshed the tail: the pens below are those the current tail was computed from.
+        let stable = self.mark.pen.count().saturating_sub(1) as u32;
+        let prev = Some((&self.tail, stable));
+        self.engine.tail_into(&mut self.fresh, &mut self.work, prev);
         let changed = self.fresh != self.tail;
-        if changed {
-            std::mem::swap(&mut self.fresh, &mut self.tail);
-        }
+        // Kept even when equal as output: its segment indices are the current ones.
+        std::mem::swap(&mut self.fresh, &mut self.tail);
         changed
     }
 }

@@ -159,6 +159,8 @@ proptest! {
                 tail = s.tail().clone();
             }
             prop_assert_eq!(&tail, s.tail(), "tail reported unchanged but differs");
+            // The session's tail reuses parts of the one before: it must equal a fresh one.
+            prop_assert_eq!(s.tail(), &e.tail(), "kept tail differs from a fresh one");
         }
         let batch = analyze(&series, &cfg, with_macd).unwrap();
         prop_assert_eq!(s.document(), batch.document());
