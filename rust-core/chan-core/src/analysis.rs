@@ -11,7 +11,7 @@ use crate::kline::{
     bar_ok, check_bar_slow, fold_bar, validate_series, Bar, MergedBar, MergedBars, Repair,
 };
 use crate::macd::{MacdPoint, MacdState};
-use crate::memory::prefer_huge_pages;
+use crate::memory::Column;
 use crate::pen::{Pen, PenBuilder, PenEvent, PenMark};
 use crate::pivot::{find_pivots, Pivot};
 use crate::segment::{SegmentEngine, SegmentSpan};
@@ -85,14 +85,14 @@ impl Default for TailWork {
 pub struct Engine {
     cfg: EngineConfig,
     keep_macd: bool,
-    pub(crate) times: Vec<i64>,
-    pub(crate) histogram: Vec<f64>,
-    pub(crate) dif: Vec<f64>,
-    pub(crate) dea: Vec<f64>,
+    pub(crate) times: Column<i64>,
+    pub(crate) histogram: Column<f64>,
+    pub(crate) dif: Column<f64>,
+    pub(crate) dea: Column<f64>,
     macd: MacdState,
     last_macd: MacdPoint,
     pub(crate) merged: MergedBars,
-    pub(crate) fractals: Vec<Fractal>,
+    pub(crate) fractals: Column<Fractal>,
     pub(crate) pens: PenBuilder,
     seg: SegmentEngine,
     pub(crate) segments: Vec<SegmentSpan>,
@@ -136,13 +136,13 @@ impl Engine {
     /// An empty engine with room for `bars` bars.
     pub fn with_capacity(cfg: EngineConfig, keep_macd: bool, bars: usize) -> Self {
         let macd_cap = if keep_macd { bars } else { 0 };
-        let e = Self {
+        Self {
             cfg,
             keep_macd,
-            times: Vec::with_capacity(bars),
-            histogram: Vec::with_capacity(bars),
-            dif: Vec::with_capacity(macd_cap),
-            dea: Vec::with_capacity(macd_cap),
+            times: Column::with_capacity(bars),
+            histogram: Column::with_capacity(bars),
+            dif: Column::with_capacity(macd_cap),
+            dea: Column::with_capacity(macd_cap),
             macd: MacdState::new(),
             last_macd: MacdPoint {
                 dif: f64::NAN,
@@ -150,7 +150,7 @@ impl Engine {
                 histogram: f64::NAN,
             },
             merged: MergedBars::new(),
-            fractals: Vec::with_capacity(bars / 3 + 16),
+            fractals: Column::with_capacity(bars / 3 + 16),
             pens: PenBuilder::new(cfg.pen),
             seg: SegmentEngine::new(
                 cfg.segment.feature_sequence_strict,
@@ -168,13 +168,7 @@ impl Engine {
                 cfg.segment.feature_sequence_strict,
                 cfg.segment.handle_inclusion,
             ),
-        };
-        prefer_huge_pages(&e.times);
-        prefer_huge_pages(&e.histogram);
-        prefer_huge_pages(&e.dif);
-        prefer_huge_pages(&e.dea);
-        prefer_huge_pages(&e.fractals);
-        e
+        }
     }
 
     /// The configuration in force.
@@ -208,7 +202,7 @@ impl Engine {
     }
 
     /// Fractals classified so far (all final).
-    pub fn fractals(&self) -> &[Fractal] {
+    pub fn fractals(&self) -> &Column<Fractal> {
         &self.fractals
     }
 
@@ -238,22 +232,22 @@ impl Engine {
     }
 
     /// The time of every raw bar (epoch milliseconds, UTC).
-    pub fn times(&self) -> &[i64] {
+    pub fn times(&self) -> &Column<i64> {
         &self.times
     }
 
     /// The MACD histogram of every raw bar (NaN where absent).
-    pub fn histogram(&self) -> &[f64] {
+    pub fn histogram(&self) -> &Column<f64> {
         &self.histogram
     }
 
     /// DIF of every raw bar (NaN where absent); empty unless the engine keeps the MACD series.
-    pub fn dif(&self) -> &[f64] {
+    pub fn dif(&self) -> &Column<f64> {
         &self.dif
     }
 
     /// DEA of every raw bar (NaN where absent); empty unless the engine keeps the MACD series.
-    pub fn dea(&self) -> &[f64] {
+    pub fn dea(&self) -> &Column<f64> {
         &self.dea
     }
 

@@ -8,6 +8,7 @@ use crate::analysis::{Engine, Session, Tail, Update};
 use crate::config::EngineConfig;
 use crate::fractal::Fractal;
 use crate::kline::Repair;
+use crate::memory::Column;
 use crate::pen::Pen;
 use crate::pivot::Pivot;
 use crate::segment::SegmentSpan;
@@ -108,7 +109,7 @@ pub struct Document {
     pub config: EngineConfig,
 }
 
-fn point(times: &[i64], f: &Fractal) -> Point {
+fn point(times: &Column<i64>, f: &Fractal) -> Point {
     Point {
         index: f.index,
         time: format_ms(times[f.index as usize]),
@@ -123,7 +124,7 @@ fn opt(x: f64) -> Option<f64> {
 /// Renders engine items as documents; one place for the full document and the update document.
 #[derive(Clone, Copy)]
 struct Render<'a> {
-    times: &'a [i64],
+    times: &'a Column<i64>,
     pens: &'a [Pen],
 }
 
@@ -337,7 +338,14 @@ impl Session {
                 dea: opt(u.macd.dea),
                 histogram: opt(u.macd.histogram),
             },
-            fractals: splice(&e.fractals, &u.fractals, |f| r.fractal(f)),
+            fractals: Splice {
+                from: u.fractals.start,
+                items: e
+                    .fractals
+                    .range(u.fractals.clone())
+                    .map(|f| r.fractal(f))
+                    .collect(),
+            },
             pens: splice(&r.pens[..finals], &u.pens, |p| r.pen(p, Some(true))),
             segments: splice(&e.segments, &u.segments, |s| r.final_segment(s)),
             pivots: splice(&e.pivots, &u.pivots, |z| r.final_pivot(e, z)),

@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use crate::config::{SignalConfig, Strength};
 use crate::kline::Direction;
+use crate::memory::Column;
 use crate::pen::Pen;
 use crate::pivot::Pivot;
 use crate::segment::SegmentSpan;
@@ -43,29 +44,39 @@ pub struct Signal {
 }
 
 /// A pen's strength for divergence (spec §8), from the MACD histogram of its raw bars.
-pub fn strength(pen: &Pen, histogram: &[f64], measure: Strength) -> f64 {
+pub fn strength(pen: &Pen, histogram: &Column<f64>, measure: Strength) -> f64 {
     let (a, b) = (pen.start.index as usize, pen.end.index as usize);
     let (s, e) = (pen.start.price, pen.end.price);
     match measure {
-        Strength::Area | Strength::Peak => fold_signed(0.0, &histogram[a..=b], pen.dir, measure),
+        Strength::Area | Strength::Peak => fold_signed(0.0, histogram, a..b + 1, pen.dir, measure),
         Strength::Slope => (e - s).abs() / s / (b - a + 1) as f64,
         Strength::Amplitude => (e - s).abs() / s,
     }
 }
 
-/// Folds the histogram bars on the pen's side (positive for an up pen, negative for a down
-/// one) into `acc`: their absolute values summed (area) or their largest (peak).
+/// Folds the histogram bars `r` on the pen's side (positive for an up pen, negative for a down
+/// one) into `acc`: their absolute values summed (area) or their largest (peak), in bar order
+/// (the same bits however the range is cut).
 #[inline]
-fn fold_signed(acc: f64, bars: &[f64], dir: Direction, measure: Strength) -> f64 {
+fn fold_signed(
+    mut acc: f64,
+    histogram: &Column<f64>,
+    r: std::ops::Range<usize>,
+    dir: Direction,
+    measure: Strength,
+) -> f64 {
     let up = dir == Direction::Up;
-    let signed = bars
-        .iter()
-        .copied()
-        .filter(move |&h| if up { h > 0.0 } else { h < 0.0 });
-    match measure {
-        Strength::Peak => signed.fold(acc, |m: f64, h| m.max(h.abs())),
-        _ => signed.fold(acc, |sum, h| sum + h.abs()),
+    for bars in histogram.slices(r) {
+        let signed = bars
+            .iter()
+            .copied()
+            .filter(move |&h| if up { h > 0.0 } else { h < 0.0 });
+        acc = match measure {
+            Strength::Peak => signed.fold(acc, |m: f64, h| m.max(h.abs())),
+            _ => signed.fold(acc, |sum, h| sum + h.abs()),
+        };
     }
+    acc
 }
 
 /// Strengths already computed, by pen index. An entry is reused only while the pen keeps the
@@ -90,7 +101,7 @@ impl StrengthCache {
     /// The strength of pen `i`, computed once.
     // Inlined: mostly a hit, looked up by every tail segment that breaks out of its pivot.
     #[inline]
-    pub fn get(&mut self, pens: &[Pen], i: u32, histogram: &[f64], measure: Strength) -> f64 {
+    pub fn get(&mut self, pens: &[Pen], i: u32, histogram: &Column<f64>, measure: Strength) -> f64 {
         let p = &pens[i as usize];
         let (start, end) = (p.start.index, p.end.index);
         if let Some(c) = self.entries.get_mut(i as usize) {
@@ -99,8 +110,8 @@ impl StrengthCache {
                     return c.value;
                 }
                 if c.end < end && matches!(measure, Strength::Area | Strength::Peak) {
-                    let more = &histogram[c.end as usize + 1..=end as usize];
-                    c.value = fold_signed(c.value, more, p.dir, measure);
+                    let more = c.end as usize + 1..end as usize + 1;
+                    c.value = fold_signed(c.value, histogram, more, p.dir, measure);
                     c.end = end;
                     return c.value;
                 }
@@ -110,7 +121,7 @@ impl StrengthCache {
     }
 
     #[cold]
-    fn insert(&mut self, i: u32, p: &Pen, histogram: &[f64], measure: Strength) -> f64 {
+    fn insert(&mut self, i: u32, p: &Pen, histogram: &Column<f64>, measure: Strength) -> f64 {
         let value = strength(p, histogram, measure);
         let empty = CachedStrength {
             start: u32::MAX,
@@ -135,7 +146,7 @@ impl StrengthCache {
 #[derive(Debug, Clone, Copy)]
 pub struct Inputs<'a> {
     pub pens: &'a [Pen],
-    pub histogram: &'a [f64],
+    pub histogram: &'a Column<f64>,
     pub cfg: &'a SignalConfig,
 }
 
@@ -239,7 +250,7 @@ mod tests {
 
     #[test]
     fn strength_measures() {
-        let h = [1.0, -2.0, 3.0, -4.0, 0.5];
+        let h: Column<f64> = [1.0, -2.0, 3.0, -4.0, 0.5].into_iter().collect();
         let up = pen(Direction::Up, (0, 10.0), (4, 12.0));
         assert_eq!(strength(&up, &h, Strength::Area), 4.5);
         assert_eq!(strength(&up, &h, Strength::Peak), 3.0);
@@ -254,7 +265,7 @@ mod tests {
     /// fold over the longer pen, for each measure; a pen with another start is recomputed.
     #[test]
     fn cache_extends_an_extended_pen_exactly() {
-        let h: Vec<f64> = (0..40)
+        let h: Column<f64> = (0..40)
             .map(|i| ((i * 37 % 11) as f64 - 4.7) * 0.1)
             .collect();
         for measure in [
@@ -282,7 +293,7 @@ mod tests {
     /// §12.5: IEEE-754 division, whatever the start price.
     #[test]
     fn zero_start_price_gives_ieee_values() {
-        let h = [0.0; 3];
+        let h: Column<f64> = [0.0; 3].into_iter().collect();
         let p = pen(Direction::Up, (0, 0.0), (2, 1.0));
         assert_eq!(strength(&p, &h, Strength::Amplitude), f64::INFINITY);
         let flat = pen(Direction::Up, (0, 0.0), (2, 0.0));

@@ -149,7 +149,7 @@ proptest! {
             };
             let e = s.engine();
             prop_assert_eq!(u.index, series.len() - 1);
-            splice(&mut m.fractals, u.fractals.clone(), e.fractals());
+            splice(&mut m.fractals, u.fractals.clone(), &e.fractals().to_vec());
             let final_pens = &e.pens()[..e.pens().len().saturating_sub(1)];
             splice(&mut m.pens, u.pens.clone(), final_pens);
             splice(&mut m.segments, u.segments.clone(), e.confirmed_segments());
@@ -165,7 +165,7 @@ proptest! {
         let batch = analyze(&series, &cfg, with_macd).unwrap();
         prop_assert_eq!(s.document(), batch.document());
         let e = &batch.engine;
-        prop_assert_eq!(&m.fractals[..], e.fractals());
+        prop_assert_eq!(&m.fractals[..], &e.fractals().to_vec()[..]);
         prop_assert_eq!(&m.pens[..], &e.pens()[..e.pens().len().saturating_sub(1)]);
         prop_assert_eq!(&m.segments[..], e.confirmed_segments());
         prop_assert_eq!(&m.pivots[..], e.confirmed_pivots());

@@ -9,7 +9,7 @@ use chan_core::pen::Pen;
 use chan_core::pivot::Pivot;
 use chan_core::segment::SegmentSpan;
 use chan_core::signal::{Side, Signal};
-use chan_core::{Bar, ChanError, Direction, Engine, EngineConfig, Session, Tail, Update};
+use chan_core::{Bar, ChanError, Column, Direction, Engine, EngineConfig, Session, Tail, Update};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -197,7 +197,7 @@ fn direction(d: Direction) -> i32 {
 #[derive(Clone, Copy)]
 struct Render<'a> {
     engine: &'a Engine,
-    times: &'a [i64],
+    times: &'a Column<i64>,
     pens: &'a [Pen],
 }
 
@@ -379,8 +379,9 @@ pub fn update(s: &Session, u: &Update) -> pb::Update {
         macd: Some(macd_point(u.macd)),
         fractals: Some(pb::FractalSplice {
             from: u.fractals.start as u64,
-            items: e.fractals()[u.fractals.clone()]
-                .iter()
+            items: e
+                .fractals()
+                .range(u.fractals.clone())
                 .map(|f| r.fractal(f))
                 .collect(),
         }),
