@@ -79,60 +79,81 @@ fn fold_signed(
     acc
 }
 
-/// Strengths already computed, by pen index. An entry is reused only while the pen keeps the
-/// same extreme bars: the histogram of bars before the last one never changes, and a pen always
-/// ends before the last bar, so a matching entry is still exact. A pen extended from the same
-/// start (the last pen, as the market moves on) continues its entry's sum or maximum over the new
-/// bars only: the same operations in the same order as a fresh fold, so the same bits.
-#[derive(Debug, Clone, Default)]
+/// Strengths already computed, for the pens looked at lately. An entry is reused only while
+/// its pen keeps the same extreme bars: the histogram of bars before the last one never changes,
+/// and a pen always ends before the last bar, so a matching entry is still exact. A pen extended
+/// from the same start (the last pen, as the market moves on) continues its entry's sum or
+/// maximum over the new bars only: the same operations in the same order as a fresh fold, so the
+/// same bits.
+///
+/// Direct-mapped on the pen index: points are looked for near the end of the series, so a few
+/// hundred slots keep nearly every hit in constant memory (a list by pen index would grow, and
+/// be copied as it grows, with the whole series). A pen whose slot was taken is computed again.
+#[derive(Debug, Clone)]
 pub struct StrengthCache {
-    entries: Vec<CachedStrength>,
+    entries: Box<[CachedStrength; SLOTS]>,
 }
+
+/// Slots of a [`StrengthCache`]: a power of two.
+const SLOTS: usize = 256;
 
 #[derive(Debug, Clone, Copy)]
 struct CachedStrength {
+    pen: u32,
     start: u32,
     end: u32,
     dir: Direction,
     value: f64,
 }
 
+impl Default for StrengthCache {
+    fn default() -> Self {
+        let empty = CachedStrength {
+            pen: u32::MAX,
+            start: u32::MAX,
+            end: u32::MAX,
+            dir: Direction::Up,
+            value: f64::NAN,
+        };
+        Self {
+            entries: Box::new([empty; SLOTS]),
+        }
+    }
+}
+
 impl StrengthCache {
-    /// The strength of pen `i`, computed once.
+    /// The strength of pen `i`, computed once while it stays in the cache.
     // Inlined: mostly a hit, looked up by every tail segment that breaks out of its pivot.
     #[inline]
     pub fn get(&mut self, pens: &[Pen], i: u32, histogram: &Column<f64>, measure: Strength) -> f64 {
         let p = &pens[i as usize];
         let (start, end) = (p.start.index, p.end.index);
-        if let Some(c) = self.entries.get_mut(i as usize) {
-            if c.start == start && c.dir == p.dir {
-                if c.end == end {
-                    return c.value;
-                }
-                if c.end < end && matches!(measure, Strength::Area | Strength::Peak) {
-                    let more = c.end as usize + 1..end as usize + 1;
-                    c.value = fold_signed(c.value, histogram, more, p.dir, measure);
-                    c.end = end;
-                    return c.value;
-                }
+        let c = &mut self.entries[i as usize % SLOTS];
+        if c.pen == i && c.start == start && c.dir == p.dir {
+            if c.end == end {
+                return c.value;
+            }
+            if c.end < end && matches!(measure, Strength::Area | Strength::Peak) {
+                let more = c.end as usize + 1..end as usize + 1;
+                c.value = fold_signed(c.value, histogram, more, p.dir, measure);
+                c.end = end;
+                return c.value;
             }
         }
-        self.insert(i, p, histogram, measure)
+        Self::insert(c, i, p, histogram, measure)
     }
 
     #[cold]
-    fn insert(&mut self, i: u32, p: &Pen, histogram: &Column<f64>, measure: Strength) -> f64 {
+    fn insert(
+        c: &mut CachedStrength,
+        i: u32,
+        p: &Pen,
+        histogram: &Column<f64>,
+        measure: Strength,
+    ) -> f64 {
         let value = strength(p, histogram, measure);
-        let empty = CachedStrength {
-            start: u32::MAX,
-            end: u32::MAX,
-            dir: p.dir,
-            value: f64::NAN,
-        };
-        if self.entries.len() <= i as usize {
-            self.entries.resize(i as usize + 1, empty);
-        }
-        self.entries[i as usize] = CachedStrength {
+        *c = CachedStrength {
+            pen: i,
             start: p.start.index,
             end: p.end.index,
             dir: p.dir,
@@ -287,6 +308,25 @@ mod tests {
             let shorter = pen(Direction::Down, (5, 20.0), (9, 12.0));
             let got = cache.get(std::slice::from_ref(&shorter), 0, &h, measure);
             assert_eq!(got.to_bits(), strength(&shorter, &h, measure).to_bits());
+        }
+    }
+
+    /// Pens sharing a slot evict each other and are computed again: never another pen's value.
+    #[test]
+    fn cache_slot_shared_by_two_pens() {
+        let h: Column<f64> = (0..600)
+            .map(|i| ((i * 13 % 7) as f64 - 3.1) * 0.2)
+            .collect();
+        let mut pens = vec![pen(Direction::Up, (0, 1.0), (1, 2.0)); SLOTS + 2];
+        pens[1] = pen(Direction::Up, (10, 10.0), (40, 12.0));
+        pens[SLOTS + 1] = pen(Direction::Down, (300, 20.0), (350, 12.0));
+        let mut cache = StrengthCache::default();
+        for _ in 0..3 {
+            for i in [1, SLOTS as u32 + 1] {
+                let got = cache.get(&pens, i, &h, Strength::Area);
+                let fresh = strength(&pens[i as usize], &h, Strength::Area);
+                assert_eq!(got.to_bits(), fresh.to_bits(), "pen {i}");
+            }
         }
     }
 
