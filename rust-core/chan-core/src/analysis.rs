@@ -32,6 +32,8 @@ pub struct Tail {
     first: usize,
     /// Per tail segment, where its pivots and its points end in `pivots` and `signals`.
     bounds: Vec<(u32, u32)>,
+    /// One past the last pen any item reads a point of.
+    reach: u32,
 }
 
 impl Tail {
@@ -317,12 +319,23 @@ impl Engine {
     /// tail computed before with every pen below `stable` the same as now: a segment found
     /// there again, at the same index and using only those pens, keeps its pivots and points.
     fn tail_into(&self, out: &mut Tail, work: &mut TailWork, prev: Option<(&Tail, u32)>) {
+        self.tail_segments(out, work);
+        self.derive_tail(out, work, prev);
+    }
+
+    /// The tail's segments into `out` (the rest of it is left to [`Self::derive_tail`]).
+    fn tail_segments(&self, out: &mut Tail, work: &mut TailWork) {
         out.segments.clear();
+        self.seg
+            .tail(self.pens.pens(), &mut work.segments, &mut out.segments);
+    }
+
+    /// The pivots and points of the tail's segments, and the points they show.
+    fn derive_tail(&self, out: &mut Tail, work: &mut TailWork, prev: Option<(&Tail, u32)>) {
         out.pivots.clear();
         out.signals.clear();
         out.bounds.clear();
         let pens = self.pens.pens();
-        self.seg.tail(pens, &mut work.segments, &mut out.segments);
         let inputs = Inputs {
             pens,
             histogram: &self.histogram,
@@ -364,6 +377,11 @@ impl Engine {
         }
         let points = out.signals.iter().map(|g| at(&pens[g.pen as usize].end));
         out.ends.extend(points);
+        // Segments come in pen order; a pivot lies inside its segment; a point may be read
+        // from a pen after its segment's end.
+        let spans = out.segments.last().map_or(0, |s| s.last_pen + 1);
+        let points = out.signals.iter().map(|g| g.pen + 1).max().unwrap_or(0);
+        out.reach = spans.max(points);
     }
 
     /// The non-final tail.
@@ -673,7 +691,9 @@ impl Session {
         pens_changed: bool,
         repair: Option<Repair>,
     ) -> Update {
-        let tail_changed = pens_changed && self.refresh_tail();
+        // A streamed bar that moved the last pen on without adding one.
+        let extended = !replaced && self.engine.pens().len() == self.mark.pen.count();
+        let tail_changed = pens_changed && self.refresh_tail(replaced, extended);
         let (e, mark) = (&self.engine, &self.mark);
         let final_pens = |n: usize| n.saturating_sub(1);
         Update {
@@ -690,15 +710,34 @@ impl Session {
         }
     }
 
-    /// Recomputes the tail; returns whether it changed.
+    /// Recomputes the tail; returns whether it changed. `replaced`: this call replaced the last
+    /// bar; `extended`: it moved the end of the last pen and changed no other pen.
     #[inline(never)]
-    fn refresh_tail(&mut self) -> bool {
-        // This call changed pens from the last one before its bar on (one bar extends or adds
-        // one pen; a replacement undoes one and makes another), and every earlier change of the
-        // pens refreshed the tail: the pens below are those the current tail was computed from.
-        let stable = self.mark.pen.count().saturating_sub(1) as u32;
+    fn refresh_tail(&mut self, replaced: bool, extended: bool) -> bool {
+        self.engine.tail_segments(&mut self.fresh, &mut self.work);
+        // The last pen moved on (same start, no other pen changed) and no item of the tail
+        // reads it: with the same segments nothing else can change. Every pivot lies inside its
+        // segment and every other pen is the same; a pen that moves on only makes the breaks of
+        // types 2 and 3 it would complete harder to reach (such points, if shown, read it).
+        let pens = self.engine.pens().len();
+        if extended
+            && (self.tail.reach as usize) < pens
+            && self.fresh.segments == self.tail.segments
+        {
+            return false;
+        }
+        // Every earlier change of the pens refreshed the tail, and one bar extends the last pen
+        // or adds one after it (leaving the one before as it was): the pens below `stable` are
+        // those the current tail was computed from. A replacement undoes a bar and applies
+        // another, so from the last pen before its bar on.
+        let stable = if replaced {
+            self.mark.pen.count().saturating_sub(1)
+        } else {
+            pens - 1
+        } as u32;
         let prev = Some((&self.tail, stable));
-        self.engine.tail_into(&mut self.fresh, &mut self.work, prev);
+        self.engine
+            .derive_tail(&mut self.fresh, &mut self.work, prev);
         let changed = self.fresh != self.tail;
         // Kept even when equal as output: its segment indices are the current ones.
         std::mem::swap(&mut self.fresh, &mut self.tail);

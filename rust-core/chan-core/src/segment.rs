@@ -394,14 +394,7 @@ impl SegmentEngine {
         if pens.is_empty() {
             return;
         }
-        // Running the last pen changes nothing when it is a pen of the segment's own direction
-        // (not fed to the feature window) and every pen before it has run: then this engine is
-        // already what the run gives, and is not copied.
-        let own_direction = match self.phase {
-            Phase::Normal { start, .. } => (self.cursor - start).is_multiple_of(2),
-            Phase::First { .. } => false,
-        };
-        let c = if own_direction && self.cursor as usize + 1 == pens.len() {
+        let c = if self.settled_by(pens.len()) {
             self
         } else {
             scratch.clone_from(self);
@@ -409,7 +402,28 @@ impl SegmentEngine {
             scratch
         };
         out.extend(c.pending.iter().filter(|p| !p.discard).map(|p| p.span));
-        let (mut s, mut d) = match c.phase {
+        c.forming(pens, out);
+    }
+
+    /// Whether running the last of `pens` pens would change nothing: it is a pen of the
+    /// segment's own direction (not fed to the feature window) and every pen before it has run.
+    /// Then this engine is already what the run gives.
+    pub fn settled_by(&self, pens: usize) -> bool {
+        let own_direction = match self.phase {
+            Phase::Normal { start, .. } => (self.cursor - start).is_multiple_of(2),
+            Phase::First { .. } => false,
+        };
+        own_direction && self.cursor as usize + 1 == pens
+    }
+
+    /// How many of the tail's segments are pending gap ends (they come first).
+    pub fn pending(&self) -> usize {
+        self.pending.iter().filter(|p| !p.discard).count()
+    }
+
+    /// The forming segments (spec §6.3) from the current segment's start to the last pen.
+    pub fn forming(&self, pens: &[Pen], out: &mut Vec<SegmentSpan>) {
+        let (mut s, mut d) = match self.phase {
             Phase::Normal { start, dir, .. } => (start, dir),
             Phase::First { .. } => (0, pens[0].dir),
         };
