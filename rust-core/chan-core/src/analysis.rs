@@ -345,16 +345,22 @@ impl Engine {
         out.first = first;
         for (j, span) in out.segments.iter().enumerate() {
             let (pivots, signals) = (&mut out.pivots, &mut out.signals);
-            // A segment's pivots read its own pens; its points read up to two pens after it.
-            let kept = prev
-                .filter(|&(_, stable)| span.last_pen + 2 < stable)
-                .and_then(|(old, _)| old.derived(first + j, span));
-            match kept {
-                Some((z, g)) => {
-                    pivots.extend_from_slice(z);
-                    signals.extend_from_slice(g);
+            // A segment starts and ends with pens of its direction, and its pivots are made of
+            // the pens between (its last pen is not read); its points read up to two pens after
+            // it. What read only pens below `stable` is kept.
+            let old = prev.and_then(|(old, stable)| Some((old.derived(first + j, span)?, stable)));
+            match old {
+                Some(((z, g), stable)) if span.last_pen + 2 < stable => {
+                    pivots.extend(z.iter().copied());
+                    signals.extend(g.iter().copied());
                 }
-                None => derive(
+                Some(((z, _), stable)) if span.last_pen <= stable => {
+                    let from = pivots.len();
+                    pivots.extend(z.iter().copied());
+                    let cache = &mut work.strengths;
+                    segment_signals(&inputs, span, &pivots[from..], false, cache, signals);
+                }
+                _ => derive(
                     &inputs,
                     span,
                     first + j,

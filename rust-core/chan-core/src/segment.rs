@@ -272,7 +272,12 @@ impl Clone for SegmentEngine {
         self.strict = src.strict;
         self.inclusion = src.inclusion;
         self.phase = src.phase;
-        self.pending.clone_from(&src.pending);
+        // Mostly empty: no call to copy nothing.
+        if src.pending.is_empty() {
+            self.pending.clear();
+        } else {
+            self.pending.clone_from(&src.pending);
+        }
         self.cursor = src.cursor;
     }
 }
