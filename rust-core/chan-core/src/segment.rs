@@ -399,21 +399,32 @@ impl SegmentEngine {
         if pens.is_empty() {
             return;
         }
-        let c = if self.settled_by(pens.len()) {
-            self
+        if self.settled_by(pens.len()) || self.last_feed_ends_nothing(pens) {
+            out.extend(self.pending.iter().filter(|p| !p.discard).map(|p| p.span));
+            self.forming(pens, out);
         } else {
-            scratch.clone_from(self);
-            scratch.run(pens, pens.len(), out);
+            self.tail_by_run(pens, scratch, out);
+        }
+    }
+
+    /// [`Self::tail`] the long way: a copy of the engine runs the last pen.
+    fn tail_by_run(&self, pens: &[Pen], scratch: &mut SegmentEngine, out: &mut Vec<SegmentSpan>) {
+        scratch.clone_from(self);
+        scratch.run(pens, pens.len(), out);
+        out.extend(
             scratch
-        };
-        out.extend(c.pending.iter().filter(|p| !p.discard).map(|p| p.span));
-        c.forming(pens, out);
+                .pending
+                .iter()
+                .filter(|p| !p.discard)
+                .map(|p| p.span),
+        );
+        scratch.forming(pens, out);
     }
 
     /// Whether running the last of `pens` pens would change nothing: it is a pen of the
     /// segment's own direction (not fed to the feature window) and every pen before it has run.
     /// Then this engine is already what the run gives.
-    pub fn settled_by(&self, pens: usize) -> bool {
+    fn settled_by(&self, pens: usize) -> bool {
         let own_direction = match self.phase {
             Phase::Normal { start, .. } => (self.cursor - start).is_multiple_of(2),
             Phase::First { .. } => false,
@@ -421,13 +432,20 @@ impl SegmentEngine {
         own_direction && self.cursor as usize + 1 == pens
     }
 
-    /// How many of the tail's segments are pending gap ends (they come first).
-    pub fn pending(&self) -> usize {
-        self.pending.iter().filter(|p| !p.discard).count()
+    /// Whether the last pen, fed to a copy of the window alone (every pen before it has run),
+    /// ends nothing: then the run would leave the pending ends and the segment's start as they
+    /// are, which is all the tail reads, and the whole engine need not be copied.
+    fn last_feed_ends_nothing(&self, pens: &[Pen]) -> bool {
+        match self.phase {
+            Phase::Normal { mut window, .. } if self.cursor as usize + 1 == pens.len() => {
+                window.feed(pens, self.cursor).is_none()
+            }
+            _ => false,
+        }
     }
 
     /// The forming segments (spec §6.3) from the current segment's start to the last pen.
-    pub fn forming(&self, pens: &[Pen], out: &mut Vec<SegmentSpan>) {
+    fn forming(&self, pens: &[Pen], out: &mut Vec<SegmentSpan>) {
         let (mut s, mut d) = match self.phase {
             Phase::Normal { start, dir, .. } => (start, dir),
             Phase::First { .. } => (0, pens[0].dir),
@@ -455,6 +473,67 @@ impl SegmentEngine {
             });
             s = best + 1;
             d = d.opposite();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fractal::{Fractal, FractalKind};
+    use proptest::prelude::*;
+
+    /// Pens joining the turning points `p`, alternating up and down.
+    fn pens(first_up: bool, moves: &[f64]) -> Vec<Pen> {
+        let mut price = 100.0;
+        let mut up = first_up;
+        let mut out = Vec::new();
+        for (i, m) in moves.iter().enumerate() {
+            let next = if up { price + m } else { price - m };
+            let at = |index: usize, price: f64, top: bool| Fractal {
+                kind: if top {
+                    FractalKind::Top
+                } else {
+                    FractalKind::Bottom
+                },
+                merged: index as u32,
+                index: index as u32,
+                price,
+            };
+            let dir = if up { Direction::Up } else { Direction::Down };
+            out.push(Pen {
+                dir,
+                start: at(i, price, !up),
+                end: at(i + 1, next, up),
+            });
+            price = next;
+            up = !up;
+        }
+        out
+    }
+
+    proptest! {
+        /// The tail computed without copying the engine (the last pen's feed ends nothing, or it
+        /// is not fed) equals the tail of a copy that runs the last pen, after every pen.
+        #[test]
+        fn tail_shortcuts_equal_the_run(
+            first_up in any::<bool>(),
+            moves in prop::collection::vec(prop::sample::select(vec![1.0, 2.0, 3.0, 4.0, 6.0]), 1..80),
+            strict in any::<bool>(),
+            inclusion in any::<bool>(),
+        ) {
+            let pens = pens(first_up, &moves);
+            let mut engine = SegmentEngine::new(strict, inclusion);
+            let mut scratch = SegmentEngine::new(strict, inclusion);
+            let (mut settled, mut fast, mut slow) = (Vec::new(), Vec::new(), Vec::new());
+            for n in 1..=pens.len() {
+                engine.run(&pens, n - 1, &mut settled);
+                fast.clear();
+                slow.clear();
+                engine.tail(&pens[..n], &mut scratch, &mut fast);
+                engine.tail_by_run(&pens[..n], &mut scratch, &mut slow);
+                prop_assert_eq!(&fast, &slow, "after {} pens", n);
+            }
         }
     }
 }
