@@ -32,11 +32,17 @@ pub struct Tail {
     first: usize,
     /// Per tail segment, where its pivots and its points end in `pivots` and `signals`.
     bounds: Vec<(u32, u32)>,
-    /// One past the last pen any item reads a point of.
-    reach: u32,
 }
 
 impl Tail {
+    /// One past the last pen any item reads a point of. Segments come in pen order; a pivot
+    /// lies inside its segment; a point may be read from a pen after its segment's end.
+    fn reach(&self) -> u32 {
+        let spans = self.segments.last().map_or(0, |s| s.last_pen + 1);
+        let points = self.signals.iter().map(|g| g.pen + 1).max().unwrap_or(0);
+        spans.max(points)
+    }
+
     /// The pivots and points of segment `index` when it is `span` here.
     fn derived(&self, index: usize, span: &SegmentSpan) -> Option<(&[Pivot], &[Signal])> {
         let k = index.checked_sub(self.first)?;
@@ -383,11 +389,6 @@ impl Engine {
         }
         let points = out.signals.iter().map(|g| at(&pens[g.pen as usize].end));
         out.ends.extend(points);
-        // Segments come in pen order; a pivot lies inside its segment; a point may be read
-        // from a pen after its segment's end.
-        let spans = out.segments.last().map_or(0, |s| s.last_pen + 1);
-        let points = out.signals.iter().map(|g| g.pen + 1).max().unwrap_or(0);
-        out.reach = spans.max(points);
     }
 
     /// The non-final tail.
@@ -697,9 +698,7 @@ impl Session {
         pens_changed: bool,
         repair: Option<Repair>,
     ) -> Update {
-        // A streamed bar that moved the last pen on without adding one.
-        let extended = !replaced && self.engine.pens().len() == self.mark.pen.count();
-        let tail_changed = pens_changed && self.refresh_tail(replaced, extended);
+        let tail_changed = pens_changed && self.refresh_tail(replaced);
         let (e, mark) = (&self.engine, &self.mark);
         let final_pens = |n: usize| n.saturating_sub(1);
         Update {
@@ -716,18 +715,20 @@ impl Session {
         }
     }
 
-    /// Recomputes the tail; returns whether it changed. `replaced`: this call replaced the last
-    /// bar; `extended`: it moved the end of the last pen and changed no other pen.
+    /// Recomputes the tail after this call changed the pens; returns whether it changed.
+    /// `replaced`: this call replaced the last bar.
     #[inline(never)]
-    fn refresh_tail(&mut self, replaced: bool, extended: bool) -> bool {
+    fn refresh_tail(&mut self, replaced: bool) -> bool {
         self.engine.tail_segments(&mut self.fresh, &mut self.work);
+        let pens = self.engine.pens().len();
+        // A streamed bar that moved the last pen on without adding one.
+        let extended = !replaced && pens == self.mark.pen.count();
         // The last pen moved on (same start, no other pen changed) and no item of the tail
         // reads it: with the same segments nothing else can change. Every pivot lies inside its
         // segment and every other pen is the same; a pen that moves on only makes the breaks of
         // types 2 and 3 it would complete harder to reach (such points, if shown, read it).
-        let pens = self.engine.pens().len();
         if extended
-            && (self.tail.reach as usize) < pens
+            && (self.tail.reach() as usize) < pens
             && self.fresh.segments == self.tail.segments
         {
             return false;

@@ -400,8 +400,7 @@ impl SegmentEngine {
             return;
         }
         if self.settled_by(pens.len()) || self.last_feed_ends_nothing(pens) {
-            out.extend(self.pending.iter().filter(|p| !p.discard).map(|p| p.span));
-            self.forming(pens, out);
+            self.pending_and_forming(pens, out);
         } else {
             self.tail_by_run(pens, scratch, out);
         }
@@ -411,14 +410,13 @@ impl SegmentEngine {
     fn tail_by_run(&self, pens: &[Pen], scratch: &mut SegmentEngine, out: &mut Vec<SegmentSpan>) {
         scratch.clone_from(self);
         scratch.run(pens, pens.len(), out);
-        out.extend(
-            scratch
-                .pending
-                .iter()
-                .filter(|p| !p.discard)
-                .map(|p| p.span),
-        );
-        scratch.forming(pens, out);
+        scratch.pending_and_forming(pens, out);
+    }
+
+    /// The rest of the tail once every pen has run: pending gap ends, then forming segments.
+    fn pending_and_forming(&self, pens: &[Pen], out: &mut Vec<SegmentSpan>) {
+        out.extend(self.pending.iter().filter(|p| !p.discard).map(|p| p.span));
+        self.forming(pens, out);
     }
 
     /// Whether running the last of `pens` pens would change nothing: it is a pen of the
