@@ -889,6 +889,14 @@ def test_sigterm_drains_an_in_flight_analyze() -> None:
             health_pb2.HealthCheckResponse.SERVING
         )
         s.proc.send_signal(signal.SIGTERM)
+        _wait_for(s, lambda e: str(e.get("message")).startswith("shutting down"))
+        # While draining: probes see NOT_SERVING, new calls are refused with a reason.
+        assert health.Check(health_pb2.HealthCheckRequest(), timeout=TIMEOUT).status == (
+            health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        refused = failure(lambda: stub.GetInfo(pb.InfoRequest(), timeout=TIMEOUT))
+        assert refused.code == grpc.StatusCode.UNAVAILABLE
+        assert refused.message == "the server is shutting down"
         answer = call.result()
         code = s.proc.wait(600)
     finally:

@@ -18,6 +18,7 @@ from trading_system.server.app import (
     listen,
     new_server,
     run_until_stopped,
+    shut_down,
     stop_signals,
 )
 
@@ -37,7 +38,7 @@ async def serve(cfg: FileConfig, port: int, engines: dict[str, str], out: TextIO
     """Serves until SIGTERM or SIGINT; returns the exit status."""
     s = cfg.server
     monitor = Monitor(cfg, engines)
-    server, health = new_server(cfg)
+    server, health, drain = new_server(cfg)
     server.add_generic_rpc_handlers((monitor.handler(),))
     rpc.add_AdminServicer_to_server(Admin(monitor), server)
     bound, _ = listen(server, cfg, port)
@@ -58,9 +59,7 @@ async def serve(cfg: FileConfig, port: int, engines: dict[str, str], out: TextIO
     )
 
     await stop.wait()
-    log.logger().info("shutting down", grace_ms=s.shutdown_grace_ms)
-    await health.shutting_down()
-    await server.stop(s.shutdown_grace_ms / 1000)
+    await shut_down(server, health, drain, s.shutdown_grace_ms, "shutting down")
     await monitor.close()
     ignore_stop_signals()
     log.logger().info("stopped")

@@ -13,6 +13,7 @@ import asyncio
 import os
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,6 +25,7 @@ from trading_system import __version__
 from trading_system.config import FileConfig
 from trading_system.server import ENGINE, log
 from trading_system.server.auth import BearerAuth
+from trading_system.server.drain import Drain
 from trading_system.server.health import Health
 from trading_system.server.service import TradingService
 
@@ -82,16 +84,33 @@ def credentials(cfg: FileConfig) -> grpc.ServerCredentials | None:
     )
 
 
-def new_server(cfg: FileConfig) -> tuple[grpc.aio.Server, Health]:
-    """A grpcio asyncio server with the token check (when ``server.auth_token`` is set), the
-    transport options and the health service registered."""
+def new_server(cfg: FileConfig) -> tuple[grpc.aio.Server, Health, Drain]:
+    """A grpcio asyncio server with the call drain, the token check (when
+    ``server.auth_token`` is set), the transport options and the health service registered."""
     token = cfg.server.auth_token
-    server = grpc.aio.server(
-        interceptors=[BearerAuth(token)] if token else [], options=options(cfg)
-    )
+    drain = Drain()
+    interceptors: list[grpc.aio.ServerInterceptor] = [drain]
+    if token:
+        interceptors.append(BearerAuth(token))
+    server = grpc.aio.server(interceptors=interceptors, options=options(cfg))
     health = Health()
     health.register(server)
-    return server, health
+    return server, health, drain
+
+
+async def shut_down(
+    server: grpc.aio.Server, health: Health, drain: Drain, grace_ms: int, message: str
+) -> None:
+    """Health NOT_SERVING first (probes see the shutdown before calls are refused), then new
+    calls refused, ``message`` logged, the calls in flight drained (see
+    :mod:`trading_system.server.drain`) and the server stopped: what still runs when the grace
+    period is over is cancelled."""
+    deadline = time.monotonic() + grace_ms / 1000
+    await health.shutting_down()
+    drain.begin()
+    log.logger().info(message, grace_ms=grace_ms)
+    await drain.wait(grace_ms / 1000)
+    await server.stop(max(0.0, deadline - time.monotonic()))
 
 
 def listen(server: grpc.aio.Server, cfg: FileConfig, port: int) -> tuple[int, bool]:
@@ -150,7 +169,7 @@ async def serve(cfg: FileConfig, port: int, out: TextIO) -> int:
     s = cfg.server
     executor = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="rpc")
     service = TradingService(cfg.engine(), s.max_message_bytes, s.replay_window, executor)
-    server, health = new_server(cfg)
+    server, health, drain = new_server(cfg)
     server.add_generic_rpc_handlers((service.handler(),))
     bound, tls = listen(server, cfg, port)
     stop = stop_signals()
@@ -167,13 +186,8 @@ async def serve(cfg: FileConfig, port: int, out: TextIO) -> int:
     )
 
     await stop.wait()
-    log.logger().info(
-        "shutting down: health NOT_SERVING, draining in-flight calls",
-        grace_ms=s.shutdown_grace_ms,
-    )
-    # NOT_SERVING first, so probes see the shutdown before calls are refused.
-    await health.shutting_down()
-    await server.stop(s.shutdown_grace_ms / 1000)
+    message = "shutting down: health NOT_SERVING, draining in-flight calls"
+    await shut_down(server, health, drain, s.shutdown_grace_ms, message)
     if service.busy:
         # Threads cannot be stopped: past the grace period, leave without waiting for them.
         log.logger().warning(

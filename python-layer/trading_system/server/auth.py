@@ -12,6 +12,7 @@ from typing import Any
 import grpc
 
 from trading_system.server import log
+from trading_system.server.status import refusal
 
 HEALTH_PREFIX = "/grpc.health.v1.Health/"
 MESSAGE = "missing or invalid bearer token"
@@ -46,20 +47,6 @@ class BearerAuth(grpc.aio.ServerInterceptor):
             or self._allowed(details.invocation_metadata)
         ):
             return handler
-        return _denied(handler, details.method.rsplit("/", 1)[-1])
-
-
-def _denied(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
-    """A handler of the same kind that refuses the call (the request is not parsed)."""
-
-    async def deny(_: Any, context: grpc.aio.ServicerContext) -> None:
+        method = details.method.rsplit("/", 1)[-1]
         log.call(method, None, None, time.perf_counter(), grpc.StatusCode.UNAUTHENTICATED, MESSAGE)
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, MESSAGE)
-
-    if handler.request_streaming and handler.response_streaming:
-        return grpc.stream_stream_rpc_method_handler(deny)
-    if handler.request_streaming:
-        return grpc.stream_unary_rpc_method_handler(deny)
-    if handler.response_streaming:
-        return grpc.unary_stream_rpc_method_handler(deny)
-    return grpc.unary_unary_rpc_method_handler(deny)
+        return refusal(handler, grpc.StatusCode.UNAUTHENTICATED, MESSAGE)
