@@ -49,12 +49,17 @@ impl Tail {
         if self.segments.get(k) != Some(span) {
             return None;
         }
+        Some(self.items(k))
+    }
+
+    /// The pivots and points of tail segment `k`.
+    fn items(&self, k: usize) -> (&[Pivot], &[Signal]) {
         let (z0, g0) = if k == 0 { (0, 0) } else { self.bounds[k - 1] };
         let (z1, g1) = self.bounds[k];
-        Some((
+        (
             &self.pivots[z0 as usize..z1 as usize],
             &self.signals[g0 as usize..g1 as usize],
-        ))
+        )
     }
 }
 
@@ -70,11 +75,13 @@ impl PartialEq for Tail {
 }
 
 /// Working space for computing tails, kept across calls: the copy of the segment engine that is
-/// run on the last pen (reused, not allocated per call) and the strengths already computed.
+/// run on the last pen (reused, not allocated per call), the strengths already computed and
+/// the points of one segment computed again.
 #[derive(Debug, Clone)]
 struct TailWork {
     segments: SegmentEngine,
     strengths: StrengthCache,
+    signals: Vec<Signal>,
 }
 
 impl Default for TailWork {
@@ -83,6 +90,7 @@ impl Default for TailWork {
             // Overwritten from the engine's own before each use.
             segments: SegmentEngine::new(true, true),
             strengths: StrengthCache::default(),
+            signals: Vec::new(),
         }
     }
 }
@@ -297,6 +305,15 @@ impl Engine {
         }
     }
 
+    /// What buy/sell points are read from.
+    fn inputs(&self) -> Inputs<'_> {
+        Inputs {
+            pens: self.pens.pens(),
+            histogram: &self.histogram,
+            cfg: &self.cfg.signal,
+        }
+    }
+
     /// Feeds the newly final pen to the segment engine and settles what it confirms.
     fn advance_segments(&mut self) {
         if self.recording && !self.backed_up {
@@ -307,6 +324,7 @@ impl Engine {
         self.scratch.clear();
         self.seg.run(pens, pens.len() - 1, &mut self.scratch);
         debug_assert!(self.scratch.iter().all(|s| s.len() >= 3));
+        // Fields borrowed one by one: the lists below are written while the inputs are read.
         let inputs = Inputs {
             pens,
             histogram: &self.histogram,
@@ -342,11 +360,7 @@ impl Engine {
         out.signals.clear();
         out.bounds.clear();
         let pens = self.pens.pens();
-        let inputs = Inputs {
-            pens,
-            histogram: &self.histogram,
-            cfg: &self.cfg.signal,
-        };
+        let inputs = self.inputs();
         let first = self.segments.len();
         out.first = first;
         for (j, span) in out.segments.iter().enumerate() {
@@ -715,21 +729,51 @@ impl Session {
         }
     }
 
+    /// Whether the tail stays as it is when a streamed bar left `pens` pens and the tail's
+    /// segments as they were. Every pivot lies inside its segment, before the segment's last
+    /// pen, and every point reads at most two pens after its segment's end; every other pen is
+    /// the same, so only points can change.
+    /// - The last pen moved on (same start): no item may read it. A pen that moves on only
+    ///   makes the breaks of types 2 and 3 it would complete harder to reach (such points, if
+    ///   shown, read it).
+    /// - A pen was added (the one before stays as it was): the points of types 2 and 3 that may
+    ///   read it, those of a segment with a pivot ending two pens or less before it or with a
+    ///   point of type 1 two pens before it, are computed again and must come out the same.
+    fn unchanged_with_same_segments(&mut self, pens: usize) -> bool {
+        let (engine, tail, work) = (&self.engine, &self.tail, &mut self.work);
+        if pens == self.mark.pen.count() {
+            return (tail.reach() as usize) < pens;
+        }
+        let newest = pens as u32 - 1;
+        let inputs = engine.inputs();
+        for (k, span) in tail.segments.iter().enumerate() {
+            let (pivots, signals) = tail.items(k);
+            let near = pivots.iter().any(|z| z.last_pen + 2 >= newest)
+                || signals.iter().any(|g| g.kind == 1 && g.pen + 2 >= newest);
+            if near {
+                work.signals.clear();
+                let (cache, out) = (&mut work.strengths, &mut work.signals);
+                segment_signals(&inputs, span, pivots, false, cache, out);
+                if work.signals[..] != *signals {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
     /// Recomputes the tail after this call changed the pens; returns whether it changed.
     /// `replaced`: this call replaced the last bar.
     #[inline(never)]
     fn refresh_tail(&mut self, replaced: bool) -> bool {
         self.engine.tail_segments(&mut self.fresh, &mut self.work);
         let pens = self.engine.pens().len();
-        // A streamed bar that moved the last pen on without adding one.
-        let extended = !replaced && pens == self.mark.pen.count();
-        // The last pen moved on (same start, no other pen changed) and no item of the tail
-        // reads it: with the same segments nothing else can change. Every pivot lies inside its
-        // segment and every other pen is the same; a pen that moves on only makes the breaks of
-        // types 2 and 3 it would complete harder to reach (such points, if shown, read it).
-        if extended
-            && (self.tail.reach() as usize) < pens
+        // A streamed bar moves the last pen on or adds one after it: with the same segments at
+        // the same indices, the tail may stay as it was.
+        if !replaced
             && self.fresh.segments == self.tail.segments
+            && self.engine.segments.len() == self.tail.first
+            && self.unchanged_with_same_segments(pens)
         {
             return false;
         }
