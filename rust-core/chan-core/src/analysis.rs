@@ -268,7 +268,9 @@ impl Engine {
     }
 
     /// Applies one valid bar. Returns whether the pen list changed.
-    #[inline]
+    // Always inlined: a call per streamed bar (with its register saves) cost the session about
+    // 7% in interleaved wall-clock runs, though callgrind counts slightly more instructions.
+    #[inline(always)]
     pub(crate) fn push(&mut self, bar: &Bar) -> bool {
         let i = self.times.len() as u32;
         // Done before any change, so an undo to the state before this bar finds every bar it needs.
