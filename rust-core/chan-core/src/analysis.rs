@@ -14,7 +14,7 @@ use crate::macd::{MacdPoint, MacdState};
 use crate::memory::Column;
 use crate::pen::{Pen, PenBuilder, PenEvent, PenMark};
 use crate::pivot::{find_pivots, Pivot};
-use crate::segment::{SegmentEngine, SegmentSpan};
+use crate::segment::{FormingMemo, SegmentEngine, SegmentSpan};
 use crate::signal::{segment_signals, Inputs, Signal, StrengthCache};
 
 /// The non-final part of the structure: segments that are not confirmed (ending with the last
@@ -53,6 +53,7 @@ impl Tail {
     }
 
     /// The pivots and points of tail segment `k`.
+    #[inline]
     fn items(&self, k: usize) -> (&[Pivot], &[Signal]) {
         let (z0, g0) = if k == 0 { (0, 0) } else { self.bounds[k - 1] };
         let (z1, g1) = self.bounds[k];
@@ -75,11 +76,12 @@ impl PartialEq for Tail {
 }
 
 /// Working space for computing tails, kept across calls: the copy of the segment engine that is
-/// run on the last pen (reused, not allocated per call), the strengths already computed and
-/// the points of one segment computed again.
+/// run on the last pen (reused, not allocated per call), the scans of the forming segments, the
+/// strengths already computed and the points of one segment computed again.
 #[derive(Debug, Clone)]
 struct TailWork {
     segments: SegmentEngine,
+    forming: FormingMemo,
     strengths: StrengthCache,
     signals: Vec<Signal>,
 }
@@ -89,6 +91,7 @@ impl Default for TailWork {
         Self {
             // Overwritten from the engine's own before each use.
             segments: SegmentEngine::new(true, true),
+            forming: FormingMemo::default(),
             strengths: StrengthCache::default(),
             signals: Vec::new(),
         }
@@ -345,15 +348,17 @@ impl Engine {
     /// tail computed before with every pen below `stable` the same as now: a segment found
     /// there again, at the same index and using only those pens, keeps its pivots and points.
     fn tail_into(&self, out: &mut Tail, work: &mut TailWork, prev: Option<(&Tail, u32)>) {
-        self.tail_segments(out, work);
+        self.tail_segments(out, work, prev.map_or(0, |(_, stable)| stable));
         self.derive_tail(out, work, prev);
     }
 
-    /// The tail's segments into `out` (the rest of it is left to [`Self::derive_tail`]).
-    fn tail_segments(&self, out: &mut Tail, work: &mut TailWork) {
+    /// The tail's segments into `out` (the rest of it is left to [`Self::derive_tail`]); the
+    /// scans of forming segments in `work` that read only pens below `stable` are resumed.
+    fn tail_segments(&self, out: &mut Tail, work: &mut TailWork, stable: u32) {
         out.segments.clear();
+        let (scratch, memo) = (&mut work.segments, &mut work.forming);
         self.seg
-            .tail(self.pens.pens(), &mut work.segments, &mut out.segments);
+            .tail(self.pens.pens(), scratch, memo, stable, &mut out.segments);
     }
 
     /// The pivots and points of the tail's segments, and the points they show.
@@ -768,17 +773,7 @@ impl Session {
     /// `replaced`: this call replaced the last bar.
     #[inline(never)]
     fn refresh_tail(&mut self, replaced: bool) -> bool {
-        self.engine.tail_segments(&mut self.fresh, &mut self.work);
         let pens = self.engine.pens().len();
-        // A streamed bar moves the last pen on or adds one after it: with the same segments at
-        // the same indices, the tail may stay as it was.
-        if !replaced
-            && self.fresh.segments == self.tail.segments
-            && self.engine.segments.len() == self.tail.first
-            && self.unchanged_with_same_segments(pens)
-        {
-            return false;
-        }
         // Every earlier change of the pens refreshed the tail, and one bar extends the last pen
         // or adds one after it (leaving the one before as it was): the pens below `stable` are
         // those the current tail was computed from. A replacement undoes a bar and applies
@@ -788,6 +783,17 @@ impl Session {
         } else {
             pens - 1
         } as u32;
+        self.engine
+            .tail_segments(&mut self.fresh, &mut self.work, stable);
+        // A streamed bar moves the last pen on or adds one after it: with the same segments at
+        // the same indices, the tail may stay as it was.
+        if !replaced
+            && self.fresh.segments == self.tail.segments
+            && self.engine.segments.len() == self.tail.first
+            && self.unchanged_with_same_segments(pens)
+        {
+            return false;
+        }
         let prev = Some((&self.tail, stable));
         self.engine
             .derive_tail(&mut self.fresh, &mut self.work, prev);

@@ -394,29 +394,51 @@ impl SegmentEngine {
 
     /// The non-final segments: ends that need the last pen, pending gap ends, and forming
     /// segments (spec §6.3), in order.
-    /// `scratch` is working space (its contents are overwritten).
-    pub fn tail(&self, pens: &[Pen], scratch: &mut SegmentEngine, out: &mut Vec<SegmentSpan>) {
+    /// `scratch` is working space (its contents are overwritten); `memo` holds the scans of the
+    /// forming segments of the last tail computed with it, of which those that read only pens
+    /// below `stable` (the same now as then) are resumed (an empty memo: none).
+    pub fn tail(
+        &self,
+        pens: &[Pen],
+        scratch: &mut SegmentEngine,
+        memo: &mut FormingMemo,
+        stable: u32,
+        out: &mut Vec<SegmentSpan>,
+    ) {
         if pens.is_empty() {
             return;
         }
         if self.settled_by(pens.len()) || self.last_feed_ends_nothing(pens) {
-            self.pending_and_forming(pens, out);
+            self.pending_and_forming(pens, memo, stable, out);
         } else {
-            self.tail_by_run(pens, scratch, out);
+            self.tail_by_run(pens, scratch, memo, stable, out);
         }
     }
 
     /// [`Self::tail`] the long way: a copy of the engine runs the last pen.
-    fn tail_by_run(&self, pens: &[Pen], scratch: &mut SegmentEngine, out: &mut Vec<SegmentSpan>) {
+    fn tail_by_run(
+        &self,
+        pens: &[Pen],
+        scratch: &mut SegmentEngine,
+        memo: &mut FormingMemo,
+        stable: u32,
+        out: &mut Vec<SegmentSpan>,
+    ) {
         scratch.clone_from(self);
         scratch.run(pens, pens.len(), out);
-        scratch.pending_and_forming(pens, out);
+        scratch.pending_and_forming(pens, memo, stable, out);
     }
 
     /// The rest of the tail once every pen has run: pending gap ends, then forming segments.
-    fn pending_and_forming(&self, pens: &[Pen], out: &mut Vec<SegmentSpan>) {
+    fn pending_and_forming(
+        &self,
+        pens: &[Pen],
+        memo: &mut FormingMemo,
+        stable: u32,
+        out: &mut Vec<SegmentSpan>,
+    ) {
         out.extend(self.pending.iter().filter(|p| !p.discard).map(|p| p.span));
-        self.forming(pens, out);
+        self.forming(pens, memo, stable, out);
     }
 
     /// Whether running the last of `pens` pens would change nothing: it is a pen of the
@@ -443,22 +465,55 @@ impl SegmentEngine {
     }
 
     /// The forming segments (spec §6.3) from the current segment's start to the last pen.
-    fn forming(&self, pens: &[Pen], out: &mut Vec<SegmentSpan>) {
+    fn forming(
+        &self,
+        pens: &[Pen],
+        memo: &mut FormingMemo,
+        stable: u32,
+        out: &mut Vec<SegmentSpan>,
+    ) {
         let (mut s, mut d) = match self.phase {
             Phase::Normal { start, dir, .. } => (start, dir),
             Phase::First { .. } => (0, pens[0].dir),
         };
         let n = pens.len() as u32;
+        // The scans are kept up to the last two pens: a streamed bar moves the last pen on or
+        // adds one, and a replaced bar may also move the one before.
+        let keep = n.saturating_sub(2);
+        let mut k = 0;
         while s + 2 < n {
-            let mut best = s + 2;
-            let mut c = best + 2;
-            while c < n {
+            // Candidate ends are the pens of the segment's direction; ties go to the later one.
+            // A kept scan read only pens below `keep` then, and those stay below `stable` now
+            // (the test is a guard: a segment's direction follows from its first pen).
+            let (mut best, mut c) = match memo.scans.get(k) {
+                Some(m) if m.start == s && m.dir == d && m.next <= stable => (m.best, m.next),
+                _ => (s + 2, s + 4),
+            };
+            let ends_better = |c: u32, best: u32| {
                 let (x, b) = (pens[c as usize].end.price, pens[best as usize].end.price);
-                let better = match d {
+                match d {
                     Direction::Up => x >= b,
                     Direction::Down => x <= b,
-                };
-                if better {
+                }
+            };
+            while c < keep {
+                if ends_better(c, best) {
+                    best = c;
+                }
+                c += 2;
+            }
+            let scan = Scan {
+                start: s,
+                dir: d,
+                best,
+                next: c,
+            };
+            match memo.scans.get_mut(k) {
+                Some(m) => *m = scan,
+                None => memo.scans.push(scan),
+            }
+            while c < n {
+                if ends_better(c, best) {
                     best = c;
                 }
                 c += 2;
@@ -471,8 +526,27 @@ impl SegmentEngine {
             });
             s = best + 1;
             d = d.opposite();
+            k += 1;
         }
+        memo.scans.truncate(k);
     }
+}
+
+/// The scans of the forming segments of the last tail computed, so the next one resumes them
+/// instead of scanning every segment from its start again (most of them are the same).
+#[derive(Debug, Clone, Default)]
+pub struct FormingMemo {
+    scans: Vec<Scan>,
+}
+
+/// The forming segment from pen `start` in direction `dir` ends, among the candidates before
+/// pen `next`, at pen `best`.
+#[derive(Debug, Clone, Copy)]
+struct Scan {
+    start: u32,
+    dir: Direction,
+    best: u32,
+    next: u32,
 }
 
 #[cfg(test)]
@@ -524,12 +598,15 @@ mod tests {
             let mut engine = SegmentEngine::new(strict, inclusion);
             let mut scratch = SegmentEngine::new(strict, inclusion);
             let (mut settled, mut fast, mut slow) = (Vec::new(), Vec::new(), Vec::new());
+            let mut memo = FormingMemo::default();
             for n in 1..=pens.len() {
                 engine.run(&pens, n - 1, &mut settled);
                 fast.clear();
                 slow.clear();
-                engine.tail(&pens[..n], &mut scratch, &mut fast);
-                engine.tail_by_run(&pens[..n], &mut scratch, &mut slow);
+                // Every pen before the new one is as it was: the memo's scans are resumed.
+                engine.tail(&pens[..n], &mut scratch, &mut memo, n as u32 - 1, &mut fast);
+                let fresh = &mut FormingMemo::default();
+                engine.tail_by_run(&pens[..n], &mut scratch, fresh, 0, &mut slow);
                 prop_assert_eq!(&fast, &slow, "after {} pens", n);
             }
         }
