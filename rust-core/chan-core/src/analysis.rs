@@ -52,10 +52,34 @@ impl Tail {
         Some(self.items(k))
     }
 
+    /// Where the pivots and points of tail segment `k` start in `pivots` and `signals`.
+    #[inline]
+    fn starts(&self, k: usize) -> (u32, u32) {
+        if k == 0 {
+            (0, 0)
+        } else {
+            self.bounds[k - 1]
+        }
+    }
+
+    /// Records the chart points the items show with `pens`.
+    fn show(&mut self, pens: &[Pen]) {
+        let at = |f: &Fractal| (f.index, f.price);
+        let spans = self.segments.iter().map(|s| (s.first_pen, s.last_pen));
+        let pivots = self.pivots.iter().map(|z| (z.first_pen, z.last_pen));
+        self.ends.clear();
+        for (a, b) in spans.chain(pivots) {
+            self.ends.push(at(&pens[a as usize].start));
+            self.ends.push(at(&pens[b as usize].end));
+        }
+        let points = self.signals.iter().map(|g| at(&pens[g.pen as usize].end));
+        self.ends.extend(points);
+    }
+
     /// The pivots and points of tail segment `k`.
     #[inline]
     fn items(&self, k: usize) -> (&[Pivot], &[Signal]) {
-        let (z0, g0) = if k == 0 { (0, 0) } else { self.bounds[k - 1] };
+        let (z0, g0) = self.starts(k);
         let (z1, g1) = self.bounds[k];
         (
             &self.pivots[z0 as usize..z1 as usize],
@@ -400,16 +424,7 @@ impl Engine {
             out.bounds
                 .push((out.pivots.len() as u32, out.signals.len() as u32));
         }
-        let at = |f: &Fractal| (f.index, f.price);
-        let spans = out.segments.iter().map(|s| (s.first_pen, s.last_pen));
-        let pivots = out.pivots.iter().map(|z| (z.first_pen, z.last_pen));
-        out.ends.clear();
-        for (a, b) in spans.chain(pivots) {
-            out.ends.push(at(&pens[a as usize].start));
-            out.ends.push(at(&pens[b as usize].end));
-        }
-        let points = out.signals.iter().map(|g| at(&pens[g.pen as usize].end));
-        out.ends.extend(points);
+        out.show(pens);
     }
 
     /// The non-final tail.
@@ -769,6 +784,40 @@ impl Session {
         true
     }
 
+    /// Updates the tail in place when the last pen moved on, the segments stay the same and
+    /// the tail reads that pen (so it changes: the point it shows moved). The pivots stay (they
+    /// lie before their segments' last pens); the points of the last segment are computed
+    /// again, those of the segments before it must not read the last pen. Returns false, with
+    /// the tail untouched, when that does not hold.
+    fn points_moved_on(&mut self, pens: usize) -> bool {
+        let (engine, tail) = (&self.engine, &mut self.tail);
+        let last = pens as u32 - 1;
+        let Some(k) = tail.segments.len().checked_sub(1) else {
+            return false;
+        };
+        // A guard: segments follow one another with three pens or more, so the one before the
+        // last reads at most the second pen of the last.
+        if k > 0 && tail.segments[k - 1].last_pen + 2 >= last {
+            return false;
+        }
+        let ((z0, g0), z1) = (tail.starts(k), tail.bounds[k].0);
+        tail.signals.truncate(g0 as usize);
+        let inputs = engine.inputs();
+        let pivots = &tail.pivots[z0 as usize..z1 as usize];
+        let cache = &mut self.work.strengths;
+        segment_signals(
+            &inputs,
+            &tail.segments[k],
+            pivots,
+            false,
+            cache,
+            &mut tail.signals,
+        );
+        tail.bounds[k].1 = tail.signals.len() as u32;
+        tail.show(engine.pens());
+        true
+    }
+
     /// Recomputes the tail after this call changed the pens; returns whether it changed.
     /// `replaced`: this call replaced the last bar.
     #[inline(never)]
@@ -786,13 +835,17 @@ impl Session {
         self.engine
             .tail_segments(&mut self.fresh, &mut self.work, stable);
         // A streamed bar moves the last pen on or adds one after it: with the same segments at
-        // the same indices, the tail may stay as it was.
+        // the same indices, the tail may stay as it was, or change in its points alone.
         if !replaced
             && self.fresh.segments == self.tail.segments
             && self.engine.segments.len() == self.tail.first
-            && self.unchanged_with_same_segments(pens)
         {
-            return false;
+            if self.unchanged_with_same_segments(pens) {
+                return false;
+            }
+            if pens == self.mark.pen.count() && self.points_moved_on(pens) {
+                return true;
+            }
         }
         let prev = Some((&self.tail, stable));
         self.engine
