@@ -50,9 +50,14 @@ struct Args {
     /// Seed of the synthetic walk.
     #[arg(long, default_value_t = 0x00C4_A11B_E4C4)]
     seed: u64,
-    /// Timed runs per measurement (best and median are reported).
+    /// Timed runs per measurement, at least (best and median are reported).
     #[arg(long, default_value_t = 5)]
     repeat: usize,
+    /// More rounds until every mode has run this long in total (seconds): a short series
+    /// (the CSV runs in milliseconds) needs many runs for its best to be steady on a noisy
+    /// machine. 0 stops after `--repeat` rounds.
+    #[arg(long, default_value_t = 1.0)]
+    min_seconds: f64,
     /// Modes to run, comma separated: batch, incremental, replace (incremental+replace).
     #[arg(
         long,
@@ -79,6 +84,9 @@ enum Mode {
     Incremental,
     Replace,
 }
+
+/// Rounds at most when `--min-seconds` asks for more.
+const MAX_ROUNDS: usize = 10_000;
 
 /// One measured (series, mode) pair.
 struct Row {
@@ -261,7 +269,15 @@ fn bench_series(
     let mut incr = Row::new(name, bars, "incremental", 1);
     let mut repl = Row::new(name, bars, "incremental+replace", 2);
     let (mut analysis, mut s_incr, mut s_repl) = (None, None, None);
-    for _ in 0..r {
+    let short = |row: &Row, m: Mode| on(m) && row.secs.iter().sum::<f64>() < args.min_seconds;
+    let mut round = 0;
+    while round < r
+        || (round < MAX_ROUNDS
+            && (short(&batch, Mode::Batch)
+                || short(&incr, Mode::Incremental)
+                || short(&repl, Mode::Replace)))
+    {
+        round += 1;
         if on(Mode::Batch) {
             batch.run(&mut analysis, || {
                 analyze(black_box(bars), &cfg, false).expect("valid series")
@@ -419,9 +435,10 @@ fn main() -> Result<()> {
     // The report.
     println!("## chan-core benchmark\n");
     println!(
-        "- machine: {nproc} logical CPUs (nproc), {cpu}; load average at start {load}; runs on CPU(s) {cpus}\n- git commit: {commit}{}\n- repeats: {} (best and median of the timed runs, modes interleaved); default EngineConfig, keep_macd=false; parsing/generation not timed\n- heap: {}{}",
+        "- machine: {nproc} logical CPUs (nproc), {cpu}; load average at start {load}; runs on CPU(s) {cpus}\n- git commit: {commit}{}\n- repeats: at least {} runs and {} s of timed runs per mode (runs column; best and median of them, modes taking turns); default EngineConfig, keep_macd=false; parsing/generation not timed\n- heap: {}{}",
         if dirty { " (with uncommitted changes to chan-core, chan-bench or Cargo.lock)" } else { "" },
         args.repeat.max(1),
+        args.min_seconds,
         args.heap.as_str(),
         match args.heap {
             alloc::Heap::Cold => " (large blocks always freshly mmapped: the kernel's page faults and zeroing of the output are included)",
@@ -433,8 +450,8 @@ fn main() -> Result<()> {
         "- bytes/bar beyond input: peak heap during the run minus the heap in use before it (the input Vec<Bar>, {} B/bar, is not counted), realloc counted as alloc+copy+free (upper bound; the in-place figure is in the JSON)\n- incremental+replace: per bar, append(provisional bar) then replace_last(real bar); bars/s counts real bars\n",
         std::mem::size_of::<Bar>()
     );
-    println!("| series | bars | mode | best bars/s | median bars/s | ns/bar | bytes/bar beyond input | cost vs batch |");
-    println!("|---|---:|---|---:|---:|---:|---:|---:|");
+    println!("| series | bars | mode | runs | best bars/s | median bars/s | ns/bar | bytes/bar beyond input | cost vs batch |");
+    println!("|---|---:|---|---:|---:|---:|---:|---:|---:|");
     let batch_ns = |s: &str| {
         rows.iter()
             .find(|r| r.series == s && r.mode == "batch")
@@ -444,10 +461,11 @@ fn main() -> Result<()> {
     for r in &rows {
         let ratio = batch_ns(&r.series).map(|b| r.ns_per_bar() / b);
         println!(
-            "| {} | {} | {} | {} | {} | {:.2} | {:.1} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {:.2} | {:.1} | {} |",
             r.series,
             r.bars,
             r.mode,
+            r.secs.len(),
             fmt_rate(r.best_rate()),
             fmt_rate(r.median_rate()),
             r.ns_per_bar(),
@@ -519,6 +537,7 @@ fn main() -> Result<()> {
             "git": {"commit": commit, "dirty": dirty},
             "settings": {
                 "repeat": args.repeat.max(1),
+                "min_seconds": args.min_seconds,
                 "synthetic_bars": args.synthetic,
                 "seed": args.seed,
                 "config": "EngineConfig::default()",
