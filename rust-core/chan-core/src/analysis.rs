@@ -65,15 +65,17 @@ impl Tail {
     /// Records the chart points the items show with `pens`.
     fn show(&mut self, pens: &[Pen]) {
         let at = |f: &Fractal| (f.index, f.price);
-        let spans = self.segments.iter().map(|s| (s.first_pen, s.last_pen));
-        let pivots = self.pivots.iter().map(|z| (z.first_pen, z.last_pen));
-        self.ends.clear();
-        for (a, b) in spans.chain(pivots) {
-            self.ends.push(at(&pens[a as usize].start));
-            self.ends.push(at(&pens[b as usize].end));
+        let span = |a: u32, b: u32| [at(&pens[a as usize].start), at(&pens[b as usize].end)];
+        let ends = &mut self.ends;
+        ends.clear();
+        ends.reserve(2 * (self.segments.len() + self.pivots.len()) + self.signals.len());
+        for s in &self.segments {
+            ends.extend_from_slice(&span(s.first_pen, s.last_pen));
         }
-        let points = self.signals.iter().map(|g| at(&pens[g.pen as usize].end));
-        self.ends.extend(points);
+        for z in &self.pivots {
+            ends.extend_from_slice(&span(z.first_pen, z.last_pen));
+        }
+        ends.extend(self.signals.iter().map(|g| at(&pens[g.pen as usize].end)));
     }
 
     /// The pivots and points of tail segment `k`.
