@@ -8,6 +8,7 @@ server gives them but for ``engine = "python"``. grpcio asyncio over the pure-Py
 - :mod:`.service`: the ``Trading`` service;
 - :mod:`.health`: ``grpc.health.v1``;
 - :mod:`.auth`: the bearer-token interceptor;
+- :mod:`.drain`: the interceptor that drains calls before a shutdown;
 - :mod:`.log`: one JSON line per call and stream message on stderr;
 - :mod:`.app`: binding, TLS, serving and graceful shutdown.
 

@@ -5,13 +5,11 @@ UNAUTHENTICATED before the request is read (docs/GRPC.md)."""
 from __future__ import annotations
 
 import hmac
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
 
-from trading_system.server import log
 from trading_system.server.status import refusal
 
 HEALTH_PREFIX = "/grpc.health.v1.Health/"
@@ -47,6 +45,4 @@ class BearerAuth(grpc.aio.ServerInterceptor):
             or self._allowed(details.invocation_metadata)
         ):
             return handler
-        method = details.method.rsplit("/", 1)[-1]
-        log.call(method, None, None, time.perf_counter(), grpc.StatusCode.UNAUTHENTICATED, MESSAGE)
-        return refusal(handler, grpc.StatusCode.UNAUTHENTICATED, MESSAGE)
+        return refusal(handler, details, grpc.StatusCode.UNAUTHENTICATED, MESSAGE)

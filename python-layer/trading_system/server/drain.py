@@ -20,7 +20,6 @@ from typing import Any
 
 import grpc
 
-from trading_system.server import log
 from trading_system.server.auth import HEALTH_PREFIX
 from trading_system.server.status import refusal
 
@@ -58,9 +57,7 @@ class Drain(grpc.aio.ServerInterceptor):
         if handler is None or details.method.startswith(HEALTH_PREFIX):
             return handler
         if self.draining:
-            method = details.method.rsplit("/", 1)[-1]
-            log.call(method, None, None, time.perf_counter(), grpc.StatusCode.UNAVAILABLE, MESSAGE)
-            return refusal(handler, grpc.StatusCode.UNAVAILABLE, MESSAGE)
+            return refusal(handler, details, grpc.StatusCode.UNAVAILABLE, MESSAGE)
         return handler._replace(
             unary_unary=self._counted(handler.unary_unary),
             unary_stream=self._counted(handler.unary_stream),

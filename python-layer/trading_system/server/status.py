@@ -4,6 +4,7 @@ call (:func:`abort`) or a ``StreamError`` in a stream answer (:func:`stream_erro
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
@@ -15,6 +16,7 @@ from grpc_status import rpc_status
 
 from trading_system.errors import ConfigError, InvalidBars, Violation
 from trading_system.proto import trading_pb2 as pb
+from trading_system.server import log
 
 
 @dataclass(frozen=True)
@@ -95,10 +97,15 @@ def invalid_config(e: ConfigError, prefix: str = "config.") -> Failure:
 
 
 def refusal(
-    handler: grpc.RpcMethodHandler, code: grpc.StatusCode, message: str
+    handler: grpc.RpcMethodHandler,
+    details: grpc.HandlerCallDetails,
+    code: grpc.StatusCode,
+    message: str,
 ) -> grpc.RpcMethodHandler:
-    """A handler of the same kind as ``handler`` that ends the call with ``code`` and
-    ``message`` without reading the request."""
+    """For an interceptor: logs the call as refused and gives a handler of the same kind as
+    ``handler`` that ends it with ``code`` and ``message`` without reading the request."""
+    method = details.method.rsplit("/", 1)[-1]
+    log.call(method, None, None, time.perf_counter(), code, message)
 
     async def refuse(_: Any, context: grpc.aio.ServicerContext) -> None:
         await context.abort(code, message)
