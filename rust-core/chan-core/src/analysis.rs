@@ -753,21 +753,13 @@ impl Session {
         }
     }
 
-    /// Whether the tail stays as it is when a streamed bar left `pens` pens and the tail's
-    /// segments as they were. Every pivot lies inside its segment, before the segment's last
-    /// pen, and every point reads at most two pens after its segment's end; every other pen is
-    /// the same, so only points can change.
-    /// - The last pen moved on (same start): no item may read it. A pen that moves on only
-    ///   makes the breaks of types 2 and 3 it would complete harder to reach (such points, if
-    ///   shown, read it).
-    /// - A pen was added (the one before stays as it was): the points of types 2 and 3 that may
-    ///   read it, those of a segment with a pivot ending two pens or less before it or with a
-    ///   point of type 1 two pens before it, are computed again and must come out the same.
-    fn unchanged_with_same_segments(&mut self, pens: usize) -> bool {
+    /// Whether the tail stays as it is when a streamed bar added a pen (the one before stays
+    /// as it was) and left the tail's segments as they were. The points of types 2 and 3 that
+    /// may read the new pen, those of a segment with a pivot ending two pens or less before it
+    /// or with a point of type 1 two pens before it, are computed again and must come out the
+    /// same (see [`Self::refresh_tail`] for why nothing else can change).
+    fn new_pen_changes_no_point(&mut self, pens: usize) -> bool {
         let (engine, tail, work) = (&self.engine, &self.tail, &mut self.work);
-        if pens == self.mark.pen.count() {
-            return (tail.reach() as usize) < pens;
-        }
         let newest = pens as u32 - 1;
         let inputs = engine.inputs();
         for (k, span) in tail.segments.iter().enumerate() {
@@ -837,16 +829,25 @@ impl Session {
         self.engine
             .tail_segments(&mut self.fresh, &mut self.work, stable);
         // A streamed bar moves the last pen on or adds one after it: with the same segments at
-        // the same indices, the tail may stay as it was, or change in its points alone.
+        // the same indices, only points can change. Every pivot lies inside its segment, before
+        // the segment's last pen, every point reads at most two pens after its segment's end,
+        // and every other pen is the same.
         if !replaced
             && self.fresh.segments == self.tail.segments
             && self.engine.segments.len() == self.tail.first
         {
-            if self.unchanged_with_same_segments(pens) {
+            if pens == self.mark.pen.count() {
+                // The last pen moved on (same start). No item reads it: nothing changes (a pen
+                // that moves on only makes the breaks of types 2 and 3 it would complete harder
+                // to reach; such points, if shown, read it). Else the tail changes.
+                if (self.tail.reach() as usize) < pens {
+                    return false;
+                }
+                if self.points_moved_on(pens) {
+                    return true;
+                }
+            } else if self.new_pen_changes_no_point(pens) {
                 return false;
-            }
-            if pens == self.mark.pen.count() && self.points_moved_on(pens) {
-                return true;
             }
         }
         let prev = Some((&self.tail, stable));

@@ -484,9 +484,9 @@ impl SegmentEngine {
         while s + 2 < n {
             // Candidate ends are the pens of the segment's direction; ties go to the later one.
             // A kept scan read only pens below `keep` then, and those stay below `stable` now
-            // (the test is a guard: a segment's direction follows from its first pen).
+            // (the test is a guard). The direction follows from the first pen: not kept.
             let (mut best, mut c) = match memo.scans.get(k) {
-                Some(m) if m.start == s && m.dir == d && m.next <= stable => (m.best, m.next),
+                Some(m) if m.start == s && m.next <= stable => (m.best, m.next),
                 _ => (s + 2, s + 4),
             };
             let ends_better = |c: u32, best: u32| {
@@ -504,7 +504,6 @@ impl SegmentEngine {
             }
             let scan = Scan {
                 start: s,
-                dir: d,
                 best,
                 next: c,
             };
@@ -539,12 +538,11 @@ pub struct FormingMemo {
     scans: Vec<Scan>,
 }
 
-/// The forming segment from pen `start` in direction `dir` ends, among the candidates before
-/// pen `next`, at pen `best`.
+/// The forming segment from pen `start` ends, among the candidates before pen `next`, at pen
+/// `best`.
 #[derive(Debug, Clone, Copy)]
 struct Scan {
     start: u32,
-    dir: Direction,
     best: u32,
     next: u32,
 }
