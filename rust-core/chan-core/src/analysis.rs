@@ -516,6 +516,10 @@ fn derive(
 /// Bar indices are 32-bit.
 const MAX_BARS: usize = u32::MAX as usize;
 
+fn no_bar_to_replace() -> ChanError {
+    ChanError::State("replace_last: the session has no bar to replace".into())
+}
+
 fn too_many_bars() -> ChanError {
     ChanError::State(format!("a series holds at most {MAX_BARS} bars"))
 }
@@ -601,6 +605,22 @@ pub struct Update {
     pub tail_changed: bool,
     /// The bar was repaired (`validation.repair`); the repair is the engine's last one.
     pub repaired: bool,
+}
+
+/// One stream message of a batch ([`Session::apply_batch`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum BarOp {
+    /// Append a new bar.
+    Append(Bar),
+    /// Replace the last (still forming) bar.
+    ReplaceLast(Bar),
+}
+
+/// A batch refused: the message at position `at` broke a rule; nothing was applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchError {
+    pub at: usize,
+    pub error: ChanError,
 }
 
 /// An incremental session (spec §10): append bars, replace the last, read the state.
@@ -706,9 +726,7 @@ impl Session {
     /// Replaces the last (still forming) bar. Errors when the session has no bar.
     pub fn replace_last(&mut self, mut bar: Bar) -> Result<Update, ChanError> {
         if self.engine.bars() == 0 {
-            return Err(ChanError::State(
-                "replace_last: the session has no bar to replace".into(),
-            ));
+            return Err(no_bar_to_replace());
         }
         let index = self.engine.bars() - 1;
         let repair = self.check(index, &mut bar, self.prev_time)?;
@@ -724,6 +742,82 @@ impl Session {
         self.last_time = Some(bar.time);
         let after = (self.engine.pens().len(), self.engine.pens().last().copied());
         Ok(self.report(index, true, before != after, repair))
+    }
+
+    /// Applies many stream messages at batch speed: the state afterwards is exactly that of
+    /// [`Self::append`] and [`Self::replace_last`] called one by one, but no change report is
+    /// built and the tail is computed once, at the end. All or nothing: every message is checked
+    /// first (against the times the messages before it leave), so a refused one, named by its
+    /// position in `ops`, leaves the session as it was.
+    pub fn apply_batch(&mut self, ops: &[BarOp]) -> Result<(), BatchError> {
+        let fixed = self.checked_batch(ops)?;
+        if ops.is_empty() {
+            return Ok(());
+        }
+        for (op, (bar, repair)) in ops.iter().zip(fixed) {
+            match op {
+                BarOp::Append(_) => {
+                    self.engine.mark_into(&mut self.mark);
+                    if let Some(r) = repair {
+                        self.engine.repairs.push(r);
+                    }
+                    self.engine.push(&bar);
+                    self.prev_time = self.last_time;
+                }
+                BarOp::ReplaceLast(_) => {
+                    let mark = self.mark;
+                    self.engine.restore(&mark);
+                    if let Some(r) = repair {
+                        self.engine.repairs.push(r);
+                    }
+                    self.engine.push(&bar);
+                }
+            }
+            self.last_time = Some(bar.time);
+        }
+        // From scratch, as a batch analysis does: nothing of the tail before the batch is read
+        // (the forming-segment memo and the strengths cached were for other pens).
+        self.work = TailWork::default();
+        self.engine.tail_into(&mut self.fresh, &mut self.work, None);
+        std::mem::swap(&mut self.fresh, &mut self.tail);
+        Ok(())
+    }
+
+    /// Checks a batch as [`Self::apply_batch`] does, without applying it.
+    pub fn check_batch(&self, ops: &[BarOp]) -> Result<(), BatchError> {
+        self.checked_batch(ops).map(drop)
+    }
+
+    /// Checks every message of a batch as the stream would, in order, without changing the
+    /// session; returns each bar as it will be applied (repaired when that is configured).
+    fn checked_batch(&self, ops: &[BarOp]) -> Result<Vec<(Bar, Option<Repair>)>, BatchError> {
+        let (mut bars, mut last, mut prev) = (self.engine.bars(), self.last_time, self.prev_time);
+        let mut out = Vec::with_capacity(ops.len());
+        for (at, op) in ops.iter().enumerate() {
+            let fail = |error| BatchError { at, error };
+            let (mut bar, index, before) = match *op {
+                BarOp::Append(b) => {
+                    if bars >= MAX_BARS {
+                        return Err(fail(too_many_bars()));
+                    }
+                    (b, bars, last)
+                }
+                BarOp::ReplaceLast(b) => {
+                    if bars == 0 {
+                        return Err(fail(no_bar_to_replace()));
+                    }
+                    (b, bars - 1, prev)
+                }
+            };
+            let repair = self.check(index, &mut bar, before).map_err(fail)?;
+            if matches!(op, BarOp::Append(_)) {
+                bars += 1;
+                prev = last;
+            }
+            last = Some(bar.time);
+            out.push((bar, repair));
+        }
+        Ok(out)
     }
 
     /// The change report of the call that just ran. Inlined into `append` and `replace_last`

@@ -169,6 +169,26 @@ pub struct SystemConfig {
     pub state_file: String,
     /// The monitor's SQLite file of the streams' buy/sell points ("" = not kept).
     pub signals_file: String,
+    /// How old a standby's oldest unapplied bar may be before acknowledgements wait.
+    pub max_standby_lag_ms: u64,
+    /// Bars a standby may lag in all before acknowledgements wait.
+    pub max_standby_lag_bars: u64,
+    /// Bars per session in one `Replica.CatchUp`.
+    pub catch_up_batch_bars: u64,
+    /// A stream message's deadline: this many times the engine's recent p99 ...
+    pub hang_deadline_factor: u64,
+    /// ... but never below this (and never above `call_timeout_ms`).
+    pub min_deadline_ms: u64,
+    /// Concurrent client streams the monitor takes; more: `RESOURCE_EXHAUSTED`.
+    pub max_streams: u64,
+    /// Concurrent unary calls the monitor takes; more: `RESOURCE_EXHAUSTED`.
+    pub max_calls: u64,
+    /// Stream opens per second the monitor takes; more: `RESOURCE_EXHAUSTED`.
+    pub max_opens_per_s: u64,
+    /// Sessions the monitor keeps: the least recently used idle one is closed on both engines.
+    pub max_sessions: u64,
+    /// A session with no stream for this long is closed on both engines (0: never).
+    pub session_idle_ms: u64,
 }
 
 impl Default for SystemConfig {
@@ -187,6 +207,16 @@ impl Default for SystemConfig {
             latency_window_ms: 10_000,
             state_file: String::new(),
             signals_file: "var/signals.sqlite".into(),
+            max_standby_lag_ms: 250,
+            max_standby_lag_bars: 100_000,
+            catch_up_batch_bars: 4096,
+            hang_deadline_factor: 4,
+            min_deadline_ms: 50,
+            max_streams: 2000,
+            max_calls: 256,
+            max_opens_per_s: 500,
+            max_sessions: 10_000,
+            session_idle_ms: 3_600_000,
         }
     }
 }
@@ -204,6 +234,15 @@ impl SystemConfig {
             ("system.rise", self.rise),
             ("system.fall", self.fall),
             ("system.latency_window_ms", self.latency_window_ms),
+            ("system.max_standby_lag_ms", self.max_standby_lag_ms),
+            ("system.max_standby_lag_bars", self.max_standby_lag_bars),
+            ("system.catch_up_batch_bars", self.catch_up_batch_bars),
+            ("system.hang_deadline_factor", self.hang_deadline_factor),
+            ("system.min_deadline_ms", self.min_deadline_ms),
+            ("system.max_streams", self.max_streams),
+            ("system.max_calls", self.max_calls),
+            ("system.max_opens_per_s", self.max_opens_per_s),
+            ("system.max_sessions", self.max_sessions),
         ] {
             if v < 1 {
                 return Err(ChanError::config(k, format!("must be >= 1, got {v}")));
@@ -248,6 +287,17 @@ pub struct ServerConfig {
     pub shutdown_grace_ms: u64,
     /// Non-empty: every call but health needs `authorization: Bearer <token>`.
     pub auth_token: String,
+    /// The client token read from this file when the server starts (trailing whitespace
+    /// stripped); not together with `auth_token`.
+    pub auth_token_file: String,
+    /// Non-empty: administrative calls (UpdateConfig, Replica, Admin) need this token, and
+    /// the client token is refused for them.
+    pub operator_token: String,
+    /// `operator_token` read from this file (as `auth_token_file`).
+    pub operator_token_file: String,
+    /// Sessions an engine holds: opening one more closes the least recently used one with no
+    /// stream attached, else `RESOURCE_EXHAUSTED`.
+    pub max_sessions: u64,
     /// With `tls_key_file`: serve TLS (PEM).
     pub tls_cert_file: String,
     pub tls_key_file: String,
@@ -263,9 +313,13 @@ impl Default for ServerConfig {
             python_port: 50052,
             monitor_port: 50050,
             max_message_bytes: 64 * 1024 * 1024,
-            replay_window: 4096,
+            replay_window: 256,
             shutdown_grace_ms: 5000,
             auth_token: String::new(),
+            auth_token_file: String::new(),
+            operator_token: String::new(),
+            operator_token_file: String::new(),
+            max_sessions: 20_000,
             tls_cert_file: String::new(),
             tls_key_file: String::new(),
             tls_client_ca_file: String::new(),
@@ -307,8 +361,68 @@ impl ServerConfig {
                 format!("must be >= 1, got {}", self.replay_window),
             ));
         }
+        if self.max_sessions < 1 {
+            return Err(ChanError::config(
+                "server.max_sessions",
+                format!("must be >= 1, got {}", self.max_sessions),
+            ));
+        }
+        for (key, value, file_key, file) in [
+            (
+                "server.auth_token",
+                &self.auth_token,
+                "server.auth_token_file",
+                &self.auth_token_file,
+            ),
+            (
+                "server.operator_token",
+                &self.operator_token,
+                "server.operator_token_file",
+                &self.operator_token_file,
+            ),
+        ] {
+            if !value.is_empty() && !file.is_empty() {
+                return Err(ChanError::config(
+                    file_key,
+                    format!("cannot be set together with {key}"),
+                ));
+            }
+        }
         Ok(())
     }
+
+    /// A copy with the secrets replaced by [`REDACTED`] (those that are set), for printing.
+    pub fn redacted(&self) -> Self {
+        let hide = |s: &str| {
+            if s.is_empty() {
+                String::new()
+            } else {
+                REDACTED.to_owned()
+            }
+        };
+        Self {
+            auth_token: hide(&self.auth_token),
+            operator_token: hide(&self.operator_token),
+            ..self.clone()
+        }
+    }
+}
+
+/// What a printed configuration shows in place of a secret.
+pub const REDACTED: &str = "<redacted>";
+
+/// How every client connects (the monitor to the engines, the commands, the probes, the client
+/// library): TLS when `tls_ca_file` or `server.tls_cert_file` is set. Empty strings: not set.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientConfig {
+    /// Trust this CA (PEM).
+    pub tls_ca_file: String,
+    /// With `tls_key_file`: present this client certificate (mutual TLS, PEM).
+    pub tls_cert_file: String,
+    pub tls_key_file: String,
+    /// The name to verify in the server's certificate (default: the host connected to).
+    pub tls_server_name: String,
 }
 
 /// The whole configuration file (`config/default.yaml`).
@@ -317,6 +431,7 @@ impl ServerConfig {
 pub struct FileConfig {
     pub system: SystemConfig,
     pub server: ServerConfig,
+    pub client: ClientConfig,
     pub logging: LoggingConfig,
     pub validation: ValidationConfig,
     pub macd: MacdConfig,
@@ -361,6 +476,14 @@ impl FileConfig {
         next.validate()?;
         *self = next;
         Ok(())
+    }
+
+    /// A copy fit to print: the tokens that are set show [`REDACTED`].
+    pub fn redacted(&self) -> Self {
+        Self {
+            server: self.server.redacted(),
+            ..self.clone()
+        }
     }
 }
 
@@ -733,7 +856,11 @@ mod tests {
             (50051, 50052, 50050)
         );
         assert_eq!(s.max_message_bytes, 67_108_864);
-        assert_eq!((s.replay_window, s.shutdown_grace_ms), (4096, 5000));
+        assert_eq!((s.replay_window, s.shutdown_grace_ms), (256, 5000));
+        assert_eq!(s.max_sessions, 20_000);
+        assert!(s.auth_token_file.is_empty() && s.operator_token.is_empty());
+        assert!(s.operator_token_file.is_empty());
+        assert_eq!(FileConfig::default().client, ClientConfig::default());
         assert!(s.auth_token.is_empty() && s.tls_cert_file.is_empty());
         assert!(s.tls_key_file.is_empty() && s.tls_client_ca_file.is_empty());
         let text = std::fs::read_to_string(concat!(
@@ -745,7 +872,7 @@ mod tests {
         // A missing section or key takes its default.
         let c = FileConfig::from_yaml("server:\n  rust_port: 0\n").unwrap();
         assert_eq!(c.server.rust_port, 0);
-        assert_eq!(c.server.replay_window, 4096);
+        assert_eq!(c.server.replay_window, 256);
     }
 
     #[test]
@@ -805,5 +932,102 @@ mod tests {
         // The engine keys are still checked through the file configuration.
         let e = c.set("macd.fast_period=40").unwrap_err();
         assert!(matches!(&e, ChanError::Config { key, .. } if key == "macd.fast_period"));
+    }
+
+    #[test]
+    fn system_defaults_and_ranges() {
+        let s = SystemConfig::default();
+        assert_eq!(
+            (s.max_standby_lag_ms, s.max_standby_lag_bars),
+            (250, 100_000)
+        );
+        assert_eq!((s.catch_up_batch_bars, s.hang_deadline_factor), (4096, 4));
+        assert_eq!(
+            (s.min_deadline_ms, s.max_streams, s.max_calls),
+            (50, 2000, 256)
+        );
+        assert_eq!((s.max_opens_per_s, s.max_sessions), (500, 10_000));
+        assert_eq!(s.session_idle_ms, 3_600_000);
+        for key in [
+            "max_standby_lag_ms",
+            "max_standby_lag_bars",
+            "catch_up_batch_bars",
+            "hang_deadline_factor",
+            "min_deadline_ms",
+            "max_streams",
+            "max_calls",
+            "max_opens_per_s",
+            "max_sessions",
+        ] {
+            let e = FileConfig::from_yaml(&format!("system:\n  {key}: 0\n")).unwrap_err();
+            assert_eq!(
+                e,
+                ChanError::config(format!("system.{key}"), "must be >= 1, got 0"),
+            );
+            let c = FileConfig::from_yaml(&format!("system:\n  {key}: 1\n")).unwrap();
+            assert_eq!(c.system.validate(), Ok(()));
+        }
+        // 0 is "never".
+        let c = FileConfig::from_yaml("system:\n  session_idle_ms: 0\n").unwrap();
+        assert_eq!(c.system.session_idle_ms, 0);
+        let e = FileConfig::from_yaml("server:\n  max_sessions: 0\n").unwrap_err();
+        assert_eq!(
+            e,
+            ChanError::config("server.max_sessions", "must be >= 1, got 0")
+        );
+    }
+
+    #[test]
+    fn client_section_and_token_keys() {
+        let c = FileConfig::from_yaml(
+            "client:\n  tls_ca_file: ca.pem\n  tls_server_name: engine\n\
+             server:\n  operator_token_file: /run/op\n  auth_token: abc\n",
+        )
+        .unwrap();
+        assert_eq!(c.client.tls_ca_file, "ca.pem");
+        assert_eq!(c.client.tls_server_name, "engine");
+        assert_eq!(c.server.operator_token_file, "/run/op");
+        let e = FileConfig::from_yaml("client:\n  tls_ca: x\n").unwrap_err();
+        assert!(e.to_string().contains("tls_ca"), "{e}");
+        for (yaml, key, other) in [
+            (
+                "server:\n  auth_token: a\n  auth_token_file: f\n",
+                "server.auth_token_file",
+                "server.auth_token",
+            ),
+            (
+                "server:\n  operator_token: a\n  operator_token_file: f\n",
+                "server.operator_token_file",
+                "server.operator_token",
+            ),
+        ] {
+            assert_eq!(
+                FileConfig::from_yaml(yaml).unwrap_err(),
+                ChanError::config(key, format!("cannot be set together with {other}")),
+            );
+        }
+        let mut c = FileConfig::default();
+        c.apply_env(vars(&[("TRADING_SYSTEM__SERVER__OPERATOR_TOKEN", "0042")]))
+            .unwrap();
+        assert_eq!(c.server.operator_token, "0042");
+        c.set("client.tls_cert_file=c.pem").unwrap();
+        assert_eq!(c.client.tls_cert_file, "c.pem");
+        let e = c.set("server.operator_token_file=/x").unwrap_err();
+        assert!(
+            matches!(&e, ChanError::Config { key, .. } if key == "server.operator_token_file"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let mut c = FileConfig::default();
+        c.set("server.operator_token=op-secret").unwrap();
+        let r = c.redacted();
+        assert_eq!(r.server.operator_token, REDACTED);
+        assert_eq!(r.server.auth_token, "", "an empty token stays empty");
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(!text.contains("op-secret"), "{text}");
+        assert_eq!(r.server.rust_port, c.server.rust_port);
     }
 }

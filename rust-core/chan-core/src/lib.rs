@@ -6,6 +6,7 @@
 
 pub mod analysis;
 pub mod config;
+pub mod display;
 pub mod document;
 pub mod error;
 pub mod fractal;
@@ -18,7 +19,7 @@ pub mod segment;
 pub mod signal;
 pub mod timestamp;
 
-pub use analysis::{analyze, Analysis, Engine, Session, Tail, Update};
+pub use analysis::{analyze, Analysis, BarOp, BatchError, Engine, Session, Tail, Update};
 pub use config::{EngineConfig, FileConfig, MacdPresets};
 pub use document::{Document, UpdateDoc};
 pub use error::{ChanError, Violation};

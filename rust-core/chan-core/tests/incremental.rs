@@ -7,7 +7,7 @@ use chan_core::pen::Pen;
 use chan_core::pivot::Pivot;
 use chan_core::segment::SegmentSpan;
 use chan_core::signal::Signal;
-use chan_core::{analyze, Bar, EngineConfig, Session};
+use chan_core::{analyze, Bar, BarOp, EngineConfig, Session};
 use proptest::prelude::*;
 
 mod update_client;
@@ -213,6 +213,134 @@ proptest! {
             match op { Op::Append(b) => s.append(*b).unwrap(), Op::Replace(b) => s.replace_last(*b).unwrap() };
         }
     }
+}
+
+/// The document as JSON text: equal texts are equal bit for bit (the sign of zero included).
+fn text(s: &Session) -> String {
+    serde_json::to_string(&s.document()).unwrap()
+}
+
+fn bar_op(op: &Op) -> BarOp {
+    match *op {
+        Op::Append(b) => BarOp::Append(b),
+        Op::Replace(b) => BarOp::ReplaceLast(b),
+    }
+}
+
+fn stream(s: &mut Session, op: &Op) -> chan_core::Update {
+    match op {
+        Op::Append(b) => s.append(*b).unwrap(),
+        Op::Replace(b) => s.replace_last(*b).unwrap(),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(300), ..ProptestConfig::default() })]
+
+    /// Batches of messages (`apply_batch`) leave exactly the state of the same messages streamed
+    /// one by one, with streamed messages and batches interleaved: the document bit for bit,
+    /// the tail, and then every change report of the messages streamed after a batch.
+    #[test]
+    fn batches_equal_streaming(
+        (ops, _tick) in ops(),
+        cfg in configs(),
+        with_macd in any::<bool>(),
+        cuts in prop::collection::vec((0usize..400, any::<bool>()), 1..8),
+    ) {
+        let mut one = Session::new(cfg, with_macd).unwrap();
+        let mut many = Session::new(cfg, with_macd).unwrap();
+        let mut at = 0usize;
+        for (len, batched) in cuts.iter().copied().chain([(usize::MAX, true)]) {
+            let end = at.saturating_add(len).min(ops.len());
+            let chunk = &ops[at..end];
+            if batched {
+                for op in chunk {
+                    stream(&mut one, op);
+                }
+                let batch: Vec<BarOp> = chunk.iter().map(bar_op).collect();
+                many.apply_batch(&batch).unwrap();
+            } else {
+                // Streamed after a batch: the same change reports as the session that never
+                // took one.
+                for op in chunk {
+                    // Debug text: NaN equals NaN there, and -0.0 differs from 0.0.
+                    let (a, b) = (stream(&mut one, op), stream(&mut many, op));
+                    prop_assert_eq!(format!("{a:?}"), format!("{b:?}"));
+                }
+            }
+            prop_assert_eq!(one.bars(), many.bars());
+            prop_assert_eq!(text(&one), text(&many));
+            prop_assert_eq!(one.tail(), many.tail());
+            prop_assert_eq!(many.tail(), &many.engine().tail());
+            at = end;
+            if at == ops.len() {
+                break;
+            }
+        }
+        // A replacement right after a batch undoes the batch's last bar as streaming does.
+        if let Some(last) = ops.iter().rev().find_map(|op| match op { Op::Append(b) => Some(*b), Op::Replace(_) => None }) {
+            let mut b = last;
+            b.time = one.engine().times().to_vec().last().copied().unwrap();
+            b.high += 1.0;
+            b.close = b.high;
+            let u1 = one.replace_last(b).unwrap();
+            let u2 = many.replace_last(b).unwrap();
+            prop_assert_eq!(format!("{u1:?}"), format!("{u2:?}"));
+            prop_assert_eq!(text(&one), text(&many));
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(48), ..ProptestConfig::default() })]
+
+    /// A batch with one bad message is refused whole, naming the message; the session stays
+    /// as it was and usable.
+    #[test]
+    fn a_refused_batch_changes_nothing((ops, _tick) in ops(), cfg in configs(), pick in any::<prop::sample::Index>()) {
+        let half = ops.len() / 2;
+        let mut s = Session::new(cfg, true).unwrap();
+        s.apply_batch(&ops[..half].iter().map(bar_op).collect::<Vec<_>>()).unwrap();
+        let before = text(&s);
+        let mut rest: Vec<BarOp> = ops[half..].iter().map(bar_op).collect();
+        let k = pick.index(rest.len());
+        match &mut rest[k] {
+            BarOp::Append(b) | BarOp::ReplaceLast(b) => b.high = b.low - 1.0,
+        }
+        let e = s.apply_batch(&rest).unwrap_err();
+        prop_assert_eq!(e.at, k);
+        prop_assert!(e.error.to_string().contains("high"), "{}", e.error);
+        prop_assert_eq!(&before, &text(&s));
+        rest[k] = bar_op(&ops[half + k]);
+        s.apply_batch(&rest).unwrap();
+        let series_doc = {
+            let mut t = Session::new(cfg, true).unwrap();
+            for op in &ops { stream(&mut t, op); }
+            text(&t)
+        };
+        prop_assert_eq!(series_doc, text(&s));
+    }
+}
+
+#[test]
+fn a_batch_replacing_on_an_empty_session_is_refused() {
+    let mut s = Session::new(EngineConfig::default(), false).unwrap();
+    let b = Bar::new(0, 1.0, 1.0, 1.0, 1.0, 1.0);
+    let e = s
+        .apply_batch(&[BarOp::ReplaceLast(b), BarOp::Append(b)])
+        .unwrap_err();
+    assert_eq!(e.at, 0);
+    assert!(e.error.to_string().contains("no bar to replace"));
+    // A duplicate time is judged against the batch's own earlier bars.
+    let e = s
+        .apply_batch(&[BarOp::Append(b), BarOp::Append(b)])
+        .unwrap_err();
+    assert_eq!(e.at, 1);
+    assert_eq!(e.error.violations()[0].rule, "time_duplicate");
+    assert_eq!(s.bars(), 0);
+    s.apply_batch(&[BarOp::Append(b), BarOp::ReplaceLast(b)])
+        .unwrap();
+    assert_eq!(s.bars(), 1);
 }
 
 #[test]

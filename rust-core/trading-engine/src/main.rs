@@ -63,7 +63,9 @@ enum Command {
     },
     /// Check a server's health (grpc.health.v1 Check) and print `HOST:PORT SERVICE STATUS`.
     /// Exit status 0 when SERVING, 1 when NOT_SERVING or the service is unknown, 3 when the
-    /// server does not answer (unreachable, or past the deadline).
+    /// server does not answer (unreachable, or past the deadline), 4 when TLS failed (a
+    /// certificate not trusted or refused, or TLS on one side only). TLS as the `client`
+    /// section says (client.tls_ca_file or server.tls_cert_file set: TLS).
     Probe {
         /// The server; default server.host:server.rust_port (a wildcard host such as 0.0.0.0
         /// is probed on the loopback address).
@@ -82,8 +84,8 @@ enum Command {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
     },
-    /// Print the parsed configuration as JSON: {"config": ...} with every key, and
-    /// "presets" too when --presets is given.
+    /// Print the parsed configuration as JSON: {"config": ...} with every key (tokens that
+    /// are set shown as "<redacted>"), and "presets" too when --presets is given.
     Config {
         /// YAML configuration (the shape of config/default.yaml).
         #[arg(long)]
@@ -149,23 +151,31 @@ fn probe(address: Option<String>, service: &str, timeout_ms: u64, cfg: &FileConf
             trading_server::probe::local_address(&cfg.server.host, port)
         }
     };
+    let tls = trading_server::probe::client_tls(cfg)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
     let timeout = Duration::from_millis(timeout_ms);
-    let found = runtime.block_on(trading_server::probe::check(&address, service, timeout));
+    let found = runtime.block_on(trading_server::probe::check(
+        &address, service, timeout, tls,
+    ));
     let label = trading_server::probe::service_label(service);
     println!("{address} {label} {}", found.word());
-    if let Some(detail) = found.detail() {
-        eprintln!("error: {address}: {detail}");
+    match &found {
+        trading_server::probe::Probe::TlsFailure(d) => eprintln!("error: {address}: TLS: {d}"),
+        _ => {
+            if let Some(detail) = found.detail() {
+                eprintln!("error: {address}: {detail}");
+            }
+        }
     }
     Ok(found.exit_code())
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // A probe's own statuses are 0, 1 and 3: it cannot run (a bad configuration) is 2.
+    // A probe's own statuses are 0, 1, 3 and 4: it cannot run (a bad configuration) is 2.
     let probing = matches!(cli.command, Command::Probe { .. });
     match run(cli) {
         Ok(code) => ExitCode::from(code),
@@ -211,7 +221,8 @@ fn run(cli: Cli) -> Result<u8> {
                 #[serde(skip_serializing_if = "Option::is_none")]
                 presets: Option<MacdPresets>,
             }
-            let config = load_config(config.as_ref(), &set)?;
+            // Secrets are never printed.
+            let config = load_config(config.as_ref(), &set)?.redacted();
             let presets = match presets {
                 Some(p) => {
                     let text = std::fs::read_to_string(&p)

@@ -176,3 +176,32 @@ fn summary_is_readable() {
     assert!(text.contains("1968 bars ->"), "{text}");
     assert!(text.contains("last segments (线段):"));
 }
+
+/// `config` never prints a token: a set one shows "<redacted>", an unset one stays empty.
+#[test]
+fn config_redacts_tokens() {
+    let out = engine(&["config", "--set", "server.operator_token=op-s3cret"]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains("op-s3cret"), "{text}");
+    let d: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(d["config"]["server"]["operator_token"], "<redacted>");
+    assert_eq!(d["config"]["server"]["auth_token"], "");
+    assert_eq!(d["config"]["client"]["tls_ca_file"], "");
+    assert_eq!(d["config"]["server"]["replay_window"], 256);
+}
+
+/// A probe whose TLS settings cannot be used does not run: exit status 2, the key named.
+#[test]
+fn probe_with_unreadable_tls_files_cannot_run() {
+    let out = engine(&[
+        "probe",
+        "--address",
+        "127.0.0.1:1",
+        "--set",
+        "client.tls_ca_file=/nonexistent/ca.pem",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("client.tls_ca_file"), "{err}");
+}

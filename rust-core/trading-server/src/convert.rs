@@ -76,8 +76,18 @@ fn config_error(key: &str, message: impl Into<String>) -> ChanError {
 
 /// Reads an enumerated key by its configuration name (`"sma"`), as the YAML file spells it.
 fn parse_name<T: DeserializeOwned>(key: &str, s: &str) -> Result<T, ChanError> {
-    serde_json::from_value(serde_json::Value::String(s.to_owned()))
-        .map_err(|e| config_error(key, e.to_string()))
+    serde_json::from_value(serde_json::Value::String(s.to_owned())).map_err(|e| {
+        // serde echoes the value as it came: show it by the project's rule instead.
+        let e = e.to_string();
+        let expected = e.split_once(", expected ").map_or("", |(_, x)| x);
+        config_error(
+            key,
+            format!(
+                "unknown variant `{}`, expected {expected}",
+                chan_core::display::shown(s)
+            ),
+        )
+    })
 }
 
 /// The configuration name of an enumerated value (`"first_close"`).
@@ -184,6 +194,16 @@ pub fn config(c: &EngineConfig) -> pb::EngineConfig {
             min_pivots: Some(c.signal.min_pivots),
         }),
     }
+}
+
+/// The configuration's digest (`config_version`, `docs/GRPC.md`): the first 8 bytes of the
+/// SHA-256 of the message's protobuf encoding (prost writes fields in number order: the
+/// encoding is deterministic), as 16 lowercase hex digits.
+pub fn config_version(c: &pb::EngineConfig) -> String {
+    use prost::Message;
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(c.encode_to_vec());
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn direction(d: Direction) -> i32 {

@@ -2,7 +2,11 @@
 //! semantics of `docs/GRPC.md`. A thin layer: it converts requests to `chan-core` types, calls
 //! the core (`analyze`, `Session`), and builds the answers straight from the engine's state.
 //!
-//! - [`service`]: the `Trading` service (Analyze, Stream, GetSnapshot, GetInfo, configuration);
+//! - [`service`]: the `Trading` service (Analyze, Stream, GetSnapshot, GetInfo, configuration)
+//!   and the `Replica` service (CatchUp, CloseSessions);
+//! - [`auth`]: bearer tokens and roles (client, operator);
+//! - [`codec`]: prost's codec, refusing undecodable requests as `INVALID_ARGUMENT`;
+//! - [`wire`]: the messages with plain doubles, written by hand to send `-0.0`;
 //! - [`sessions`]: streaming sessions with their exactly-once bookkeeping;
 //! - [`convert`]: messages to and from `chan-core` types;
 //! - [`status`]: errors as gRPC statuses (`google.rpc.BadRequest` details);
@@ -27,7 +31,22 @@
 //! - Bad names: violations `open.symbol` / `open.timeframe` (`symbol` / `timeframe` for
 //!   `GetSnapshot`), status message `invalid session name: <field>: <description>; ...`.
 //!   Timeframe digits may have leading zeros (`01m` is valid and a different session from `1m`).
-//! - `NOT_FOUND` message: `session <symbol>/<timeframe> not found`.
+//! - `NOT_FOUND` message: `session <symbol>/<timeframe> not found` (the name shown by
+//!   `chan_core::display::shown`, as every user text in messages and logs).
+//! - `Replica.CatchUp`: an entry's bar messages are checked in order as a stream checks them
+//!   (the number first, then the bar's presence and op, then the core's rules), all before any
+//!   is applied; the first refusal is the entry's error. Refused entries report the session's
+//!   `last_seq` and `bars` as they stand (0 when there is none); a bad name is reported as
+//!   `shown(symbol)/shown(timeframe)`. Name violations in-band carry `reason = ""`,
+//!   `index = -1`; a fresh entry with `after_seq != 0` is `invalid catch-up: after_seq must be 0
+//!   for a fresh session, got A`. An entry with no bars changes nothing (not even the replay
+//!   window).
+//! - `server.max_sessions` full of sessions with streams attached: `RESOURCE_EXHAUSTED`
+//!   `the engine holds server.max_sessions (N) sessions, each with a stream attached`. A
+//!   session's use (for the eviction order) is its open, resume, stream messages, snapshots and
+//!   catch-ups.
+//! - A stream whose session was closed (`Replica.CloseSessions`) ends with `NOT_FOUND` at its
+//!   next message.
 //! - A number older than the replay window: `FAILED_PRECONDITION` with the gap's message,
 //!   `expected sequence L+1, got N`, and `expected_seq = L + 1`.
 //! - The duplicate check comes first: a number already applied is a replay or `ABORTED` whatever
@@ -45,11 +64,14 @@
 //! - Graceful shutdown: open streams are calls in flight: they are served until the client ends
 //!   them or the grace period is over. Health `Watch` streams send `NOT_SERVING`, then end.
 //! - Logs: health calls are logged at debug level (probes come every second); other calls at
-//!   info, with `message` added when the status is not OK. The token's scheme `Bearer` is
-//!   matched without regard to case; the token is compared in constant time.
+//!   info, with `message` added when the status is not OK (`CatchUp` adds `sessions` and
+//!   `bars`). The token's scheme `Bearer` is matched without regard to case; the tokens are
+//!   compared in constant time.
 //! - TLS: `server.tls_cert_file` and `server.tls_key_file` go together, and
 //!   `server.tls_client_ca_file` needs both; anything else stops the server before it listens.
 
+pub mod auth;
+pub mod codec;
 pub mod convert;
 pub mod health;
 pub mod log;
@@ -58,10 +80,12 @@ pub mod server;
 pub mod service;
 pub mod sessions;
 pub mod status;
+pub mod wire;
 
 /// The generated `trading.v1` messages, server and client.
 pub mod pb {
     tonic::include_proto!("trading.v1");
+    pub use crate::wire::{Bar, MacdPoint, Pivot, Point, Repair};
 }
 
 /// The name every answer carries in its `engine` field.

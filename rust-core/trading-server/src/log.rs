@@ -60,12 +60,40 @@ pub fn call(
 ) {
     let latency_ms = millis(started.elapsed());
     let status = code_name(code);
+    // User text, shown by the project's one rule (checked names are shown as they are).
+    let shown = session.map(chan_core::display::shown);
+    let session = shown.as_deref();
     match code {
         Code::Internal | Code::Unknown | Code::DataLoss => tracing::error!(
             target: ACCESS, method, session, seq, latency_ms, status, message
         ),
         _ => tracing::info!(target: ACCESS, method, session, seq, latency_ms, status, message),
     }
+}
+
+/// Logs a batch call (`Replica.CatchUp`): the call's line with the sessions and bars it
+/// carried (`null` when it was refused before they were read).
+pub fn batch(
+    method: &str,
+    counts: Option<(usize, usize)>,
+    started: Instant,
+    code: Code,
+    message: Option<&str>,
+) {
+    let latency_ms = millis(started.elapsed());
+    let status = code_name(code);
+    let (sessions, bars) = (counts.map(|c| c.0 as u64), counts.map(|c| c.1 as u64));
+    tracing::info!(
+        target: ACCESS,
+        method,
+        session = Option::<&str>::None,
+        seq = Option::<u64>::None,
+        latency_ms,
+        status,
+        message,
+        sessions,
+        bars
+    );
 }
 
 /// Logs a health call (at debug: probes come every second).

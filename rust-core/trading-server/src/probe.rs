@@ -1,12 +1,14 @@
 //! A `grpc.health.v1` `Check` client: what `trading-engine probe` runs (the containers'
 //! health checks, `Dockerfile.rust`). One call with one deadline covering the connection and the
 //! call; the answer is one of [`Probe`]'s cases, each with its exit status (0 serving, 1 not
-//! serving or an unknown service, 3 no answer) and its word for the printed line
-//! `HOST:PORT SERVICE WORD`, the same as `trading-system probe` prints.
+//! serving or an unknown service, 3 no answer, 4 a TLS failure) and its word for the printed
+//! line `HOST:PORT SERVICE WORD`, the same as `trading-system probe` prints. The connection
+//! follows the configuration's `client` section ([`client_tls`]).
 
 use std::time::Duration;
 
-use tonic::transport::Channel;
+use chan_core::{ChanError, FileConfig};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -25,6 +27,9 @@ pub enum Probe {
     DeadlineExceeded,
     /// The server answered the call with another error (no health service, a bad address ...).
     Failed(Code, String),
+    /// TLS failed: a certificate not trusted or refused, a name that does not match, or TLS on
+    /// one side only.
+    TlsFailure(String),
 }
 
 impl Probe {
@@ -35,6 +40,7 @@ impl Probe {
             Self::Status(ServingStatus::Serving) => 0,
             Self::Unreachable(_) | Self::DeadlineExceeded => 3,
             Self::Status(_) | Self::UnknownService | Self::Failed(..) => 1,
+            Self::TlsFailure(_) => 4,
         }
     }
 
@@ -46,13 +52,14 @@ impl Probe {
             Self::Unreachable(_) => "UNREACHABLE".into(),
             Self::DeadlineExceeded => "DEADLINE_EXCEEDED".into(),
             Self::Failed(code, _) => format!("ERROR_{}", code_name(*code)),
+            Self::TlsFailure(_) => "TLS_FAILURE".into(),
         }
     }
 
     /// Why there is no status, if there is none.
     pub fn detail(&self) -> Option<&str> {
         match self {
-            Self::Unreachable(d) | Self::Failed(_, d) => Some(d),
+            Self::Unreachable(d) | Self::Failed(_, d) | Self::TlsFailure(d) => Some(d),
             _ => None,
         }
     }
@@ -91,18 +98,120 @@ pub fn local_address(host: &str, port: u16) -> String {
     }
 }
 
-/// One `Check` of `service` on `address` (`HOST:PORT`, plaintext), connection included, within
-/// `timeout`.
-pub async fn check(address: &str, service: &str, timeout: Duration) -> Probe {
+fn client_error(key: &str, message: String) -> ChanError {
+    ChanError::Config {
+        key: key.into(),
+        message,
+    }
+}
+
+fn read_pem(key: &str, path: &str) -> Result<Vec<u8>, ChanError> {
+    std::fs::read(path).map_err(|e| client_error(key, format!("cannot read {path}: {e}")))
+}
+
+/// How clients connect by the configuration (`client` section): TLS when `client.tls_ca_file`
+/// or `server.tls_cert_file` is set, trusting that CA (else the system's roots), presenting
+/// `client.tls_cert_file` + `client.tls_key_file` (mutual TLS), verifying
+/// `client.tls_server_name` (default: the host). `None`: plaintext. The files are read now.
+pub fn client_tls(cfg: &FileConfig) -> Result<Option<ClientTlsConfig>, ChanError> {
+    let c = &cfg.client;
+    if c.tls_cert_file.is_empty() != c.tls_key_file.is_empty() {
+        let key = if c.tls_cert_file.is_empty() {
+            "client.tls_cert_file"
+        } else {
+            "client.tls_key_file"
+        };
+        return Err(client_error(
+            key,
+            "client.tls_cert_file and client.tls_key_file go together: set both or neither".into(),
+        ));
+    }
+    if c.tls_ca_file.is_empty() && cfg.server.tls_cert_file.is_empty() {
+        return Ok(None);
+    }
+    let mut tls = ClientTlsConfig::new();
+    tls = if c.tls_ca_file.is_empty() {
+        tls.with_native_roots()
+    } else {
+        tls.ca_certificate(Certificate::from_pem(read_pem(
+            "client.tls_ca_file",
+            &c.tls_ca_file,
+        )?))
+    };
+    if !c.tls_cert_file.is_empty() {
+        tls = tls.identity(Identity::from_pem(
+            read_pem("client.tls_cert_file", &c.tls_cert_file)?,
+            read_pem("client.tls_key_file", &c.tls_key_file)?,
+        ));
+    }
+    if !c.tls_server_name.is_empty() {
+        tls = tls.domain_name(c.tls_server_name.clone());
+    }
+    Ok(Some(tls))
+}
+
+/// Words of a connection error that mean the TLS handshake failed (rustls' and tonic's).
+const TLS_MARKERS: [&str; 8] = [
+    "certificate",
+    "handshake",
+    "corrupt message",
+    "tls",
+    "alert",
+    "peer is incompatible",
+    "unknownissuer",
+    "not valid for name",
+];
+
+fn is_tls_error(text: &str) -> bool {
+    let t = text.to_ascii_lowercase();
+    TLS_MARKERS.iter().any(|m| t.contains(m))
+}
+
+/// Whether the server at `address` speaks TLS: a TLS connection to it gets as far as the
+/// server's certificate (not trusted here, or trusted: either way the server sent one). A
+/// plaintext server answers the handshake with bytes that are not TLS.
+async fn speaks_tls(address: &str, timeout: Duration) -> bool {
+    let tls = ClientTlsConfig::new().with_native_roots();
+    let Ok(endpoint) = Channel::from_shared(format!("https://{address}")) else {
+        return false;
+    };
+    let Ok(endpoint) = endpoint.connect_timeout(timeout).tls_config(tls) else {
+        return false;
+    };
+    match endpoint.connect().await {
+        Ok(_) => true,
+        Err(e) => error_chain(&e).to_ascii_lowercase().contains("certificate"),
+    }
+}
+
+/// One `Check` of `service` on `address` (`HOST:PORT`; TLS when `tls` is given), connection
+/// included, within `timeout`.
+pub async fn check(
+    address: &str,
+    service: &str,
+    timeout: Duration,
+    tls: Option<ClientTlsConfig>,
+) -> Probe {
+    let secure = tls.is_some();
     let call = async {
-        let endpoint = Channel::from_shared(format!("http://{address}"))
+        let scheme = if secure { "https" } else { "http" };
+        let mut endpoint = Channel::from_shared(format!("{scheme}://{address}"))
             .map_err(|e| Probe::Failed(Code::InvalidArgument, format!("bad address: {e}")))?
             .connect_timeout(timeout)
             .timeout(timeout);
-        let channel = endpoint
-            .connect()
-            .await
-            .map_err(|e| Probe::Unreachable(error_chain(&e)))?;
+        if let Some(t) = tls {
+            endpoint = endpoint
+                .tls_config(t)
+                .map_err(|e| Probe::TlsFailure(error_chain(&e)))?;
+        }
+        let channel = endpoint.connect().await.map_err(|e| {
+            let text = error_chain(&e);
+            if secure && is_tls_error(&text) {
+                Probe::TlsFailure(text)
+            } else {
+                Probe::Unreachable(text)
+            }
+        })?;
         HealthClient::new(channel)
             .check(HealthCheckRequest {
                 service: service.to_owned(),
@@ -110,18 +219,35 @@ pub async fn check(address: &str, service: &str, timeout: Duration) -> Probe {
             .await
             .map_err(|s| match s.code() {
                 Code::NotFound => Probe::UnknownService,
+                // Under mutual TLS (TLS 1.3) a refused client certificate shows only on the
+                // first call: the alert is among the status's causes.
+                _ if secure && is_tls_error(&error_chain(&s)) => Probe::TlsFailure(error_chain(&s)),
                 Code::Unavailable => Probe::Unreachable(s.message().to_owned()),
                 Code::DeadlineExceeded | Code::Cancelled => Probe::DeadlineExceeded,
                 code => Probe::Failed(code, s.message().to_owned()),
             })
     };
-    match tokio::time::timeout(timeout, call).await {
+    let found = match tokio::time::timeout(timeout, call).await {
         Err(_) => Probe::DeadlineExceeded,
         Ok(Err(p)) => p,
         Ok(Ok(r)) => Probe::Status(
             ServingStatus::try_from(r.into_inner().status).unwrap_or(ServingStatus::Unknown),
         ),
+    };
+    // A plaintext probe of a TLS server fails as a broken connection: say why.
+    let broken = matches!(&found, Probe::Unreachable(d) if !d.contains("refused"))
+        || matches!(found, Probe::Failed(..));
+    if !secure && broken {
+        let told = tokio::time::timeout(timeout, speaks_tls(address, timeout)).await;
+        if told == Ok(true) {
+            return Probe::TlsFailure(
+                "the server speaks TLS and this client does not (set client.tls_ca_file, or \
+                 server.tls_cert_file)"
+                    .into(),
+            );
+        }
     }
+    found
 }
 
 /// An error with its causes (`transport error: ...: Connection refused`), each said once.
@@ -156,6 +282,7 @@ mod tests {
                 1,
                 "ERROR_PERMISSION_DENIED",
             ),
+            (Probe::TlsFailure("x".into()), 4, "TLS_FAILURE"),
         ];
         for (probe, code, word) in cases {
             assert_eq!((probe.exit_code(), probe.word().as_str()), (code, word));
@@ -184,6 +311,7 @@ mod tests {
             &format!("127.0.0.1:{port}"),
             "",
             Duration::from_millis(2000),
+            None,
         )
         .await;
         assert!(matches!(p, Probe::Unreachable(_)), "{p:?}");

@@ -16,6 +16,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::pb::health_check_response::ServingStatus;
 
+use crate::auth::Tokens;
 use crate::health::HealthState;
 use crate::service::TradingService;
 use crate::SERVICE_NAME;
@@ -52,6 +53,7 @@ pub enum ServerError {
 pub struct EngineServer {
     cfg: FileConfig,
     tls: Option<ServerTlsConfig>,
+    tokens: Tokens,
     listener: TcpListener,
 }
 
@@ -110,6 +112,7 @@ impl EngineServer {
     pub async fn bind(cfg: FileConfig, port: Option<u16>) -> Result<Self, ServerError> {
         cfg.validate()?;
         let tls = tls_config(&cfg.server)?;
+        let tokens = Tokens::load(&cfg.server)?;
         let port = match port {
             Some(p) => p,
             None => u16::try_from(cfg.server.rust_port).map_err(|_| {
@@ -120,7 +123,12 @@ impl EngineServer {
             })?,
         };
         let listener = bind(&cfg.server.host, port).await?;
-        Ok(Self { cfg, tls, listener })
+        Ok(Self {
+            cfg,
+            tls,
+            tokens,
+            listener,
+        })
     }
 
     /// The address it listens on (with port 0, the port it got).
@@ -142,9 +150,11 @@ impl EngineServer {
         if let Some(t) = self.tls {
             builder = builder.tls_config(t)?;
         }
+        let service = TradingService::new(&self.cfg, self.tokens.clone());
         let router = builder
             .add_service(health.service())
-            .add_service(TradingService::new(&self.cfg).into_server());
+            .add_service(service.replica_server())
+            .add_service(service.into_server());
         let (stop, mut stopped) = watch::channel(false);
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
         let serving = router.serve_with_incoming_shutdown(incoming, async move {
@@ -156,7 +166,8 @@ impl EngineServer {
             addr = %addr,
             tls,
             mutual_tls = !self.cfg.server.tls_client_ca_file.is_empty(),
-            auth = !self.cfg.server.auth_token.is_empty(),
+            auth = self.tokens.any(),
+            operator = self.tokens.has_operator(),
             version = crate::VERSION,
         );
         tokio::select! {
@@ -206,5 +217,13 @@ pub async fn serve(
 ) -> Result<(), ServerError> {
     cfg.validate()?;
     let tls = tls_config(&cfg.server)?;
-    EngineServer { cfg, tls, listener }.serve(shutdown).await
+    let tokens = Tokens::load(&cfg.server)?;
+    EngineServer {
+        cfg,
+        tls,
+        tokens,
+        listener,
+    }
+    .serve(shutdown)
+    .await
 }

@@ -1,11 +1,13 @@
 //! The `trading.v1.Trading` service (`docs/GRPC.md`): Analyze, Stream, GetSnapshot, GetInfo,
-//! GetConfig and UpdateConfig. Every call is authorized (when `server.auth_token` is set),
-//! size-checked against `server.max_message_bytes`, and logged as one JSON line.
+//! GetConfig and UpdateConfig, and the `trading.v1.Replica` service (CatchUp, CloseSessions)
+//! the monitor uses. Every call is authorized ([`crate::auth`]), size-checked against
+//! `server.max_message_bytes`, and logged as one JSON line.
 
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-use chan_core::{EngineConfig, FileConfig};
+use chan_core::display::shown;
+use chan_core::{ChanError, EngineConfig, FileConfig};
 use prost::Message;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -14,9 +16,11 @@ use tonic::server::NamedService;
 use tonic::{Code, Request, Response, Status, Streaming};
 use tonic_types::FieldViolation;
 
+use crate::auth::{Role, Tokens};
+use crate::pb::replica_server::{Replica, ReplicaServer};
 use crate::pb::stream_request::Kind;
 use crate::pb::trading_server::{Trading, TradingServer};
-use crate::sessions::{self, Outcome, SessionState, Sessions, SharedSession};
+use crate::sessions::{self, Attached, Outcome, SessionState, Sessions, Standing};
 use crate::{convert, log, pb, status, ENGINE, PROTOCOL, VERSION};
 
 /// What every call shares: the configuration new sessions and `Analyze` start from, the
@@ -27,8 +31,7 @@ struct Shared {
     sessions: Sessions,
     max_message_bytes: u64,
     replay_window: usize,
-    /// The expected bearer token; `None`: no authentication.
-    token: Option<String>,
+    tokens: Tokens,
     started: Instant,
 }
 
@@ -39,27 +42,40 @@ pub struct TradingService {
 }
 
 impl TradingService {
-    /// A service configured from the file configuration (its engine keys and `server` section).
-    pub fn new(cfg: &FileConfig) -> Self {
+    /// A service configured from the file configuration (its engine keys and `server`
+    /// section), with the tokens in force (token files read: [`Tokens::load`]).
+    pub fn new(cfg: &FileConfig, tokens: Tokens) -> Self {
         let s = &cfg.server;
         Self {
             shared: Arc::new(Shared {
                 config: RwLock::new(cfg.engine()),
-                sessions: Sessions::default(),
+                sessions: Sessions::new(usize::try_from(s.max_sessions).unwrap_or(usize::MAX)),
                 max_message_bytes: s.max_message_bytes,
                 replay_window: usize::try_from(s.replay_window).unwrap_or(usize::MAX),
-                token: (!s.auth_token.is_empty()).then(|| s.auth_token.clone()),
+                tokens,
                 started: Instant::now(),
             }),
         }
+    }
+
+    /// The `Replica` service over the same sessions, with the same transport limit.
+    pub fn replica_server(&self) -> TransportLimit<ReplicaServer<TradingService>> {
+        TransportLimit(
+            ReplicaServer::new(self.clone())
+                .max_decoding_message_size(self.transport_limit())
+                .max_encoding_message_size(usize::MAX),
+        )
+    }
+
+    fn transport_limit(&self) -> usize {
+        usize::try_from(self.shared.max_message_bytes.saturating_mul(2)).unwrap_or(usize::MAX)
     }
 
     /// The gRPC service: the transport refuses messages beyond twice `server.max_message_bytes`
     /// with `RESOURCE_EXHAUSTED` (larger ones up to that get the documented message from the
     /// calls themselves).
     pub fn into_server(self) -> TransportLimit<TradingServer<TradingService>> {
-        let limit =
-            usize::try_from(self.shared.max_message_bytes.saturating_mul(2)).unwrap_or(usize::MAX);
+        let limit = self.transport_limit();
         TransportLimit(
             TradingServer::new(self)
                 .max_decoding_message_size(limit)
@@ -71,23 +87,9 @@ impl TradingService {
         *self.shared.config.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Checks `authorization: Bearer <token>` when a token is configured.
-    fn authorize<T>(&self, request: &Request<T>) -> Result<(), Status> {
-        let Some(token) = &self.shared.token else {
-            return Ok(());
-        };
-        let given = request
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                let (scheme, rest) = v.split_at_checked(7)?;
-                scheme.eq_ignore_ascii_case("bearer ").then_some(rest)
-            });
-        match given {
-            Some(t) if same(t.as_bytes(), token.as_bytes()) => Ok(()),
-            _ => Err(Status::unauthenticated(status::UNAUTHENTICATED)),
-        }
+    /// Checks `authorization: Bearer <token>` for a call of `role` ([`crate::auth`]).
+    fn authorize<T>(&self, request: &Request<T>, role: Role) -> Result<(), Status> {
+        self.shared.tokens.check(request.metadata(), role)
     }
 
     fn check_size(&self, size: usize) -> Result<(), Status> {
@@ -95,8 +97,8 @@ impl TradingService {
     }
 
     /// Authorizes a unary request and checks its size.
-    fn admit<T: Message>(&self, request: Request<T>) -> Result<T, Status> {
-        self.authorize(&request)?;
+    fn admit<T: Message>(&self, request: Request<T>, role: Role) -> Result<T, Status> {
+        self.authorize(&request, role)?;
         let m = request.into_inner();
         self.check_size(m.encoded_len())?;
         Ok(m)
@@ -116,7 +118,7 @@ impl TradingService {
     }
 
     /// Opens or resumes the session the first message of a stream names.
-    fn open(&self, m: pb::StreamRequest) -> Result<(SharedSession, pb::StreamResponse), Status> {
+    fn open(&self, m: pb::StreamRequest) -> Result<(Attached, pb::StreamResponse), Status> {
         self.check_size(m.encoded_len())?;
         let Some(Kind::Open(o)) = m.kind else {
             return Err(Status::invalid_argument(
@@ -128,17 +130,121 @@ impl TradingService {
             let s = self
                 .shared
                 .sessions
-                .get(&name)
+                .get_attached(&name)
                 .ok_or_else(|| not_found(&name))?;
-            let answer = sessions::lock(&s).opened(true);
+            let answer = sessions::lock(s.session()).opened(true);
             return Ok((s, answer));
         }
-        let cfg = convert::apply_overrides(&self.config(), o.config.as_ref())
-            .map_err(|e| status::from_chan(&e))?;
-        let state = SessionState::new(name, cfg, o.with_macd, self.shared.replay_window)
-            .map_err(|e| status::from_chan(&e))?;
+        let state = self.new_session(name, &o)?;
         let answer = state.opened(false);
-        Ok((self.shared.sessions.insert(state), answer))
+        let attached = self
+            .shared
+            .sessions
+            .insert_attached(state)
+            .map_err(|f| Status::resource_exhausted(f.message()))?;
+        Ok((attached, answer))
+    }
+
+    /// A new session as an open describes it (its configuration overrides applied).
+    fn new_session(&self, name: String, o: &pb::OpenSession) -> Result<SessionState, Status> {
+        self.new_state(name, o).map_err(|e| status::from_chan(&e))
+    }
+
+    fn new_state(&self, name: String, o: &pb::OpenSession) -> Result<SessionState, ChanError> {
+        let cfg = convert::apply_overrides(&self.config(), o.config.as_ref())?;
+        SessionState::new(name, cfg, o.with_macd, self.shared.replay_window)
+    }
+
+    /// One entry of `Replica.CatchUp` (`docs/GRPC.md`): checked and applied on its own, all or
+    /// nothing.
+    fn catch_up_one(&self, e: pb::SessionCatchUp) -> pb::SessionCaughtUp {
+        let o = e.open.unwrap_or_default();
+        let name = match names(&o.symbol, &o.timeframe, "open.") {
+            Ok(n) => n,
+            Err(b) => {
+                return pb::SessionCaughtUp {
+                    // As much of the name as the error message shows.
+                    session: format!("{}/{}", shown(&o.symbol), shown(&o.timeframe)),
+                    last_seq: 0,
+                    bars: 0,
+                    error: Some(bad_name_error(b)),
+                };
+            }
+        };
+        let existing = self.shared.sessions.get(&name);
+        let standing = |s: &Option<sessions::SharedSession>| {
+            s.as_ref().map_or((0, 0), |s| {
+                let g = sessions::lock(s);
+                (g.last_seq(), g.session().bars() as u64)
+            })
+        };
+        let result = if e.fresh {
+            self.catch_up_fresh(name.clone(), &o, e.after_seq, &e.bars)
+        } else {
+            match &existing {
+                None => Err(status::stream_error(
+                    Code::NotFound,
+                    not_found_message(&name),
+                )),
+                Some(s) => {
+                    self.shared.sessions.touch(s);
+                    let mut g = sessions::lock(s);
+                    g.catch_up(e.after_seq, &e.bars)
+                        .map(|()| (g.last_seq(), g.session().bars() as u64))
+                }
+            }
+        };
+        match result {
+            Ok((last_seq, bars)) => pb::SessionCaughtUp {
+                session: name,
+                last_seq,
+                bars,
+                error: None,
+            },
+            Err(error) => {
+                let (last_seq, bars) = standing(&existing);
+                pb::SessionCaughtUp {
+                    session: name,
+                    last_seq,
+                    bars,
+                    error: Some(error),
+                }
+            }
+        }
+    }
+
+    /// A fresh session caught up, then put in place of any session of its name.
+    fn catch_up_fresh(
+        &self,
+        name: String,
+        o: &pb::OpenSession,
+        after_seq: u64,
+        bars: &[pb::BarMessage],
+    ) -> Result<(u64, u64), pb::StreamError> {
+        if after_seq != 0 {
+            let description = format!("must be 0 for a fresh session, got {after_seq}");
+            return Err(pb::StreamError {
+                code: Code::InvalidArgument as i32,
+                message: format!("invalid catch-up: after_seq {description}"),
+                field_violations: vec![pb::BadRequestFieldViolation {
+                    field: "after_seq".into(),
+                    description,
+                    reason: String::new(),
+                    index: -1,
+                }],
+                expected_seq: 0,
+            });
+        }
+        let mut state = self
+            .new_state(name, o)
+            .map_err(|e| status::stream_error_from_chan(&e, 1))?;
+        state.catch_up(0, bars)?;
+        let done = (state.last_seq(), state.session().bars() as u64);
+        self.shared
+            .sessions
+            .insert(state)
+            .map_err(|f| status::stream_error(Code::ResourceExhausted, f.message()))?;
+        Ok(done)
     }
 
     /// Serves one stream after its open: each bar message under the exactly-once rules.
@@ -158,14 +264,14 @@ impl TradingService {
                 return;
             }
         };
-        let (session, name) = match self.open(first) {
-            Ok((session, answer)) => {
-                let name = sessions::lock(&session).name().to_owned();
+        let (attached, name) = match self.open(first) {
+            Ok((attached, answer)) => {
+                let name = sessions::lock(attached.session()).name().to_owned();
                 log::call("Stream", Some(&name), Some(0), started, Code::Ok, None);
                 if tx.send(Ok(answer)).await.is_err() {
                     return;
                 }
-                (session, name)
+                (attached, name)
             }
             Err(s) => {
                 log::call("Stream", None, None, started, s.code(), Some(s.message()));
@@ -173,6 +279,7 @@ impl TradingService {
                 return;
             }
         };
+        let session = attached.session();
         loop {
             let m = match inbound.message().await {
                 Ok(Some(m)) => m,
@@ -219,12 +326,20 @@ impl TradingService {
                     break;
                 }
             };
-            if !self.shared.sessions.is_current(&name, &session) {
-                let s = Status::aborted(format!(
-                    "session {name} was replaced by a new open; open or resume it again"
-                ));
-                let _ = tx.send(Err(ended(s))).await;
-                break;
+            match self.shared.sessions.standing(&name, session) {
+                Standing::Current => self.shared.sessions.touch(session),
+                Standing::Replaced => {
+                    let s = Status::aborted(format!(
+                        "session {} was replaced by a new open; open or resume it again",
+                        shown(&name)
+                    ));
+                    let _ = tx.send(Err(ended(s))).await;
+                    break;
+                }
+                Standing::Closed => {
+                    let _ = tx.send(Err(ended(not_found(&name)))).await;
+                    break;
+                }
             }
             let (answer, outcome) = if size as u64 > self.shared.max_message_bytes {
                 let e = status::stream_error(
@@ -242,7 +357,7 @@ impl TradingService {
                 };
                 (answer, Outcome::Rejected(Code::ResourceExhausted))
             } else {
-                sessions::lock(&session).handle(&b)
+                sessions::lock(session).handle(&b)
             };
             let (code, message) = match (&outcome, &answer.kind) {
                 (Outcome::Rejected(c), Some(pb::stream_response::Kind::Error(e))) => {
@@ -300,18 +415,23 @@ where
     }
 }
 
-/// Compares two tokens in time independent of where they differ.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+fn not_found(name: &str) -> Status {
+    Status::not_found(not_found_message(name))
 }
 
-fn not_found(name: &str) -> Status {
-    Status::not_found(format!("session {name} not found"))
+fn not_found_message(name: &str) -> String {
+    format!("session {} not found", shown(name))
+}
+
+/// A session name that breaks the rules: its status message and field violations.
+struct BadName {
+    message: String,
+    violations: Vec<FieldViolation>,
 }
 
 /// Checks a symbol and timeframe (fields `<prefix>symbol`, `<prefix>timeframe`); returns the
 /// session name.
-fn check_names(symbol: &str, timeframe: &str, prefix: &str) -> Result<String, Status> {
+fn names(symbol: &str, timeframe: &str, prefix: &str) -> Result<String, BadName> {
     let mut v = Vec::new();
     if let Err(d) = sessions::check_symbol(symbol) {
         v.push(FieldViolation::new(format!("{prefix}symbol"), d));
@@ -326,10 +446,44 @@ fn check_names(symbol: &str, timeframe: &str, prefix: &str) -> Result<String, St
         .iter()
         .map(|x| format!("{}: {}", x.field, x.description))
         .collect();
-    Err(status::bad_request(
-        format!("invalid session name: {}", text.join("; ")),
-        v,
-    ))
+    Err(BadName {
+        message: format!("invalid session name: {}", text.join("; ")),
+        violations: v,
+    })
+}
+
+/// A bad session name as an in-band error (`Replica.CatchUp`).
+fn bad_name_error(b: BadName) -> pb::StreamError {
+    pb::StreamError {
+        code: Code::InvalidArgument as i32,
+        message: b.message,
+        field_violations: b
+            .violations
+            .into_iter()
+            .map(|v| pb::BadRequestFieldViolation {
+                field: v.field,
+                description: v.description,
+                reason: String::new(),
+                index: -1,
+            })
+            .collect(),
+        expected_seq: 0,
+    }
+}
+
+/// [`names`] with a refusal as a unary status.
+fn check_names(symbol: &str, timeframe: &str, prefix: &str) -> Result<String, Status> {
+    names(symbol, timeframe, prefix).map_err(|b| status::bad_request(b.message, b.violations))
+}
+
+/// The answer of GetConfig and UpdateConfig.
+fn config_response(c: &EngineConfig) -> pb::ConfigResponse {
+    let config = convert::config(c);
+    pb::ConfigResponse {
+        engine: ENGINE.into(),
+        config_version: convert::config_version(&config),
+        config: Some(config),
+    }
 }
 
 /// Logs a unary call's outcome.
@@ -362,7 +516,7 @@ impl Trading for TradingService {
         request: Request<pb::AnalyzeRequest>,
     ) -> Result<Response<pb::AnalyzeResponse>, Status> {
         let started = Instant::now();
-        let r = match self.admit(request) {
+        let r = match self.admit(request, Role::Trading) {
             Ok(req) => {
                 let svc = self.clone();
                 blocking(move || svc.analyze_now(req)).await
@@ -378,7 +532,7 @@ impl Trading for TradingService {
         &self,
         request: Request<Streaming<pb::StreamRequest>>,
     ) -> Result<Response<Self::StreamStream>, Status> {
-        if let Err(s) = self.authorize(&request) {
+        if let Err(s) = self.authorize(&request, Role::Trading) {
             log::call(
                 "Stream",
                 None,
@@ -401,10 +555,11 @@ impl Trading for TradingService {
         let started = Instant::now();
         let mut name = None;
         let r = async {
-            let req = self.admit(request)?;
+            let req = self.admit(request, Role::Trading)?;
             let n = check_names(&req.symbol, &req.timeframe, "")?;
             name = Some(n.clone());
             let s = self.shared.sessions.get(&n).ok_or_else(|| not_found(&n))?;
+            self.shared.sessions.touch(&s);
             blocking(move || {
                 let g = sessions::lock(&s);
                 Ok(pb::SnapshotResponse {
@@ -426,13 +581,17 @@ impl Trading for TradingService {
         request: Request<pb::InfoRequest>,
     ) -> Result<Response<pb::InfoResponse>, Status> {
         let started = Instant::now();
-        let r = self.admit(request).map(|_| pb::InfoResponse {
-            engine: ENGINE.into(),
-            version: VERSION.into(),
-            uptime_ms: self.shared.started.elapsed().as_millis() as u64,
-            sessions: self.shared.sessions.len() as u32,
-            config: Some(convert::config(&self.config())),
-            protocol: PROTOCOL.into(),
+        let r = self.admit(request, Role::Trading).map(|_| {
+            let config = convert::config(&self.config());
+            pb::InfoResponse {
+                engine: ENGINE.into(),
+                version: VERSION.into(),
+                uptime_ms: self.shared.started.elapsed().as_millis() as u64,
+                sessions: self.shared.sessions.len() as u32,
+                config_version: convert::config_version(&config),
+                config: Some(config),
+                protocol: PROTOCOL.into(),
+            }
         });
         logged("GetInfo", None, started, r)
     }
@@ -442,10 +601,9 @@ impl Trading for TradingService {
         request: Request<pb::GetConfigRequest>,
     ) -> Result<Response<pb::ConfigResponse>, Status> {
         let started = Instant::now();
-        let r = self.admit(request).map(|_| pb::ConfigResponse {
-            engine: ENGINE.into(),
-            config: Some(convert::config(&self.config())),
-        });
+        let r = self
+            .admit(request, Role::Trading)
+            .map(|_| config_response(&self.config()));
         logged("GetConfig", None, started, r)
     }
 
@@ -454,7 +612,7 @@ impl Trading for TradingService {
         request: Request<pb::UpdateConfigRequest>,
     ) -> Result<Response<pb::ConfigResponse>, Status> {
         let started = Instant::now();
-        let r = self.admit(request).and_then(|req| {
+        let r = self.admit(request, Role::Admin).and_then(|req| {
             let mut cfg = self
                 .shared
                 .config
@@ -462,11 +620,68 @@ impl Trading for TradingService {
                 .unwrap_or_else(|e| e.into_inner());
             *cfg = convert::apply_overrides(&cfg, req.config.as_ref())
                 .map_err(|e| status::from_chan(&e))?;
-            Ok(pb::ConfigResponse {
-                engine: ENGINE.into(),
-                config: Some(convert::config(&cfg)),
-            })
+            Ok(config_response(&cfg))
         });
         logged("UpdateConfig", None, started, r)
+    }
+}
+
+#[tonic::async_trait]
+impl Replica for TradingService {
+    async fn catch_up(
+        &self,
+        request: Request<pb::CatchUpRequest>,
+    ) -> Result<Response<pb::CatchUpResponse>, Status> {
+        let started = Instant::now();
+        let r = match self.admit(request, Role::Admin) {
+            Ok(req) => {
+                let counts = (
+                    req.sessions.len(),
+                    req.sessions.iter().map(|e| e.bars.len()).sum::<usize>(),
+                );
+                let svc = self.clone();
+                let answer = blocking(move || {
+                    Ok(pb::CatchUpResponse {
+                        engine: ENGINE.into(),
+                        sessions: req
+                            .sessions
+                            .into_iter()
+                            .map(|e| svc.catch_up_one(e))
+                            .collect(),
+                    })
+                })
+                .await;
+                (Some(counts), answer)
+            }
+            Err(s) => (None, Err(s)),
+        };
+        let (counts, r) = r;
+        let (code, message) = match &r {
+            Ok(_) => (Code::Ok, None),
+            Err(s) => (s.code(), Some(s.message())),
+        };
+        log::batch("CatchUp", counts, started, code, message);
+        r.map(Response::new)
+    }
+
+    async fn close_sessions(
+        &self,
+        request: Request<pb::CloseSessionsRequest>,
+    ) -> Result<Response<pb::CloseSessionsResponse>, Status> {
+        let started = Instant::now();
+        let r = self.admit(request, Role::Admin).map(|req| {
+            let names: Vec<String> = req
+                .sessions
+                .iter()
+                .map(|n| sessions::session_name(&n.symbol, &n.timeframe))
+                .collect();
+            let (closed, left) = self.shared.sessions.close(names.iter().map(String::as_str));
+            pb::CloseSessionsResponse {
+                engine: ENGINE.into(),
+                closed: closed as u32,
+                sessions: left as u32,
+            }
+        });
+        logged("CloseSessions", None, started, r)
     }
 }

@@ -4,11 +4,16 @@
 //! last applied one, `L + 1` is applied, a duplicate gets its cached answer again (for the last
 //! `server.replay_window` numbers), a different payload under an applied number is `ABORTED`,
 //! and a gap (or 0) is `FAILED_PRECONDITION` naming `L + 1`. A rejected message consumes nothing.
+//!
+//! The store holds at most `server.max_sessions`: one more closes the least recently used
+//! session with no stream attached (else it is refused with `RESOURCE_EXHAUSTED`).
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use chan_core::{ChanError, EngineConfig, Session};
+use chan_core::display::shown;
+use chan_core::{BarOp, ChanError, EngineConfig, Session};
 use tonic::Code;
 
 use crate::{convert, pb, status, ENGINE};
@@ -22,7 +27,8 @@ pub fn check_symbol(s: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "symbol {s:?} must be 1 to 64 characters of A-Z a-z 0-9 . _ : / -"
+            "symbol \"{}\" must be 1 to 64 characters of A-Z a-z 0-9 . _ : / -",
+            shown(s)
         ))
     }
 }
@@ -44,8 +50,9 @@ pub fn check_timeframe(s: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "timeframe {s:?} must be a positive number of at most 4 digits followed by one of \
-             s m h d w M (1m, 15m, 4h, 1d, 1w, 1M)"
+            "timeframe \"{}\" must be a positive number of at most 4 digits followed by one of \
+             s m h d w M (1m, 15m, 4h, 1d, 1w, 1M)",
+            shown(s)
         ))
     }
 }
@@ -179,30 +186,13 @@ impl SessionState {
             );
         }
         let Some(b) = &m.bar else {
-            return error(
-                seq,
-                status::stream_error(
-                    Code::InvalidArgument,
-                    format!("bar message {seq} carries no bar"),
-                ),
-            );
+            return error(seq, no_bar(seq));
         };
         let bar = convert::bar(b);
         let result = match pb::Op::try_from(m.op) {
             Ok(pb::Op::Append) => self.session.append(bar),
             Ok(pb::Op::ReplaceLast) => self.session.replace_last(bar),
-            _ => {
-                return error(
-                    seq,
-                    status::stream_error(
-                        Code::InvalidArgument,
-                        format!(
-                            "bar message {seq}: op must be APPEND or REPLACE_LAST, got {}",
-                            m.op
-                        ),
-                    ),
-                )
-            }
+            _ => return error(seq, bad_op(seq, m.op)),
         };
         match result {
             Ok(u) => {
@@ -220,6 +210,100 @@ impl SessionState {
             Err(e) => error(seq, status::stream_error_from_chan(&e, expected)),
         }
     }
+}
+
+impl SessionState {
+    /// Applies journaled bar messages at batch speed (`Replica.CatchUp`, `docs/GRPC.md`): the
+    /// session must stand at `after_seq`, the messages carry the numbers after it in order, and
+    /// each is checked as a stream checks it. All or nothing: a refusal (the error a stream
+    /// would give) leaves the session as it was. No answer is built or kept: a stream duplicate
+    /// of a caught-up number is then answered as one older than the replay window.
+    pub fn catch_up(
+        &mut self,
+        after_seq: u64,
+        msgs: &[pb::BarMessage],
+    ) -> Result<(), pb::StreamError> {
+        if self.last_seq != after_seq {
+            let mut e = status::stream_error(
+                Code::FailedPrecondition,
+                format!(
+                    "session at sequence {}, catch-up after {after_seq}",
+                    self.last_seq
+                ),
+            );
+            e.expected_seq = self.last_seq + 1;
+            return Err(e);
+        }
+        let mut ops = Vec::with_capacity(msgs.len());
+        // The first message a stream would refuse before the core sees it (an order, a missing
+        // bar, an op); the core's own checks of the messages before it come first.
+        let mut refused = None;
+        for (k, m) in msgs.iter().enumerate() {
+            let seq = after_seq + 1 + k as u64;
+            match op_of(m, k, seq) {
+                Ok(op) => ops.push(op),
+                Err(e) => {
+                    refused = Some(e);
+                    break;
+                }
+            }
+        }
+        let core_error = |e: chan_core::BatchError| {
+            status::stream_error_from_chan(&e.error, after_seq + 1 + e.at as u64)
+        };
+        if let Some(e) = refused {
+            self.session.check_batch(&ops).map_err(core_error)?;
+            return Err(e);
+        }
+        if msgs.is_empty() {
+            return Ok(());
+        }
+        self.session.apply_batch(&ops).map_err(core_error)?;
+        self.last_seq = after_seq + msgs.len() as u64;
+        // The cached answers must stay those of the numbers just before `last_seq`.
+        self.answers.clear();
+        Ok(())
+    }
+}
+
+/// The core operation of bar message `k` of a catch-up, which must carry number `seq`.
+fn op_of(m: &pb::BarMessage, k: usize, seq: u64) -> Result<BarOp, pb::StreamError> {
+    if m.seq != seq {
+        let description = format!("seq_order: expected sequence {seq}, got {}", m.seq);
+        return Err(pb::StreamError {
+            code: Code::InvalidArgument as i32,
+            message: format!("invalid bars: {description}"),
+            field_violations: vec![pb::BadRequestFieldViolation {
+                field: format!("bars[{k}].seq"),
+                description,
+                reason: "seq_order".into(),
+                index: -1,
+            }],
+            expected_seq: 0,
+        });
+    }
+    let Some(b) = &m.bar else {
+        return Err(no_bar(seq));
+    };
+    match pb::Op::try_from(m.op) {
+        Ok(pb::Op::Append) => Ok(BarOp::Append(convert::bar(b))),
+        Ok(pb::Op::ReplaceLast) => Ok(BarOp::ReplaceLast(convert::bar(b))),
+        _ => Err(bad_op(seq, m.op)),
+    }
+}
+
+fn no_bar(seq: u64) -> pb::StreamError {
+    status::stream_error(
+        Code::InvalidArgument,
+        format!("bar message {seq} carries no bar"),
+    )
+}
+
+fn bad_op(seq: u64, op: i32) -> pb::StreamError {
+    status::stream_error(
+        Code::InvalidArgument,
+        format!("bar message {seq}: op must be APPEND or REPLACE_LAST, got {op}"),
+    )
 }
 
 fn response(seq: u64, kind: pb::stream_response::Kind) -> pb::StreamResponse {
@@ -248,31 +332,149 @@ fn rejected_seq(seq: u64, expected: u64) -> (pb::StreamResponse, Outcome) {
     error(seq, e)
 }
 
+/// A session in the store: its state, how many streams are attached to it, and when it was
+/// last used (a tick of the store's clock).
+#[derive(Debug)]
+pub struct SessionSlot {
+    state: Mutex<SessionState>,
+    attached: AtomicUsize,
+    used: AtomicU64,
+}
+
 /// A session shared between the store and the streams connected to it.
-pub type SharedSession = Arc<Mutex<SessionState>>;
+pub type SharedSession = Arc<SessionSlot>;
 
 /// Locks a session; a panic while it was held (a bug) does not make it unusable.
 pub fn lock(s: &SharedSession) -> MutexGuard<'_, SessionState> {
-    s.lock().unwrap_or_else(|e| e.into_inner())
+    s.state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A stream's hold on its session: while it lives, the session is not closed to make room.
+#[derive(Debug)]
+pub struct Attached(SharedSession);
+
+impl Attached {
+    /// The session.
+    pub fn session(&self) -> &SharedSession {
+        &self.0
+    }
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        self.0.attached.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Whether a stream's session is still the one of its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    Current,
+    /// Another session of the same name took its place (a new open or a fresh catch-up).
+    Replaced,
+    /// Closed (`Replica.CloseSessions`): no session of that name.
+    Closed,
+}
+
+/// The store is full and every session in it has a stream attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Full(pub usize);
+
+impl Full {
+    /// The refusal's message.
+    pub fn message(&self) -> String {
+        format!(
+            "the engine holds server.max_sessions ({}) sessions, each with a stream attached",
+            self.0
+        )
+    }
 }
 
 /// Every session of the server, by name.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Sessions {
     map: Mutex<HashMap<String, SharedSession>>,
+    max: usize,
+    clock: AtomicU64,
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Self::new(usize::MAX)
+    }
 }
 
 impl Sessions {
+    /// An empty store holding at most `max` sessions.
+    pub fn new(max: usize) -> Self {
+        Self {
+            map: Mutex::new(HashMap::new()),
+            max: max.max(1),
+            clock: AtomicU64::new(0),
+        }
+    }
+
     fn map(&self) -> MutexGuard<'_, HashMap<String, SharedSession>> {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Adds a session, replacing one of the same name.
-    pub fn insert(&self, s: SessionState) -> SharedSession {
+    /// Marks a session as used now.
+    pub fn touch(&self, s: &SharedSession) {
+        s.used.store(
+            self.clock.fetch_add(1, Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
+    }
+
+    fn attach(&self, s: &SharedSession) -> Attached {
+        s.attached.fetch_add(1, Ordering::AcqRel);
+        self.touch(s);
+        Attached(s.clone())
+    }
+
+    /// Adds a session, replacing one of the same name; a new name in a full store closes the
+    /// least recently used session with no stream attached.
+    pub fn insert(&self, s: SessionState) -> Result<SharedSession, Full> {
+        let mut map = self.map();
+        self.insert_locked(&mut map, s)
+    }
+
+    /// [`Self::insert`] with a stream attached at once (nothing can close it in between).
+    pub fn insert_attached(&self, s: SessionState) -> Result<Attached, Full> {
+        let mut map = self.map();
+        let shared = self.insert_locked(&mut map, s)?;
+        Ok(self.attach(&shared))
+    }
+
+    fn insert_locked(
+        &self,
+        map: &mut HashMap<String, SharedSession>,
+        s: SessionState,
+    ) -> Result<SharedSession, Full> {
+        if !map.contains_key(&s.name) && map.len() >= self.max {
+            let idle = map
+                .iter()
+                .filter(|(_, x)| x.attached.load(Ordering::Acquire) == 0)
+                .min_by_key(|(_, x)| x.used.load(Ordering::Relaxed))
+                .map(|(name, _)| name.clone());
+            let Some(name) = idle else {
+                return Err(Full(self.max));
+            };
+            map.remove(&name);
+            tracing::info!(
+                message = "session closed: server.max_sessions reached, least recently used",
+                session = shown(&name),
+            );
+        }
         let name = s.name.clone();
-        let shared = Arc::new(Mutex::new(s));
-        self.map().insert(name, shared.clone());
-        shared
+        let shared = Arc::new(SessionSlot {
+            state: Mutex::new(s),
+            attached: AtomicUsize::new(0),
+            used: AtomicU64::new(0),
+        });
+        self.touch(&shared);
+        map.insert(name, shared.clone());
+        Ok(shared)
     }
 
     /// The session of that name.
@@ -280,9 +482,34 @@ impl Sessions {
         self.map().get(name).cloned()
     }
 
-    /// Whether `s` is still the session of that name (it was not replaced).
+    /// The session of that name with a stream attached.
+    pub fn get_attached(&self, name: &str) -> Option<Attached> {
+        let map = self.map();
+        map.get(name).map(|s| self.attach(s))
+    }
+
+    /// Whether `s` is still the session of that name.
+    pub fn standing(&self, name: &str, s: &SharedSession) -> Standing {
+        match self.map().get(name) {
+            Some(x) if Arc::ptr_eq(x, s) => Standing::Current,
+            Some(_) => Standing::Replaced,
+            None => Standing::Closed,
+        }
+    }
+
+    /// Whether `s` is still the session of that name (it was not replaced or closed).
     pub fn is_current(&self, name: &str, s: &SharedSession) -> bool {
-        self.map().get(name).is_some_and(|x| Arc::ptr_eq(x, s))
+        self.standing(name, s) == Standing::Current
+    }
+
+    /// Closes the sessions named; returns how many of them existed and how many are left.
+    pub fn close<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> (usize, usize) {
+        let mut map = self.map();
+        let closed = names
+            .into_iter()
+            .filter(|n| map.remove(*n).is_some())
+            .count();
+        (closed, map.len())
     }
 
     /// How many sessions there are.
@@ -405,14 +632,46 @@ mod tests {
     #[test]
     fn store_replaces_by_name() {
         let store = Sessions::default();
-        let a = store
-            .insert(SessionState::new("X/1m".into(), EngineConfig::default(), false, 4).unwrap());
+        let a = store.insert(new("X/1m")).unwrap();
         assert!(store.is_current("X/1m", &a));
-        let b = store
-            .insert(SessionState::new("X/1m".into(), EngineConfig::default(), false, 4).unwrap());
-        assert!(!store.is_current("X/1m", &a));
+        let b = store.insert(new("X/1m")).unwrap();
+        assert_eq!(store.standing("X/1m", &a), Standing::Replaced);
         assert!(store.is_current("X/1m", &b));
         assert_eq!(store.len(), 1);
         assert!(store.get("Y/1m").is_none());
+        assert_eq!(store.close(["X/1m", "Y/1m"]), (1, 0));
+        assert_eq!(store.standing("X/1m", &b), Standing::Closed);
+    }
+
+    fn new(name: &str) -> SessionState {
+        SessionState::new(name.into(), EngineConfig::default(), false, 4).unwrap()
+    }
+
+    #[test]
+    fn a_full_store_closes_the_least_recently_used_idle_session() {
+        let store = Sessions::new(2);
+        let a = store.insert_attached(new("A/1m")).unwrap();
+        let b = store.insert(new("B/1m")).unwrap();
+        // B is idle: it makes room (though A is older).
+        let c = store.insert(new("C/1m")).unwrap();
+        assert!(store.get("B/1m").is_none());
+        assert_eq!(store.standing("B/1m", &b), Standing::Closed);
+        // Replacing a session of the same name needs no room.
+        store.insert(new("C/1m")).unwrap();
+        assert!(!store.is_current("C/1m", &c));
+        // C is idle again (the new one): D takes its place; with both attached, E is refused.
+        let d = store.insert_attached(new("D/1m")).unwrap();
+        assert!(store.get("C/1m").is_none());
+        assert_eq!(store.insert(new("E/1m")).unwrap_err(), Full(2));
+        assert_eq!(
+            Full(2).message(),
+            "the engine holds server.max_sessions (2) sessions, each with a stream attached"
+        );
+        // A stream that ends frees its session for eviction; the least recently used goes.
+        drop(d);
+        store.touch(a.session());
+        drop(a);
+        store.insert(new("E/1m")).unwrap();
+        assert!(store.get("A/1m").is_some() && store.get("D/1m").is_none());
     }
 }

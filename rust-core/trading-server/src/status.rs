@@ -13,6 +13,23 @@ use crate::pb;
 /// The message of a missing or wrong bearer token.
 pub const UNAUTHENTICATED: &str = "missing or invalid bearer token";
 
+/// The message of the client token on an administrative call.
+pub const PERMISSION_DENIED: &str = "operator credential required";
+
+/// Field violations listed in one error; more are summed up in one last entry
+/// ([`truncated`]): a thousand bad bars must not make a status too large for its trailers.
+pub const MAX_VIOLATIONS: usize = 20;
+
+/// The entry that stands for the violations beyond [`MAX_VIOLATIONS`].
+fn truncated(more: usize) -> pb::BadRequestFieldViolation {
+    pb::BadRequestFieldViolation {
+        field: "bars".into(),
+        description: format!("truncated: {more} more violations not listed"),
+        reason: "truncated".into(),
+        index: -1,
+    }
+}
+
 /// A status with `google.rpc.BadRequest` details.
 pub fn bad_request(message: impl Into<String>, violations: Vec<FieldViolation>) -> Status {
     Status::with_error_details(
@@ -38,12 +55,18 @@ pub fn violation_description(v: &Violation) -> String {
 /// A core error as a unary call's status.
 pub fn from_chan(e: &ChanError) -> Status {
     match e {
-        ChanError::InvalidBars(v) => bad_request(
-            e.to_string(),
-            v.iter()
+        ChanError::InvalidBars(v) => {
+            let mut listed: Vec<FieldViolation> = v
+                .iter()
+                .take(MAX_VIOLATIONS)
                 .map(|x| FieldViolation::new(violation_field(x), violation_description(x)))
-                .collect(),
-        ),
+                .collect();
+            if v.len() > MAX_VIOLATIONS {
+                let t = truncated(v.len() - MAX_VIOLATIONS);
+                listed.push(FieldViolation::new(t.field, t.description));
+            }
+            bad_request(e.to_string(), listed)
+        }
         ChanError::Config { key, message } => bad_request(
             e.to_string(),
             vec![FieldViolation::new(
@@ -152,12 +175,14 @@ pub fn stream_error_from_chan(e: &ChanError, expected_seq: u64) -> pb::StreamErr
             message: e.to_string(),
             field_violations: v
                 .iter()
+                .take(MAX_VIOLATIONS)
                 .map(|x| pb::BadRequestFieldViolation {
                     field: violation_field(x),
                     description: violation_description(x),
                     reason: x.rule.to_string(),
                     index: x.index.map_or(-1, |i| i as i64),
                 })
+                .chain((v.len() > MAX_VIOLATIONS).then(|| truncated(v.len() - MAX_VIOLATIONS)))
                 .collect(),
             expected_seq: 0,
         },
@@ -255,5 +280,31 @@ mod tests {
             "request of 1025 bytes exceeds server.max_message_bytes (1024)"
         );
         assert_eq!(code_name(Code::FailedPrecondition), "FAILED_PRECONDITION");
+    }
+
+    #[test]
+    fn violations_beyond_twenty_are_summed_up() {
+        let bars: Vec<Bar> = (0..25)
+            .map(|i| Bar::new(i * 60, 1.0, 0.5, 1.0, 1.0, 1.0))
+            .collect();
+        let v = validate_series(&bars, &Default::default()).unwrap_err();
+        let n = v.len();
+        assert!(n > MAX_VIOLATIONS);
+        let e = ChanError::InvalidBars(v);
+        let d = from_chan(&e).get_details_bad_request().unwrap();
+        assert_eq!(d.field_violations.len(), MAX_VIOLATIONS + 1);
+        let last = &d.field_violations[MAX_VIOLATIONS];
+        assert_eq!(last.field, "bars");
+        assert_eq!(
+            last.description,
+            format!(
+                "truncated: {} more violations not listed",
+                n - MAX_VIOLATIONS
+            )
+        );
+        let s = stream_error_from_chan(&e, 0);
+        assert_eq!(s.field_violations.len(), MAX_VIOLATIONS + 1);
+        let t = &s.field_violations[MAX_VIOLATIONS];
+        assert_eq!((t.reason.as_str(), t.index), ("truncated", -1));
     }
 }

@@ -246,13 +246,22 @@ async fn every_bar_rule_is_a_named_violation() {
     let fields: Vec<String> = violations(&s).into_iter().map(|(f, _)| f).collect();
     assert_eq!(fields, ["bars.close", "bars.volume"]);
 
-    // More than 20 violations: the message lists the first 20.
+    // More than 20 violations: the message and the details list the first 20, the details
+    // then one entry for the rest.
     let many: Vec<Bar> = (0..30).map(|i| b(i, 1.0, 2.0, 0.5, -1.0)).collect();
     let s = client
         .analyze(analyze_request(&many, None))
         .await
         .unwrap_err();
-    assert_eq!(violations(&s).len(), 60);
+    let v = violations(&s);
+    assert_eq!(v.len(), 21);
+    assert_eq!(
+        v[20],
+        (
+            "bars".to_string(),
+            "truncated: 40 more violations not listed".to_string()
+        )
+    );
     assert!(s.message().ends_with("… and 40 more"), "{}", s.message());
 
     // With repair on, high/low are fixed and reported instead.

@@ -176,3 +176,83 @@ async fn mutual_tls_requires_a_client_certificate_from_the_ca() {
     server.stop().await.unwrap();
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// The probe connects as the `client` section says: SERVING over TLS with the right CA; a TLS
+/// failure (another CA, a wrong name, TLS on one side only, no client certificate under mutual
+/// TLS) is exit status 4, distinct from no answer (3).
+#[tokio::test]
+async fn the_probe_uses_tls_and_names_tls_failures() {
+    use std::time::Duration;
+    use trading_server::probe::{check, client_tls, Probe};
+    let d = dir("probe");
+    let ca = new_ca("test CA");
+    let (cert, key) = leaf(
+        &ca,
+        &["localhost", "127.0.0.1"],
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    let client_ca = new_ca("clients CA");
+    let mut cfg = config();
+    cfg.server.tls_cert_file = write(&d, "server.pem", &cert);
+    cfg.server.tls_key_file = write(&d, "server.key", &key);
+    let server = TestServer::start(cfg.clone()).await;
+    cfg.server.tls_client_ca_file = write(&d, "clients-ca.pem", &client_ca.pem);
+    let mutual = TestServer::start(cfg.clone()).await;
+    let plain = TestServer::default().await;
+    let t = Duration::from_millis(3000);
+    let at = |s: &TestServer| format!("127.0.0.1:{}", s.addr.port());
+
+    let mut client = config();
+    client.client.tls_ca_file = write(&d, "ca.pem", &ca.pem);
+    client.client.tls_server_name = "localhost".into();
+    let tls = || client_tls(&client).unwrap();
+    let p = check(&at(&server), "", t, tls()).await;
+    assert_eq!((p.exit_code(), p.word().as_str()), (0, "SERVING"), "{p:?}");
+
+    let mut wrong_name = client.clone();
+    wrong_name.client.tls_server_name = "engine.example".into();
+    let p = check(&at(&server), "", t, client_tls(&wrong_name).unwrap()).await;
+    assert_eq!(p.exit_code(), 4, "{p:?}");
+
+    let mut other = client.clone();
+    let stranger = new_ca("another CA");
+    other.client.tls_ca_file = write(&d, "other.pem", &stranger.pem);
+    let p = check(&at(&server), "", t, client_tls(&other).unwrap()).await;
+    assert!(matches!(p, Probe::TlsFailure(_)), "{p:?}");
+    assert_eq!(p.word(), "TLS_FAILURE");
+
+    // TLS on one side only, either way.
+    let p = check(&at(&server), "", t, None).await;
+    assert_eq!(p.exit_code(), 4, "{p:?}");
+    let p = check(&at(&plain), "", t, tls()).await;
+    assert_eq!(p.exit_code(), 4, "{p:?}");
+
+    // Mutual TLS: without a client certificate refused (4); with one from the CA, served.
+    let p = check(&at(&mutual), "", t, tls()).await;
+    assert_eq!(p.exit_code(), 4, "{p:?}");
+    let (ccert, ckey) = leaf(&client_ca, &["bot-1"], ExtendedKeyUsagePurpose::ClientAuth);
+    let mut with_cert = client.clone();
+    with_cert.client.tls_cert_file = write(&d, "client.pem", &ccert);
+    with_cert.client.tls_key_file = write(&d, "client.key", &ckey);
+    let p = check(&at(&mutual), "", t, client_tls(&with_cert).unwrap()).await;
+    assert_eq!(p.exit_code(), 0, "{p:?}");
+
+    // A closed port is still "no answer" with TLS on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let p = check(&format!("127.0.0.1:{port}"), "", t, tls()).await;
+    assert_eq!(p.exit_code(), 3, "{p:?}");
+
+    // A certificate without its key is a configuration error naming the key.
+    let mut half = client.clone();
+    half.client.tls_cert_file = "c.pem".into();
+    let e = client_tls(&half).unwrap_err();
+    assert!(e.to_string().contains("client.tls_key_file"), "{e}");
+    for s in [server, mutual, plain] {
+        s.stop().await.unwrap();
+    }
+    std::fs::remove_dir_all(&d).unwrap();
+}
