@@ -40,7 +40,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from trading_system._text import debug_str, format_number
+from trading_system._text import WHITESPACE, debug_str, format_number, show
 from trading_system.errors import ConfigError
 
 U32_MAX = 2**32 - 1
@@ -163,6 +163,26 @@ class SystemConfig(_Model):
     """The monitor's SQLite file for its epoch, mode and session journals ("" = memory only)."""
     signals_file: str = "var/signals.sqlite"
     """The monitor's SQLite file of the streams' buy/sell points ("" = not kept)."""
+    max_standby_lag_ms: U64 = 250
+    """A standby's oldest unapplied bar may be this old before acknowledgements wait."""
+    max_standby_lag_bars: U64 = 100_000
+    """Bars a standby may lag in all before acknowledgements wait."""
+    catch_up_batch_bars: U64 = 4096
+    """Bars per session in one ``Replica.CatchUp``."""
+    hang_deadline_factor: U64 = 4
+    """A stream message's deadline: this many times the engine's recent p99 ..."""
+    min_deadline_ms: U64 = 50
+    """... but never below this (and never above ``call_timeout_ms``)."""
+    max_streams: U64 = 2000
+    """Concurrent client streams the monitor takes; more: RESOURCE_EXHAUSTED."""
+    max_calls: U64 = 256
+    """Concurrent unary calls the monitor takes; more: RESOURCE_EXHAUSTED."""
+    max_opens_per_s: U64 = 500
+    """Stream opens per second the monitor takes; more: RESOURCE_EXHAUSTED."""
+    max_sessions: U64 = 10_000
+    """Sessions the monitor keeps: the least recently used idle one is closed on both engines."""
+    session_idle_ms: U64 = 3_600_000
+    """A session with no stream for this long is closed on both engines (0 = never)."""
 
 
 class ServerConfig(_Model):
@@ -175,12 +195,34 @@ class ServerConfig(_Model):
     python_port: U32 = 50052
     monitor_port: U32 = 50050
     max_message_bytes: U64 = 67108864
-    replay_window: U64 = 4096
+    replay_window: U64 = 256
     shutdown_grace_ms: U64 = 5000
-    auth_token: str = ""
+    # The tokens stay out of reprs; to_dict() and every dump show REDACTED instead.
+    auth_token: Annotated[str, Field(repr=False)] = ""
+    """Non-empty: every call but health needs ``authorization: Bearer <token>``."""
+    auth_token_file: str = ""
+    """The client token read from this file when a server starts (trailing whitespace
+    stripped); cannot be set together with ``auth_token``."""
+    operator_token: Annotated[str, Field(repr=False)] = ""
+    """Non-empty: administrative calls (UpdateConfig, Replica, Admin) need this token."""
+    operator_token_file: str = ""
+    """The operator token read from this file, as ``auth_token_file``."""
+    max_sessions: U64 = 20_000
+    """Sessions an engine holds: opening one more closes the least recently used one with no
+    stream attached, else RESOURCE_EXHAUSTED."""
     tls_cert_file: str = ""
     tls_key_file: str = ""
     tls_client_ca_file: str = ""
+
+
+class ClientConfig(_Model):
+    """How every client connects (the monitor to the engines, the commands, the probes, the
+    client library): TLS when ``tls_ca_file`` or ``server.tls_cert_file`` is set."""
+
+    tls_ca_file: str = ""
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_server_name: str = ""
 
 
 class LoggingConfig(_Model):
@@ -188,6 +230,12 @@ class LoggingConfig(_Model):
 
     level: str = "info"
     format: str = "json"
+
+
+SECRETS = ("auth_token", "operator_token")
+"""The ``server`` keys holding a credential: never printed, each may come from ``<key>_file``."""
+REDACTED = "<redacted>"
+"""What a dump of the configuration shows for a non-empty secret."""
 
 
 def _range_error(key: str, message: str) -> PydanticCustomError:
@@ -240,6 +288,14 @@ def _check_server(server: ServerConfig) -> None:
         )
     if server.replay_window < 1:
         raise _range_error("server.replay_window", f"must be >= 1, got {server.replay_window}")
+    if server.max_sessions < 1:
+        raise _range_error("server.max_sessions", f"must be >= 1, got {server.max_sessions}")
+    for key, file in (
+        ("auth_token", server.auth_token_file),
+        ("operator_token", server.operator_token_file),
+    ):
+        if getattr(server, key) and file:
+            raise _range_error(f"server.{key}_file", f"cannot be set together with server.{key}")
 
 
 def _check_system(system: SystemConfig) -> None:
@@ -251,6 +307,15 @@ def _check_system(system: SystemConfig) -> None:
         ("system.rise", system.rise),
         ("system.fall", system.fall),
         ("system.latency_window_ms", system.latency_window_ms),
+        ("system.max_standby_lag_ms", system.max_standby_lag_ms),
+        ("system.max_standby_lag_bars", system.max_standby_lag_bars),
+        ("system.catch_up_batch_bars", system.catch_up_batch_bars),
+        ("system.hang_deadline_factor", system.hang_deadline_factor),
+        ("system.min_deadline_ms", system.min_deadline_ms),
+        ("system.max_streams", system.max_streams),
+        ("system.max_calls", system.max_calls),
+        ("system.max_opens_per_s", system.max_opens_per_s),
+        ("system.max_sessions", system.max_sessions),
     ):
         if value < 1:
             raise _range_error(key, f"must be >= 1, got {value}")
@@ -283,6 +348,7 @@ class FileConfig(_Model):
 
     system: SystemConfig = SystemConfig()
     server: ServerConfig = ServerConfig()
+    client: ClientConfig = ClientConfig()
     logging: LoggingConfig = LoggingConfig()
     validation: ValidationConfig = ValidationConfig()
     macd: MacdConfig = MacdConfig()
@@ -297,6 +363,17 @@ class FileConfig(_Model):
             _check_server(self.server)
             _check_system(self.system)
         return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """The configuration as JSON data (as :meth:`_Model.to_dict`), with every non-empty
+        secret (``server.auth_token``, ``server.operator_token``) shown as ``"<redacted>"``:
+        what any dump of the configuration prints."""
+        d = super().to_dict()
+        server = d["server"]
+        for key in SECRETS:
+            if server[key]:
+                server[key] = REDACTED
+        return d
 
     def engine(self) -> EngineConfig:
         """The algorithm part."""
@@ -386,7 +463,7 @@ def _message(model: type[BaseModel], err: Any) -> str:
     if kind == "enum":
         info = _field_at(model, loc)
         if isinstance(value, str) and info is not None:
-            return f"unknown variant `{value}`, expected {_variants(info.annotation)}"
+            return f"unknown variant `{show(value)}`, expected {_variants(info.annotation)}"
         return f"invalid type: {_unexpected(value)}, expected string or map"
     if kind in ("greater_than_equal", "less_than_equal"):
         return f"invalid value: {_unexpected(value)}, expected {_expected(model, loc)}"
@@ -630,6 +707,34 @@ def load_config(
         # A missing file is an OSError, not a bad configuration.
         cfg = parse_config(Path(path).read_text(encoding="utf-8"), os.fspath(path))
     return apply_env(cfg, os.environ if environ is None else environ)
+
+
+def read_token_files(cfg: FileConfig) -> FileConfig:
+    """``cfg`` with ``server.auth_token`` and ``server.operator_token`` read from
+    ``server.auth_token_file`` and ``server.operator_token_file`` where those are set (what a
+    server does when it starts): the file's text without trailing whitespace. An unreadable or
+    empty file is a ConfigError naming the key and the path, never the file's contents. (Setting
+    both a token and its file is refused when the configuration is read.)"""
+    tokens: dict[str, str] = {}
+    for key in SECRETS:
+        name = f"server.{key}_file"
+        path = getattr(cfg.server, f"{key}_file")
+        if not path:
+            continue
+        try:
+            data = Path(path).read_bytes()
+        except OSError as e:
+            raise ConfigError(name, f"cannot read {path}: {e.strerror or e}") from None
+        try:
+            token = data.decode("utf-8").rstrip(WHITESPACE)
+        except UnicodeDecodeError:
+            raise ConfigError(name, f"{path} is not UTF-8 text") from None
+        if not token:
+            raise ConfigError(name, f"{path} is empty")
+        tokens[key] = token
+    if not tokens:
+        return cfg
+    return cfg.model_copy(update={"server": cfg.server.model_copy(update=tokens)})
 
 
 # --- Overrides ---------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from trading_system.config import (
     load_presets,
     parse_config,
     parse_presets,
+    read_token_files,
     resolve_scalar,
 )
 from trading_system.errors import ConfigError
@@ -84,7 +85,7 @@ def test_to_dict_key_order_and_value_types_follow_rust() -> None:
     assert json.dumps(d["macd"]["histogram_scale"]) == "3.0"
     assert json.dumps(d["signal"]["divergence_rate"]) == "2.0"
     assert d["pen"]["definition"] == "new_3kline" and type(d["pen"]["definition"]) is str
-    assert list(FileConfig().to_dict())[:3] == ["system", "server", "logging"]
+    assert list(FileConfig().to_dict())[:4] == ["system", "server", "client", "logging"]
 
 
 # --- Unknown keys ------------------------------------------------------------------------------
@@ -300,7 +301,7 @@ def test_server_section_defaults_and_values() -> None:
     )
     assert (server.max_message_bytes, server.replay_window, server.shutdown_grace_ms) == (
         64 * 1024 * 1024,
-        4096,
+        256,
         5000,
     )
     assert server.auth_token == server.tls_cert_file == server.tls_client_ca_file == ""
@@ -535,3 +536,91 @@ def test_as_engine_config_forms() -> None:
     assert as_engine_config({"pen": {"definition": "traditional"}}) == file_cfg.engine()
     with pytest.raises(TypeError):
         as_engine_config(3)  # type: ignore[arg-type]
+
+
+# ---- Roles, token files, limits (issue 14) ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "server.max_sessions",
+        "system.max_standby_lag_ms",
+        "system.max_standby_lag_bars",
+        "system.catch_up_batch_bars",
+        "system.hang_deadline_factor",
+        "system.min_deadline_ms",
+        "system.max_streams",
+        "system.max_calls",
+        "system.max_opens_per_s",
+        "system.max_sessions",
+    ],
+)
+def test_new_limits_must_be_at_least_one(key: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        apply_sets(FileConfig(), [f"{key}=0"])
+    assert (e.value.key, e.value.message) == (key, "must be >= 1, got 0")
+    assert apply_sets(FileConfig(), [f"{key}=1"])
+
+
+def test_session_idle_ms_zero_means_never() -> None:
+    assert apply_sets(FileConfig(), ["system.session_idle_ms=0"]).system.session_idle_ms == 0
+
+
+@pytest.mark.parametrize("key", ["auth_token", "operator_token"])
+def test_a_token_and_its_file_cannot_both_be_set(key: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        apply_sets(FileConfig(), [f"server.{key}=abc", f"server.{key}_file=/run/t"])
+    assert (e.value.key, e.value.message) == (
+        f"server.{key}_file",
+        f"cannot be set together with server.{key}",
+    )
+    env = {f"TRADING_SYSTEM__SERVER__{key.upper()}": "abc"}
+    with pytest.raises(ConfigError):
+        apply_sets(load_config(None, environ=env), [f"server.{key}_file=/run/t"])
+
+
+def test_token_files_are_read(tmp_path: Path) -> None:
+    client = tmp_path / "client"
+    client.write_text("  c-token \t\n\n", encoding="utf-8")
+    operator = tmp_path / "operator"
+    operator.write_text("o-token", encoding="utf-8")
+    cfg = apply_sets(
+        FileConfig(),
+        [f"server.auth_token_file={client}", f"server.operator_token_file={operator}"],
+    )
+    read = read_token_files(cfg)
+    assert (read.server.auth_token, read.server.operator_token) == ("  c-token", "o-token")
+    assert read_token_files(read) == read  # idempotent
+    assert read_token_files(FileConfig()) == FileConfig()
+
+
+def test_token_file_errors_name_the_key_and_path_not_the_contents(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.write_text(" \n\t", encoding="utf-8")
+    with pytest.raises(ConfigError) as e:
+        read_token_files(apply_sets(FileConfig(), [f"server.operator_token_file={empty}"]))
+    assert (e.value.key, e.value.message) == ("server.operator_token_file", f"{empty} is empty")
+    missing = tmp_path / "missing"
+    with pytest.raises(ConfigError) as e:
+        read_token_files(apply_sets(FileConfig(), [f"server.auth_token_file={missing}"]))
+    assert e.value.key == "server.auth_token_file"
+    assert e.value.message == f"cannot read {missing}: No such file or directory"
+
+
+def test_secrets_are_never_dumped() -> None:
+    cfg = apply_sets(FileConfig(), ["server.auth_token=s3cret", "server.operator_token=0p"])
+    d = cfg.to_dict()
+    assert (d["server"]["auth_token"], d["server"]["operator_token"]) == (
+        "<redacted>",
+        "<redacted>",
+    )
+    for text in (json.dumps(d), repr(cfg), str(cfg), repr(cfg.server)):
+        assert "s3cret" not in text and "0p'" not in text
+    assert cfg.server.auth_token == "s3cret"  # still there for the server
+    assert FileConfig().to_dict()["server"]["auth_token"] == ""  # empty: nothing to hide
+
+
+def test_environment_sets_the_operator_token() -> None:
+    cfg = load_config(None, environ={"TRADING_SYSTEM__SERVER__OPERATOR_TOKEN": "op"})
+    assert cfg.server.operator_token == "op"

@@ -32,7 +32,7 @@ def rust(config: Path, sets: list[str], env: dict[str, str]) -> dict[str, Any]:
 def python(config: Path, sets: list[str], env: dict[str, str]) -> dict[str, Any]:
     cfg = apply_sets(load_config(config, environ=env), sets)
     presets = {k: v.model_dump(mode="json") for k, v in load_presets(PRESETS).items()}
-    return {"config": cfg.model_dump(mode="json"), "presets": {"presets": presets}}
+    return {"config": cfg.to_dict(), "presets": {"presets": presets}}
 
 
 @pytest.mark.parametrize(
@@ -41,6 +41,17 @@ def python(config: Path, sets: list[str], env: dict[str, str]) -> dict[str, Any]
         ([], {}),
         (["pen.definition=traditional", "server.auth_token=0042"], {}),
         (["server.auth_token=5", "system.signals_file=", "system.state_file=1.5"], {}),
+        (
+            [
+                "server.operator_token=op",
+                "server.auth_token_file=/run/token",
+                "client.tls_ca_file=ca",
+            ],
+            {
+                "TRADING_SYSTEM__SYSTEM__MAX_SESSIONS": "7",
+                "TRADING_SYSTEM__SERVER__MAX_SESSIONS": "9",
+            },
+        ),
         (
             ["signal.divergence_rate=0.8"],
             {
@@ -51,12 +62,14 @@ def python(config: Path, sets: list[str], env: dict[str, str]) -> dict[str, Any]
             },
         ),
     ],
-    ids=["files", "set", "text-keys", "environment"],
+    ids=["files", "set", "text-keys", "roles", "environment"],
 )
 def test_same_values(sets: list[str], env: dict[str, str]) -> None:
     want = python(DEFAULT, sets, env)
     got = rust(DEFAULT, sets, env)
     assert got == want
+    for key in ("auth_token", "operator_token"):  # secrets are never printed
+        assert want["config"]["server"][key] in ("", "<redacted>")
     assert set(got["presets"]["presets"]) >= {"standard", "talib", "fast", "slow"}
 
 
@@ -78,6 +91,16 @@ def test_the_defaults_are_the_file() -> None:
         "system.latency_window_ms=0",
         "system.hold_down_ms=-1",
         "server.replay_window=0",
+        "server.max_sessions=0",
+        "system.max_standby_lag_ms=0",
+        "system.max_standby_lag_bars=0",
+        "system.catch_up_batch_bars=0",
+        "system.hang_deadline_factor=0",
+        "system.min_deadline_ms=0",
+        "system.max_streams=0",
+        "system.max_calls=0",
+        "system.max_opens_per_s=0",
+        "system.max_sessions=0",
     ],
 )
 def test_same_range_errors(assignment: str) -> None:
@@ -87,4 +110,21 @@ def test_same_range_errors(assignment: str) -> None:
     assert out.returncode != 0 and out.stdout == ""
     with pytest.raises(ConfigError) as e:
         apply_sets(load_config(DEFAULT, environ={}), [assignment])
+    assert f"invalid configuration: {e.value.key}: {e.value.message}" in out.stderr
+
+
+@pytest.mark.parametrize("key", ["auth_token", "operator_token"])
+def test_a_token_and_its_file_conflict_alike(key: str) -> None:
+    sets = [f"server.{key}=x", f"server.{key}_file=/run/token"]
+    args = [str(rust_binary()), "config", "--config", str(DEFAULT)]
+    for s in sets:
+        args += ["--set", s]
+    out = subprocess.run(args, capture_output=True, text=True)
+    assert out.returncode != 0 and out.stdout == ""
+    with pytest.raises(ConfigError) as e:
+        apply_sets(load_config(DEFAULT, environ={}), sets)
+    assert (e.value.key, e.value.message) == (
+        f"server.{key}_file",
+        f"cannot be set together with server.{key}",
+    )
     assert f"invalid configuration: {e.value.key}: {e.value.message}" in out.stderr

@@ -5,8 +5,10 @@ info and configuration."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -24,7 +26,9 @@ from trading_system.proto import trading_pb2 as pb
 from trading_system.proto import trading_pb2_grpc as rpc
 from trading_system.server import convert
 
-ENGINES = ("rust", "python")
+ENGINES = tuple(os.environ.get("CONFORMANCE_ENGINES", "rust,python").split(","))
+"""The servers compared (``CONFORMANCE_ENGINES=python`` runs the suite against one alone, e.g.
+while the other is being changed; every answer is then checked for its own assertions only)."""
 SETS = ["server.max_message_bytes=2000000", "server.replay_window=64"]
 BTC = GOLDEN.parent / "data" / "BTCUSD-BITSTAMP_30m.csv"
 
@@ -72,8 +76,10 @@ def strip(m: Any) -> Any:
 def same(stubs: dict[str, rpc.TradingStub], call: Callable[[rpc.TradingStub], Any]) -> Any:
     """Runs ``call`` on both servers and asserts identical outcomes; returns the Rust one."""
     got = {e: outcome(lambda e=e: call(stubs[e])) for e in ENGINES}
-    assert got["rust"] == got["python"]
-    return got["rust"]
+    first = got[ENGINES[0]]
+    for e in ENGINES[1:]:
+        assert got[e] == first, f"{ENGINES[0]} and {e} differ"
+    return first
 
 
 def request(bars: Bars, config: dict[str, Any] | None = None, with_macd: bool = False) -> Any:
@@ -264,12 +270,15 @@ def test_bad_opens(stubs: dict[str, rpc.TradingStub], first: list[Any]) -> None:
 def test_info_and_config(stubs: dict[str, rpc.TradingStub]) -> None:
     info = same(stubs, lambda s: s.GetInfo(pb.InfoRequest()))
     assert info["protocol"] == "trading.v1"
-    same(stubs, lambda s: s.GetConfig(pb.GetConfigRequest()))
+    assert info["config_version"] == version_of(info["config"])
+    got = same(stubs, lambda s: s.GetConfig(pb.GetConfigRequest()))
+    assert got["config_version"] == info["config_version"]
     rows = list(load_csv(BTC).rows())
     same(stubs, lambda s: converse(s, [open_msg("CFG"), bar_msg(1, rows[0])]))
     upd = pb.UpdateConfigRequest(config=pb.EngineConfig(pen=pb.PenConfig(definition="traditional")))
     changed = same(stubs, lambda s: s.UpdateConfig(upd))
     assert changed["config"]["pen"]["definition"] == "traditional"
+    assert changed["config_version"] == version_of(changed["config"]) != info["config_version"]
     bad = pb.UpdateConfigRequest(config=pb.EngineConfig(macd=pb.MacdConfig(slow_period=2)))
     assert same(stubs, lambda s: s.UpdateConfig(bad))["code"] == "INVALID_ARGUMENT"
     # The running session keeps the configuration it was opened with.
@@ -279,6 +288,12 @@ def test_info_and_config(stubs: dict[str, rpc.TradingStub]) -> None:
         config=pb.EngineConfig(pen=pb.PenConfig(definition="new_3kline"))
     )
     same(stubs, lambda s: s.UpdateConfig(restore))
+
+
+def version_of(config: dict[str, Any]) -> str:
+    """The contract's config_version of a configuration in an answer (as data)."""
+    msg = json_format.ParseDict(config, pb.EngineConfig())
+    return hashlib.sha256(msg.SerializeToString(deterministic=True)).hexdigest()[:16]
 
 
 def test_health(servers: dict[str, Server]) -> None:
@@ -294,12 +309,13 @@ def test_health(servers: dict[str, Server]) -> None:
         return strip(first)
 
     for service in ("", "trading.v1.Trading", "no.such.Service"):
-        got = {e: check(s, service) for e, s in servers.items()}
-        assert got["rust"] == got["python"]
-        got = {e: watch_first(s, service) for e, s in servers.items()}
-        assert got["rust"] == got["python"]
-    assert watch_first(servers["rust"], "no.such.Service") == {"status": "SERVICE_UNKNOWN"}
-    assert check(servers["rust"], "")["status"] == "SERVING"
+        got = [check(s, service) for s in servers.values()]
+        assert all(x == got[0] for x in got)
+        got = [watch_first(s, service) for s in servers.values()]
+        assert all(x == got[0] for x in got)
+    one = servers[ENGINES[0]]
+    assert watch_first(one, "no.such.Service") == {"status": "SERVICE_UNKNOWN"}
+    assert check(one, "")["status"] == "SERVING"
 
 
 def test_authentication() -> None:
@@ -341,3 +357,284 @@ def test_one_json_log_line_per_call(
         bars = [x for x in calls if x.get("session") == "LOG/30m" and x.get("seq") in (1, 3)]
         assert [x["seq"] for x in bars] == [1, 3], f"{s.engine}: {bars}"
         assert any(x["method"].endswith("GetInfo") and x["status"] == "OK" for x in calls)
+
+
+# ---- Replica: CatchUp and CloseSessions --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def replicas(servers: dict[str, Server]) -> dict[str, rpc.ReplicaStub]:
+    return {e: rpc.ReplicaStub(s.channel()) for e, s in servers.items()}
+
+
+def catch_up(*entries: Any) -> Any:
+    return pb.CatchUpRequest(sessions=list(entries))
+
+
+def entry(symbol: str, bars: list[Any], fresh: bool = False, after_seq: int = 0, **kw: Any) -> Any:
+    config = kw.pop("config", {})
+    return pb.SessionCatchUp(
+        open=pb.OpenSession(
+            symbol=symbol,
+            timeframe=kw.pop("timeframe", "30m"),
+            config=json_format.ParseDict(config, pb.EngineConfig()),
+            **kw,
+        ),
+        fresh=fresh,
+        after_seq=after_seq,
+        bars=bars,
+    )
+
+
+def journaled(rows: list[tuple[Any, ...]]) -> list[Any]:
+    """Bar messages with provisional bars replaced, as a stream sends them (numbers 1, 2, ...)."""
+    out = []
+    seq = 0
+    for i, (t, o, h, lo, c, v) in enumerate(rows):
+        if i % 3 == 0:
+            seq += 1
+            out.append(bar_msg(seq, (t, o, o, o, o, -0.0)).bar)
+            seq += 1
+            out.append(bar_msg(seq, (t, o, h, lo, c, v), replace=True).bar)
+        else:
+            seq += 1
+            out.append(bar_msg(seq, (t, o, h, lo, c, v)).bar)
+    return out
+
+
+def test_catch_up_fresh_and_continued(
+    stubs: dict[str, rpc.TradingStub], replicas: dict[str, rpc.ReplicaStub]
+) -> None:
+    rows = list(load_csv(BTC).rows())
+    bars = journaled(rows[:300])
+    cfg = {"macd": {"fast_period": 6}}
+    first = same(
+        replicas,
+        lambda r: r.CatchUp(catch_up(entry("CU", bars[:150], True, config=cfg, with_macd=True))),
+    )
+    (one,) = first["sessions"]
+    assert (one["session"], one["last_seq"], "error" in one) == ("CU/30m", "150", False)
+    more = same(replicas, lambda r: r.CatchUp(catch_up(entry("CU", bars[150:], after_seq=150))))
+    assert more["sessions"][0]["last_seq"] == str(len(bars))
+    snap = same(stubs, lambda s: s.GetSnapshot(pb.SnapshotRequest(symbol="CU", timeframe="30m")))
+    assert snap["last_seq"] == str(len(bars))
+    # Equal to streaming the same messages.
+    streamed = [open_msg("CUS", **cfg)] + [pb.StreamRequest(bar=b) for b in bars]
+    streamed[0].open.with_macd = True
+    same(stubs, lambda s: converse(s, streamed))
+    other = same(stubs, lambda s: s.GetSnapshot(pb.SnapshotRequest(symbol="CUS", timeframe="30m")))
+    assert other["analysis"] == snap["analysis"]
+    # A stream resuming it: a caught-up number is out of sequence, the next one applies.
+    n = len(bars)
+    answers = same(
+        stubs,
+        lambda s: converse(
+            s,
+            [
+                open_msg("CU", resume=True),
+                pb.StreamRequest(bar=bars[-1]),
+                bar_msg(n + 1, rows[300]),
+            ],
+        ),
+    )
+    assert answers[1]["error"]["code"] == 9 and answers[1]["error"]["expected_seq"] == str(n + 1)
+    assert "update" in answers[2]
+
+
+def test_catch_up_refusals(
+    stubs: dict[str, rpc.TradingStub], replicas: dict[str, rpc.ReplicaStub]
+) -> None:
+    rows = list(load_csv(BTC).rows())
+    bars = journaled(rows[:60])
+    same(replicas, lambda r: r.CatchUp(catch_up(entry("CUR", bars[:30], True))))
+    before = same(stubs, lambda s: s.GetSnapshot(pb.SnapshotRequest(symbol="CUR", timeframe="30m")))
+    bad = bar_msg(33, (rows[59][0], -1.0, *rows[59][2:])).bar
+    gap = bar_msg(40, rows[59]).bar
+    no_bar = pb.BarMessage(seq=31, op=pb.APPEND)
+    bad_op = pb.BarMessage(seq=31, op=5, bar=bars[30].bar)
+    replace_empty = bar_msg(1, rows[0], replace=True).bar
+    many = [bar_msg(31 + i, (rows[59][0] + i, -1.0, *rows[59][2:])).bar for i in range(30)]
+    entries = [
+        entry("CUR", bars[30:], after_seq=29),  # behind
+        entry("CUR", bars[30:], after_seq=31),  # ahead
+        entry("NOPE", bars[30:], after_seq=30),  # unknown
+        entry("CUR", bars[30:], fresh=True, after_seq=30),  # fresh with a number
+        entry("CUR", bars[:5], fresh=True, config={"macd": {"fast_period": 40}}),
+        entry("CUR", bars[30:32] + [bad] + bars[33:], after_seq=30),  # a bad bar
+        entry("CUR", bars[30:32] + [gap], after_seq=30),  # a gap
+        entry("CUR", [no_bar], after_seq=30),
+        entry("CUR", [bad_op], after_seq=30),
+        entry("CUE", [replace_empty], fresh=True),
+        entry("CUR", many[:1], after_seq=30),
+        entry("bad symbol!", bars[:3], fresh=True),
+        entry("CUR", bars[:3], fresh=True, timeframe="7x"),
+    ]
+    got = same(replicas, lambda r: r.CatchUp(catch_up(*entries)))
+    answers = got["sessions"]
+    assert len(answers) == len(entries)
+    assert all("error" in a for a in answers)
+    codes = [a["error"]["code"] for a in answers]
+    # FAILED_PRECONDITION 9, NOT_FOUND 5, INVALID_ARGUMENT 3
+    assert codes == [9, 9, 5, 3, 3, 3, 3, 3, 3, 9, 3, 3, 3]
+    assert answers[0]["error"]["message"] == "session at sequence 30, catch-up after 29"
+    assert answers[0]["error"]["expected_seq"] == "31"
+    assert answers[6]["error"]["field_violations"] == [
+        {
+            "field": "bars[2].seq",
+            "description": "seq_order: expected sequence 33, got 40",
+            "reason": "seq_order",
+            "index": "-1",
+        }
+    ]
+    assert answers[3]["error"]["field_violations"][0]["field"] == "after_seq"
+    assert answers[11]["session"] == "bad symbol!/30m"
+    after = same(stubs, lambda s: s.GetSnapshot(pb.SnapshotRequest(symbol="CUR", timeframe="30m")))
+    assert after == before, "a refused entry changes nothing"
+
+
+def test_close_sessions(
+    stubs: dict[str, rpc.TradingStub], replicas: dict[str, rpc.ReplicaStub]
+) -> None:
+    rows = list(load_csv(BTC).rows())
+    same(replicas, lambda r: r.CatchUp(catch_up(entry("CL1", [], True), entry("CL2", [], True))))
+    names = [pb.SessionName(symbol=s, timeframe="30m") for s in ("CL1", "CL2", "CL3", "CL1")]
+    got = same(replicas, lambda r: r.CloseSessions(pb.CloseSessionsRequest(sessions=names)))
+    assert got["closed"] == 2
+    gone = same(stubs, lambda s: converse(s, [open_msg("CL1", resume=True)]))
+    assert gone["code"] == "NOT_FOUND"
+    same(stubs, lambda s: converse(s, [open_msg("CL4"), bar_msg(1, rows[0])]))
+
+
+# ---- Roles, limits, messages -------------------------------------------------------------------
+
+
+def test_roles() -> None:
+    sets = ["server.auth_token=client-t", "server.operator_token=operator-t"]
+    started = {e: start(e, sets) for e in ENGINES}
+    try:
+        stubs = {e: rpc.TradingStub(s.channel()) for e, s in started.items()}
+        replicas = {e: rpc.ReplicaStub(s.channel()) for e, s in started.items()}
+        client = [("authorization", "Bearer client-t")]
+        operator = [("authorization", "Bearer operator-t")]
+        for who in (client, operator):
+            ok = same(stubs, lambda s, w=who: s.GetInfo(pb.InfoRequest(), metadata=w))
+            assert ok["protocol"] == "trading.v1"
+        upd = pb.UpdateConfigRequest()
+        denied = same(stubs, lambda s: s.UpdateConfig(upd, metadata=client))
+        assert (denied["code"], denied["message"]) == (
+            "PERMISSION_DENIED",
+            "operator credential required",
+        )
+        denied = same(replicas, lambda r: r.CatchUp(pb.CatchUpRequest(), metadata=client))
+        assert denied["code"] == "PERMISSION_DENIED"
+        anonymous = same(replicas, lambda r: r.CloseSessions(pb.CloseSessionsRequest()))
+        assert anonymous["code"] == "UNAUTHENTICATED"
+        done = same(replicas, lambda r: r.CatchUp(pb.CatchUpRequest(), metadata=operator))
+        assert done == {}
+        assert same(stubs, lambda s: s.UpdateConfig(upd, metadata=operator))["config_version"]
+    finally:
+        for s in started.values():
+            s.stop()
+    for s in started.values():
+        assert not any("client-t" in x or "operator-t" in x for x in s.log)
+
+
+def test_violations_are_capped(stubs: dict[str, rpc.TradingStub]) -> None:
+    n = 1000
+    t = list(range(0, n * 60_000, 60_000))
+    p = [100.0] * n
+    r = pb.AnalyzeRequest(bars=pb.Bars(time=t, open=p, high=p, low=p, close=p, volume=[-1.0] * n))
+    answer = same(stubs, lambda s: s.Analyze(r))
+    assert answer["code"] == "INVALID_ARGUMENT"
+    assert len(answer["violations"]) == 21
+    assert answer["violations"][-1] == ("bars", "truncated: 980 more violations not listed")
+
+
+@pytest.mark.parametrize(
+    ("method", "data"),
+    [
+        ("/trading.v1.Trading/Analyze", b"\x1d\0\0\0\0"),  # field 3 as fixed32
+        ("/trading.v1.Trading/Analyze", b"\x0a\x09\x09" + b"\0" * 8),  # bars.time as fixed64
+        ("/trading.v1.Trading/Analyze", b"\xff\xff\xff"),
+        ("/trading.v1.Trading/GetSnapshot", b"\x08\x01"),
+        ("/trading.v1.Replica/CatchUp", b"\x0a\x09\x22\x07\x12\x05\x0d\0\0\0\0"),
+    ],
+    ids=["wire-type", "nested", "garbage", "snapshot", "catch-up"],
+)
+def test_undecodable_requests(servers: dict[str, Server], method: str, data: bytes) -> None:
+    calls = {
+        e: s.channel().unary_unary(
+            method, request_serializer=lambda b: b, response_deserializer=lambda b: b
+        )
+        for e, s in servers.items()
+    }
+    answer = same(calls, lambda c: c(data))  # type: ignore[arg-type]
+    name = {"Analyze": "AnalyzeRequest", "GetSnapshot": "SnapshotRequest"}.get(
+        method.rsplit("/", 1)[1], "CatchUpRequest"
+    )
+    assert answer == {
+        "code": "INVALID_ARGUMENT",
+        "message": f"the request is not a valid trading.v1.{name}",
+        "violations": [],
+    }
+
+
+@pytest.mark.parametrize(
+    ("symbol", "shown"),
+    [
+        ('BTC\U0001f600é"\\\x01', "BTC\\u{1f600}\\u{e9}\\u{22}\\u{5c}\\u{1}"),
+        ("L" * 65, "L" * 32 + "... (65 characters)"),
+        ("\U0001f600" * 40, "\\u{1f600}" * 32 + "... (40 characters)"),
+    ],
+    ids=["non-bmp", "long", "long-non-bmp"],
+)
+def test_identifier_display(
+    stubs: dict[str, rpc.TradingStub],
+    replicas: dict[str, rpc.ReplicaStub],
+    symbol: str,
+    shown: str,
+) -> None:
+    opened = same(stubs, lambda s: converse(s, [open_msg(symbol)]))
+    assert opened["code"] == "INVALID_ARGUMENT"
+    assert f'symbol "{shown}" must be' in opened["message"]
+    snap = same(stubs, lambda s: s.GetSnapshot(pb.SnapshotRequest(symbol=symbol, timeframe="1m")))
+    assert snap["violations"][0] == (
+        "symbol",
+        f'symbol "{shown}" must be 1 to 64 characters of A-Z a-z 0-9 . _ : / -',
+    )
+    got = same(replicas, lambda r: r.CatchUp(catch_up(entry(symbol, [], True))))
+    assert got["sessions"][0]["session"] == f"{shown}/30m"
+
+
+def test_sign_of_zero(stubs: dict[str, rpc.TradingStub]) -> None:
+    """Every double bit for bit, -0.0 included: batch, stream updates and snapshot, both engines
+    (``histogram_scale = 5e-324`` rounds histograms to signed zeros; -0.0 prices repaired)."""
+    rows = list(load_csv(BTC).rows())[:120]
+    t = rows[-1][0]
+    zeros = [
+        (t + 60_000, -0.0, -0.0, -0.0, -0.0, -0.0),
+        (t + 120_000, 0.0, -0.0, 0.0, -0.0, 0.0),
+        (t + 180_000, -0.0, -1.0, 0.0, -0.0, 0.0),  # repaired: high below the open
+    ]
+    rows += zeros
+    cfg = {
+        "macd": {"histogram_scale": 5e-324},
+        "validation": {"repair": True, "allow_non_positive_prices": True},
+    }
+    bits: dict[str, Any] = {}
+    for e, stub in stubs.items():
+        bars = Bars(*(list(c) for c in zip(*rows, strict=True)))  # type: ignore[arg-type]
+        batch = stub.Analyze(request(bars, cfg, with_macd=True)).analysis
+        messages = [open_msg(f"ZERO{e}", **cfg)] + [bar_msg(i + 1, r) for i, r in enumerate(rows)]
+        messages[0].open.with_macd = True
+        updates = [a.update for a in stub.Stream(iter(messages)) if a.HasField("update")]
+        snap = stub.GetSnapshot(pb.SnapshotRequest(symbol=f"ZERO{e}", timeframe="30m")).analysis
+        stream_hist = [u.macd.histogram for u in updates]
+        assert len(stream_hist) == len(rows)
+        for name, values in (("dif", batch.macd.dif), ("histogram", batch.macd.histogram)):
+            assert [x.hex() for x in values] == [x.hex() for x in getattr(snap.macd, name)], name
+        assert [x.hex() for x in batch.macd.histogram] == [x.hex() for x in stream_hist]
+        assert batch.repairs == snap.repairs
+        bits[e] = batch.SerializeToString(deterministic=True)
+        assert any(math.copysign(1.0, x) < 0 and x == 0 for x in batch.macd.histogram)
+    assert len(set(bits.values())) == 1, "the engines differ in some bit"

@@ -1036,3 +1036,482 @@ def test_serve_command_line(tmp_path: Path) -> None:
     )
     missing = run("rust", env={"TRADING_ENGINE_BIN": str(tmp_path / "none")})
     assert missing.returncode == 1 and "TRADING_ENGINE_BIN" in missing.stderr
+
+
+# ---- Replica: CatchUp and CloseSessions ---------------------------------------------------------
+
+
+def entry(
+    symbol: str,
+    bars: list[pb.BarMessage],
+    fresh: bool = False,
+    after_seq: int = 0,
+    timeframe: str = "30m",
+    **kw: Any,
+) -> pb.SessionCatchUp:
+    config = kw.pop("config", {})
+    return pb.SessionCatchUp(
+        open=pb.OpenSession(symbol=symbol, timeframe=timeframe, config=overrides(config), **kw),
+        fresh=fresh,
+        after_seq=after_seq,
+        bars=bars,
+    )
+
+
+def journal(rows: list[Row], repairs: bool = True) -> list[pb.StreamRequest]:
+    """A stream's bar messages with provisional bars replaced once or twice, -0.0 volumes and
+    (``repairs``) bars only ``validation.repair`` takes: what the monitor journals."""
+    out: list[pb.StreamRequest] = []
+    seq = 0
+    for i, (t, o, h, lo, c, v) in enumerate(rows):
+        if i % 4 == 1:
+            seq += 1
+            out.append(bar_msg(seq, (t, o, o, o, o, -0.0)))
+            if i % 8 == 1:
+                seq += 1
+                out.append(bar_msg(seq, (t, o, h, o, h, 1.0), replace=True))
+            seq += 1
+            out.append(bar_msg(seq, (t, o, h, lo, c, v), replace=True))
+        elif repairs and i % 9 == 4:
+            seq += 1
+            out.append(bar_msg(seq, (t, o, min(o, c), lo, c, v)))  # repaired
+        else:
+            seq += 1
+            out.append(bar_msg(seq, (t, o, h, lo, c, v)))
+    return out
+
+
+def snapshot(stub: rpc.TradingStub, symbol: str) -> pb.SnapshotResponse:
+    snap = stub.GetSnapshot(pb.SnapshotRequest(symbol=symbol, timeframe="30m"), timeout=TIMEOUT)
+    snap.session = ""
+    return snap
+
+
+def test_catch_up_equals_the_stream(server: Server, stub: rpc.TradingStub) -> None:
+    replica = rpc.ReplicaStub(server.channel(options=BIG))
+    cfg = {"validation": {"repair": True}, "macd": {"fast_period": 5}}
+    messages = journal(rows_of(BTC)[:700])
+    head, rest = messages[:-40], messages[-40:]
+    with Conversation(stub) as c:
+        c.send(open_msg("STREAMED", config=cfg, with_macd=True))
+        for m in head:
+            assert c.send(m).WhichOneof("kind") == "update"
+    # The same messages caught up in three batches: fresh, then continued.
+    cuts = [0, 1, 300, len(head)]
+    for a, b in zip(cuts, cuts[1:], strict=False):
+        e = entry("CAUGHT", [m.bar for m in head[a:b]], a == 0, a, config=cfg, with_macd=True)
+        got = replica.CatchUp(pb.CatchUpRequest(sessions=[e]), timeout=TIMEOUT)
+        assert got.engine == "python"
+        (one,) = got.sessions
+        assert not one.HasField("error"), one.error
+        assert (one.session, one.last_seq) == ("CAUGHT/30m", b)
+    assert one.bars == snapshot(stub, "STREAMED").analysis.bars
+    assert snapshot(stub, "CAUGHT") == snapshot(stub, "STREAMED")
+    # Streams continue both alike: the same answers, the same state.
+    last = len(head)
+    with Conversation(stub) as s, Conversation(stub) as c:
+        s.send(open_msg("STREAMED", resume=True))
+        opened = c.send(open_msg("CAUGHT", resume=True)).opened
+        assert (opened.last_seq, opened.resumed) == (last, True)
+        # A duplicate of a caught-up number is out of sequence (no cached answer)...
+        dup = c.send(head[-1])
+        assert (dup.error.code, dup.error.expected_seq) == (
+            grpc.StatusCode.FAILED_PRECONDITION.value[0],
+            last + 1,
+        )
+        assert dup.error.message == f"expected sequence {last + 1}, got {last}"
+        for m in rest:
+            assert s.send(m) == c.send(m)
+    assert snapshot(stub, "CAUGHT") == snapshot(stub, "STREAMED")
+
+
+def test_catch_up_refusals_change_nothing(server: Server, stub: rpc.TradingStub) -> None:
+    replica = rpc.ReplicaStub(server.channel(options=BIG))
+    rows = rows_of(BTC)
+    messages = journal(rows[:80], repairs=False)
+    bars = [m.bar for m in messages]
+    start_with = replica.CatchUp(
+        pb.CatchUpRequest(sessions=[entry("KEEP", bars[:50], fresh=True)]), timeout=TIMEOUT
+    ).sessions[0]
+    assert not start_with.HasField("error") and start_with.last_seq == 50
+    before = snapshot(stub, "KEEP")
+
+    def bar_at(seq: int, row: Row, op: int = pb.APPEND) -> pb.BarMessage:
+        t, o, h, lo, c, v = row
+        return pb.BarMessage(
+            seq=seq, op=op, bar=pb.Bar(time=t, open=o, high=h, low=lo, close=c, volume=v)
+        )
+
+    good = bars[50:60]
+    bad_row = (rows[200][0], -1.0, *rows[200][2:])  # a negative open, after good bars
+    later = bars[50:53] + [bar_at(54, bad_row)] + bars[54:60]
+    no_bar = pb.BarMessage(seq=51, op=pb.APPEND)
+    bad_op = pb.BarMessage(seq=51, op=7, bar=bars[50].bar)
+    gap = bars[50:52] + [bar_at(60, rows[100])]
+    cases: list[tuple[pb.SessionCatchUp, grpc.StatusCode, str, list[tuple[str, str, int]], int]] = [
+        (entry("KEEP", good, after_seq=49), grpc.StatusCode.FAILED_PRECONDITION,
+         "session at sequence 50, catch-up after 49", [], 51),
+        (entry("KEEP", good, after_seq=51), grpc.StatusCode.FAILED_PRECONDITION,
+         "session at sequence 50, catch-up after 51", [], 51),
+        (entry("GONE", good, after_seq=50), grpc.StatusCode.NOT_FOUND,
+         "session GONE/30m not found", [], 0),
+        (entry("KEEP", gap, after_seq=50), grpc.StatusCode.INVALID_ARGUMENT,
+         "invalid bars: seq_order: expected sequence 53, got 60",
+         [("bars[2].seq", "seq_order: expected sequence 53, got 60", -1)], 0),
+        (entry("KEEP", [no_bar], after_seq=50), grpc.StatusCode.INVALID_ARGUMENT,
+         "bar message 51 carries no bar", [], 0),
+        (entry("KEEP", [bad_op], after_seq=50), grpc.StatusCode.INVALID_ARGUMENT,
+         "bar message 51: op must be APPEND or REPLACE_LAST, got 7", [], 0),
+        (entry("KEEP", good, fresh=True, after_seq=50), grpc.StatusCode.INVALID_ARGUMENT,
+         "invalid catch-up: after_seq must be 0 for a fresh session, got 50",
+         [("after_seq", "must be 0 for a fresh session, got 50", -1)], 0),
+        (entry("KEEP", bars[:5], fresh=True, config={"macd": {"fast_period": 40}}),
+         grpc.StatusCode.INVALID_ARGUMENT,
+         "invalid configuration: macd.fast_period: must be < macd.slow_period (26), "
+         "got 40",
+         [("config.macd.fast_period", "must be < macd.slow_period (26), got 40", -1)], 0),
+        (entry("KEEP", [bar_at(1, rows[0], pb.REPLACE_LAST)], fresh=True),
+         grpc.StatusCode.FAILED_PRECONDITION,
+         "replace_last: the session has no bar to replace", [], 1),
+    ]  # fmt: skip
+    for e, code, message, violations, expected in cases:
+        (got,) = replica.CatchUp(pb.CatchUpRequest(sessions=[e]), timeout=TIMEOUT).sessions
+        err = got.error
+        assert (err.code, err.message) == (code.value[0], message), got
+        assert [(v.field, v.description, v.index) for v in err.field_violations] == violations
+        assert err.expected_seq == expected
+        if e.open.symbol == "KEEP":
+            assert (got.session, got.last_seq, got.bars) == ("KEEP/30m", 50, before.analysis.bars)
+        assert snapshot(stub, "KEEP") == before, message
+    # A bad bar among good ones: the stream's answer for it, nothing applied.
+    (got,) = replica.CatchUp(
+        pb.CatchUpRequest(sessions=[entry("KEEP", later, after_seq=50)]), timeout=TIMEOUT
+    ).sessions
+    with Conversation(stub) as c:
+        c.send(open_msg("PROBE"))
+        for m in messages[:53]:
+            c.send(m)
+        want = c.send(bar_msg(54, bad_row)).error
+    assert got.error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert got.error.field_violations == want.field_violations
+    assert got.error.message == want.message and got.error.expected_seq == 0
+    assert snapshot(stub, "KEEP") == before
+    # Entries are independent: a refused one next to good ones, in order.
+    both = replica.CatchUp(
+        pb.CatchUpRequest(
+            sessions=[
+                entry("KEEP", good, after_seq=50),
+                entry("bad symbol!", good),
+                entry("NEW", bars[:3], fresh=True),
+            ]
+        ),
+        timeout=TIMEOUT,
+    ).sessions
+    assert [(x.session, x.last_seq, x.HasField("error")) for x in both] == [
+        ("KEEP/30m", 60, False),
+        ("bad symbol!/30m", 0, True),
+        ("NEW/30m", 3, False),
+    ]
+    assert both[1].error.field_violations[0].field == "open.symbol"
+
+
+def test_close_sessions(stub: rpc.TradingStub, server: Server) -> None:
+    replica = rpc.ReplicaStub(server.channel())
+    rows = rows_of(BTC)
+    with Conversation(stub) as c:
+        c.send(open_msg("CLOSE1"))
+        c.send(bar_msg(1, rows[0]))
+        with Conversation(stub) as d:
+            d.send(open_msg("CLOSE2"))
+        before = stub.GetInfo(pb.InfoRequest(), timeout=TIMEOUT).sessions
+        names = [
+            pb.SessionName(symbol="CLOSE1", timeframe="30m"),
+            pb.SessionName(symbol="CLOSE2", timeframe="30m"),
+            pb.SessionName(symbol="NEVER", timeframe="30m"),
+            pb.SessionName(symbol="CLOSE1", timeframe="30m"),
+        ]
+        got = replica.CloseSessions(pb.CloseSessionsRequest(sessions=names), timeout=TIMEOUT)
+        assert (got.engine, got.closed, got.sessions) == ("python", 2, before - 2)
+        f = failure(lambda: c.send(bar_msg(2, rows[1])))
+        assert (f.code, f.message) == (grpc.StatusCode.NOT_FOUND, "session CLOSE1/30m not found")
+    f = failure(lambda: stub.GetSnapshot(pb.SnapshotRequest(symbol="CLOSE1", timeframe="30m")))
+    assert f.code == grpc.StatusCode.NOT_FOUND
+
+
+def test_max_sessions_evicts_the_least_recently_used_idle_one() -> None:
+    s = start("python", ["server.max_sessions=2"])
+    try:
+        stub = rpc.TradingStub(s.channel())
+        rows = rows_of(BTC)
+        with Conversation(stub) as a:
+            a.send(open_msg("A"))
+            with Conversation(stub) as b:
+                b.send(open_msg("B"))
+            with Conversation(stub) as c:  # B is idle: closed for C
+                c.send(open_msg("C"))
+                f = failure(lambda: list(stub.Stream(iter([open_msg("D")]), timeout=TIMEOUT)))
+                assert (f.code, f.message) == (
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    "the engine holds server.max_sessions (2) sessions, each with a stream "
+                    "attached",
+                )
+            assert a.send(bar_msg(1, rows[0])).WhichOneof("kind") == "update"
+            # C has no stream now: D takes its place; A (in use) stays.
+            list(stub.Stream(iter([open_msg("D")]), timeout=TIMEOUT))
+        missing = [
+            n
+            for n in "ABCD"
+            if failure_or_none(
+                lambda n=n: stub.GetSnapshot(pb.SnapshotRequest(symbol=n, timeframe="30m"))
+            )
+        ]
+        assert missing == ["B", "C"]
+        closed = "session closed: server.max_sessions reached, least recently used"
+        assert [e["session"] for e in _events(s) if e.get("message") == closed] == [
+            "B/30m",
+            "C/30m",
+        ]
+    finally:
+        assert s.stop() == 0
+
+
+def failure_or_none(fn: Callable[[], Any]) -> grpc.RpcError | None:
+    try:
+        fn()
+    except grpc.RpcError as e:
+        return e
+    return None
+
+
+def test_catch_up_is_logged_once(server: Server) -> None:
+    replica = rpc.ReplicaStub(server.channel())
+    bars = [m.bar for m in journal(rows_of(BTC)[:10], repairs=False)]
+    replica.CatchUp(
+        pb.CatchUpRequest(
+            sessions=[entry("LOGGED", bars, fresh=True), entry("LOGGED2", bars[:4], fresh=True)]
+        ),
+        timeout=TIMEOUT,
+    )
+    line = _wait_for(server, lambda e: e.get("method") == "CatchUp" and e["sessions"] == 2)
+    assert (line["bars"], line["status"], line["session"]) == (len(bars) + 4, "OK", None)
+    assert isinstance(line["latency_ms"], float)
+
+
+# ---- config_version, roles ----------------------------------------------------------------------
+
+
+def test_config_version(stub: rpc.TradingStub) -> None:
+    import hashlib
+
+    info = stub.GetInfo(pb.InfoRequest(), timeout=TIMEOUT)
+    digest = hashlib.sha256(info.config.SerializeToString(deterministic=True)).hexdigest()[:16]
+    assert info.config_version == digest
+    assert stub.GetConfig(pb.GetConfigRequest()).config_version == digest
+    changed = stub.UpdateConfig(
+        pb.UpdateConfigRequest(config=overrides({"macd": {"histogram_scale": 3.0}}))
+    )
+    assert changed.config_version != digest
+    assert (
+        changed.config_version
+        == (hashlib.sha256(changed.config.SerializeToString(deterministic=True)).hexdigest()[:16])
+    )
+    back = stub.UpdateConfig(
+        pb.UpdateConfigRequest(config=overrides({"macd": {"histogram_scale": 2.0}}))
+    )
+    assert back.config_version == digest
+
+
+def test_operator_role(tmp_path: Path) -> None:
+    client_file = tmp_path / "client.token"
+    client_file.write_text("client-secret\n\t \n", encoding="utf-8")
+    operator = "operator-secret"
+    s = start(
+        "python",
+        [f"server.auth_token_file={client_file}", f"server.operator_token={operator}"],
+    )
+    try:
+        stub = rpc.TradingStub(s.channel())
+        replica = rpc.ReplicaStub(s.channel())
+        as_client = [("authorization", "Bearer client-secret")]
+        as_operator = [("authorization", f"bearer {operator}")]
+        upd = pb.UpdateConfigRequest()
+        close = pb.CloseSessionsRequest()
+        for who in (as_client, as_operator):
+            assert stub.GetInfo(pb.InfoRequest(), metadata=who).protocol == "trading.v1"
+        for call in (
+            lambda m: stub.UpdateConfig(upd, metadata=m),
+            lambda m: replica.CloseSessions(close, metadata=m),
+            lambda m: replica.CatchUp(pb.CatchUpRequest(), metadata=m),
+        ):
+            f = failure(lambda call=call: call(as_client))
+            assert (f.code, f.message) == (
+                grpc.StatusCode.PERMISSION_DENIED,
+                "operator credential required",
+            )
+            for m in (None, [("authorization", "Bearer nope")]):
+                f = failure(lambda call=call, m=m: call(m))
+                assert (f.code, f.message) == (
+                    grpc.StatusCode.UNAUTHENTICATED,
+                    "missing or invalid bearer token",
+                )
+            call(as_operator)
+        assert all("client-secret" not in line and operator not in line for line in s.log)
+    finally:
+        assert s.stop() == 0
+    # Without an operator token, administrative calls need the client token (single role).
+    s = start("python", ["server.auth_token=only"])
+    try:
+        replica = rpc.ReplicaStub(s.channel())
+        f = failure(lambda: replica.CloseSessions(pb.CloseSessionsRequest()))
+        assert f.code == grpc.StatusCode.UNAUTHENTICATED
+        replica.CloseSessions(
+            pb.CloseSessionsRequest(), metadata=[("authorization", "Bearer only")]
+        )
+    finally:
+        assert s.stop() == 0
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (["server.auth_token_file=/nonexistent/token"], "server.auth_token_file: cannot read"),
+        (["server.operator_token_file=EMPTY"], "server.operator_token_file: "),
+    ],
+)
+def test_token_files_are_checked(tmp_path: Path, sets: list[str], message: str) -> None:
+    empty = tmp_path / "empty"
+    empty.write_text(" \n", encoding="utf-8")
+    sets = [x.replace("EMPTY", str(empty)) for x in sets]
+    args = [sys.executable, "-m", "trading_system", "serve", "python", "--port", "0"]
+    for x in sets:
+        args += ["--set", x]
+    done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT)
+    assert done.returncode == 1 and message in done.stderr, done.stderr
+    if "EMPTY" not in sets[0]:
+        assert "is empty" in done.stderr or "cannot read" in done.stderr
+
+
+# ---- Limits and messages ------------------------------------------------------------------------
+
+
+def test_a_thousand_bad_bars(stub: rpc.TradingStub) -> None:
+    n = 1000
+    t = list(range(0, n * 60_000, 60_000))
+    p = [100.0] * n
+    r = pb.AnalyzeRequest(bars=pb.Bars(time=t, open=p, high=p, low=p, close=p, volume=[-1.0] * n))
+    f = failure(lambda: stub.Analyze(r, timeout=TIMEOUT))
+    assert f.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert f.message.startswith("invalid bars: bar 0: ")
+    assert len(f.violations) == 21
+    assert (
+        f.violations[:2]
+        == [
+            ("bars[0].volume", "volume_negative: bar 0: volume -1 is negative"),
+            ("bars[1].volume", "volume_negative: bar 1: volume -1 is negative"),
+        ]
+        or f.violations[0][0] == "bars[0].volume"
+    )
+    assert f.violations[-1] == ("bars", "truncated: 980 more violations not listed")
+
+
+def _raw_unary(server: Server, method: str) -> Callable[[bytes], Any]:
+    return server.channel().unary_unary(
+        method, request_serializer=lambda b: b, response_deserializer=lambda b: b
+    )
+
+
+@pytest.mark.parametrize(
+    ("method", "name", "data"),
+    [
+        # AnalyzeRequest field 3 (with_macd, a varint) sent as fixed32.
+        ("Analyze", "AnalyzeRequest", pb.AnalyzeRequest().SerializeToString() + b"\x1d\0\0\0\0"),
+        # Not protobuf at all.
+        ("Analyze", "AnalyzeRequest", b"\xff\xff\xff"),
+        # Bars.time (field 1) as fixed64 inside AnalyzeRequest.bars: a wrong type one level down.
+        ("Analyze", "AnalyzeRequest", b"\x0a\x09\x09" + b"\0" * 8),
+        # SnapshotRequest.symbol (field 1, a string) as a varint.
+        ("GetSnapshot", "SnapshotRequest", b"\x08\x01"),
+        # A bar's time inside a catch-up entry, three levels down, as fixed32.
+        ("CatchUp", "CatchUpRequest", b"\x0a\x09\x22\x07\x12\x05\x0d\0\0\0\0"),
+    ],
+    ids=["wire-type", "garbage", "nested", "snapshot", "catch-up"],
+)
+def test_undecodable_requests(server: Server, method: str, name: str, data: bytes) -> None:
+    service = "Replica" if method == "CatchUp" else "Trading"
+    call = _raw_unary(server, f"/trading.v1.{service}/{method}")
+    f = failure(lambda: call(data, timeout=TIMEOUT))
+    assert (f.code, f.message) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        f"the request is not a valid trading.v1.{name}",
+    )
+
+
+def test_unknown_field_numbers_are_not_errors(server: Server) -> None:
+    call = _raw_unary(server, "/trading.v1.Trading/GetSnapshot")
+    known = pb.SnapshotRequest(symbol="NOSUCH", timeframe="1m").SerializeToString()
+    f = failure(lambda: call(known + b"\xf8\x07\x01", timeout=TIMEOUT))  # field 127, a varint
+    assert (f.code, f.message) == (grpc.StatusCode.NOT_FOUND, "session NOSUCH/1m not found")
+
+
+def test_an_undecodable_stream_message_ends_the_stream(server: Server) -> None:
+    raw = server.channel().stream_stream(
+        "/trading.v1.Trading/Stream",
+        request_serializer=lambda b: b,
+        response_deserializer=pb.StreamResponse.FromString,
+    )
+    # BarMessage.seq (field 1 of field 2) as fixed64.
+    bad = b"\x12\x09\x09" + b"\0" * 8
+    answers: list[Any] = []
+
+    def run() -> None:
+        answers.extend(raw(iter([open_msg("UNDEC").SerializeToString(), bad]), timeout=TIMEOUT))
+
+    f = failure(run)
+    assert answers[0].opened.session == "UNDEC/30m"
+    assert (f.code, f.message) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "the request is not a valid trading.v1.StreamRequest",
+    )
+
+
+def test_identifiers_are_shown_by_one_rule(server: Server, stub: rpc.TradingStub) -> None:
+    smiley = 'BTC\U0001f600"\\\x07'
+    f = failure(lambda: list(stub.Stream(iter([open_msg(smiley)]), timeout=TIMEOUT)))
+    shown = "BTC\\u{1f600}\\u{22}\\u{5c}\\u{7}"
+    assert f.message == (
+        f'invalid session name: open.symbol: symbol "{shown}" must be 1 to 64 characters of '
+        "A-Z a-z 0-9 . _ : / -"
+    )
+    long = "X" * 65
+    f = failure(lambda: stub.GetSnapshot(pb.SnapshotRequest(symbol=long, timeframe="1m")))
+    assert f.violations == [
+        (
+            "symbol",
+            f'symbol "{"X" * 32}... (65 characters)" must be 1 to 64 characters of '
+            "A-Z a-z 0-9 . _ : / -",
+        )
+    ]
+
+
+def test_a_10_mb_symbol_is_refused_quickly_and_quietly() -> None:
+    s = start("python")
+    try:
+        stub = rpc.TradingStub(s.channel(options=BIG))
+        huge = "\U0001f600" * (10 * 2**20 // 4)
+        f = failure(lambda: stub.GetSnapshot(pb.SnapshotRequest(symbol=huge, timeframe="1m")))
+        assert f.code == grpc.StatusCode.INVALID_ARGUMENT and len(f.message) < 600
+        assert f"... ({len(huge)} characters)" in f.message
+        f = failure(lambda: list(stub.Stream(iter([open_msg(huge)]), timeout=TIMEOUT)))
+        assert f.code == grpc.StatusCode.INVALID_ARGUMENT and len(f.message) < 600
+        replica = rpc.ReplicaStub(s.channel(options=BIG))
+        (got,) = replica.CatchUp(
+            pb.CatchUpRequest(sessions=[entry(huge, [], fresh=True)]), timeout=TIMEOUT
+        ).sessions
+        assert got.session == "\\u{1f600}" * 32 + f"... ({len(huge)} characters)/30m"
+        assert got.error.field_violations[0].field == "open.symbol"
+        # The server still answers at once, and its log holds short lines only.
+        assert stub.GetInfo(pb.InfoRequest(), timeout=5).sessions == 0
+        _wait_for(s, lambda e: e.get("method") == "GetInfo")
+        assert max(len(x) for x in list(s.log)) < 2000
+    finally:
+        assert s.stop() == 0

@@ -3,6 +3,8 @@ cannot disagree. :class:`Session` adds append / replace-last with change reports
 
 from __future__ import annotations
 
+from array import array
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -82,10 +84,12 @@ class Engine:
             _value(m.seed) == "sma",
         )
         self.last_macd: tuple[float, float, float] = (np.nan, np.nan, np.nan)
-        self.times: list[int] = []
-        self.histogram: list[float] = []
-        self.dif: list[float] = []
-        self.dea: list[float] = []
+        # Per-bar columns as packed arrays (8 bytes a bar each instead of a pointer and an
+        # object): a streaming session's memory grows by what it must keep, not by boxes.
+        self.times: array[int] = array("q")
+        self.histogram: array[float] = array("d")
+        self.dif: array[float] = array("d")
+        self.dea: array[float] = array("d")
         self.merged = MergedBars()
         self.fractals: list[Fractal] = []
         self.pens = PenBuilder(
@@ -273,6 +277,24 @@ def analyze(bars: BarColumns, cfg: EngineConfig, with_macd: bool = False) -> Doc
     return e.document(e.tail())
 
 
+Bar = tuple[int, float, float, float, float, float]
+"""One bar as the session takes it: time (epoch ms), open, high, low, close, volume."""
+BatchOp = tuple[bool, Bar]
+"""One message of a batch (:meth:`Session.catch_up`): whether it replaces the last bar, and the
+bar."""
+
+
+class BatchError(Exception):
+    """A batch refused at its message ``index`` (nothing of it applied): ``error`` is what
+    :meth:`Session.append` or :meth:`Session.replace_last` raises for that message, given the
+    ones before it."""
+
+    def __init__(self, index: int, error: InvalidBars | StateError) -> None:
+        super().__init__(f"message {index}: {error}")
+        self.index = index
+        self.error = error
+
+
 class Session:
     """An incremental session (spec §10): append bars, replace the last, read the state. Every
     call returns the update document; a rejected bar changes nothing."""
@@ -347,6 +369,65 @@ class Session:
         self._last_time = bar[0]
         after = (len(pens), pens[-1].key() if pens else None)
         return self._report(index, True, before != after, repair is not None)
+
+    def check_batch(self, ops: Sequence[BatchOp]) -> list[Repair | None]:
+        """What :meth:`catch_up` would do with ``ops``, without changing anything: each bar
+        checked as :meth:`append` or :meth:`replace_last` would check it after the ones before
+        it (the checks read only the bar count and the last two times, so they can be followed
+        without applying anything). Returns each message's repair; raises :class:`BatchError`
+        for the first message refused."""
+        n = len(self.engine.times)
+        last, prev = self._last_time, self._prev_time
+        out: list[Repair | None] = []
+        for k, (replace, bar) in enumerate(ops):
+            try:
+                if replace:
+                    if n == 0:
+                        raise StateError("replace_last: the session has no bar to replace")
+                    out.append(self._check(n - 1, bar, prev))
+                    last = bar[0]
+                else:
+                    if n >= MAX_BARS:
+                        raise StateError(f"a series holds at most {MAX_BARS} bars")
+                    out.append(self._check(n, bar, last))
+                    prev, last = last, bar[0]
+                    n += 1
+            except (InvalidBars, StateError) as e:
+                raise BatchError(k, e) from None
+        return out
+
+    def catch_up(self, ops: Sequence[BatchOp]) -> None:
+        """Applies many messages at batch speed: all of them, or none when one is refused
+        (:class:`BatchError`, raised before anything changes). The state afterwards is the one
+        :meth:`append` and :meth:`replace_last` give applied one by one, but no update document
+        is built, the replacement mark is taken only where a replacement or the next message
+        may need it, and the tail is computed once at the end."""
+        repairs = self.check_batch(ops)
+        if not ops:
+            return
+        e = self.engine
+        last = len(ops) - 1
+        for k, (replace, bar) in enumerate(ops):
+            repair = repairs[k]
+            if replace:
+                e.restore(self._mark)
+            elif k == last or ops[k + 1][0]:
+                # The last append of the batch (a later replace_last restores to before it) or
+                # one a replacement follows: mark it as append() does.
+                self._mark = e.mark()
+            else:
+                # Nothing will restore this bar: no mark, and no segment state kept for one.
+                e.recording = False
+                e.seg_backup = None
+            if repair is not None:
+                e.repairs.append(repair)
+                bar = (bar[0], bar[1], repair.new_high, repair.new_low, bar[4], bar[5])
+            e.push(bar[0], bar[2], bar[3], bar[4])
+            if not replace:
+                self._prev_time = self._last_time
+            self._last_time = bar[0]
+        self.tail = e.tail(self._strengths)
+        self._shown = self.tail.resolved(e.pens.pens)
 
     def _report(self, index: int, replaced: bool, pens_changed: bool, repaired: bool) -> Doc:
         e, mark = self.engine, self._mark

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from trading_system.engine.pen import Pen
@@ -29,7 +30,7 @@ def ieee_div(a: float, b: float) -> float:
     return math.copysign(math.inf, a) * math.copysign(1.0, b)
 
 
-def strength(pen: Pen, histogram: list[float], measure: str) -> float:
+def strength(pen: Pen, histogram: Sequence[float], measure: str) -> float:
     """A pen's strength (spec §8) over the raw bars from its start extreme to its end extreme."""
     a, b = pen.start.index, pen.end.index
     s, e = pen.start.price, pen.end.price
@@ -62,7 +63,7 @@ class StrengthCache:
     def __init__(self) -> None:
         self.entries: dict[int, tuple[int, int, float]] = {}
 
-    def get(self, pens: list[Pen], i: int, histogram: list[float], measure: str) -> float:
+    def get(self, pens: list[Pen], i: int, histogram: Sequence[float], measure: str) -> float:
         p = pens[i]
         a, b = p.start.index, p.end.index
         hit = self.entries.get(i)
@@ -75,7 +76,7 @@ class StrengthCache:
 
 def segment_signals(
     pens: list[Pen],
-    histogram: list[float],
+    histogram: Sequence[float],
     measure: str,
     divergence_rate: float,
     min_pivots: int,

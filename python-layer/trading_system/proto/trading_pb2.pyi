@@ -495,20 +495,22 @@ class InfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class InfoResponse(_message.Message):
-    __slots__ = ("engine", "version", "uptime_ms", "sessions", "config", "protocol")
+    __slots__ = ("engine", "version", "uptime_ms", "sessions", "config", "protocol", "config_version")
     ENGINE_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     UPTIME_MS_FIELD_NUMBER: _ClassVar[int]
     SESSIONS_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_VERSION_FIELD_NUMBER: _ClassVar[int]
     engine: str
     version: str
     uptime_ms: int
     sessions: int
     config: EngineConfig
     protocol: str
-    def __init__(self, engine: _Optional[str] = ..., version: _Optional[str] = ..., uptime_ms: _Optional[int] = ..., sessions: _Optional[int] = ..., config: _Optional[_Union[EngineConfig, _Mapping]] = ..., protocol: _Optional[str] = ...) -> None: ...
+    config_version: str
+    def __init__(self, engine: _Optional[str] = ..., version: _Optional[str] = ..., uptime_ms: _Optional[int] = ..., sessions: _Optional[int] = ..., config: _Optional[_Union[EngineConfig, _Mapping]] = ..., protocol: _Optional[str] = ..., config_version: _Optional[str] = ...) -> None: ...
 
 class GetConfigRequest(_message.Message):
     __slots__ = ()
@@ -521,19 +523,83 @@ class UpdateConfigRequest(_message.Message):
     def __init__(self, config: _Optional[_Union[EngineConfig, _Mapping]] = ...) -> None: ...
 
 class ConfigResponse(_message.Message):
-    __slots__ = ("engine", "config")
+    __slots__ = ("engine", "config", "config_version")
     ENGINE_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_VERSION_FIELD_NUMBER: _ClassVar[int]
     engine: str
     config: EngineConfig
-    def __init__(self, engine: _Optional[str] = ..., config: _Optional[_Union[EngineConfig, _Mapping]] = ...) -> None: ...
+    config_version: str
+    def __init__(self, engine: _Optional[str] = ..., config: _Optional[_Union[EngineConfig, _Mapping]] = ..., config_version: _Optional[str] = ...) -> None: ...
+
+class SessionCatchUp(_message.Message):
+    __slots__ = ("open", "fresh", "after_seq", "bars")
+    OPEN_FIELD_NUMBER: _ClassVar[int]
+    FRESH_FIELD_NUMBER: _ClassVar[int]
+    AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
+    BARS_FIELD_NUMBER: _ClassVar[int]
+    open: OpenSession
+    fresh: bool
+    after_seq: int
+    bars: _containers.RepeatedCompositeFieldContainer[BarMessage]
+    def __init__(self, open: _Optional[_Union[OpenSession, _Mapping]] = ..., fresh: _Optional[bool] = ..., after_seq: _Optional[int] = ..., bars: _Optional[_Iterable[_Union[BarMessage, _Mapping]]] = ...) -> None: ...
+
+class CatchUpRequest(_message.Message):
+    __slots__ = ("sessions",)
+    SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    sessions: _containers.RepeatedCompositeFieldContainer[SessionCatchUp]
+    def __init__(self, sessions: _Optional[_Iterable[_Union[SessionCatchUp, _Mapping]]] = ...) -> None: ...
+
+class SessionCaughtUp(_message.Message):
+    __slots__ = ("session", "last_seq", "bars", "error")
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEQ_FIELD_NUMBER: _ClassVar[int]
+    BARS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    session: str
+    last_seq: int
+    bars: int
+    error: StreamError
+    def __init__(self, session: _Optional[str] = ..., last_seq: _Optional[int] = ..., bars: _Optional[int] = ..., error: _Optional[_Union[StreamError, _Mapping]] = ...) -> None: ...
+
+class CatchUpResponse(_message.Message):
+    __slots__ = ("engine", "sessions")
+    ENGINE_FIELD_NUMBER: _ClassVar[int]
+    SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    engine: str
+    sessions: _containers.RepeatedCompositeFieldContainer[SessionCaughtUp]
+    def __init__(self, engine: _Optional[str] = ..., sessions: _Optional[_Iterable[_Union[SessionCaughtUp, _Mapping]]] = ...) -> None: ...
+
+class SessionName(_message.Message):
+    __slots__ = ("symbol", "timeframe")
+    SYMBOL_FIELD_NUMBER: _ClassVar[int]
+    TIMEFRAME_FIELD_NUMBER: _ClassVar[int]
+    symbol: str
+    timeframe: str
+    def __init__(self, symbol: _Optional[str] = ..., timeframe: _Optional[str] = ...) -> None: ...
+
+class CloseSessionsRequest(_message.Message):
+    __slots__ = ("sessions",)
+    SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    sessions: _containers.RepeatedCompositeFieldContainer[SessionName]
+    def __init__(self, sessions: _Optional[_Iterable[_Union[SessionName, _Mapping]]] = ...) -> None: ...
+
+class CloseSessionsResponse(_message.Message):
+    __slots__ = ("engine", "closed", "sessions")
+    ENGINE_FIELD_NUMBER: _ClassVar[int]
+    CLOSED_FIELD_NUMBER: _ClassVar[int]
+    SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    engine: str
+    closed: int
+    sessions: int
+    def __init__(self, engine: _Optional[str] = ..., closed: _Optional[int] = ..., sessions: _Optional[int] = ...) -> None: ...
 
 class StatusRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class EngineStatus(_message.Message):
-    __slots__ = ("engine", "address", "state", "eligible", "p50_ms", "p99_ms", "consecutive_ok", "consecutive_failed", "lag_bars", "last_error", "slow", "resyncing")
+    __slots__ = ("engine", "address", "state", "eligible", "p50_ms", "p99_ms", "consecutive_ok", "consecutive_failed", "lag_bars", "last_error", "slow", "resyncing", "lag_ms", "config_synced", "config_version")
     ENGINE_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -546,6 +612,9 @@ class EngineStatus(_message.Message):
     LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
     SLOW_FIELD_NUMBER: _ClassVar[int]
     RESYNCING_FIELD_NUMBER: _ClassVar[int]
+    LAG_MS_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_SYNCED_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_VERSION_FIELD_NUMBER: _ClassVar[int]
     engine: str
     address: str
     state: str
@@ -558,7 +627,10 @@ class EngineStatus(_message.Message):
     last_error: str
     slow: bool
     resyncing: int
-    def __init__(self, engine: _Optional[str] = ..., address: _Optional[str] = ..., state: _Optional[str] = ..., eligible: _Optional[bool] = ..., p50_ms: _Optional[float] = ..., p99_ms: _Optional[float] = ..., consecutive_ok: _Optional[int] = ..., consecutive_failed: _Optional[int] = ..., lag_bars: _Optional[int] = ..., last_error: _Optional[str] = ..., slow: _Optional[bool] = ..., resyncing: _Optional[int] = ...) -> None: ...
+    lag_ms: float
+    config_synced: bool
+    config_version: str
+    def __init__(self, engine: _Optional[str] = ..., address: _Optional[str] = ..., state: _Optional[str] = ..., eligible: _Optional[bool] = ..., p50_ms: _Optional[float] = ..., p99_ms: _Optional[float] = ..., consecutive_ok: _Optional[int] = ..., consecutive_failed: _Optional[int] = ..., lag_bars: _Optional[int] = ..., last_error: _Optional[str] = ..., slow: _Optional[bool] = ..., resyncing: _Optional[int] = ..., lag_ms: _Optional[float] = ..., config_synced: _Optional[bool] = ..., config_version: _Optional[str] = ...) -> None: ...
 
 class Switch(_message.Message):
     __slots__ = ("epoch", "engine", "at_ms", "reason")

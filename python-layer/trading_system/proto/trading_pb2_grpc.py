@@ -106,6 +106,7 @@ class TradingServicer:
 
     def UpdateConfig(self, request, context):
         """Changes it (validated as a whole; running sessions keep the configuration they opened with).
+        An administrative call: it needs the operator credential when one is configured.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -307,6 +308,132 @@ class Trading:
             '/trading.v1.Trading/UpdateConfig',
             trading__pb2.UpdateConfigRequest.SerializeToString,
             trading__pb2.ConfigResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class ReplicaStub:
+    """What the monitor uses to keep a standby engine level with its journal and to retire sessions
+    (docs/MONITOR.md). Served by both engines, not by the monitor; every call is administrative
+    (the operator credential when one is configured).
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CatchUp = channel.unary_unary(
+                '/trading.v1.Replica/CatchUp',
+                request_serializer=trading__pb2.CatchUpRequest.SerializeToString,
+                response_deserializer=trading__pb2.CatchUpResponse.FromString,
+                _registered_method=True)
+        self.CloseSessions = channel.unary_unary(
+                '/trading.v1.Replica/CloseSessions',
+                request_serializer=trading__pb2.CloseSessionsRequest.SerializeToString,
+                response_deserializer=trading__pb2.CloseSessionsResponse.FromString,
+                _registered_method=True)
+
+
+class ReplicaServicer:
+    """What the monitor uses to keep a standby engine level with its journal and to retire sessions
+    (docs/MONITOR.md). Served by both engines, not by the monitor; every call is administrative
+    (the operator credential when one is configured).
+    """
+
+    def CatchUp(self, request, context):
+        """Applies journaled bar messages to sessions without building a per-bar answer (batch speed).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CloseSessions(self, request, context):
+        """Ends sessions (idle eviction decided by the monitor, the same sessions on both engines).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_ReplicaServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CatchUp': grpc.unary_unary_rpc_method_handler(
+                    servicer.CatchUp,
+                    request_deserializer=trading__pb2.CatchUpRequest.FromString,
+                    response_serializer=trading__pb2.CatchUpResponse.SerializeToString,
+            ),
+            'CloseSessions': grpc.unary_unary_rpc_method_handler(
+                    servicer.CloseSessions,
+                    request_deserializer=trading__pb2.CloseSessionsRequest.FromString,
+                    response_serializer=trading__pb2.CloseSessionsResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'trading.v1.Replica', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('trading.v1.Replica', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Replica:
+    """What the monitor uses to keep a standby engine level with its journal and to retire sessions
+    (docs/MONITOR.md). Served by both engines, not by the monitor; every call is administrative
+    (the operator credential when one is configured).
+    """
+
+    @staticmethod
+    def CatchUp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trading.v1.Replica/CatchUp',
+            trading__pb2.CatchUpRequest.SerializeToString,
+            trading__pb2.CatchUpResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CloseSessions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trading.v1.Replica/CloseSessions',
+            trading__pb2.CloseSessionsRequest.SerializeToString,
+            trading__pb2.CloseSessionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -5,7 +5,7 @@ server gives them but for ``engine = "python"``. grpcio asyncio over the pure-Py
 - :mod:`.convert`: documents and update documents as messages, requests as bars and configuration;
 - :mod:`.status`: errors as gRPC statuses with ``google.rpc.BadRequest`` details;
 - :mod:`.sessions`: streaming sessions with their exactly-once bookkeeping;
-- :mod:`.service`: the ``Trading`` service;
+- :mod:`.service`: the ``Trading`` and ``Replica`` services;
 - :mod:`.health`: ``grpc.health.v1``;
 - :mod:`.auth`: the bearer-token interceptor;
 - :mod:`.drain`: the interceptor that drains calls before a shutdown;
@@ -21,3 +21,5 @@ PROTOCOL = "trading.v1"
 """The protocol ``GetInfo`` reports."""
 SERVICE_NAME = "trading.v1.Trading"
 """The gRPC service name of the contract, as the health service knows it."""
+REPLICA_SERVICE_NAME = "trading.v1.Replica"
+"""The service the monitor keeps a standby level with (CatchUp, CloseSessions)."""

@@ -22,7 +22,8 @@ from typing import TextIO
 import grpc
 
 from trading_system import __version__
-from trading_system.config import FileConfig
+from trading_system.config import FileConfig, read_token_files
+from trading_system.errors import ConfigError
 from trading_system.server import ENGINE, log
 from trading_system.server.auth import BearerAuth
 from trading_system.server.drain import Drain
@@ -84,14 +85,24 @@ def credentials(cfg: FileConfig) -> grpc.ServerCredentials | None:
     )
 
 
+def with_tokens(cfg: FileConfig) -> FileConfig:
+    """``cfg`` with the tokens of ``server.auth_token_file`` and ``server.operator_token_file``
+    read (StartError naming the key and the path when one cannot be)."""
+    try:
+        return read_token_files(cfg)
+    except ConfigError as e:
+        raise StartError(str(e)) from None
+
+
 def new_server(cfg: FileConfig) -> tuple[grpc.aio.Server, Health, Drain]:
-    """A grpcio asyncio server with the call drain, the token check (when
-    ``server.auth_token`` is set), the transport options and the health service registered."""
-    token = cfg.server.auth_token
+    """A grpcio asyncio server with the call drain, the token check by role (when
+    ``server.auth_token`` or ``server.operator_token`` is set, or read from its file), the
+    transport options and the health service registered."""
+    s = with_tokens(cfg).server
     drain = Drain()
     interceptors: list[grpc.aio.ServerInterceptor] = [drain]
-    if token:
-        interceptors.append(BearerAuth(token))
+    if s.auth_token or s.operator_token:
+        interceptors.append(BearerAuth(s.auth_token, s.operator_token))
     server = grpc.aio.server(interceptors=interceptors, options=options(cfg))
     health = Health()
     health.register(server)
@@ -166,11 +177,14 @@ def run_until_stopped(cfg: FileConfig, name: str, main: Callable[[], Awaitable[i
 
 async def serve(cfg: FileConfig, port: int, out: TextIO) -> int:
     """Serves until SIGTERM or SIGINT; returns the exit status."""
+    cfg = with_tokens(cfg)
     s = cfg.server
     executor = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="rpc")
-    service = TradingService(cfg.engine(), s.max_message_bytes, s.replay_window, executor)
+    service = TradingService(
+        cfg.engine(), s.max_message_bytes, s.replay_window, executor, s.max_sessions
+    )
     server, health, drain = new_server(cfg)
-    server.add_generic_rpc_handlers((service.handler(),))
+    server.add_generic_rpc_handlers(service.handlers())
     bound, tls = listen(server, cfg, port)
     stop = stop_signals()
     await server.start()
@@ -182,6 +196,7 @@ async def serve(cfg: FileConfig, port: int, out: TextIO) -> int:
         tls=tls,
         mutual_tls=bool(s.tls_client_ca_file),
         auth=bool(s.auth_token),
+        operator_auth=bool(s.operator_token),
         version=__version__,
     )
 

@@ -17,7 +17,7 @@ from typing import Any, TextIO
 import grpc
 import structlog
 
-from trading_system._text import debug_str
+from trading_system._text import debug_str, show
 from trading_system.server import ENGINE
 
 ACCESS = "access"
@@ -64,6 +64,8 @@ def configure(level: str, fmt: str, stream: TextIO | None = None, name: str = EN
     ``engine`` of every line."""
     _PROCESS["engine"] = name
     threshold = level_of(level)
+    global _threshold
+    _threshold = threshold
     renderer: Any
     if fmt == "json":
         renderer = structlog.processors.JSONRenderer(separators=(",", ":"))
@@ -77,6 +79,10 @@ def configure(level: str, fmt: str, stream: TextIO | None = None, name: str = EN
         logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
         cache_logger_on_first_use=True,
     )
+
+
+_threshold = 0
+"""The configured level: a call line below it is not even assembled (one per stream message)."""
 
 
 def logger() -> Any:
@@ -95,15 +101,20 @@ def call(
     started: float,
     code: grpc.StatusCode,
     message: str | None = None,
+    **extra: Any,
 ) -> None:
-    """Logs one call or stream message: OK and client errors at info, server errors at error."""
+    """Logs one call or stream message: OK and client errors at info, server errors at error.
+    The session name is shown by the one rule for user text; ``extra`` fields follow."""
+    if code not in _SERVER_ERRORS and _threshold > LEVELS["info"]:
+        return
     fields = {
         "method": method,
-        "session": session,
+        "session": None if session is None else show(session),
         "seq": seq,
         "latency_ms": millis(started),
         "status": code.name,
         "message": message,
+        **extra,
     }
     if code in _SERVER_ERRORS:
         logger().error(ACCESS, **fields)

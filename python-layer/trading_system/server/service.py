@@ -12,6 +12,7 @@ each message atomic with respect to the others.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,16 +21,37 @@ from dataclasses import dataclass
 from typing import Any, Generic, ParamSpec, TypeVar
 
 import grpc
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
+from google.protobuf.unknown_fields import UnknownFieldSet
 
 from trading_system import __version__
+from trading_system._text import show
 from trading_system.config import EngineConfig
 from trading_system.engine.analysis import analyze
 from trading_system.errors import InvalidBars, StateError
 from trading_system.proto import trading_pb2 as pb
-from trading_system.server import ENGINE, PROTOCOL, SERVICE_NAME, convert, log
-from trading_system.server.sessions import Session, Sessions, not_found, session_name
-from trading_system.server.status import Failure, abort, invalid_bars, stream_error
+from trading_system.server import (
+    ENGINE,
+    PROTOCOL,
+    REPLICA_SERVICE_NAME,
+    SERVICE_NAME,
+    convert,
+    log,
+)
+from trading_system.server.sessions import (
+    Session,
+    Sessions,
+    not_found,
+    session_name,
+    shown_name,
+)
+from trading_system.server.status import (
+    Failure,
+    FieldViolation,
+    abort,
+    invalid_bars,
+    stream_error,
+)
 
 M = TypeVar("M", bound=Message)
 P = ParamSpec("P")
@@ -38,12 +60,51 @@ T = TypeVar("T")
 _CODES = {c.value[0]: c for c in grpc.StatusCode}
 
 
+INLINE_CATCH_UP = 64
+"""A catch-up entry of at most this many bars is applied on the event loop (well under a
+millisecond); a longer one in a worker thread. The monitor's steady feed is a few bars per
+session per call, where a thread hop per entry cost more than the bars themselves."""
+
+
 @dataclass(frozen=True, slots=True)
 class Sized(Generic[M]):
-    """A request and its encoded size; ``message`` is None when it was too large to parse."""
+    """A request and its encoded size; ``message`` is None when it was too large to parse or
+    could not be decoded (``undecodable`` then names the message type)."""
 
     size: int
     message: M | None
+    undecodable: str | None = None
+
+
+def misread(m: Message) -> bool:
+    """Whether a parsed message holds, at any depth, an unknown field whose number is one of its
+    message's fields: a known field sent with the wrong wire type, which protobuf keeps as
+    unknown where prost (the Rust server) refuses the message."""
+    unknown = UnknownFieldSet(m)
+    if len(unknown):
+        numbers = m.DESCRIPTOR.fields_by_number
+        if any(f.field_number in numbers for f in unknown):
+            return True
+    for fd, value in m.ListFields():
+        if fd.message_type is None:
+            continue
+        if fd.is_repeated:
+            if any(misread(x) for x in value):
+                return True
+        elif misread(value):
+            return True
+    return False
+
+
+def undecodable(full_name: str) -> Failure:
+    """INVALID_ARGUMENT for bytes that are not a valid message of the request type."""
+    return Failure(grpc.StatusCode.INVALID_ARGUMENT, f"the request is not a valid {full_name}")
+
+
+def config_version(config: pb.EngineConfig) -> str:
+    """The configuration's digest (docs/GRPC.md): the first 8 bytes of the SHA-256 of its
+    deterministic encoding, in lowercase hex; equal on both engines for the same configuration."""
+    return hashlib.sha256(config.SerializeToString(deterministic=True)).digest()[:8].hex()
 
 
 class TradingService:
@@ -51,11 +112,16 @@ class TradingService:
     sessions, and the limits."""
 
     def __init__(
-        self, config: EngineConfig, max_message_bytes: int, replay_window: int, executor: Executor
+        self,
+        config: EngineConfig,
+        max_message_bytes: int,
+        replay_window: int,
+        executor: Executor,
+        max_sessions: int = 2**64 - 1,
     ) -> None:
         self.config = config
         self.max_message_bytes = max_message_bytes
-        self.sessions = Sessions(replay_window)
+        self.sessions = Sessions(replay_window, max_sessions)
         self.executor = executor
         self.started = time.monotonic()
         self._busy = 0
@@ -84,9 +150,19 @@ class TradingService:
     def _deserializer(self, cls: type[M], parse_all: bool = False) -> Callable[[bytes], Sized[M]]:
         limit = self.max_message_bytes
 
+        full_name = cls.DESCRIPTOR.full_name
+
         def read(data: bytes) -> Sized[M]:
             n = len(data)
-            return Sized(n, cls.FromString(data) if parse_all or n <= limit else None)
+            if not parse_all and n > limit:
+                return Sized(n, None)
+            try:
+                m = cls.FromString(data)
+            except DecodeError:
+                return Sized(n, None, full_name)
+            if misread(m):
+                return Sized(n, None, full_name)
+            return Sized(n, m)
 
         return read
 
@@ -101,28 +177,34 @@ class TradingService:
         name: str,
         call: Callable[[Any], Awaitable[tuple[Message, str | None]]],
         request: type[Message],
+        fields: Callable[[Any], dict[str, Any]] | None = None,
     ) -> grpc.RpcMethodHandler:
+        """A unary handler; ``fields`` gives a request's extra fields for its log line."""
+
         async def handle(req: Sized[Any], context: grpc.aio.ServicerContext) -> Message:
             started = time.perf_counter()
             session: str | None = None
+            extra = {} if fields is None or req.message is None else fields(req.message)
             # At debug, a line when a call starts too (shows what is in flight).
             log.logger().debug("call started", method=name)
             try:
+                if req.undecodable is not None:
+                    raise undecodable(req.undecodable)
                 if req.message is None:
                     raise self._too_large(req.size)
                 answer, session = await call(req.message)
             except Failure as f:
                 session = f.session
-                log.call(name, session, None, started, f.code, f.message)
+                log.call(name, session, None, started, f.code, f.message, **extra)
                 await abort(context, f)
             except asyncio.CancelledError:
-                log.call(name, session, None, started, grpc.StatusCode.CANCELLED)
+                log.call(name, session, None, started, grpc.StatusCode.CANCELLED, **extra)
                 raise
             except Exception as e:
                 log.logger().exception("call failed", method=name)
-                log.call(name, session, None, started, grpc.StatusCode.INTERNAL, str(e))
+                log.call(name, session, None, started, grpc.StatusCode.INTERNAL, str(e), **extra)
                 await context.abort(grpc.StatusCode.INTERNAL, f"the call failed: {e}")
-            log.call(name, session, None, started, grpc.StatusCode.OK)
+            log.call(name, session, None, started, grpc.StatusCode.OK, **extra)
             return answer
 
         return grpc.unary_unary_rpc_method_handler(
@@ -131,8 +213,27 @@ class TradingService:
             response_serializer=_serialize,
         )
 
+    def handlers(self) -> tuple[grpc.GenericRpcHandler, ...]:
+        """The handlers of both services (``Trading`` and ``Replica``), for
+        ``server.add_generic_rpc_handlers``."""
+        return (self.handler(), self.replica_handler())
+
+    def replica_handler(self) -> grpc.GenericRpcHandler:
+        """The ``Replica`` service's method handlers."""
+        return grpc.method_handlers_generic_handler(
+            REPLICA_SERVICE_NAME,
+            {
+                "CatchUp": self._unary(
+                    "CatchUp", self.catch_up, pb.CatchUpRequest, fields=_catch_up_fields
+                ),
+                "CloseSessions": self._unary(
+                    "CloseSessions", self.close_sessions, pb.CloseSessionsRequest
+                ),
+            },
+        )
+
     def handler(self) -> grpc.GenericRpcHandler:
-        """The service's method handlers, for ``server.add_generic_rpc_handlers``."""
+        """The ``Trading`` service's method handlers."""
         return grpc.method_handlers_generic_handler(
             SERVICE_NAME,
             {
@@ -156,6 +257,12 @@ class TradingService:
     def _config_message(self) -> pb.EngineConfig:
         return convert.engine_config(self.config.to_dict())
 
+    def _config_answer(self) -> pb.ConfigResponse:
+        config = self._config_message()
+        return pb.ConfigResponse(
+            engine=ENGINE, config=config, config_version=config_version(config)
+        )
+
     # --- Unary calls: (answer, session name for the log) ---------------------------------------
 
     async def analyze(self, req: pb.AnalyzeRequest) -> tuple[pb.AnalyzeResponse, None]:
@@ -169,39 +276,113 @@ class TradingService:
             missing = not_found(name)
             missing.session = name
             raise missing
+        self.sessions.touch(s)
         async with s.lock:
-            work = asyncio.ensure_future(self._in_thread(s.snapshot))
-            try:
-                return await asyncio.shield(work), name
-            except asyncio.CancelledError:
-                # The thread still reads the session: keep it locked until the thread is done.
-                await asyncio.wait([work])
-                raise
+            return await self._locked_in_thread(s.snapshot), name
+
+    async def _locked_in_thread(self, fn: Callable[[], T]) -> T:
+        """``fn`` in a worker thread, for a caller holding a session's lock."""
+        work = asyncio.ensure_future(self._in_thread(fn))
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            # The thread still uses the session: keep it locked until the thread is done.
+            await asyncio.wait([work])
+            raise
 
     async def info(self, _: pb.InfoRequest) -> tuple[pb.InfoResponse, None]:
+        config = self._config_message()
         return pb.InfoResponse(
             engine=ENGINE,
             version=__version__,
             uptime_ms=int((time.monotonic() - self.started) * 1000),
             sessions=len(self.sessions),
-            config=self._config_message(),
+            config=config,
             protocol=PROTOCOL,
+            config_version=config_version(config),
         ), None
 
     async def get_config(self, _: pb.GetConfigRequest) -> tuple[pb.ConfigResponse, None]:
-        return pb.ConfigResponse(engine=ENGINE, config=self._config_message()), None
+        return self._config_answer(), None
 
     async def update_config(self, req: pb.UpdateConfigRequest) -> tuple[pb.ConfigResponse, None]:
         # Validated as a whole; running sessions keep the configuration they were opened with.
         self.config = convert.apply_config(
             self.config, req.config if req.HasField("config") else None
         )
-        return pb.ConfigResponse(engine=ENGINE, config=self._config_message()), None
+        return self._config_answer(), None
+
+    # --- Replica ------------------------------------------------------------------------------
+
+    async def catch_up(self, req: pb.CatchUpRequest) -> tuple[pb.CatchUpResponse, None]:
+        """Each entry on its own, in order: refused entries are answered in-band."""
+        answers = [await self._catch_up_one(entry) for entry in req.sessions]
+        return pb.CatchUpResponse(engine=ENGINE, sessions=answers), None
+
+    async def _catch_up_one(self, entry: pb.SessionCatchUp) -> pb.SessionCaughtUp:
+        o = entry.open
+        shown = shown_name(o.symbol, o.timeframe)
+        found: Session | None = None
+        try:
+            name = session_name(o.symbol, o.timeframe, "open.")
+            found = self.sessions.get(name)
+            if entry.fresh:
+                if entry.after_seq != 0:
+                    why = f"must be 0 for a fresh session, got {entry.after_seq}"
+                    raise Failure(
+                        grpc.StatusCode.INVALID_ARGUMENT,
+                        f"invalid catch-up: after_seq {why}",
+                        (FieldViolation("after_seq", why),),
+                    )
+                cfg = convert.apply_config(self.config, o.config if o.HasField("config") else None)
+                s = Session(name, cfg, o.with_macd, self.sessions.replay_window)
+                if len(entry.bars) <= INLINE_CATCH_UP:
+                    s.catch_up(0, entry.bars)
+                else:
+                    await self._in_thread(s.catch_up, 0, entry.bars)
+                self.sessions.add(s)
+                found = s
+            else:
+                if found is None:
+                    raise not_found(name)
+                s = found
+                if s.last_seq != entry.after_seq:
+                    raise Failure(
+                        grpc.StatusCode.FAILED_PRECONDITION,
+                        f"session at sequence {s.last_seq}, catch-up after {entry.after_seq}",
+                        expected_seq=s.last_seq + 1,
+                    )
+                self.sessions.touch(s)
+                async with s.lock:
+                    if len(entry.bars) <= INLINE_CATCH_UP:
+                        s.catch_up(entry.after_seq, entry.bars)
+                    else:
+                        await self._locked_in_thread(
+                            lambda: s.catch_up(entry.after_seq, entry.bars)
+                        )
+        except Failure as f:
+            return pb.SessionCaughtUp(
+                session=shown,
+                last_seq=0 if found is None else found.last_seq,
+                bars=0 if found is None else found.bars,
+                error=stream_error(f),
+            )
+        return pb.SessionCaughtUp(session=s.name, last_seq=s.last_seq, bars=s.bars)
+
+    async def close_sessions(
+        self, req: pb.CloseSessionsRequest
+    ) -> tuple[pb.CloseSessionsResponse, None]:
+        closed = self.sessions.close(f"{n.symbol}/{n.timeframe}" for n in req.sessions)
+        return pb.CloseSessionsResponse(
+            engine=ENGINE, closed=closed, sessions=len(self.sessions)
+        ), None
 
     # --- Streams -------------------------------------------------------------------------------
 
     def _open(self, sized: Sized[pb.StreamRequest]) -> tuple[Session, pb.StreamResponse]:
         """Opens or resumes the session the first message of a stream names."""
+        if sized.undecodable is not None:
+            raise undecodable(sized.undecodable)
         if sized.size > self.max_message_bytes:
             raise self._too_large(sized.size)
         req = sized.message
@@ -221,6 +402,10 @@ class TradingService:
 
     def _next(self, session: Session, sized: Sized[pb.StreamRequest]) -> pb.StreamResponse:
         """Answers one message after the open (a Failure ends the stream)."""
+        if sized.undecodable is not None:
+            raise undecodable(sized.undecodable)
+        if session.closed:
+            raise not_found(session.name)
         req = sized.message
         assert req is not None
         kind = req.WhichOneof("kind")
@@ -233,8 +418,9 @@ class TradingService:
         if not self.sessions.is_current(session):
             raise Failure(
                 grpc.StatusCode.ABORTED,
-                f"session {session.name} was replaced by a new open; open or resume it again",
+                f"session {show(session.name)} was replaced by a new open; open or resume it again",
             )
+        self.sessions.touch(session)
         if sized.size > self.max_message_bytes:
             error = stream_error(self._too_large(sized.size))
             return pb.StreamResponse(seq=req.bar.seq, engine=ENGINE, error=error)
@@ -250,6 +436,7 @@ class TradingService:
                 started = time.perf_counter()
                 if session is None:
                     session, answer = self._open(sized)
+                    session.streams += 1
                 else:
                     async with session.lock:
                         answer = self._next(session, sized)
@@ -270,6 +457,14 @@ class TradingService:
             name = None if session is None else session.name
             log.call("Stream", name, None, started, grpc.StatusCode.INTERNAL, str(e))
             await context.abort(grpc.StatusCode.INTERNAL, f"the call failed: {e}")
+        finally:
+            if session is not None:
+                session.streams -= 1
+
+
+def _catch_up_fields(req: pb.CatchUpRequest) -> dict[str, Any]:
+    """A CatchUp's log fields: how many sessions and bars it carries."""
+    return {"sessions": len(req.sessions), "bars": sum(len(e.bars) for e in req.sessions)}
 
 
 def _serialize(m: Message) -> bytes:

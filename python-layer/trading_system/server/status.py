@@ -43,6 +43,7 @@ class Failure(Exception):
 
     def __post_init__(self) -> None:
         super().__init__(self.message)
+        self.violations = capped(self.violations)
 
     def rpc_status(self) -> status_pb2.Status:
         """The ``google.rpc.Status`` of the failure, with BadRequest details if any."""
@@ -60,6 +61,28 @@ class Failure(Exception):
             detail.Pack(bad)
             status.details.append(detail)
         return status
+
+
+MAX_VIOLATIONS = 20
+"""Field violations an error lists (status details and a stream's in-band error): the first 20,
+then one entry counting the rest, so that any number of bad bars fits the trailer."""
+
+
+def capped(violations: Sequence[FieldViolation]) -> tuple[FieldViolation, ...]:
+    """At most :data:`MAX_VIOLATIONS` violations, then (when there were more) the entry
+    ``bars`` / ``truncated`` saying how many more were not listed."""
+    if len(violations) <= MAX_VIOLATIONS:
+        return tuple(violations)
+    more = len(violations) - MAX_VIOLATIONS
+    return (
+        *violations[:MAX_VIOLATIONS],
+        FieldViolation(
+            field="bars",
+            description=f"truncated: {more} more violations not listed",
+            reason="truncated",
+            index=-1,
+        ),
+    )
 
 
 def code_name(code: grpc.StatusCode) -> str:
