@@ -20,10 +20,14 @@ serve`` with the same arguments, or the binary named by ``TRADING_ENGINE_BIN``).
 ``trading-system serve monitor --config F [--set key=value ...] [--port N] [--rust ADDR]
 [--python ADDR]`` runs the monitor in front of both engines (docs/MONITOR.md; the port defaults to
 ``server.monitor_port``). ``trading-system health [--address A] [--json]`` prints its status
-(exit 1 when no engine serves, 3 when the monitor does not answer); ``trading-system failover
---to rust|python`` and ``trading-system override auto`` set its mode. ``trading-system probe
-[--address A] [--service S]`` is a ``grpc.health.v1`` Check of any server (exit 0 serving, 1 not,
-3 no answer). ``trading-system signals [--symbol S] [--timeframe T] [--current] [--json]`` lists
+(exit 1 when no engine serves, 3 when the monitor does not answer, 4 when TLS failed);
+``trading-system failover --to rust|python`` and ``trading-system override auto`` set its mode.
+``trading-system probe [--address A] [--service S]`` is a ``grpc.health.v1`` Check of any server
+(exit 0 serving, 1 not, 3 no answer, 4 a TLS failure). Every command that talks to a server
+connects as the configuration's ``client`` section says (TLS, mutual TLS; see
+:mod:`trading_system.transport`); ``health``, ``failover`` and ``override`` send the operator
+token (``server.operator_token`` / ``operator_token_file``), else the client token.
+``trading-system signals [--symbol S] [--timeframe T] [--current] [--json]`` lists
 the buy/sell points the monitor recorded (``system.signals_file``). ``trading-system demo`` is
 the main job: both engines and the monitor on loopback with a demo bot (README).
 
@@ -48,7 +52,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from trading_system import __version__
 from trading_system._text import format_number
@@ -63,6 +67,9 @@ from trading_system.config import (
 from trading_system.data import Bars, file_format, format_time, load_with_lines
 from trading_system.errors import ConfigError, DataError, InvalidBars
 from trading_system.results import Analysis, Point
+
+if TYPE_CHECKING:
+    from trading_system.transport import Settings
 
 LAST = 5
 """How many of the latest pens, segments, pivots and points the summary shows."""
@@ -168,7 +175,7 @@ def _parser() -> argparse.ArgumentParser:
         help="the monitor's view of the engines (exit 1 when no engine serves)",
         description="Print the monitor's status: the active engine, the epoch, the mode and "
         "each engine's state. Exit status 1 when no engine serves, 3 when the monitor does "
-        "not answer.",
+        "not answer, 4 when TLS failed (certificates, or TLS on one side only).",
     )
     h.add_argument("--json", action="store_true", help="print the status as JSON")
     _admin_arguments(h)
@@ -187,7 +194,9 @@ def _parser() -> argparse.ArgumentParser:
         help="check a server's health (grpc.health.v1): the containers' health check",
         description="Check a server's health (grpc.health.v1 Check) and print 'HOST:PORT "
         "SERVICE STATUS'. Exit status 0 when SERVING, 1 when NOT_SERVING or the service is "
-        "unknown, 3 when the server does not answer (unreachable, or past the deadline).",
+        "unknown, 3 when the server does not answer (unreachable, or past the deadline), 4 when "
+        "TLS failed (a certificate not trusted or refused, or TLS on one side only). TLS as "
+        "the configuration's client section says.",
     )
     pr.add_argument(
         "--address",
@@ -592,22 +601,37 @@ def _serve_monitor(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return run(cfg, args.port, engine_addresses(cfg, args.rust, args.python), out)
 
 
+def _connection(cfg: FileConfig, err: TextIO) -> Settings | None:
+    """The connection settings of ``cfg`` (TLS, certificates, tokens), or None after saying
+    which key (and file) cannot be used: a bad configuration, exit status 2."""
+    from trading_system.transport import Settings
+
+    try:
+        return Settings.from_config(cfg)
+    except ConfigError as e:
+        print(f"error: {e}", file=err)
+        return None
+
+
 def _admin(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    """``health``, ``failover --to E`` and ``override auto``: the monitor's Admin service."""
+    """``health``, ``failover --to E`` and ``override auto``: the monitor's Admin service, over
+    the configured transport (TLS, mutual TLS) with the operator token (else the client one)."""
     cfg = _load(args, err)
     if isinstance(cfg, int):
         return cfg
+    settings = _connection(cfg, err)
+    if settings is None:
+        return 2
     import grpc
     from google.protobuf import json_format
 
+    from trading_system import transport
     from trading_system.proto import trading_pb2 as pb
     from trading_system.proto import trading_pb2_grpc as rpc
-    from trading_system.server.app import address
 
-    where = args.address or address(cfg.server.host, cfg.server.monitor_port)
-    token = cfg.server.auth_token
-    metadata = (("authorization", f"Bearer {token}"),) if token else None
-    with grpc.insecure_channel(where) as channel:
+    where = args.address or transport.monitor_address(cfg)
+    metadata = settings.metadata("operator")
+    with transport.channel(where, settings) as channel:
         stub = rpc.AdminStub(channel)
         try:
             if args.command == "health":
@@ -619,7 +643,13 @@ def _admin(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 )
         except grpc.RpcError as e:
             code = e.code()  # type: ignore[attr-defined]
-            details = e.details()  # type: ignore[attr-defined]
+            details = e.details() or ""  # type: ignore[attr-defined]
+            problem = None
+            if code == grpc.StatusCode.UNAVAILABLE:
+                problem = transport.tls_problem(where, settings, details, min(args.timeout, 2.0))
+            if problem:
+                print(f"error: monitor {where}: TLS: {problem}", file=err)
+                return 4
             print(f"error: monitor {where}: {code.name}: {details}", file=err)
             gone = code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
             return 3 if gone else 1
@@ -661,29 +691,39 @@ def status_text(status: Any) -> str:
 
 
 def _probe(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    """``probe``: one ``grpc.health.v1`` Check; prints ``HOST:PORT SERVICE STATUS`` (the line of
-    ``trading-engine probe``). 0 serving, 1 not serving or an unknown service, 3 no answer; 2
-    when it cannot run (the configuration cannot be read or is wrong)."""
+    """``probe``: one ``grpc.health.v1`` Check over the configured transport (TLS, mutual TLS;
+    health needs no token); prints ``HOST:PORT SERVICE STATUS`` (the line of ``trading-engine
+    probe``). 0 serving, 1 not serving or an unknown service, 3 no answer, 4 a TLS failure
+    (certificates, or TLS on one side only); 2 when it cannot run (the configuration, or a
+    file it names, cannot be read or is wrong)."""
     cfg = _load(args, err)
     if isinstance(cfg, int):
+        return 2
+    settings = _connection(cfg, err)
+    if settings is None:
         return 2
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    from trading_system.server.app import address
+    from trading_system import transport
 
-    host = cfg.server.host.strip("[]")
-    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
-    where = args.address or address(host, cfg.server.monitor_port)
+    where = args.address or transport.monitor_address(cfg)
     label = args.service or '""'
-    with grpc.insecure_channel(where) as channel:
+    with transport.channel(where, settings) as channel:
         try:
             answer = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=args.service), timeout=args.timeout
             )
         except grpc.RpcError as e:
             code = e.code()  # type: ignore[attr-defined]
-            details = e.details()  # type: ignore[attr-defined]
+            details = e.details() or ""  # type: ignore[attr-defined]
+            problem = None
+            if code == grpc.StatusCode.UNAVAILABLE:
+                problem = transport.tls_problem(where, settings, details, args.timeout)
+            if problem:
+                print(f"{where} {label} TLS_FAILURE", file=out)
+                print(f"error: {where}: TLS: {problem}", file=err)
+                return 4
             word, status = {
                 grpc.StatusCode.NOT_FOUND: ("SERVICE_UNKNOWN", 1),
                 grpc.StatusCode.UNAVAILABLE: ("UNREACHABLE", 3),
@@ -761,6 +801,9 @@ def _demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             binary,
             out,
         )
+    except ConfigError as e:
+        print(f"error: {e}", file=err)
+        return 2
     except (DataError, RuntimeError) as e:
         print(f"error: {e}", file=err)
         return 1

@@ -6,12 +6,19 @@ results, the package's errors, deadlines, retries and streams that survive broke
 once and behave identically in both.
 
 - :meth:`AsyncClient.analyze` → :class:`RemoteAnalysis` (a :class:`~trading_system.results.Analysis`
-  whose ``to_dict()`` is the analysis document, plus ``engine``). ``Analyze`` is idempotent: it is
-  retried on ``UNAVAILABLE`` / ``DEADLINE_EXCEEDED`` with capped exponential backoff.
+  whose ``to_dict()`` is the analysis document, plus ``engine``). The idempotent calls
+  (``Analyze``, ``GetSnapshot``, ``GetInfo``, ``GetConfig``) are retried on ``UNAVAILABLE`` /
+  ``DEADLINE_EXCEEDED`` with exponential backoff and full jitter within a total budget
+  (:class:`Retry`: 30 s by default, enough to ride out a supervised restart of the monitor);
+  ``UpdateConfig`` is sent once.
 - :meth:`AsyncClient.stream` → a session: ``append`` / ``replace_last`` → :class:`RemoteUpdate`
   (plus ``seq``, ``engine``). When the connection breaks, the session reconnects, resumes
-  (``resume = true``) and resends the unacknowledged message; the server answers a message it had
-  already applied from its cache, so nothing is lost or applied twice.
+  (``resume = true``) and resends the unacknowledged message, within the same budget per
+  message; the server answers a message it had already applied from its cache, so nothing is
+  lost or applied twice.
+- Connection settings (TLS, mutual TLS, the client and operator tokens) come from
+  :mod:`trading_system.transport`: explicit arguments, or a configuration
+  (:meth:`AsyncClient.from_config`, the ``client`` and ``server`` sections).
 - Errors: :class:`~trading_system.errors.InvalidBars` (violations decoded from
   ``google.rpc.BadRequest`` or the in-band ``StreamError``),
   :class:`~trading_system.errors.ConfigError` (``config.<section>.<key>``), anything else
@@ -24,10 +31,9 @@ import asyncio
 import random
 import re
 import threading
+import time
 from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass
-from os import PathLike
-from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
@@ -35,6 +41,8 @@ import grpc.aio
 from google.protobuf import json_format
 from google.rpc import error_details_pb2, status_pb2
 
+from trading_system import transport
+from trading_system.config import FileConfig
 from trading_system.data import bar_values, to_bars
 from trading_system.errors import ChanError, ConfigError, InvalidBars, Violation
 from trading_system.proto import trading_pb2 as pb
@@ -54,7 +62,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-Pem = str | PathLike[str] | bytes
+Pem = transport.Pem
 
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 """Codes after which a call may be sent again (the request may or may not have been applied)."""
@@ -147,6 +155,12 @@ def _error(e: grpc.aio.AioRpcError) -> ChanError:
     return _decode(e.code(), e.details() or "", fields)
 
 
+def _as_dict(answer: Any) -> dict[str, Any]:
+    return json_format.MessageToDict(
+        answer, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+
+
 def _stream_error(err: pb.StreamError) -> ChanError:
     code = _CODES.get(err.code, grpc.StatusCode.UNKNOWN)
     fields = [(v.field, v.description) for v in err.field_violations]
@@ -190,23 +204,56 @@ def _bar(op: pb.Op, seq: int, bar: Any) -> pb.StreamRequest:
     return pb.StreamRequest(bar=pb.BarMessage(seq=seq, op=op, bar=b))
 
 
-def _pem(value: Pem | None) -> bytes | None:
-    if value is None or isinstance(value, bytes):
-        return value
-    return Path(value).read_bytes()
-
-
 @dataclass(frozen=True)
 class Retry:
-    """Capped exponential backoff: attempt ``n`` (from 1) waits ``min(cap, base·2^(n-1))``
-    scaled by a random factor in [0.5, 1] (jitter, so many bots do not retry in step)."""
+    """When to send a failed call (or stream message) again: exponential backoff with full
+    jitter within a total budget.
 
-    max_attempts: int = 6
-    base: float = 0.1
-    cap: float = 5.0
+    After attempt ``n`` (from 1) fails with a retryable code, the client waits a random time in
+    ``[0, min(cap, base·2^(n-1)))`` (full jitter: many bots do not retry in step) and tries
+    again, until ``budget`` seconds have passed since the first attempt (the last wait is cut to
+    end there, then one last attempt), or ``max_attempts`` attempts were made (None: no limit
+    but the budget). The default budget, 30 s, rides out a monitor restart of up to 30 s.
+    Each attempt has the call's own deadline (``timeout``)."""
+
+    budget: float = 30.0
+    base: float = 0.05
+    cap: float = 1.0
+    max_attempts: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.budget < 0 or self.base <= 0 or self.cap <= 0:
+            raise ValueError("Retry: budget must be >= 0, base and cap > 0")
+        if self.max_attempts is not None and self.max_attempts < 1:
+            raise ValueError("Retry: max_attempts must be >= 1 (or None)")
 
     def delay(self, attempt: int) -> float:
-        return min(self.cap, self.base * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+        """The wait after failed attempt ``attempt`` (from 1), before the budget's cut."""
+        return random.uniform(0.0, min(self.cap, self.base * 2 ** min(attempt - 1, 62)))
+
+    def attempts(self) -> Attempts:
+        """A fresh count of attempts for one call (or one stream message)."""
+        return Attempts(self)
+
+
+class Attempts:
+    """The attempts of one operation under a :class:`Retry`: :meth:`pause` after each failed
+    attempt gives the wait before the next one, or None when the budget is spent."""
+
+    def __init__(self, retry: Retry) -> None:
+        self.retry = retry
+        self.made = 0
+        self.started = time.monotonic()
+
+    def pause(self) -> float | None:
+        self.made += 1
+        r = self.retry
+        if r.max_attempts is not None and self.made >= r.max_attempts:
+            return None
+        remaining = self.started + r.budget - time.monotonic()
+        if remaining <= 0:
+            return None
+        return min(r.delay(self.made), remaining)
 
 
 class _Broken(Exception):
@@ -221,45 +268,99 @@ class _Broken(Exception):
 # --- The asynchronous client ---------------------------------------------------------------------
 
 
+CHANNEL_OPTIONS: tuple[tuple[str, Any], ...] = (
+    # Reconnect soon after a broken connection (a restarted monitor is found within about a
+    # second); our own backoff paces the retries.
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+)
+"""The client's channel options (after :data:`trading_system.transport.DEFAULT_OPTIONS`)."""
+
+
+def _settings(
+    settings: transport.Settings | FileConfig | None,
+    token: str | None,
+    operator_token: str | None,
+    tls_ca: Pem | None,
+    tls_cert: Pem | None,
+    tls_key: Pem | None,
+    tls_server_name: str | None,
+) -> transport.Settings:
+    explicit = (token, operator_token, tls_ca, tls_cert, tls_key, tls_server_name)
+    if settings is not None:
+        if any(v is not None for v in explicit):
+            raise ValueError("give either settings or token/tls_* arguments, not both")
+        return transport.settings(settings)
+    if (tls_cert is None) != (tls_key is None):
+        raise ValueError("tls_cert and tls_key go together")
+    return transport.Settings.of(
+        token=token,
+        operator_token=operator_token,
+        tls=tls_ca is not None or tls_cert is not None,
+        tls_ca=tls_ca,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        tls_server_name=tls_server_name,
+    )
+
+
+def _tls_refused(code: grpc.StatusCode, details: str | None) -> bool:
+    """A handshake the certificates failed: sending again cannot help."""
+    return code == grpc.StatusCode.UNAVAILABLE and transport.is_tls_failure(details)
+
+
 class AsyncClient:
-    """A client of one server address (grpc.aio). ``token``: sent as ``authorization: Bearer
-    <token>`` on every call; ``tls_ca`` (and ``tls_cert`` + ``tls_key`` for mutual TLS): PEM data
-    or file paths, switching to TLS; ``timeout``: the default deadline of every call, in seconds
-    (per attempt; in a stream, per message); ``retry``: the backoff of retries and reconnects."""
+    """A client of one server address (grpc.aio).
+
+    Connection settings, either explicit or ``settings`` (a
+    :class:`~trading_system.transport.Settings` or a
+    :class:`~trading_system.config.FileConfig`, see :meth:`from_config`), not both: ``token``:
+    sent as ``authorization: Bearer <token>`` on trading calls; ``operator_token``: sent instead
+    on administrative calls (:meth:`update_config`; default: ``token``); ``tls_ca`` (and
+    ``tls_cert`` + ``tls_key`` for mutual TLS): PEM data or file paths, switching to TLS;
+    ``tls_server_name``: the name to verify in the server's certificate (default: the host).
+
+    ``timeout``: the default deadline of every call, in seconds (per attempt; in a stream, per
+    message); ``retry``: the backoff and total budget of retries and reconnects (an attribute:
+    ``client.retry = Retry(budget=5.0)`` changes it for the calls that follow)."""
 
     def __init__(
         self,
         address: str,
         *,
         token: str | None = None,
+        operator_token: str | None = None,
         tls_ca: Pem | None = None,
         tls_cert: Pem | None = None,
         tls_key: Pem | None = None,
+        tls_server_name: str | None = None,
+        settings: transport.Settings | FileConfig | None = None,
         timeout: float = 10.0,
         retry: Retry | None = None,
         options: Iterable[tuple[str, Any]] = (),
     ) -> None:
-        if (tls_cert is None) != (tls_key is None):
-            raise ValueError("tls_cert and tls_key go together")
         self.address = address
         self.timeout = timeout
         self.retry = retry or Retry()
-        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
-        opts = [
-            # Analyses with MACD of long series exceed the 4 MB default; the server has its limit.
-            ("grpc.max_receive_message_length", -1),
-            ("grpc.max_send_message_length", -1),
-            # Reconnect soon after a broken connection; our own backoff paces the retries.
-            ("grpc.initial_reconnect_backoff_ms", 100),
-            ("grpc.max_reconnect_backoff_ms", 2000),
-            *options,
-        ]
-        if tls_ca is not None or tls_cert is not None:
-            creds = grpc.ssl_channel_credentials(_pem(tls_ca), _pem(tls_key), _pem(tls_cert))
-            self._channel = grpc.aio.secure_channel(address, creds, opts)
-        else:
-            self._channel = grpc.aio.insecure_channel(address, opts)
+        self.settings = _settings(
+            settings, token, operator_token, tls_ca, tls_cert, tls_key, tls_server_name
+        )
+        self._metadata = self.settings.metadata("client")
+        self._operator = self.settings.metadata("operator")
+        self._channel = transport.channel(
+            address, self.settings, options=[*CHANNEL_OPTIONS, *options], aio=True
+        )
         self._stub = rpc.TradingStub(self._channel)
+
+    @classmethod
+    def from_config(cls, cfg: FileConfig, address: str | None = None, **kwargs: Any) -> AsyncClient:
+        """A client connecting as ``cfg`` says (TLS, client certificate, tokens: see
+        :mod:`trading_system.transport`) to ``address`` (default: the monitor,
+        ``server.host:server.monitor_port``, a wildcard host on loopback). ``kwargs``:
+        ``timeout``, ``retry``, ``options``."""
+        where = address or transport.monitor_address(cfg)
+        return cls(where, settings=transport.Settings.from_config(cfg), **kwargs)
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -271,17 +372,20 @@ class AsyncClient:
         await self._channel.close()
 
     async def _unary(self, method: Any, request: Any, timeout: float | None) -> Any:
-        """An idempotent call with a deadline per attempt, retried on RETRYABLE codes."""
+        """An idempotent call with a deadline per attempt, retried on RETRYABLE codes within
+        the retry budget."""
         deadline = self.timeout if timeout is None else timeout
-        attempt = 0
+        attempts = self.retry.attempts()
         while True:
-            attempt += 1
             try:
                 return await method(request, timeout=deadline, metadata=self._metadata)
             except grpc.aio.AioRpcError as e:
-                if e.code() not in RETRYABLE or attempt >= self.retry.max_attempts:
+                if e.code() not in RETRYABLE or _tls_refused(e.code(), e.details()):
                     raise _error(e) from e
-            await asyncio.sleep(self.retry.delay(attempt))
+                pause = attempts.pause()
+                if pause is None:
+                    raise _error(e) from e
+            await asyncio.sleep(pause)
 
     async def analyze(
         self,
@@ -311,9 +415,29 @@ class AsyncClient:
     async def info(self, timeout: float | None = None) -> dict[str, Any]:
         """``GetInfo`` as a dict (engine, version, uptime_ms, sessions, config, protocol)."""
         answer = await self._unary(self._stub.GetInfo, pb.InfoRequest(), timeout)
-        return json_format.MessageToDict(
-            answer, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
-        )
+        return _as_dict(answer)
+
+    async def get_config(self, timeout: float | None = None) -> dict[str, Any]:
+        """``GetConfig`` as a dict (engine, config, and config_version where served)."""
+        answer = await self._unary(self._stub.GetConfig, pb.GetConfigRequest(), timeout)
+        return _as_dict(answer)
+
+    async def update_config(
+        self, config: Mapping[str, Any], timeout: float | None = None
+    ) -> dict[str, Any]:
+        """``UpdateConfig`` with ``config``'s overrides (as in :meth:`analyze`), sent with the
+        operator token: the new configuration as a dict. Not idempotent in effect with other
+        writers, so it is sent once: UNAVAILABLE is a ClientError (the change may or may not
+        have been applied: read it back with :meth:`get_config`)."""
+        request = pb.UpdateConfigRequest(config=_overrides(config))
+        deadline = self.timeout if timeout is None else timeout
+        try:
+            answer = await self._stub.UpdateConfig(
+                request, timeout=deadline, metadata=self._operator
+            )
+        except grpc.aio.AioRpcError as e:
+            raise _error(e) from e
+        return _as_dict(answer)
 
     def stream(
         self,
@@ -374,17 +498,18 @@ class AsyncStreamSession:
         await self.close()
 
     async def open(self) -> pb.Opened:
-        """Opens (or resumes) the session, retrying while the server is unreachable."""
-        attempt = 0
+        """Opens (or resumes) the session, retrying while the server is unreachable (within
+        the client's retry budget)."""
+        attempts = self._client.retry.attempts()
         while True:
-            attempt += 1
             try:
                 opened = await self._connect(self._open)
                 break
             except _Broken as e:
-                if attempt >= self._client.retry.max_attempts:
+                pause = attempts.pause()
+                if pause is None:
                     raise ClientError(e.code, e.message) from None
-            await asyncio.sleep(self._client.retry.delay(attempt))
+            await asyncio.sleep(pause)
         self._last_seq = opened.last_seq
         return opened
 
@@ -420,11 +545,11 @@ class AsyncStreamSession:
         except asyncio.InvalidStateError:
             # Written after the call had ended: its status says whether that was the network.
             code, details = await call.code(), await call.details()
-            if code in RECONNECT:
+            if code in RECONNECT and not _tls_refused(code, details):
                 raise _Broken(code, details) from None
             raise ClientError(code, details) from None
         except grpc.aio.AioRpcError as e:
-            if e.code() in RECONNECT:
+            if e.code() in RECONNECT and not _tls_refused(e.code(), e.details()):
                 raise _Broken(e.code(), e.details() or "") from None
             raise _error(e) from e
         if answer is grpc.aio.EOF:  # the server ended the stream without a status error
@@ -462,19 +587,24 @@ class AsyncStreamSession:
     async def _send(self, op: pb.Op, bar: Any) -> RemoteUpdate:
         seq = self._last_seq + 1
         request = _bar(op, seq, bar)
-        attempt = 0
+        attempts = self._client.retry.attempts()
         while True:
-            attempt += 1
             try:
                 if self._call is None:
                     await self._resume(seq)
                 answer = await self._exchange(self._call, request)
+                code = _CODES.get(answer.error.code) if answer.HasField("error") else None
+                if code is not None and code in RETRYABLE:
+                    # In-band, so nothing was applied (e.g. no engine served for a moment): the
+                    # same number is sent again, on a fresh connection.
+                    raise _Broken(code, answer.error.message)
                 break
             except _Broken as e:
                 self._drop()
-                if attempt >= self._client.retry.max_attempts:
+                pause = attempts.pause()
+                if pause is None:
                     raise ClientError(e.code, e.message) from None
-            await asyncio.sleep(self._client.retry.delay(attempt))
+            await asyncio.sleep(pause)
         kind = answer.WhichOneof("kind")
         if kind == "error":  # in-band: nothing applied, the number is not consumed
             raise _stream_error(answer.error)
@@ -524,25 +654,32 @@ async def _new_client(address: str, kwargs: dict[str, Any]) -> AsyncClient:
 
 
 class Client:
-    """The blocking client: :class:`AsyncClient`'s API and behaviour without ``await``."""
+    """The blocking client: :class:`AsyncClient`'s API and behaviour (arguments, retries, the
+    retry budget, TLS and tokens) without ``await``."""
 
     def __init__(
         self,
         address: str,
         *,
         token: str | None = None,
+        operator_token: str | None = None,
         tls_ca: Pem | None = None,
         tls_cert: Pem | None = None,
         tls_key: Pem | None = None,
+        tls_server_name: str | None = None,
+        settings: transport.Settings | FileConfig | None = None,
         timeout: float = 10.0,
         retry: Retry | None = None,
         options: Iterable[tuple[str, Any]] = (),
     ) -> None:
         kwargs = {
             "token": token,
+            "operator_token": operator_token,
             "tls_ca": tls_ca,
             "tls_cert": tls_cert,
             "tls_key": tls_key,
+            "tls_server_name": tls_server_name,
+            "settings": settings,
             "timeout": timeout,
             "retry": retry,
             "options": tuple(options),
@@ -553,6 +690,37 @@ class Client:
         except BaseException:
             self._loop.stop()
             raise
+
+    @classmethod
+    def from_config(cls, cfg: FileConfig, address: str | None = None, **kwargs: Any) -> Client:
+        """See :meth:`AsyncClient.from_config`."""
+        where = address or transport.monitor_address(cfg)
+        return cls(where, settings=transport.Settings.from_config(cfg), **kwargs)
+
+    @property
+    def address(self) -> str:
+        return self._async.address
+
+    @property
+    def settings(self) -> transport.Settings:
+        return self._async.settings
+
+    @property
+    def retry(self) -> Retry:
+        """The backoff and budget of retries; assign to change it for the calls that follow."""
+        return self._async.retry
+
+    @retry.setter
+    def retry(self, value: Retry) -> None:
+        self._async.retry = value
+
+    @property
+    def timeout(self) -> float:
+        return self._async.timeout
+
+    @timeout.setter
+    def timeout(self, value: float) -> None:
+        self._async.timeout = value
 
     def __enter__(self) -> Client:
         return self
@@ -580,6 +748,15 @@ class Client:
 
     def info(self, timeout: float | None = None) -> dict[str, Any]:
         return self._loop.run(self._async.info(timeout))
+
+    def get_config(self, timeout: float | None = None) -> dict[str, Any]:
+        return self._loop.run(self._async.get_config(timeout))
+
+    def update_config(
+        self, config: Mapping[str, Any], timeout: float | None = None
+    ) -> dict[str, Any]:
+        """See :meth:`AsyncClient.update_config` (the operator token; sent once)."""
+        return self._loop.run(self._async.update_config(config, timeout))
 
     def stream(
         self,

@@ -18,10 +18,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from trading_system.data import Bars, format_time, load
 from trading_system.results import Signal
+
+if TYPE_CHECKING:
+    from trading_system.transport import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data" / "BTCUSD-BITSTAMP_30m.csv"
@@ -103,16 +106,25 @@ def _describe(s: Signal) -> str:
     )
 
 
-def run_bot(address: str, bars: Bars, symbol: str, timeframe: str, rate: float, out: TextIO) -> int:
-    """Streams ``bars`` through the monitor, printing each buy/sell point as it appears or
-    goes; the number of points at the end."""
+def run_bot(
+    address: str,
+    bars: Bars,
+    symbol: str,
+    timeframe: str,
+    rate: float,
+    out: TextIO,
+    settings: Settings | None = None,
+) -> int:
+    """Streams ``bars`` through the monitor (connecting per ``settings``: TLS, token),
+    printing each buy/sell point as it appears or goes; the number of points at the end."""
     from trading_system.client import Client
 
     final: list[Signal] = []
     tail: list[Signal] = []
     shown: dict[tuple[str, str, str], Signal] = {}
     started = time.monotonic()
-    with Client(address, timeout=30.0) as client, client.stream(symbol, timeframe) as s:
+    client = Client(address, settings=settings, timeout=30.0)
+    with client, client.stream(symbol, timeframe) as s:
         for i in range(len(bars)):
             if rate > 0:
                 time.sleep(max(0.0, started + i / rate - time.monotonic()))
@@ -151,13 +163,16 @@ def main(
     rust_binary: Path,
     out: TextIO,
 ) -> int:
-    import grpc
-
+    from trading_system import transport
     from trading_system.cli import status_text
     from trading_system.client import Client
+    from trading_system.config import load_config
     from trading_system.proto import trading_pb2 as pb
     from trading_system.proto import trading_pb2_grpc as rpc
 
+    # The bot and the status calls connect as the configuration says (TLS, tokens).
+    settings = transport.Settings.from_config(load_config(config))
+    admin_metadata = settings.metadata("operator")
     bars = load(data)
     out.write(f"demo: {len(bars):,} bars of {data.name} as {symbol}/{timeframe}\n")
 
@@ -169,14 +184,16 @@ def main(
     previous = signal.signal(signal.SIGTERM, on_signal)
     try:
         with stack(config, rust_binary, ROOT / "var" / "demo", out) as monitor:
-            with grpc.insecure_channel(monitor.address) as ch:
+            with transport.channel(monitor.address, settings) as ch:
                 admin = rpc.AdminStub(ch)
-                out.write(status_text(admin.Status(pb.StatusRequest(), timeout=10)))
-                points = run_bot(monitor.address, bars, symbol, timeframe, rate, out)
+                status = admin.Status(pb.StatusRequest(), timeout=10, metadata=admin_metadata)
+                out.write(status_text(status))
+                points = run_bot(monitor.address, bars, symbol, timeframe, rate, out, settings)
                 out.write(f"demo: streamed {len(bars):,} bars, {points} buy/sell points now\n")
-                out.write(status_text(admin.Status(pb.StatusRequest(), timeout=10)))
+                status = admin.Status(pb.StatusRequest(), timeout=10, metadata=admin_metadata)
+                out.write(status_text(status))
             if chart is not None:
-                with Client(monitor.address, timeout=60.0) as client:
+                with Client(monitor.address, settings=settings, timeout=60.0) as client:
                     analysis = client.snapshot(symbol, timeframe)
                 from trading_system.chart import render
 

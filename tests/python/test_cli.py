@@ -1,5 +1,7 @@
 """The command line (trading-system analyze): summary and document on success; on bad input a
-message naming line, field and rule on stderr, exit status 2, nothing on stdout, no file."""
+message naming line, field and rule on stderr, exit status 2, nothing on stdout, no file. And the
+commands that talk to the monitor (health, failover, override) against a real stack serving TLS
+and mutual TLS from one shared configuration file, with the operator token."""
 
 from __future__ import annotations
 
@@ -7,13 +9,20 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import servers
+import shared_config
+from cluster import wait_for
 
 import trading_system
-from trading_system import analyze
+from trading_system import analyze, load_csv
 from trading_system.cli import main
+from trading_system.client import Client
+from trading_system.config import apply_sets, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
@@ -241,3 +250,99 @@ def test_module_entry_point_in_a_process(tmp_path: Path) -> None:
         [*base, str(BTC), "--engine", "python"], capture_output=True, text=True, env=env
     )
     assert good.returncode == 0 and "1968 bars" in good.stdout
+
+
+# ---- Commands that talk to the monitor, under TLS and mutual TLS ------------------------------
+
+
+@dataclass
+class TlsStack:
+    """Both engines and the monitor serving (mutual) TLS from one shared configuration file,
+    the monitor taking only the token ``op``."""
+
+    config: Path
+    monitor: servers.Server
+    engines: list[servers.Server]
+    mutual: bool
+
+
+@pytest.fixture(scope="module", params=["tls", "mutual"])
+def tls_stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TlsStack]:
+    tmp = tmp_path_factory.mktemp(request.param)
+    mutual = request.param == "mutual"
+    pki = shared_config.pki(tmp / "pki")
+    system = "system:\n  health_check_interval_ms: 100\n  hold_down_ms: 0\n"
+    config = shared_config.write(tmp, pki, mutual, extra=system)
+    engines = [servers.start(e, config=config) for e in ENGINES]
+    monitor: servers.Server | None = None
+    try:
+        argv = servers.monitor_command(
+            engines[0].address, engines[1].address, ["server.auth_token=op"], config
+        )
+        monitor = servers.spawn("monitor", argv, True)
+        yield TlsStack(config, monitor, engines, mutual)
+    finally:
+        code = monitor.stop() if monitor is not None else 0
+        for s in engines:
+            s.stop()
+        assert code == 0
+
+
+def admin(
+    capsys: pytest.CaptureFixture[str],
+    stack: TlsStack,
+    *argv: str,
+    sets: tuple[str, ...] = (),
+    config: bool = True,
+) -> tuple[int, str, str]:
+    """A command against the stack's monitor with the shared configuration, the operator token
+    ``op`` and the client token ``bot``, then ``sets``."""
+    where = ["--address", stack.monitor.address]
+    tokens = ["server.auth_token=bot", "server.operator_token=op", *sets]
+    shared = ["--config", str(stack.config)] if config else []
+    return run(capsys, *argv, *where, *shared, *[a for s in tokens for a in ("--set", s)])
+
+
+def test_admin_commands_over_tls(tls_stack: TlsStack, capsys: pytest.CaptureFixture[str]) -> None:
+    """health, failover and override from the shared configuration (TLS, the client
+    certificate under mutual TLS, the operator token) against the monitor."""
+
+    def both_eligible() -> bool:
+        code, out, _ = admin(capsys, tls_stack, "health", "--json")
+        return code == 0 and all(e["eligible"] for e in json.loads(out)["engines"])
+
+    wait_for(both_eligible, "both TLS engines eligible through the monitor")
+    code, out, err = admin(capsys, tls_stack, "health")
+    assert (code, err) == (0, "") and out.startswith("active: rust")
+    code, out, _ = admin(capsys, tls_stack, "failover", "--to", "python")
+    assert code == 0 and out.startswith("active: python") and "mode python" in out
+    code, out, _ = admin(capsys, tls_stack, "override", "auto")
+    assert code == 0 and "mode auto" in out
+
+
+def test_admin_failures_over_tls(tls_stack: TlsStack, capsys: pytest.CaptureFixture[str]) -> None:
+    where = tls_stack.monitor.address
+    # Plaintext against the TLS monitor: a TLS failure, exit 4.
+    code, out, err = admin(capsys, tls_stack, "health", config=False)
+    assert (code, out) == (4, "")
+    assert err.startswith(f"error: monitor {where}: TLS: ") and "plaintext" in err
+    if tls_stack.mutual:
+        no_cert = ("client.tls_cert_file=", "client.tls_key_file=")
+        code, out, err = admin(capsys, tls_stack, "health", sets=no_cert)
+        assert (code, out) == (4, "") and "none was presented" in err
+    # The client token alone: the monitor wants the operator's.
+    code, out, err = admin(capsys, tls_stack, "health", sets=("server.operator_token=",))
+    assert (code, out) == (1, "") and "UNAUTHENTICATED" in err
+
+
+def test_client_library_through_the_tls_monitor(tls_stack: TlsStack) -> None:
+    cfg = apply_sets(load_config(tls_stack.config), ["server.auth_token=op"])
+    rows = list(load_csv(BTC).rows())
+    with Client.from_config(cfg, tls_stack.monitor.address) as c:
+        assert c.analyze(BTC).bars == len(rows)
+        with c.stream("TLSBOT", "30m") as s:
+            for row in rows[:30]:
+                s.append(row)
+            assert s.snapshot().last_seq == 30

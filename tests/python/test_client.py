@@ -26,7 +26,7 @@ ENGINES = ("rust", "python")
 SETS = ["server.replay_window=64"]
 BTC = GOLDEN.parent / "data" / "BTCUSD-BITSTAMP_30m.csv"
 ROWS = list(load_csv(BTC).rows())
-FAST = Retry(max_attempts=8, base=0.05, cap=0.5)
+FAST = Retry(budget=10.0, base=0.05, cap=0.5)
 """Short backoff, so the reconnect tests take little time."""
 
 
@@ -257,3 +257,23 @@ def test_async_stream_survives_broken_connections(server: Server, proxy: FaultPr
         assert snap.to_dict() == analyze(ROWS[:60], engine=server.engine).to_dict()
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_operator_token_on_administrative_calls(engine: str) -> None:
+    """UpdateConfig carries the operator token, trading calls the client token: against a
+    server that accepts only the operator's, the one succeeds and the other is refused."""
+    s = start(engine, ["server.auth_token=op"])
+    try:
+        with Client(s.address, token="bot", operator_token="op") as c:
+            changed = c.update_config({"macd": {"fast_period": 10}})
+            assert changed["config"]["macd"]["fast_period"] == 10
+            with pytest.raises(ClientError) as e:
+                c.get_config()
+            assert e.value.code == grpc.StatusCode.UNAUTHENTICATED
+        # Without an operator token, administrative calls send the client token.
+        with Client(s.address, token="op") as c:
+            assert c.get_config()["config"]["macd"]["fast_period"] == 10
+            assert c.update_config({"macd": {"fast_period": 12}})["engine"] == engine
+    finally:
+        assert s.stop() == 0
