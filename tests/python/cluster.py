@@ -76,6 +76,7 @@ class Cluster:
     monitor_argv: list[str]
     proxies: dict[str, FaultProxy] = field(default_factory=dict)
     channels: list[grpc.Channel] = field(default_factory=list)
+    engine_sets: list[str] = field(default_factory=list)
 
     def stub(self, server: Server | None = None) -> rpc.TradingStub:
         ch = (server or self.monitor).channel()
@@ -116,7 +117,7 @@ class Cluster:
         """Starts ``engine`` again on the port it had (the monitor knows it by its address)."""
         old = self.engines[engine]
         old.proc.wait()
-        argv = command(engine, [])
+        argv = command(engine, self.engine_sets)
         argv[argv.index("--port") + 1] = old.address.rsplit(":", 1)[1]
         self.engines[engine] = spawn(engine, argv, True)
 
@@ -154,11 +155,13 @@ def serving(server: Server) -> bool:
 
 
 @contextmanager
-def cluster(sets: list[str], proxies: bool = False) -> Iterator[Cluster]:
+def cluster(
+    sets: list[str], proxies: bool = False, engine_sets: list[str] | None = None
+) -> Iterator[Cluster]:
     """Starts the engines and the monitor (with ``sets``), waits until both engines are
     eligible and checks the starting point: rust active, epoch 1 (or later with a state file
     that already had one). The monitor must stop cleanly at the end."""
-    engines = {e: start(e) for e in ENGINES}
+    engines = {e: start(e, engine_sets) for e in ENGINES}
     fronts: dict[str, FaultProxy] = {}
     try:
         for e in engines.values():
@@ -174,7 +177,7 @@ def cluster(sets: list[str], proxies: bool = False) -> Iterator[Cluster]:
         for p in fronts.values():
             p.close()
         raise
-    c = Cluster(engines, monitor, argv, fronts)
+    c = Cluster(engines, monitor, argv, fronts, engine_sets=list(engine_sets or []))
     try:
         wait_for(lambda: all(e.eligible for e in c.status().engines), "both engines eligible")
         assert c.status().active == "rust", c.status()

@@ -172,9 +172,11 @@ def test_primary_restarted_again_and_again(n: int, restarts: int, every: float) 
 
 @pytest.mark.parametrize("n", SIZES)
 def test_latency_failover_without_flapping(n: int) -> None:
-    """Rust answers 400 ms late (budget 250): after `fall` checks over budget it is slow and
-    Python takes over. Then Python's latency flaps on and off every 150 ms: with a 10 s
-    hold-down the monitor switches at most once per 10 s, never back and forth."""
+    """Rust answers 400 ms late (budget 250): far past its adaptive deadline (a multiple of its
+    p99 of about a millisecond), so it is taken for hung and Python takes over. Then Python's
+    latency flaps on and off every 150 ms: within the 10 s hold-down the monitor waits for
+    Python up to the call deadline instead of switching, so it switches at most once per 10 s,
+    never back and forth."""
     sets = [
         "system.health_check_interval_ms=100",
         "system.call_timeout_ms=2000",
@@ -189,7 +191,7 @@ def test_latency_failover_without_flapping(n: int) -> None:
         f.reach(n // 4)
         c.proxies["rust"].set_delay(400)
         wait_for(lambda: c.status().active == "python", "latency failover to python")
-        assert c.engine_status("rust").state == "slow"
+        assert c.engine_status("rust").state in ("slow", "failing")
         c.proxies["rust"].set_delay(0)
         c.proxies["python"].toggle_delay(400, 150)
         time.sleep(12.0)  # the flapping fault, longer than one hold-down
@@ -197,7 +199,7 @@ def test_latency_failover_without_flapping(n: int) -> None:
         acks = f.finish()
         history = switches(c)
         check(c, f.symbol, f.bars, acks)
-        assert "rust slow" in history[1].reason
+        assert history[1].reason.startswith(("rust slow", "rust failed: Stream: DEADLINE"))
         apart = [b.at_ms - a.at_ms for a, b in zip(history[1:], history[2:], strict=False)]
         assert all(gap >= 10_000 for gap in apart), history
         assert len(history) <= 3

@@ -165,6 +165,11 @@ class Router:
     def _held_down(self) -> bool:
         return self.clock() - self.last_switch_at < self.hold_down
 
+    @property
+    def held_down(self) -> bool:
+        """Is the last switch within the hold-down interval?"""
+        return self._held_down()
+
     def _route(self, reason: str) -> None:
         """Applies the routing rules after a change. In auto mode the preferred engine is the
         primary with ``auto_failback``, none without; with an override, the overridden one."""

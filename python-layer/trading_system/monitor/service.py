@@ -1,22 +1,26 @@
-"""The monitor's services: ``trading.v1.Trading`` forwarded to the engines, mirrored streams,
-health probes, and ``trading.v1.Admin`` (docs/MONITOR.md).
+"""The monitor's services: ``trading.v1.Trading`` forwarded to the engines, client streams
+relayed to the active engine with the standby fed from the journal, health probes, the
+replicated configuration, and ``trading.v1.Admin`` (docs/MONITOR.md).
 
 - Batch calls (``Analyze``, ``GetSnapshot``, ``GetInfo``, ``GetConfig``) go to the active engine
-  and, when it fails (UNAVAILABLE, DEADLINE_EXCEEDED), to the other: they are idempotent.
-  ``UpdateConfig`` goes to both (they must keep the same configuration).
-- A stream is mirrored (:mod:`.mirror`).
-- Every call to an engine has a deadline (``system.call_timeout_ms``); every probe too. After
-  each round of probes the router checks the engines' latency (:mod:`.router`).
-- Only the active engine's answers are delivered: an answer that arrives after a switch from
-  the engine switched away from is discarded and the call sent to the active one (the fence).
+  and, when it fails, to the other: they are idempotent. A snapshot is answered only by an
+  engine level with the session's journal.
+- ``UpdateConfig`` is replicated state: validated and applied by the active engine, kept by the
+  monitor (and its state file), applied to the other engine, and applied again to any engine
+  whose reported configuration differs before it takes traffic.
+- A stream is relayed (:mod:`.relay`); the standby is fed in batches (:mod:`.replica`).
+- Requests are decoded, checked and encoded again (:mod:`.decode`); only engine faults count
+  against an engine, and latency is judged per message net of the monitor's own delay.
+- Admission: concurrent streams and calls and the rate of stream opens are bounded
+  (RESOURCE_EXHAUSTED beyond).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import time
-from collections import defaultdict
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -24,10 +28,14 @@ import grpc
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from trading_system import transport
 from trading_system.config import FileConfig
 from trading_system.monitor import ENGINES
-from trading_system.monitor.mirror import Journal, Mirror, Refused, engine_failed, rebuild
-from trading_system.monitor.router import NotServing, Router
+from trading_system.monitor.decode import Undecodable, parse
+from trading_system.monitor.journal import UNKNOWN, Journal, session_name
+from trading_system.monitor.relay import Refused, Relay, engine_failed
+from trading_system.monitor.replica import Feeder
+from trading_system.monitor.router import NotServing, Router, other
 from trading_system.monitor.store import Store
 from trading_system.proto import trading_pb2 as pb
 from trading_system.proto import trading_pb2_grpc as rpc
@@ -44,13 +52,25 @@ CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", -1),
 ]
 BATCH = frozenset({"Analyze", "GetSnapshot"})
-"""Calls whose size the client chooses: ``system.batch_timeout_ms`` instead of the call one."""
+"""Calls whose size the client chooses: ``system.batch_timeout_ms`` instead of the call one, and
+no latency sample (a million-bar Analyze says nothing about the engine's health)."""
 UNARY = {
     "Analyze": (pb.AnalyzeRequest, pb.AnalyzeResponse),
     "GetSnapshot": (pb.SnapshotRequest, pb.SnapshotResponse),
     "GetInfo": (pb.InfoRequest, pb.InfoResponse),
     "GetConfig": (pb.GetConfigRequest, pb.ConfigResponse),
 }
+LOOP_TICK = 0.005
+"""How often the monitor measures its own event-loop delay (seconds)."""
+DEADLINE_REFRESH = 0.1
+"""How often an engine's adaptive stream deadline is computed again (seconds)."""
+SWEEP_INTERVAL = 1.0
+"""How often idle sessions are looked for (seconds)."""
+
+
+def config_version(config: pb.EngineConfig) -> str:
+    """The configuration digest the engines report (docs/GRPC.md)."""
+    return hashlib.sha256(config.SerializeToString(deterministic=True)).hexdigest()[:16]
 
 
 class EngineGone(Exception):
@@ -75,7 +95,8 @@ def _with_epoch(m: Message, epoch: int) -> Message:
 
 
 class Monitor:
-    """The monitor's state: the router, one channel per engine, the sessions' journals."""
+    """The monitor's state: the router, one channel per engine, the feeders, the sessions'
+    journals and the replicated configuration."""
 
     def __init__(self, cfg: FileConfig, addresses: dict[str, str]) -> None:
         system = cfg.system
@@ -84,52 +105,262 @@ class Monitor:
         )
         self.timeout = system.call_timeout_ms / 1000
         self.batch_timeout = system.batch_timeout_ms / 1000
+        self.replay_window = cfg.server.replay_window
+        self.catch_up_batch = system.catch_up_batch_bars
+        # A tenth of the lag bound between two catch-up calls, at most 25 ms.
+        self.catch_up_interval = min(0.025, system.max_standby_lag_ms / 10_000)
+        self.max_lag_ms = float(system.max_standby_lag_ms)
+        self.max_lag_bars = system.max_standby_lag_bars
+        self.deadline_factor = float(system.hang_deadline_factor)
+        self.min_deadline = system.min_deadline_ms / 1000
+        self.max_streams = system.max_streams
+        self.max_calls = system.max_calls
+        self.max_opens = float(system.max_opens_per_s)
+        self.max_sessions = system.max_sessions
+        self.idle_after = system.session_idle_ms / 1000
         self.failures = {e: asyncio.Event() for e in ENGINES}
         """Set when the engine is found failed (then replaced by a fresh event)."""
         self.interval = system.health_check_interval_ms / 1000
-        token = cfg.server.auth_token
-        self.metadata = (("authorization", f"Bearer {token}"),) if token else None
+        # The engines are reached like any server (TLS and client certificates per the shared
+        # configuration): the client token on forwarded calls, the operator token on the
+        # administrative ones (UpdateConfig, Replica).
+        settings = transport.Settings.from_config(cfg)
+        self.metadata = settings.metadata("client") or None
+        self.admin_metadata = settings.metadata("operator") or None
         self.channels = {
-            e: grpc.aio.insecure_channel(addresses[e], options=CHANNEL_OPTIONS) for e in ENGINES
+            e: transport.channel(addresses[e], settings, options=CHANNEL_OPTIONS, aio=True)
+            for e in ENGINES
         }
         self.stubs = {e: rpc.TradingStub(ch) for e, ch in self.channels.items()}
+        self.replicas = {e: rpc.ReplicaStub(ch) for e, ch in self.channels.items()}
+        # CatchUp requests are assembled from the journal's stored bytes: sent as they are.
+        self.replica_stubs = {
+            e: ch.unary_unary(
+                "/trading.v1.Replica/CatchUp",
+                request_serializer=None,
+                response_deserializer=pb.CatchUpResponse.FromString,
+            )
+            for e, ch in self.channels.items()
+        }
         self.health = {e: health_pb2_grpc.HealthStub(ch) for e, ch in self.channels.items()}
         self.journals: dict[str, Journal] = {}
         """Every session streamed through this monitor, by name (``symbol/timeframe``)."""
         self.signals = SignalStore(system.signals_file) if system.signals_file else None
         self.books: dict[str, SignalBook] = {}
         """Per session, the buy/sell points its clients were given (kept in ``signals``)."""
+        self.config: pb.EngineConfig | None = None
+        """The runtime configuration both engines must hold (None until the first probes)."""
+        self.engine_config: dict[str, str] = {e: "" for e in ENGINES}
+        """The configuration digest each engine reported last."""
         self.store = Store(system.state_file) if system.state_file else None
+        self.feeders = {e: Feeder(self, e) for e in ENGINES}
         if self.store is not None:
             self._restore(self.store)
-        self.rebuilding: dict[str, int] = {e: 0 for e in ENGINES}
-        """Sessions being rebuilt on each engine right now."""
-        self.resyncs = 0
-        self.streaming: dict[str, Mirror] = {}
-        """The sessions a client is streaming right now (their mirror keeps them in sync)."""
-        self._idle: dict[str, asyncio.Task[None]] = {}
-        self.rebuild_locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
-        """One rebuild per (session, engine) at a time."""
+        self.streaming: dict[str, Relay] = {}
+        """The sessions a client is streaming right now."""
+        self.streams = 0
+        self.calls = 0
+        self.refused = 0
+        """Calls and streams refused by the admission limits."""
+        self._opens = self.max_opens
+        self._opens_at = time.monotonic()
+        self.loop_lag = 0.0
+        """The monitor's own event-loop delay lately (seconds): not the engines' latency."""
+        self._deadlines: dict[str, tuple[float, float]] = {}
         self.router.synced = self.synced
         self.router.on_failed = self._engine_failed
         self.fenced = 0
         """Answers discarded because their engine was switched away from meanwhile."""
-        self._probing: list[asyncio.Task[None]] = []
+        self._tasks: list[asyncio.Task[None]] = []
 
     def _restore(self, store: Store) -> None:
-        """Takes over a previous monitor's saved state (none: a first start)."""
+        """Takes over a previous monitor's saved state (none: a first start). It vouches for
+        no engine's position in any session: each is checked by a resume or rebuilt."""
         if store.load_router(self.router):
             self.router.restarted()
         else:
             store.save_router(self.router)
         self.router.on_change = lambda: store.save_router(self.router)
-        for name, (opened, last_seq, lag, bars) in store.load_journals().items():
-            self.journals[name] = Journal(name, opened, bars, last_seq, lag, store)
+        self.config = store.load_config()
+        for name, (opened, last_seq, _, messages) in store.load_journals().items():
+            j = Journal(name, opened, messages, last_seq=last_seq, store=store)
+            self.journals[name] = j
+            for f in self.feeders.values():
+                f.notify(j)
 
-    # --- Probes ---------------------------------------------------------------------------------
+    # --- Sessions -------------------------------------------------------------------------------
+
+    def adopt(self, j: Journal) -> None:
+        """A session opened (or first resumed): it replaces one of the same name."""
+        old = self.journals.pop(j.name, None)
+        if old is not None:
+            for f in self.feeders.values():
+                f.forget(j.name)
+        self.journals[j.name] = j
+        if self.store is not None:
+            self.store.save_session(j.name, j.open, j.last_seq, j.applied)
+
+    def make_room(self, name: str) -> None:
+        """Before a new session opens: at ``max_sessions`` the least recently used session
+        with no stream is closed (on both engines); if every one has a stream, the open is
+        refused (RESOURCE_EXHAUSTED) — a running stream is never cut for a new one."""
+        # Sessions being opened count too (their journal comes once the engine answered).
+        held = len(self.journals) + sum(1 for n in self.streaming if n not in self.journals)
+        if name in self.journals or held < self.max_sessions:
+            return
+        if not self._trim(held - self.max_sessions + 1, "session limit"):
+            self.refused += 1
+            raise Refused(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"too many sessions (system.max_sessions = {self.max_sessions}),"
+                " each with a stream",
+            )
+
+    def _trim(self, count: int, why: str) -> bool:
+        """Closes the ``count`` least recently used sessions without a stream; False if there
+        are not that many."""
+        idle = [j for n, j in self.journals.items() if n not in self.streaming]
+        if len(idle) < count:
+            return False
+        idle.sort(key=lambda j: j.used_at)
+        self._evict(idle[:count], why)
+        return True
+
+    def _evict(self, victims: list[Journal], why: str) -> None:
+        for v in victims:
+            self.journals.pop(v.name, None)
+            self.books.pop(v.name, None)
+            for f in self.feeders.values():
+                f.forget(v.name)
+            if self.store is not None:
+                self.store.drop_session(v.name)
+        names = [
+            pb.SessionName(symbol=v.name.rsplit("/", 1)[0], timeframe=v.name.rsplit("/", 1)[1])
+            for v in victims
+        ]
+        log.logger().info("sessions evicted", sessions=len(victims), reason=why)
+        for e in ENGINES:
+            self._spawn(self._close_sessions(e, names))
+
+    async def _close_sessions(self, engine: str, names: list[pb.SessionName]) -> None:
+        """Both engines drop what the monitor dropped (an engine down now restarts empty or
+        is rebuilt afresh; it never serves these sessions again through this monitor)."""
+        with contextlib.suppress(grpc.aio.AioRpcError):
+            await self.replicas[engine].CloseSessions(
+                pb.CloseSessionsRequest(sessions=names),
+                timeout=self.timeout,
+                metadata=self.admin_metadata,
+            )
+
+    async def _sweep_forever(self) -> None:
+        """Closes sessions no client has used for ``session_idle_ms``."""
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL)
+            over = len(self.journals) - self.max_sessions
+            if over > 0:  # streams that held their sessions have ended since
+                self._trim(min(over, len(self.journals) - len(self.streaming)), "session limit")
+            if self.idle_after <= 0:
+                continue
+            now = time.monotonic()
+            idle = [
+                j
+                for n, j in self.journals.items()
+                if n not in self.streaming and now - j.used_at > self.idle_after
+            ]
+            if idle:
+                self._evict(idle, "idle")
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.append(task)
+        task.add_done_callback(lambda t: self._tasks.remove(t) if t in self._tasks else None)
+
+    # --- Admission ------------------------------------------------------------------------------
+
+    def admit_open(self) -> None:
+        """One stream open under ``max_opens_per_s`` (a token bucket), else RESOURCE_EXHAUSTED."""
+        now = time.monotonic()
+        self._opens = min(self.max_opens, self._opens + (now - self._opens_at) * self.max_opens)
+        self._opens_at = now
+        if self._opens < 1:
+            self.refused += 1
+            raise Refused(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"too many stream opens (system.max_opens_per_s = {self.max_opens:.0f})",
+            )
+        self._opens -= 1
+
+    # --- Latency, deadlines, back-pressure ------------------------------------------------------
+
+    async def _measure_loop(self) -> None:
+        """The event loop's own delay: how late a short sleep wakes up. It is the monitor's
+        queueing, never the engines': taken off latency samples, added to deadlines."""
+        recent: list[float] = []
+        while True:
+            started = time.perf_counter()
+            await asyncio.sleep(LOOP_TICK)
+            late = max(0.0, time.perf_counter() - started - LOOP_TICK)
+            recent.append(late)
+            del recent[:-40]  # the last 200 ms or so
+            self.loop_lag = max(recent)
+
+    def net(self, millis: float) -> float:
+        """A measured latency without the monitor's own delay."""
+        return max(0.0, millis - self.loop_lag * 1000)
+
+    def deadline(self, engine: str) -> float:
+        """A stream message's deadline on ``engine`` (seconds): ``hang_deadline_factor`` times
+        its recent p99, at least ``min_deadline_ms``, at most ``call_timeout_ms``, plus the
+        monitor's own delay (a busy monitor must not take its lateness for a hung engine)."""
+        now = time.monotonic()
+        cached = self._deadlines.get(engine)
+        if cached is None or now - cached[1] > DEADLINE_REFRESH:
+            p99 = self.router.p(engine, 99) / 1000
+            base = min(self.timeout, max(self.min_deadline, self.deadline_factor * p99))
+            cached = (base, now)
+            self._deadlines[engine] = cached
+        return cached[0] + 2 * self.loop_lag
+
+    async def back_pressure(self, j: Journal) -> None:
+        """Before a new bar is applied: if the standby lags past its bound (this session's
+        oldest unapplied bar too old, or too many bars in all), wait for it to catch up —
+        unless it stops taking traffic, then it is not waited for (it is rebuilt later)."""
+        standby = other(self.router.active)
+        feeder = self.feeders[standby]
+        h = self.router.engines[standby]
+        if not j.complete or standby in j.broken:
+            return
+        waited = time.monotonic()
+        while h.eligible:
+            now = time.monotonic()
+            if (
+                j.lag_ms(standby, now) <= self.max_lag_ms
+                and feeder.behind_total() <= self.max_lag_bars
+            ):
+                return
+            if now - waited > self.timeout + self.batch_timeout:
+                return  # never forever: the feeder's own deadline fails a stuck standby first
+            await feeder.wait_progress(self.timeout)
+
+    def synced(self, engine: str) -> bool:
+        """Can ``engine`` take traffic by choice? Its configuration is the monitor's, it holds
+        (or can be levelled at once with) every session: no afresh rebuild pending, its lag
+        within bound."""
+        if self.config is not None and self.engine_config[engine] != config_version(self.config):
+            return False
+        feeder = self.feeders[engine]
+        if any(
+            j.complete and j.applied[engine] == UNKNOWN and engine not in j.broken
+            for j in self.journals.values()
+        ):
+            return False
+        return feeder.lag_ms(time.monotonic()) <= self.max_lag_ms
+
+    # --- Probes and configuration ---------------------------------------------------------------
 
     async def probe(self, engine: str) -> None:
-        """One health check of ``engine`` with its own deadline, then its latency check."""
+        """One health check of ``engine`` with its own deadline, its configuration checked
+        (and re-applied if it differs), then its latency check."""
         started = time.perf_counter()
         try:
             answer = await self.health[engine].Check(
@@ -139,12 +370,51 @@ class Monitor:
         except grpc.aio.AioRpcError as e:
             self.router.failed(engine, f"probe: {e.code().name}: {e.details()}")
             return
-        if answer.status == health_pb2.HealthCheckResponse.SERVING:
-            self.router.ok(engine, _millis(started), probe=True)
-            self.router.check_latency(engine)
-            self._resync_idle(engine)
-        else:
+        if answer.status != health_pb2.HealthCheckResponse.SERVING:
             self.router.failed(engine, "probe: NOT_SERVING")
+            return
+        millis = _millis(started)
+        if not await self._check_config(engine):
+            return
+        self.router.ok(engine, self.net(millis), probe=True)
+        self.router.check_latency(engine)
+        if self.router.engines[engine].up:
+            self.feeders[engine].wake.set()
+
+    async def _check_config(self, engine: str) -> bool:
+        """Does ``engine`` hold the monitor's runtime configuration? If not it is given it
+        (UpdateConfig with every key) before it takes traffic; the first engine the monitor
+        hears from at start sets it (the primary's, as both read the same file)."""
+        try:
+            got = await self.stubs[engine].GetConfig(
+                pb.GetConfigRequest(), timeout=self.timeout, metadata=self.metadata
+            )
+        except grpc.aio.AioRpcError as e:
+            self.router.failed(engine, f"GetConfig: {e.code().name}: {e.details()}")
+            return False
+        if self.config is None:
+            self.config = got.config
+            if self.store is not None:
+                self.store.save_config(got.config)
+        want = config_version(self.config)
+        self.engine_config[engine] = config_version(got.config)
+        if self.engine_config[engine] == want:
+            return True
+        log.logger().warning("configuration differs: re-applied", engine=engine)
+        try:
+            got = await self.stubs[engine].UpdateConfig(
+                pb.UpdateConfigRequest(config=self.config),
+                timeout=self.timeout,
+                metadata=self.admin_metadata,
+            )
+        except grpc.aio.AioRpcError as e:
+            self.router.failed(engine, f"UpdateConfig: {e.code().name}: {e.details()}")
+            return False
+        self.engine_config[engine] = config_version(got.config)
+        if self.engine_config[engine] != want:
+            self.router.failed(engine, "its configuration differs from the monitor's")
+            return False
+        return True
 
     async def record_signals(
         self, request: pb.StreamRequest, answer: pb.StreamResponse, name: str
@@ -173,36 +443,6 @@ class Monitor:
         elif kind == "update" and name in self.books:
             self.books[name].apply(answer.update)
 
-    def synced(self, engine: str) -> bool:
-        """Does ``engine`` hold every session the monitor can rebuild, up to date?"""
-        return self.rebuilding[engine] == 0 and not any(
-            j.complete and j.lag.get(engine, 0) for j in self.journals.values()
-        )
-
-    def _resync_idle(self, engine: str) -> None:
-        """Starts rebuilding, one after the other, the sessions no client is streaming that
-        ``engine`` lags on (a running stream's mirror rebuilds its own session)."""
-        running = self._idle.get(engine)
-        if not self.router.engines[engine].eligible or (running is not None and not running.done()):
-            return
-        lagging = [
-            j
-            for name, j in self.journals.items()
-            if j.complete and j.lag.get(engine, 0) and name not in self.streaming
-        ]
-        if lagging:
-            self._idle[engine] = asyncio.ensure_future(self._rebuild_idle(engine, lagging))
-
-    async def _rebuild_idle(self, engine: str, journals: list[Journal]) -> None:
-        for j in journals:
-            if j.name in self.streaming or self.journals.get(j.name) is not j:
-                continue  # a stream took it over, or it was opened afresh
-            leg = await rebuild(self, j, engine)
-            if leg is None:
-                return
-            leg.cancel()  # the session stays on the engine; only this stream ends
-            j.set_lag(engine, 0)  # no await since the rebuild ended: it holds every bar
-
     async def probe_all(self) -> None:
         await asyncio.gather(*(self.probe(e) for e in ENGINES))
 
@@ -215,13 +455,20 @@ class Monitor:
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._probing = [loop.create_task(self._probe_forever(e)) for e in ENGINES]
+        self._tasks = [loop.create_task(self._probe_forever(e)) for e in ENGINES]
+        self._tasks.append(loop.create_task(self._measure_loop()))
+        self._tasks.append(loop.create_task(self._sweep_forever()))
+        for f in self.feeders.values():
+            f.start()
+            f.wake.set()
 
     async def close(self) -> None:
-        for task in [*self._probing, *self._idle.values()]:
+        for task in list(self._tasks):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        for f in self.feeders.values():
+            await f.close()
         for ch in self.channels.values():
             await ch.close()
         if self.store is not None:
@@ -255,6 +502,16 @@ class Monitor:
             raise EngineGone(engine)
         return answer.result()
 
+    async def _level_for(self, engine: str, method: str, request: Message) -> bool:
+        """A snapshot is answered only by an engine holding every acknowledged bar of the
+        session: levelled with the journal first."""
+        if method != "GetSnapshot":
+            return True
+        j = self.journals.get(session_name(request))  # type: ignore[arg-type]
+        if j is None or j.behind(engine) == 0:
+            return True
+        return await self.feeders[engine].level(j, self.batch_timeout)
+
     async def _forward(
         self, method: str, request: Message, context: grpc.aio.ServicerContext
     ) -> Message:
@@ -267,6 +524,9 @@ class Monitor:
             timeout = self._timeout(context, self.batch_timeout if method in BATCH else None)
             if timeout <= 0:
                 break
+            if not await self._level_for(engine, method, request):
+                errors.append(f"{engine}: not level with the journal")
+                continue
             attempt, epoch = time.perf_counter(), self.router.epoch
             try:
                 call = getattr(self.stubs[engine], method)(
@@ -284,7 +544,8 @@ class Monitor:
                 # The engine's own answer to this request (a bad bar, an unknown session...).
                 log.call(method, None, None, started, e.code(), e.details())
                 await pass_through(context, e)
-            self.router.ok(engine, _millis(attempt), probe=False)
+            if method not in BATCH:
+                self.router.ok(engine, self.net(_millis(attempt)), probe=False)
             if self.router.epoch != epoch and engine != self.router.active:
                 # Switched away from while it answered: fenced, the call goes to the active.
                 self.fenced += 1
@@ -298,75 +559,115 @@ class Monitor:
         await context.abort(grpc.StatusCode.UNAVAILABLE, message)
         raise AssertionError("unreachable")
 
-    def _unary(self, method: str) -> Any:
-        async def handle(request: Message, context: grpc.aio.ServicerContext) -> Message:
-            return await self._forward(method, request, context)
+    async def _admit_call(self, context: grpc.aio.ServicerContext) -> None:
+        if self.calls >= self.max_calls:
+            self.refused += 1
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"too many calls in flight (system.max_calls = {self.max_calls})",
+            )
+
+    def _unary(self, method: str, cls: type[Message]) -> Any:
+        async def handle(data: bytes, context: grpc.aio.ServicerContext) -> Message:
+            request = await self._decode(cls, data, context)
+            await self._admit_call(context)
+            self.calls += 1
+            try:
+                return await self._forward(method, request, context)
+            finally:
+                self.calls -= 1
 
         return handle
 
+    async def _decode(self, cls: type[Any], data: bytes, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            return parse(cls, data)
+        except Undecodable as e:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+            raise AssertionError("unreachable") from None
+
     async def update_config(
-        self, request: pb.UpdateConfigRequest, context: grpc.aio.ServicerContext
+        self, data: bytes, context: grpc.aio.ServicerContext
     ) -> pb.ConfigResponse:
-        """Applied on both engines (they must start new sessions alike); the active's answer."""
+        """Replicated: the active engine validates and applies it (a refusal passes through,
+        nothing applied anywhere); the monitor keeps the result and gives the other engine
+        every key of it. An engine that cannot take it now (down, restarting) is given it
+        before it takes traffic again (its probe compares the digests)."""
+        request = await self._decode(pb.UpdateConfigRequest, data, context)
         started = time.perf_counter()
         timeout = self._timeout(context)
-        results = await asyncio.gather(
-            *(
-                self.stubs[e].UpdateConfig(request, timeout=timeout, metadata=self.metadata)
-                for e in ENGINES
-            ),
-            return_exceptions=True,
-        )
-        by_engine = dict(zip(ENGINES, results, strict=True))
         for engine in self.router.order():
-            r = by_engine[engine]
-            if isinstance(r, pb.ConfigResponse):
-                log.call("UpdateConfig", None, None, started, grpc.StatusCode.OK)
-                return r
-            if isinstance(r, grpc.aio.AioRpcError) and not engine_failed(r.code()):
-                log.call("UpdateConfig", None, None, started, r.code(), r.details())
-                await pass_through(context, r)
-            self.router.failed(engine, f"UpdateConfig: {r}")
+            try:
+                answer = await self.stubs[engine].UpdateConfig(
+                    request, timeout=timeout, metadata=self.admin_metadata
+                )
+            except grpc.aio.AioRpcError as e:
+                if not engine_failed(e.code()):
+                    log.call("UpdateConfig", None, None, started, e.code(), e.details())
+                    await pass_through(context, e)
+                self.router.failed(engine, f"UpdateConfig: {e.code().name}")
+                continue
+            self.config = answer.config
+            if self.store is not None:
+                self.store.save_config(answer.config)
+            self.engine_config[engine] = config_version(answer.config)
+            rest = other(engine)
+            if not await self._check_config(rest):
+                log.logger().warning("configuration not applied yet", engine=rest)
+            log.call("UpdateConfig", None, None, started, grpc.StatusCode.OK)
+            answer.config_version = config_version(answer.config)
+            return answer
         await context.abort(grpc.StatusCode.UNAVAILABLE, "no engine serves")
         raise AssertionError("unreachable")
 
     # --- Streams --------------------------------------------------------------------------------
 
     async def stream(
-        self, requests: AsyncIterator[pb.StreamRequest], context: grpc.aio.ServicerContext
+        self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.StreamResponse]:
-        mirror = Mirror(self, lambda: self._timeout(context))
+        if self.streams >= self.max_streams:
+            self.refused += 1
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"too many streams (system.max_streams = {self.max_streams})",
+            )
+        self.streams += 1
+        relay = Relay(self, lambda: self._timeout(context))
         try:
-            async for request in requests:
+            async for data in requests:
                 started = time.perf_counter()
+                request = await self._decode(pb.StreamRequest, data, context)
                 seq = request.bar.seq if request.HasField("bar") else 0
                 try:
-                    answer = await mirror.handle(request)
+                    answer = await relay.handle(request)
                 except Refused as r:
-                    log.call("Stream", mirror.name, seq, started, r.code, r.details)
+                    log.call("Stream", relay.name, seq, started, r.code, r.details)
                     await context.abort(r.code, r.details, r.trailers)
-                log.call("Stream", mirror.name, seq, started, grpc.StatusCode.OK)
+                log.call("Stream", relay.name, seq, started, grpc.StatusCode.OK)
                 yield answer
         finally:
-            mirror.close()
+            self.streams -= 1
+            relay.close()
 
     def handler(self) -> grpc.GenericRpcHandler:
+        # Requests arrive as bytes and are decoded here: an undecodable one is INVALID_ARGUMENT
+        # (grpcio's own decoding failure would be an INTERNAL naming a Python exception).
         handlers = {
             name: grpc.unary_unary_rpc_method_handler(
-                self._unary(name),
-                request_deserializer=req.FromString,
+                self._unary(name, req),
+                request_deserializer=None,
                 response_serializer=resp.SerializeToString,
             )
             for name, (req, resp) in UNARY.items()
         }
         handlers["UpdateConfig"] = grpc.unary_unary_rpc_method_handler(
             self.update_config,
-            request_deserializer=pb.UpdateConfigRequest.FromString,
+            request_deserializer=None,
             response_serializer=pb.ConfigResponse.SerializeToString,
         )
         handlers["Stream"] = grpc.stream_stream_rpc_method_handler(
             self.stream,
-            request_deserializer=pb.StreamRequest.FromString,
+            request_deserializer=None,
             response_serializer=pb.StreamResponse.SerializeToString,
         )
         return grpc.method_handlers_generic_handler(SERVICE_NAME, handlers)
@@ -375,9 +676,13 @@ class Monitor:
 
     def status(self) -> pb.StatusResponse:
         r = self.router
+        now = time.monotonic()
+        want = config_version(self.config) if self.config is not None else ""
         engines = []
         for e in ENGINES:
             h = r.engines[e]
+            feeder = self.feeders[e]
+            complete = [j for j in self.journals.values() if j.complete]
             engines.append(
                 pb.EngineStatus(
                     engine=e,
@@ -388,10 +693,13 @@ class Monitor:
                     p99_ms=r.p(e, 99),
                     consecutive_ok=h.consecutive_ok,
                     consecutive_failed=h.consecutive_failed,
-                    lag_bars=sum(j.lag.get(e, 0) for j in self.journals.values()),
+                    lag_bars=sum(max(0, j.behind(e)) for j in complete),
                     last_error=h.last_error,
                     slow=h.slow,
-                    resyncing=self.rebuilding[e],
+                    resyncing=sum(1 for j in complete if j.applied[e] == UNKNOWN),
+                    lag_ms=feeder.lag_ms(now),
+                    config_synced=bool(want) and self.engine_config[e] == want,
+                    config_version=self.engine_config[e],
                 )
             )
         serving = any(h.eligible for h in r.engines.values())

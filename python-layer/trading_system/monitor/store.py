@@ -1,11 +1,13 @@
 """The monitor's state on disk (``system.state_file``, SQLite): the epoch, the mode, the switch
-history and every session's journal, so a restarted monitor goes on where the last one stopped.
+history, the runtime configuration both engines must hold, and every session's journal, so a
+restarted monitor goes on where the last one stopped.
 
 Why it matters: clients resume their streams by sequence number through a restarted monitor,
-and it must still be able to rebuild a lagging engine (it needs the journal) and keep epochs
-increasing (answers of the new monitor must not carry epochs the old one already used).
+and it must still be able to rebuild an engine (it needs the journal), re-apply the
+configuration to an engine that restarted, and keep epochs increasing (answers of the new
+monitor must not carry epochs the old one already used).
 
-Each acknowledged bar is committed before the client gets its answer (WAL, ``synchronous =
+Each acknowledged message is committed before the client gets its answer (WAL, ``synchronous =
 NORMAL``: a process crash loses nothing; a power cut can lose the last transactions).
 """
 
@@ -18,20 +20,22 @@ from pathlib import Path
 from trading_system.monitor.router import Router, Switch
 from trading_system.proto import trading_pb2 as pb
 
+# The journal tables are named apart from the first version's (whole StreamRequest rows): a
+# state file from that version keeps its epoch and mode, its journals are not read.
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS sessions (
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS journal_sessions (
     name TEXT PRIMARY KEY,
     open BLOB,              -- the OpenSession; NULL: resumed, the monitor never saw it opened
     last_seq INTEGER NOT NULL,
-    lag TEXT NOT NULL       -- JSON: engine -> bars it has not applied
+    applied TEXT NOT NULL   -- unused (a restarted monitor vouches for no engine's position)
 );
-CREATE TABLE IF NOT EXISTS bars (
+CREATE TABLE IF NOT EXISTS journal_messages (
     name TEXT NOT NULL,
     seq INTEGER NOT NULL,
-    request BLOB NOT NULL,  -- the StreamRequest as the client sent it
+    message BLOB NOT NULL,  -- the BarMessage as serialized by the monitor
     PRIMARY KEY (name, seq)
-);
+) WITHOUT ROWID;
 """
 
 
@@ -43,11 +47,15 @@ class Store:
         self.db.execute("PRAGMA journal_mode = WAL")
         self.db.execute("PRAGMA synchronous = NORMAL")
         self.db.executescript(SCHEMA)
+        # Every write below is one transaction: ``with self.db`` begins one (sqlite3 does not in
+        # autocommit mode) — a message and the number it raises the session to are saved
+        # together or not at all.
+        self.db.isolation_level = "DEFERRED"
 
     def close(self) -> None:
         self.db.close()
 
-    # --- The router --------------------------------------------------------------------------
+    # --- The router and the configuration ----------------------------------------------------
 
     def load_router(self, router: Router) -> bool:
         """Restores epoch, mode and history into ``router``; False if the file had none."""
@@ -55,7 +63,7 @@ class Store:
         if "epoch" not in rows:
             return False
         router.epoch = int(rows["epoch"])
-        router.mode = rows["mode"]
+        router.mode = str(rows["mode"])
         router.switches = [Switch(**s) for s in json.loads(rows["switches"])]
         router.active = router.switches[-1].engine
         return True
@@ -68,55 +76,67 @@ class Store:
                 [("epoch", str(router.epoch)), ("mode", router.mode), ("switches", switches)],
             )
 
+    def load_config(self) -> pb.EngineConfig | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()
+        return None if row is None else pb.EngineConfig.FromString(row[0])
+
+    def save_config(self, config: pb.EngineConfig) -> None:
+        with self.db:
+            self.db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('config', ?)",
+                (config.SerializeToString(deterministic=True),),
+            )
+
     # --- Journals ----------------------------------------------------------------------------
 
-    def load_journals(self) -> dict[str, tuple[pb.OpenSession | None, int, dict[str, int], list]]:
-        """Every session: its open message, last sequence number, lags and journaled bars."""
+    def load_journals(
+        self,
+    ) -> dict[str, tuple[pb.OpenSession | None, int, dict[str, int], list[bytes]]]:
+        """Every session: its open message, last sequence number, engines' positions and
+        journaled messages."""
         out = {}
-        for name, opened, last_seq, lag in self.db.execute(
-            "SELECT name, open, last_seq, lag FROM sessions"
-        ):
+        for name, opened, last_seq, applied in self.db.execute(
+            "SELECT name, open, last_seq, applied FROM journal_sessions"
+        ).fetchall():
             o = pb.OpenSession.FromString(opened) if opened is not None else None
-            bars = [
-                pb.StreamRequest.FromString(r)
-                for (r,) in self.db.execute(
-                    "SELECT request FROM bars WHERE name = ? ORDER BY seq", (name,)
+            messages = [
+                bytes(m)
+                for (m,) in self.db.execute(
+                    "SELECT message FROM journal_messages WHERE name = ? ORDER BY seq", (name,)
                 )
             ]
-            out[name] = (o, last_seq, json.loads(lag), bars)
+            out[name] = (o, last_seq, json.loads(applied), messages)
         return out
 
     def save_session(
-        self, name: str, opened: pb.OpenSession | None, last_seq: int, lag: dict[str, int]
+        self, name: str, opened: pb.OpenSession | None, last_seq: int, applied: dict[str, int]
     ) -> None:
-        """A session opened (its old bars dropped) or resumed for the first time."""
+        """A session opened (its old messages dropped) or resumed for the first time."""
         with self.db:
-            self.db.execute("DELETE FROM bars WHERE name = ?", (name,))
+            self.db.execute("DELETE FROM journal_messages WHERE name = ?", (name,))
             self.db.execute(
-                "INSERT OR REPLACE INTO sessions (name, open, last_seq, lag) VALUES (?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO journal_sessions (name, open, last_seq, applied)"
+                " VALUES (?, ?, ?, ?)",
                 (
                     name,
                     opened.SerializeToString() if opened is not None else None,
                     last_seq,
-                    json.dumps(lag),
+                    json.dumps(applied),
                 ),
             )
 
-    def save_bar(
-        self, name: str, request: pb.StreamRequest | None, last_seq: int, lag: dict[str, int]
-    ) -> None:
-        """A bar acknowledged (``request`` None: not journaled, only counted)."""
+    def save_message(self, name: str, seq: int, message: bytes | None) -> None:
+        """A message acknowledged (``message`` None: not journaled, only counted)."""
         with self.db:
-            if request is not None:
+            if message is not None:
                 self.db.execute(
-                    "INSERT OR REPLACE INTO bars (name, seq, request) VALUES (?, ?, ?)",
-                    (name, last_seq, request.SerializeToString()),
+                    "INSERT OR REPLACE INTO journal_messages (name, seq, message) VALUES (?, ?, ?)",
+                    (name, seq, message),
                 )
-            self.db.execute(
-                "UPDATE sessions SET last_seq = ?, lag = ? WHERE name = ?",
-                (last_seq, json.dumps(lag), name),
-            )
+            self.db.execute("UPDATE journal_sessions SET last_seq = ? WHERE name = ?", (seq, name))
 
-    def save_lag(self, name: str, lag: dict[str, int]) -> None:
+    def drop_session(self, name: str) -> None:
+        """A session evicted: its journal is gone."""
         with self.db:
-            self.db.execute("UPDATE sessions SET lag = ? WHERE name = ?", (json.dumps(lag), name))
+            self.db.execute("DELETE FROM journal_messages WHERE name = ?", (name,))
+            self.db.execute("DELETE FROM journal_sessions WHERE name = ?", (name,))

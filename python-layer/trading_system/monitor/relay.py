@@ -1,0 +1,469 @@
+"""Client streams through the monitor (docs/MONITOR.md, "Streams").
+
+Each client stream has one leg: a stream to the active engine. A bar message goes to the
+active engine only; once it answered with the update, the monitor journals the message and
+acknowledges it, and the standby receives it afterwards in a batch (:mod:`.replica`). So a
+client never waits for the standby — only when the standby lags past its bound
+(``system.max_standby_lag_ms`` / ``max_standby_lag_bars``) do acknowledgements wait for it
+(back-pressure), so that a failover always finds a standby a short catch-up away.
+
+When the active engine fails on a message, the router switches; the stream levels the new
+active engine with the journal (the catch-up the feeder was sending anyway), resumes the
+session on it, and sends it the same message: the client's stream pauses, it does not fail.
+No answer is ever given by an engine that lacks an acknowledged bar.
+
+Exactly-once: sequence numbers are the client's. A message already acknowledged is answered by
+the monitor from the journal (the same answer, or ABORTED for another payload), whichever
+engine applied it; one older than the replay window, a gap or a zero go to the active engine,
+which answers them as it always does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from trading_system.monitor import ENGINES
+from trading_system.monitor.journal import UNKNOWN, Journal, session_name
+from trading_system.monitor.router import other
+from trading_system.proto import trading_pb2 as pb
+from trading_system.server import log
+
+if TYPE_CHECKING:
+    from trading_system.monitor.service import Monitor
+
+REQUEST_CODES = frozenset(
+    {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.ALREADY_EXISTS,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.ABORTED,
+        grpc.StatusCode.OUT_OF_RANGE,
+        grpc.StatusCode.UNIMPLEMENTED,
+        grpc.StatusCode.CANCELLED,
+    }
+)
+"""Statuses an engine gives about the request itself (passed on to the client, never counted
+against the engine). Any other status means the engine failed: not only UNAVAILABLE and
+DEADLINE_EXCEEDED, also INTERNAL or UNKNOWN, which grpcio reports for a stream whose server was
+killed mid-message (the engines answer an undecodable request with INVALID_ARGUMENT, so a
+client cannot produce these on purpose)."""
+
+ATTEMPTS = 3
+"""Engines a message is tried on before the stream gives up (a failover, then a failback)."""
+
+
+def engine_failed(code: grpc.StatusCode | None) -> bool:
+    return code not in REQUEST_CODES
+
+
+class LegFailed(Exception):
+    """An engine's side of a stream broke (the engine failed, not the request)."""
+
+
+class Refused(Exception):
+    """The client's stream ends with this status (an engine's own, or UNAVAILABLE)."""
+
+    def __init__(self, code: grpc.StatusCode, details: str, trailers: Any = ()) -> None:
+        super().__init__(details)
+        self.code = code
+        self.details = details
+        self.trailers = trailers
+
+    @classmethod
+    def of(cls, e: grpc.aio.AioRpcError) -> Refused:
+        trailers = tuple((k, v) for k, v in (e.trailing_metadata() or ()))
+        return cls(e.code(), e.details() or "", trailers)
+
+
+class Leg:
+    """One engine's stream for a client stream; ``millis``: the last exchange's latency."""
+
+    def __init__(self, engine: str, call: Any) -> None:
+        self.engine = engine
+        self.call = call
+        self.millis = 0.0
+
+    async def _exchange(self, request: pb.StreamRequest) -> pb.StreamResponse:
+        try:
+            await self.call.write(request)
+            answer = await self.call.read()
+        except asyncio.InvalidStateError as e:  # the call already ended
+            raise LegFailed(f"stream closed: {e}") from None
+        if answer is grpc.aio.EOF:
+            code = await self.call.code()
+            if engine_failed(code):
+                raise LegFailed(f"stream ended ({code.name if code else 'no status'})")
+            details = await self.call.details()
+            trailers = await self.call.trailing_metadata()
+            raise grpc.aio.AioRpcError(code, grpc.aio.Metadata(), trailers, details)
+        assert isinstance(answer, pb.StreamResponse)
+        return answer
+
+    async def exchange(
+        self,
+        request: pb.StreamRequest,
+        timeout: float,
+        ceiling: float | None = None,
+        patient: Callable[[], bool] = lambda: False,
+    ) -> pb.StreamResponse:
+        """Sends one message and reads its answer. ``timeout`` is the adaptive deadline (a hang
+        is seen in tens of milliseconds); when it passes, the engine is judged: if ``patient()``
+        (no other engine could take over now, or a switch just happened) or the monitor's own
+        event loop was late, the wait goes on up to ``ceiling`` — a latency spike is not a
+        hang, and a failover that cannot help is not made. Raises LegFailed when the engine
+        failed, AioRpcError (not a failover code) when it ended the stream on purpose (an
+        unknown session, a bad first message)."""
+        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        begun = loop.time()
+        limit = begun + max(timeout, ceiling or 0.0)
+        waited = timeout
+        judge: asyncio.TimerHandle | None = None
+        try:
+            # A timeout scope and a timer, not wait_for: no task per message.
+            async with asyncio.timeout(limit) as scope:
+
+                def verdict(due: float) -> None:
+                    nonlocal judge, waited
+                    now = loop.time()
+                    late = now - due > timeout / 2  # the loop itself was held up
+                    if (late or patient()) and now < limit:
+                        judge = loop.call_at(min(limit, now + timeout), verdict, now + timeout)
+                        waited = min(limit, now + timeout) - begun
+                        return
+                    scope.reschedule(now)
+
+                judge = loop.call_at(begun + timeout, verdict, begun + timeout)
+                answer = await self._exchange(request)
+        except TimeoutError:
+            raise LegFailed(f"DEADLINE_EXCEEDED: no answer within {waited * 1000:.0f} ms") from None
+        except grpc.aio.AioRpcError as e:
+            if engine_failed(e.code()):
+                raise LegFailed(f"{e.code().name}: {e.details()}") from None
+            raise
+        finally:
+            if judge is not None:
+                judge.cancel()
+        self.millis = (time.perf_counter() - started) * 1000
+        return answer
+
+    def cancel(self) -> None:
+        # A hung engine's late answer arrives on a cancelled call: it is never read (fenced).
+        self.call.cancel()
+
+
+class Relay:
+    """One client stream through the monitor: its leg on the answering engine and its
+    session's journal."""
+
+    def __init__(self, monitor: Monitor, timeout: Callable[[], float]) -> None:
+        self.m = monitor
+        self.router = monitor.router
+        self.timeout = timeout
+        self.leg: Leg | None = None
+        self.journal: Journal | None = None
+
+    @property
+    def name(self) -> str | None:
+        """The session's name once it is open (for the logs)."""
+        return None if self.journal is None else self.journal.name
+
+    def close(self) -> None:
+        self._drop_leg()
+        if self.journal is not None:
+            self.journal.used_at = time.monotonic()
+            if self.m.streaming.get(self.journal.name) is self:
+                del self.m.streaming[self.journal.name]
+
+    async def handle(self, request: pb.StreamRequest) -> pb.StreamResponse:
+        """The answer to one client message (its epoch set); raises Refused to end the stream."""
+        if self.journal is None:
+            answer = await self._first(request)
+            if self.journal is not None:
+                self.m.streaming[self.journal.name] = self
+        else:
+            answer = await self._next(request)
+        answer.epoch = self.router.epoch
+        if self.journal is not None:
+            try:
+                await self.m.record_signals(request, answer, self.journal.name)
+            except Exception as e:  # the record must never cost the client its answer
+                log.logger().error("signals not recorded", session=self.journal.name, error=str(e))
+        return answer
+
+    # --- Legs -----------------------------------------------------------------------------------
+
+    def _new_leg(self, engine: str) -> Leg:
+        return Leg(engine, self.m.stubs[engine].Stream(metadata=self.m.metadata))
+
+    def _drop_leg(self) -> None:
+        if self.leg is not None:
+            self.leg.cancel()
+            self.leg = None
+
+    def _failed(self, engine: str, why: str) -> None:
+        """The engine failed under this stream: reported (the router switches if it can); it
+        may have applied the message it did not answer, so its place in the session is
+        unknown (rebuilt afresh once it is back)."""
+        self.router.failed(engine, f"Stream: {why}")
+        if self.leg is not None and self.leg.engine == engine:
+            self._drop_leg()
+        if self.journal is not None:
+            self.journal.set_applied(engine, UNKNOWN)
+            self.m.feeders[engine].notify(self.journal)
+
+    async def _attach(self, engine: str) -> bool:
+        """A leg on ``engine`` holding the session at the journal's last number: the engine is
+        levelled with the journal first (the client waits). False if it cannot be."""
+        j = self.journal
+        assert j is not None
+        if self.leg is not None and self.leg.engine == engine:
+            return True
+        self._drop_leg()
+        for _ in range(2):
+            if not self.router.engines[engine].up:
+                return False
+            if not await self.m.feeders[engine].level(j, self.m.batch_timeout):
+                return False
+            leg = self._new_leg(engine)
+            symbol, timeframe = j.name.rsplit("/", 1)
+            resume = pb.OpenSession(symbol=symbol, timeframe=timeframe, resume=True)
+            try:
+                answer = await leg.exchange(pb.StreamRequest(open=resume), self.m.timeout)
+            except LegFailed as e:
+                leg.cancel()
+                self._failed(engine, f"resume: {e}")
+                return False
+            except grpc.aio.AioRpcError:  # NOT_FOUND: it restarted since; rebuilt afresh
+                leg.cancel()
+                j.set_applied(engine, UNKNOWN)
+                continue
+            if answer.WhichOneof("kind") == "opened" and answer.opened.last_seq == j.last_seq:
+                self.leg = leg
+                return True
+            # It holds a message that was never acknowledged: rebuilt afresh.
+            leg.cancel()
+            j.set_applied(engine, UNKNOWN)
+        return False
+
+    def _patient(self) -> bool:
+        """Past the adaptive deadline, wait longer for the active engine? Yes when failing it
+        over could not help or would flap: no other engine takes traffic, or the last switch
+        is within the hold-down (a latency that flaps must not switch on every flap)."""
+        standby = self.router.engines[other(self.router.active)]
+        return not standby.eligible or self.router.held_down
+
+    def _deadline(self, engine: str) -> float:
+        """A stream message's deadline on ``engine``: a multiple of its recent p99 (a hang is
+        seen in tens of milliseconds, not at the fixed call deadline), plus the monitor's own
+        event-loop delay, never more than the client's time left."""
+        return min(self.m.deadline(engine), self.timeout())
+
+    # --- The first message: open or resume -----------------------------------------------------
+
+    async def _first(self, request: pb.StreamRequest) -> pb.StreamResponse:
+        o = request.open if request.WhichOneof("kind") == "open" else None
+        if o is not None and o.resume:
+            known = self.m.journals.get(session_name(o))
+            if known is not None:
+                return await self._resume_known(known, o)
+        if o is not None:
+            self.m.admit_open()
+            if not o.resume:
+                self.m.make_room(session_name(o))
+            # Held by this stream from now on (not idle: never evicted while it opens).
+            self.m.streaming[session_name(o)] = self
+        ended: list[grpc.aio.AioRpcError] = []
+        for engine in self.router.order():
+            leg = self._new_leg(engine)
+            try:
+                answer = await leg.exchange(request, self.timeout())
+            except LegFailed as e:
+                leg.cancel()
+                self.router.failed(engine, f"Stream open: {e}")
+                continue
+            except grpc.aio.AioRpcError as e:  # the request's fault: the engine's own error
+                leg.cancel()
+                ended.append(e)
+                break
+            if o is None or answer.WhichOneof("kind") != "opened":
+                leg.cancel()
+                if o is not None and self.m.streaming.get(session_name(o)) is self:
+                    del self.m.streaming[session_name(o)]
+                return answer
+            self.router.ok(engine, self.m.net(leg.millis), probe=False)
+            self.leg = leg
+            self.router.take_over(engine, f"{engine} opened a session the active could not")
+            return self._opened(engine, o, answer)
+        if o is not None and self.m.streaming.get(session_name(o)) is self:
+            del self.m.streaming[session_name(o)]
+        if ended:
+            raise Refused.of(ended[0])
+        raise Refused(grpc.StatusCode.UNAVAILABLE, "no engine serves")
+
+    def _opened(
+        self, engine: str, o: pb.OpenSession, answer: pb.StreamResponse
+    ) -> pb.StreamResponse:
+        """A session opened (``resume`` false) or resumed that this monitor did not know."""
+        name = answer.opened.session
+        if o.resume:
+            # The monitor never saw it opened (it restarted without a state file): served,
+            # but it cannot be rebuilt on the other engine.
+            j = Journal(name, None, last_seq=answer.opened.last_seq, store=self.m.store)
+        else:
+            j = Journal(name, o, store=self.m.store)
+        j.applied[engine] = j.last_seq
+        self.m.adopt(j)
+        self.journal = j
+        self.m.feeders[other(engine)].notify(j)
+        return answer
+
+    async def _resume_known(self, j: Journal, o: pb.OpenSession) -> pb.StreamResponse:
+        """A resume of a session the monitor knows: answered from the journal by an engine
+        levelled with it."""
+        self.journal = j
+        for _ in range(ATTEMPTS):
+            engine = await self._serving_engine()
+            if await self._attach(engine):
+                j.used_at = time.monotonic()
+                return pb.StreamResponse(
+                    seq=0,
+                    engine=engine,
+                    opened=pb.Opened(
+                        session=j.name,
+                        last_seq=j.last_seq,
+                        resumed=True,
+                        bars=0,
+                        config=j.open.config if j.open is not None else None,
+                    ),
+                )
+            self._switch_if_possible(engine)
+        self.journal = None
+        raise Refused(grpc.StatusCode.UNAVAILABLE, f"no engine holds session {j.name}")
+
+    def _switch_if_possible(self, failed: str) -> None:
+        """``failed`` could not take the stream: the other takes over if it is up."""
+        alternative = other(failed)
+        if self.router.engines[alternative].up:
+            self.router.take_over(alternative, f"{failed} could not serve a stream")
+
+    # --- Bars -----------------------------------------------------------------------------------
+
+    async def _next(self, request: pb.StreamRequest) -> pb.StreamResponse:
+        j = self.journal
+        assert j is not None
+        if request.WhichOneof("kind") != "bar":
+            return await self._forward(request)  # a second open: the engine ends the stream
+        seq = request.bar.seq
+        message = request.bar.SerializeToString(deterministic=True)
+        if 0 < seq <= j.last_seq:
+            cached = j.cached(seq)
+            if cached is not None:
+                return self._duplicate(seq, message, *cached)
+            return await self._forward(request)
+        if seq != j.last_seq + 1:
+            return await self._forward(request)  # a gap or a zero: the engine's own answer
+        await self.m.back_pressure(j)
+        return await self._apply(request, message)
+
+    def _duplicate(
+        self, seq: int, message: bytes, applied: bytes, answer: pb.StreamResponse
+    ) -> pb.StreamResponse:
+        if message == applied:
+            again = pb.StreamResponse()
+            again.CopyFrom(answer)
+            return again
+        return pb.StreamResponse(
+            seq=seq,
+            engine=answer.engine,
+            error=pb.StreamError(
+                code=grpc.StatusCode.ABORTED.value[0],
+                message=f"sequence {seq} was applied with a different bar",
+            ),
+        )
+
+    async def _forward(self, request: pb.StreamRequest) -> pb.StreamResponse:
+        """A message that applies nothing, answered by the active engine."""
+        return await self._on_active(request, None)
+
+    async def _apply(self, request: pb.StreamRequest, message: bytes) -> pb.StreamResponse:
+        return await self._on_active(request, message)
+
+    def _accept(
+        self, engine: str, answer: pb.StreamResponse, message: bytes, fenced: str | None
+    ) -> None:
+        """A new bar applied by ``engine``: journaled (the client hears of it after this), the
+        other engine told. An engine whose answer to the same message was fenced applied it
+        too: it holds the journal as well."""
+        j = self.journal
+        assert j is not None
+        if answer.WhichOneof("kind") != "update" or answer.seq != j.last_seq + 1:
+            return
+        j.accept(message, answer, engine, self.m.replay_window)
+        if fenced is not None and j.applied[fenced] == j.last_seq - 1:
+            j.set_applied(fenced, j.last_seq)
+        self.m.feeders[other(engine)].notify(j)
+
+    async def _serving_engine(self) -> str:
+        """The engine to send to: the active one if it takes traffic, else the other if it
+        does; when neither is up, a short wait (one call deadline) for one to come back before
+        the stream fails closed."""
+        engines = self.router.engines
+        if engines[self.router.active].eligible:
+            return self.router.active
+        end = time.monotonic() + self.m.timeout
+        while not any(h.up for h in self.router.engines.values()) and time.monotonic() < end:
+            await asyncio.sleep(0.02)
+        return self.router.serving or self.router.active
+
+    async def _on_active(
+        self, request: pb.StreamRequest, message: bytes | None
+    ) -> pb.StreamResponse:
+        """The message on the active engine's leg; on a failure, on the engine the router
+        switched to, once it is level with the journal. ``message``: a new bar (journaled when
+        applied), None for a message that applies nothing."""
+        fenced: str | None = None
+        for _ in range(ATTEMPTS):
+            engine = await self._serving_engine()
+            if not await self._attach(engine):
+                self._switch_if_possible(engine)
+                continue
+            leg = self.leg
+            assert leg is not None
+            epoch = self.router.epoch
+            try:
+                answer = await leg.exchange(
+                    request, self._deadline(engine), self.timeout(), self._patient
+                )
+            except LegFailed as e:
+                self._failed(engine, str(e))
+                continue
+            except grpc.aio.AioRpcError as e:
+                self._drop_leg()
+                raise Refused.of(e) from None
+            if self.router.epoch != epoch and self.router.active != engine:
+                # Switched away from while it answered: fenced (never delivered); the new
+                # active answers the same message. If this one applied it, it holds the
+                # journal once the new active applied it too.
+                self.m.fenced += 1
+                self._drop_leg()
+                if message is not None and answer.WhichOneof("kind") == "update":
+                    fenced = engine
+                continue
+            self.router.ok(engine, self.m.net(leg.millis), probe=False)
+            if message is not None:
+                self._accept(engine, answer, message, fenced)
+            return answer
+        raise Refused(grpc.StatusCode.UNAVAILABLE, "no engine serves")
+
+
+__all__ = ["ENGINES", "LegFailed", "Refused", "Relay", "engine_failed"]
