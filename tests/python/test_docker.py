@@ -347,11 +347,23 @@ def test_every_process_listens_on_all_interfaces() -> None:
         assert "TRADING_SYSTEM__SERVER__HOST=0.0.0.0" in env, path.name
 
 
+def test_engines_sit_on_an_internal_network() -> None:
+    networks = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["networks"]
+    assert networks["engines"]["internal"] is True
+
+
 def test_ports_are_the_configured_ports() -> None:
     for name, engine in SERVICES.items():
         port = CONFIG["server"][PORT_KEY[engine]]
         service = services()[name]
-        assert service["ports"] == [f"{port}:{port}"], name
+        if engine == "monitor":
+            # The only published port: clients reach the monitor, never an engine.
+            assert service["ports"] == [f"{port}:{port}"], name
+            assert set(service["networks"]) == {"engines", "clients"}
+        else:
+            assert "ports" not in service, f"{name} must not publish a port"
+            assert service["expose"] == [str(port)], name
+            assert service["networks"] == ["engines"], name
         test = service["healthcheck"]["test"]
         assert test[test.index("--address") + 1] == f"127.0.0.1:{port}", name
         exposed = [i.args for i in stages(ROOT / IMAGE_OF[name])[-1] if i.name == "EXPOSE"]
@@ -498,3 +510,17 @@ def test_prod_monitor_fails_back_and_keeps_its_state_on_a_volume() -> None:
     assert r.returncode == 0, r.stderr
     system = json.loads(r.stdout)["config"]["system"]
     assert (system["auto_failback"], system["state_file"]) == (True, str(state))
+
+
+def test_production_tokens_come_from_mounted_secrets() -> None:
+    """Every service of the production file reads both tokens from files mounted as secrets
+    (never a token in the environment), and those keys exist in the configuration."""
+    assert set(PROD["secrets"]) == {"client_token", "operator_token"}
+    for name in SERVICES:
+        service = PROD["services"][name]
+        assert set(service["secrets"]) == {"client_token", "operator_token"}, name
+        env = service["environment"]
+        assert env["TRADING_SYSTEM__SERVER__AUTH_TOKEN_FILE"] == "/run/secrets/client_token"
+        assert env["TRADING_SYSTEM__SERVER__OPERATOR_TOKEN_FILE"] == "/run/secrets/operator_token"
+        assert not [k for k in env if k.endswith("_TOKEN")], name
+    assert {"auth_token_file", "operator_token_file"} <= set(CONFIG["server"])
