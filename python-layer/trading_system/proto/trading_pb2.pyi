@@ -533,16 +533,18 @@ class ConfigResponse(_message.Message):
     def __init__(self, engine: _Optional[str] = ..., config: _Optional[_Union[EngineConfig, _Mapping]] = ..., config_version: _Optional[str] = ...) -> None: ...
 
 class SessionCatchUp(_message.Message):
-    __slots__ = ("open", "fresh", "after_seq", "bars")
+    __slots__ = ("open", "fresh", "after_seq", "bars", "base")
     OPEN_FIELD_NUMBER: _ClassVar[int]
     FRESH_FIELD_NUMBER: _ClassVar[int]
     AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
     BARS_FIELD_NUMBER: _ClassVar[int]
+    BASE_FIELD_NUMBER: _ClassVar[int]
     open: OpenSession
     fresh: bool
     after_seq: int
     bars: _containers.RepeatedCompositeFieldContainer[BarMessage]
-    def __init__(self, open: _Optional[_Union[OpenSession, _Mapping]] = ..., fresh: _Optional[bool] = ..., after_seq: _Optional[int] = ..., bars: _Optional[_Iterable[_Union[BarMessage, _Mapping]]] = ...) -> None: ...
+    base: Bars
+    def __init__(self, open: _Optional[_Union[OpenSession, _Mapping]] = ..., fresh: _Optional[bool] = ..., after_seq: _Optional[int] = ..., bars: _Optional[_Iterable[_Union[BarMessage, _Mapping]]] = ..., base: _Optional[_Union[Bars, _Mapping]] = ...) -> None: ...
 
 class CatchUpRequest(_message.Message):
     __slots__ = ("sessions",)
