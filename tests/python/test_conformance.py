@@ -492,6 +492,139 @@ def test_catch_up_refusals(
     assert after == before, "a refused entry changes nothing"
 
 
+def collapsed(bars: list[Any]) -> list[tuple[Any, ...]]:
+    """Journaled bar messages with every append and replacement applied (a checkpoint)."""
+    out: list[tuple[Any, ...]] = []
+    for m in bars:
+        b = m.bar
+        row = (b.time, b.open, b.high, b.low, b.close, b.volume)
+        if m.op == pb.REPLACE_LAST:
+            out[-1] = row
+        else:
+            out.append(row)
+    return out
+
+
+def base_of(rows: list[tuple[Any, ...]]) -> Any:
+    cols = list(zip(*rows, strict=True))
+    return pb.Bars(
+        time=cols[0], open=cols[1], high=cols[2], low=cols[3], close=cols[4], volume=cols[5]
+    )
+
+
+def numbered(bars: list[Any], first: int) -> list[Any]:
+    out = []
+    for k, b in enumerate(bars):
+        m = pb.BarMessage()
+        m.CopyFrom(b)
+        m.seq = first + k
+        out.append(m)
+    return out
+
+
+def test_catch_up_fresh_with_base(
+    stubs: dict[str, rpc.TradingStub], replicas: dict[str, rpc.ReplicaStub]
+) -> None:
+    """A fresh session from a base standing at after_seq, then messages: the snapshot a stream
+    of the base as appends then the messages gives (but last_seq), and the same answer to a
+    replacement of the last bar."""
+    rows = list(load_csv(BTC).rows())
+    bars = journaled(rows[:260])
+    cut = next(k for k in range(150, len(bars)) if bars[k].op == pb.REPLACE_LAST)
+    base = collapsed(bars[:cut])
+    after = 10_000
+    cfg = {"macd": {"fast_period": 7}, "validation": {"repair": True}}
+    e = entry("CUB", numbered(bars[cut:], after + 1), True, after, config=cfg, with_macd=True)
+    e.base.CopyFrom(base_of(base))
+    got = same(replicas, lambda r: r.CatchUp(catch_up(e)))
+    (one,) = got["sessions"]
+    n = len(collapsed(bars))
+    assert "error" not in one
+    assert (one["session"], one["last_seq"], one["bars"]) == (
+        "CUB/30m",
+        str(after + len(bars) - cut),
+        str(n),
+    )
+    streamed = [open_msg("CUBS", **cfg)]
+    streamed[0].open.with_macd = True
+    streamed += [bar_msg(k + 1, r) for k, r in enumerate(base)]
+    streamed += [pb.StreamRequest(bar=b) for b in numbered(bars[cut:], len(base) + 1)]
+    same(stubs, lambda s: converse(s, streamed))
+    snaps = {
+        name: same(
+            stubs, lambda s, n=name: s.GetSnapshot(pb.SnapshotRequest(symbol=n, timeframe="30m"))
+        )
+        for name in ("CUB", "CUBS")
+    }
+    assert snaps["CUB"]["last_seq"] == str(after + len(bars) - cut)
+    assert snaps["CUB"]["analysis"] == snaps["CUBS"]["analysis"]
+    # The next message, a replacement of the last bar, is answered alike.
+    t, o, _, _, _, v = collapsed(bars)[-1]
+    moved = (t, o, o * 1.01, o * 0.99, o * 0.99, v)
+    answers = {
+        name: same(
+            stubs,
+            lambda s, name=name, seq=seq: converse(
+                s, [open_msg(name, resume=True), bar_msg(seq, moved, replace=True)]
+            ),
+        )
+        for name, seq in (("CUB", after + len(bars) - cut + 1), ("CUBS", len(streamed)))
+    }
+    assert "update" in answers["CUB"][1]
+    assert answers["CUB"][1]["update"] == answers["CUBS"][1]["update"]
+    snaps = {
+        name: same(
+            stubs, lambda s, n=name: s.GetSnapshot(pb.SnapshotRequest(symbol=n, timeframe="30m"))
+        )
+        for name in ("CUB", "CUBS")
+    }
+    assert snaps["CUB"]["analysis"] == snaps["CUBS"]["analysis"]
+
+
+def test_catch_up_base_on_a_session_not_fresh(
+    stubs: dict[str, rpc.TradingStub], replicas: dict[str, rpc.ReplicaStub]
+) -> None:
+    rows = list(load_csv(BTC).rows())
+    bars = journaled(rows[:20])
+    same(replicas, lambda r: r.CatchUp(catch_up(entry("CUNF", bars[:10], True))))
+    before = same(
+        stubs, lambda s: s.GetSnapshot(pb.SnapshotRequest(symbol="CUNF", timeframe="30m"))
+    )
+    entries = [entry(symbol, bars[10:], after_seq=10) for symbol in ("CUNF", "CUNONE")]
+    for e in entries:
+        e.base.CopyFrom(base_of(rows[:3]))
+    got = same(replicas, lambda r: r.CatchUp(catch_up(*entries)))
+    message = "invalid catch-up: base is only for a fresh session"
+    for answer in got["sessions"]:
+        assert answer["error"]["code"] == 3
+        assert answer["error"]["message"] == message
+        assert answer["error"]["field_violations"] == [
+            {"field": "base", "description": message, "index": "-1"}
+        ]
+    assert got["sessions"][0]["last_seq"] == "10"
+    after = same(stubs, lambda s: s.GetSnapshot(pb.SnapshotRequest(symbol="CUNF", timeframe="30m")))
+    assert after == before
+
+
+def test_catch_up_base_columns_of_different_lengths(
+    replicas: dict[str, rpc.ReplicaStub],
+) -> None:
+    rows = list(load_csv(BTC).rows())
+    e = entry("CUMC", numbered(journaled(rows[5:7]), 6), True, 5)
+    e.base.CopyFrom(base_of(rows[:5]))
+    del e.base.high[-1]
+    got = same(replicas, lambda r: r.CatchUp(catch_up(e)))
+    (answer,) = got["sessions"]
+    assert answer["error"]["code"] == 3
+    assert answer["error"]["message"] == (
+        "invalid bars: columns of different lengths: base.high has 4 values, base.time has 5"
+    )
+    assert answer["error"]["field_violations"] == [
+        {"field": "base.high", "description": "has 4 values, base.time has 5", "index": "-1"}
+    ]
+    assert "last_seq" not in answer
+
+
 def test_close_sessions(
     stubs: dict[str, rpc.TradingStub], replicas: dict[str, rpc.ReplicaStub]
 ) -> None:

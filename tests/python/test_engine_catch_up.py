@@ -5,7 +5,9 @@ message changes nothing and is refused as the stream refuses that message."""
 
 from __future__ import annotations
 
+import asyncio
 import random
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from golden import as_json, exact_diff
@@ -13,10 +15,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from series import overrides, series
 
-from trading_system.config import engine_config
-from trading_system.data import Bars
+from trading_system.config import EngineConfig, engine_config
+from trading_system.data import COLUMNS, Bars
 from trading_system.engine.analysis import Bar, BatchError, BatchOp, Session
 from trading_system.errors import InvalidBars, StateError
+from trading_system.proto import trading_pb2 as pb
+from trading_system.server.service import TradingService
+from trading_system.server.sessions import Session as ServerSession
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -140,3 +145,165 @@ def test_replace_first_on_an_empty_session() -> None:
     assert sess.bars == 0
     sess.catch_up([(False, bar), (True, bar)])
     assert sess.bars == 1
+
+
+# ---- A fresh session from a base (Replica.CatchUp, the server's path) ---------------------------
+
+EXECUTOR = ThreadPoolExecutor(1)
+WINDOW = 16
+
+
+def _service(cfg: EngineConfig) -> TradingService:
+    return TradingService(cfg, 2**31, WINDOW, EXECUTOR)
+
+
+def _message(seq: int, op: BatchOp) -> pb.BarMessage:
+    replace, (t, o, h, lo, c, v) = op
+    return pb.BarMessage(
+        seq=seq,
+        op=pb.REPLACE_LAST if replace else pb.APPEND,
+        bar=pb.Bar(time=t, open=o, high=h, low=lo, close=c, volume=v),
+    )
+
+
+def _numbered(first: int, ops: list[BatchOp]) -> list[pb.BarMessage]:
+    return [_message(first + k, op) for k, op in enumerate(ops)]
+
+
+def _collapsed(ops: list[BatchOp]) -> list[Bar]:
+    """A journal's bars with every append and replacement applied (the monitor's checkpoint)."""
+    out: list[Bar] = []
+    for replace, bar in ops:
+        if replace:
+            out[-1] = bar
+        else:
+            out.append(bar)
+    return out
+
+
+def _base(bars: list[Bar]) -> pb.Bars:
+    cols = list(zip(*bars, strict=True)) if bars else [()] * 6
+    return pb.Bars(**{c: list(x) for c, x in zip(COLUMNS, cols, strict=True)})
+
+
+def _catch_up(service: TradingService, *entries: pb.SessionCatchUp) -> list[pb.SessionCaughtUp]:
+    answer, _ = asyncio.run(service.catch_up(pb.CatchUpRequest(sessions=list(entries))))
+    return list(answer.sessions)
+
+
+def _entry(
+    after_seq: int,
+    bars: list[pb.BarMessage],
+    fresh: bool = False,
+    base: list[Bar] | None = None,
+) -> pb.SessionCatchUp:
+    return pb.SessionCatchUp(
+        open=pb.OpenSession(symbol="CU", timeframe="1m", with_macd=True),
+        fresh=fresh,
+        after_seq=after_seq,
+        bars=bars,
+        base=_base(base or []),
+    )
+
+
+def _snapshot(s: ServerSession) -> bytes:
+    snap = s.snapshot()
+    snap.last_seq, snap.session = 0, ""
+    return snap.SerializeToString(deterministic=True)
+
+
+@SETTINGS
+@given(
+    series(max_regimes=4),
+    overrides(),
+    st.booleans(),
+    st.integers(0, 2**32 - 1),
+    st.sampled_from([0, 1, 7, 1000, 2**40, 2**64 - 2**20]),
+)
+def test_fresh_catch_up_from_a_base_equals_streaming_the_base(
+    s: Bars, ov: dict[str, Any], repair: bool, seed: int, after_seq: int
+) -> None:
+    """A fresh catch-up with base B and after_seq A, then messages M (in one or two entries),
+    leaves the session a stream of B as appends 1..len(B) then M leaves: the same snapshot and
+    the same answers to later messages (a replacement of the last base bar among them); only
+    the numbers differ."""
+    rng = random.Random(seed)
+    cfg = engine_config({**ov, "validation": {"repair": repair}})
+    ops = _ops(s, rng)
+    if not repair:
+        ops = [(r, b) for r, b in ops if b[2] >= max(b[1], b[4])]
+    cut = rng.randint(1, len(ops))
+    base = _collapsed(ops[:cut])
+    rest = ops[cut:]
+    # M: caught up with the base (and maybe continued); T: streamed afterwards. Often M is
+    # empty, so T starts on the last base bar.
+    m = 0 if rng.random() < 0.5 else rng.randint(0, len(rest))
+    caught, later = rest[:m], rest[m:]
+    last = _collapsed([(False, b) for b in base] + caught)[-1]
+    t, o, _, _, _, v = last
+    later = [(True, (t, o, o * 1.01, o * 0.99, o * 0.99, v)), (True, last), *later]
+
+    service = _service(cfg)
+    split = rng.randint(0, len(caught))
+    first = _catch_up(
+        service, _entry(after_seq, _numbered(after_seq + 1, caught[:split]), True, base)
+    )
+    assert not first[0].HasField("error"), first[0].error
+    bars = len(_collapsed([(False, b) for b in base] + caught[:split]))
+    assert (first[0].last_seq, first[0].bars) == (after_seq + split, bars)
+    if split < len(caught) or rng.random() < 0.5:
+        at = after_seq + split
+        (more,) = _catch_up(service, _entry(at, _numbered(at + 1, caught[split:])))
+        assert not more.HasField("error"), more.error
+    session = service.sessions.get("CU/1m")
+    assert session is not None and session.last_seq == after_seq + len(caught)
+
+    ref = ServerSession("REF/1m", cfg, True, WINDOW)
+    for msg in _numbered(1, [(False, b) for b in base] + caught):
+        assert ref.handle(msg).WhichOneof("kind") == "update"
+    assert _snapshot(session) == _snapshot(ref)
+    assert session.bars == ref.bars
+    for k, op in enumerate(later):
+        got = session.handle(_message(after_seq + len(caught) + 1 + k, op))
+        want = ref.handle(_message(len(base) + len(caught) + 1 + k, op))
+        got.seq = want.seq = 0
+        assert got.SerializeToString(deterministic=True) == want.SerializeToString(
+            deterministic=True
+        )
+    assert _snapshot(session) == _snapshot(ref)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(series(max_regimes=3), st.booleans(), st.integers(0, 2**32 - 1))
+def test_a_refused_base_is_refused_as_its_append(s: Bars, repair: bool, seed: int) -> None:
+    """A bad base bar: the entry gets what a stream appending the base answers for it (the bar's
+    index in the session), and the session of that name stays as it was."""
+    rng = random.Random(seed)
+    cfg = engine_config({"validation": {"repair": repair}})
+    service = _service(cfg)
+    rows = list(s.rows())
+    n = min(3, len(rows))
+    (old,) = _catch_up(service, _entry(0, _numbered(1, [(False, r) for r in rows[:n]]), True))
+    assert not old.HasField("error")
+    before = service.sessions.get("CU/1m")
+    assert before is not None
+    snap = _snapshot(before)
+    base = list(rows)
+    i = rng.randint(0, len(base))
+    t = base[i - 1][0] if i else 0
+    bad: list[Bar] = [(t, 1.0, 1.0, 1.0, 1.0, -1.0), (t, float("nan"), 1.0, 1.0, 1.0, 0.0)]
+    if i:  # a repairable bar at a time already taken: refused for its time
+        bad.append((t, 2.0, 1.0, 1.0, 1.0, 0.0))
+    base.insert(i, rng.choice(bad))
+    ref = ServerSession("REF/1m", cfg, False, WINDOW)
+    want = None
+    for k, bar in enumerate(base):
+        answer = ref.handle(_message(k + 1, (False, bar)))
+        if answer.WhichOneof("kind") == "error":
+            want = answer.error
+            break
+    assert want is not None
+    (got,) = _catch_up(service, _entry(5, _numbered(6, [(False, rows[-1])]), True, base))
+    assert got.error == want
+    assert (got.last_seq, got.bars) == (n, n)
+    assert service.sessions.get("CU/1m") is before and _snapshot(before) == snap

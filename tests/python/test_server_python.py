@@ -1215,6 +1215,188 @@ def test_catch_up_refusals_change_nothing(server: Server, stub: rpc.TradingStub)
     assert both[1].error.field_violations[0].field == "open.symbol"
 
 
+def collapsed(messages: list[pb.StreamRequest]) -> list[Row]:
+    """A journal's bars with every append and replacement applied (the monitor's checkpoint)."""
+    out: list[Row] = []
+    for m in messages:
+        b = m.bar.bar
+        row = (b.time, b.open, b.high, b.low, b.close, b.volume)
+        if m.bar.op == pb.REPLACE_LAST:
+            out[-1] = row
+        else:
+            out.append(row)
+    return out
+
+
+def renumbered(messages: list[pb.StreamRequest], first: int) -> list[pb.StreamRequest]:
+    out = []
+    for k, m in enumerate(messages):
+        m = pb.StreamRequest.FromString(m.SerializeToString())
+        m.bar.seq = first + k
+        out.append(m)
+    return out
+
+
+def based(
+    symbol: str, base: list[Row], after_seq: int, bars: list[pb.BarMessage], **kw: Any
+) -> pb.SessionCatchUp:
+    """A fresh entry from ``base``."""
+    e = entry(symbol, bars, fresh=True, after_seq=after_seq, **kw)
+    if base:
+        e.base.CopyFrom(columns(bars_from(base)))
+    return e
+
+
+def bare(snap: pb.SnapshotResponse) -> pb.SnapshotResponse:
+    snap.last_seq = 0
+    return snap
+
+
+def test_catch_up_from_a_base_equals_streaming_it(server: Server, stub: rpc.TradingStub) -> None:
+    """A fresh session from a base B standing at after_seq A, then messages M, equals a stream
+    of B as appends 1..len(B) then M: the snapshot, and the answers to later messages (the first
+    of them replacing the last base bar) but for their numbers."""
+    replica = rpc.ReplicaStub(server.channel(options=BIG))
+    cfg = {"validation": {"repair": True}, "macd": {"fast_period": 5}}
+    messages = journal(rows_of(BTC)[:700])
+    cut = next(k for k in range(400, len(messages)) if messages[k].bar.op == pb.REPLACE_LAST)
+    base = collapsed(messages[:cut])
+    assert len(base) > 64  # applied in a worker thread
+    t, o, _, _, _, v = base[-1]
+    moved = (t, o, o * 1.01, o * 0.99, o * 0.99, v)
+    last_again = [bar_msg(0, moved, replace=True), bar_msg(0, base[-1], replace=True)]
+    for symbol, after_seq, caught, later in [
+        # M (starting with a replacement of the last base bar) caught up, then a stream.
+        ("BASED", 5_000, messages[cut : cut + 100], messages[cut + 100 :]),
+        # No M: the stream replaces the last base bar first.
+        ("BASED0", 77, [], last_again + messages[cut:]),
+        ("BASED1", 0, [], last_again + messages[cut : cut + 50]),
+    ]:
+        e = based(
+            symbol,
+            base,
+            after_seq,
+            [m.bar for m in renumbered(caught, after_seq + 1)],
+            config=cfg,
+            with_macd=True,
+        )
+        (got,) = replica.CatchUp(pb.CatchUpRequest(sessions=[e]), timeout=TIMEOUT).sessions
+        assert not got.HasField("error"), got.error
+        n = len(collapsed([bar_msg(0, r) for r in base] + caught))
+        assert (got.session, got.last_seq, got.bars) == (
+            f"{symbol}/30m",
+            after_seq + len(caught),
+            n,
+        )
+        ref = f"REF{symbol}"
+        streamed = [bar_msg(k + 1, r) for k, r in enumerate(base)]
+        streamed += renumbered(caught, len(base) + 1)
+        with Conversation(stub) as c:
+            c.send(open_msg(ref, config=cfg, with_macd=True))
+            assert all(c.send(m).WhichOneof("kind") == "update" for m in streamed)
+        snap = snapshot(stub, symbol)
+        assert snap.last_seq == after_seq + len(caught)
+        assert bare(snap) == bare(snapshot(stub, ref))
+        with Conversation(stub) as s, Conversation(stub) as c:
+            s.send(open_msg(ref, resume=True))
+            opened = c.send(open_msg(symbol, resume=True)).opened
+            assert (opened.last_seq, opened.bars) == (after_seq + len(caught), n)
+            next_ref, next_seq = len(streamed) + 1, after_seq + len(caught) + 1
+            for k, (a, b) in enumerate(
+                zip(renumbered(later, next_ref), renumbered(later, next_seq), strict=True)
+            ):
+                want, answer = s.send(a), c.send(b)
+                assert answer.WhichOneof("kind") == "update", answer
+                assert (want.seq, answer.seq) == (next_ref + k, next_seq + k)
+                want.seq = answer.seq = 0
+                assert answer == want
+        assert bare(snapshot(stub, symbol)) == bare(snapshot(stub, ref))
+
+
+def test_catch_up_base_refusals(server: Server, stub: rpc.TradingStub) -> None:
+    """A base on an entry that is not fresh, base columns of different lengths, a bad base bar
+    (refused as its append, at its index), a bad message after a good base: refused in-band,
+    the session of that name left as it was."""
+    replica = rpc.ReplicaStub(server.channel(options=BIG))
+    rows = rows_of(BTC)
+    bars = [m.bar for m in journal(rows[:40], repairs=False)]
+    (kept,) = replica.CatchUp(
+        pb.CatchUpRequest(sessions=[entry("BKEEP", bars[:20], fresh=True)]), timeout=TIMEOUT
+    ).sessions
+    assert not kept.HasField("error")
+    before = snapshot(stub, "BKEEP")
+
+    def refused(e: pb.SessionCatchUp) -> pb.StreamError:
+        (got,) = replica.CatchUp(pb.CatchUpRequest(sessions=[e]), timeout=TIMEOUT).sessions
+        assert got.HasField("error")
+        if e.open.symbol == "BKEEP":
+            assert (got.session, got.last_seq, got.bars) == ("BKEEP/30m", 20, before.analysis.bars)
+            assert snapshot(stub, "BKEEP") == before
+        return got.error
+
+    def violations(err: pb.StreamError) -> list[tuple[str, str, str, int]]:
+        return [(v.field, v.description, v.reason, v.index) for v in err.field_violations]
+
+    def streamed(symbol: str, ok: list[pb.StreamRequest], bad: pb.StreamRequest) -> pb.StreamError:
+        """What a stream answers for ``bad`` after ``ok``."""
+        with Conversation(stub) as c:
+            c.send(open_msg(symbol))
+            assert all(c.send(m).WhichOneof("kind") == "update" for m in ok)
+            return c.send(bad).error
+
+    invalid = grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    only_fresh = "invalid catch-up: base is only for a fresh session"
+    # A base on an entry that is not fresh, the session existing or not.
+    for symbol in ("BKEEP", "BNONE"):
+        e = entry(symbol, bars[20:22], after_seq=20)
+        e.base.CopyFrom(columns(bars_from(rows[:3])))
+        err = refused(e)
+        assert (err.code, err.message, err.expected_seq) == (invalid, only_fresh, 0)
+        assert violations(err) == [("base", only_fresh, "", -1)]
+    # Columns of different lengths.
+    e = based("BKEEP", rows[:5], 9, bars[:2])
+    del e.base.close[-1]
+    e.base.volume.append(1.0)
+    err = refused(e)
+    assert (err.code, err.message) == (
+        invalid,
+        "invalid bars: columns of different lengths: base.close has 4 values, base.time has 5; "
+        "base.volume has 6 values, base.time has 5",
+    )
+    assert violations(err) == [
+        ("base.close", "has 4 values, base.time has 5", "", -1),
+        ("base.volume", "has 6 values, base.time has 5", "", -1),
+    ]
+    # Without a base, after_seq must still be 0.
+    err = refused(entry("BKEEP", bars[:2], fresh=True, after_seq=3))
+    assert violations(err) == [("after_seq", "must be 0 for a fresh session, got 3", "", -1)]
+    # A bad base bar (and a later one): what a stream appending the base answers for the first.
+    bad_base = rows[:30]
+    bad_base[17] = (bad_base[17][0], -1.0, *bad_base[17][2:])
+    bad_base[21] = (bad_base[20][0], *bad_base[21][1:])
+    caught = [m.bar for m in renumbered(journal(rows[30:32]), 101)]
+    err = refused(based("BKEEP", bad_base, 100, caught))
+    ok = [bar_msg(k + 1, r) for k, r in enumerate(bad_base[:17])]
+    assert err == streamed("BPROBE", ok, bar_msg(18, bad_base[17]))
+    assert err.code == invalid and {v.index for v in err.field_violations} == {17}
+    # A bad message after a good base: the stream's answer for it.
+    bad = (rows[41][0], *rows[40][1:5], -1.0)
+    late = [m.bar for m in renumbered([bar_msg(0, rows[40]), bar_msg(0, bad)], 101)]
+    err = refused(based("BKEEP", rows[:30], 100, late))
+    ok = [bar_msg(k + 1, r) for k, r in enumerate([*rows[:30], rows[40]])]
+    assert err == streamed("BPROBE2", ok, bar_msg(32, bad))
+    assert err.code == invalid and {v.index for v in err.field_violations} == {31}
+    # An empty base is no base: a fresh entry at 0, and no refusal on a session not fresh.
+    e = entry("BKEEP", bars[20:22], after_seq=20)
+    e.base.CopyFrom(pb.Bars())
+    (got,) = replica.CatchUp(pb.CatchUpRequest(sessions=[e]), timeout=TIMEOUT).sessions
+    assert (got.HasField("error"), got.last_seq) == (False, 22)
+    (got,) = replica.CatchUp(
+        pb.CatchUpRequest(sessions=[based("BKEEP", [], 0, bars[:3])]), timeout=TIMEOUT
+    ).sessions
+    assert (got.HasField("error"), got.last_seq) == (False, 3)
+
+
 def test_close_sessions(stub: rpc.TradingStub, server: Server) -> None:
     replica = rpc.ReplicaStub(server.channel())
     rows = rows_of(BTC)
@@ -1285,15 +1467,21 @@ def failure_or_none(fn: Callable[[], Any]) -> grpc.RpcError | None:
 
 def test_catch_up_is_logged_once(server: Server) -> None:
     replica = rpc.ReplicaStub(server.channel())
-    bars = [m.bar for m in journal(rows_of(BTC)[:10], repairs=False)]
+    rows = rows_of(BTC)
+    bars = [m.bar for m in journal(rows[:10], repairs=False)]
+    renumbered_bars = [m.bar for m in renumbered(journal(rows[5:7], repairs=False), 8)]
     replica.CatchUp(
         pb.CatchUpRequest(
-            sessions=[entry("LOGGED", bars, fresh=True), entry("LOGGED2", bars[:4], fresh=True)]
+            sessions=[
+                entry("LOGGED", bars, fresh=True),
+                based("LOGGED2", rows[:5], 7, renumbered_bars),  # base bars count too
+            ]
         ),
         timeout=TIMEOUT,
     )
     line = _wait_for(server, lambda e: e.get("method") == "CatchUp" and e["sessions"] == 2)
-    assert (line["bars"], line["status"], line["session"]) == (len(bars) + 4, "OK", None)
+    want = len(bars) + 5 + len(renumbered_bars)
+    assert (line["bars"], line["status"], line["session"]) == (want, "OK", None)
     assert isinstance(line["latency_ms"], float)
 
 

@@ -68,11 +68,25 @@ def apply_config(base: Config, msg: pb.EngineConfig | None) -> Config:
 def bars(msg: pb.Bars) -> Bars:
     """A request's columns as bars; columns of different lengths are INVALID_ARGUMENT naming
     each column whose length differs from ``time``'s."""
+    check_columns(msg, "bars")
+    return Bars(
+        time=np.array(msg.time, dtype=np.int64),
+        open=np.array(msg.open, dtype=np.float64),
+        high=np.array(msg.high, dtype=np.float64),
+        low=np.array(msg.low, dtype=np.float64),
+        close=np.array(msg.close, dtype=np.float64),
+        volume=np.array(msg.volume, dtype=np.float64),
+    )
+
+
+def check_columns(msg: pb.Bars, prefix: str) -> None:
+    """INVALID_ARGUMENT naming ``<prefix>.<column>`` for each column whose length differs from
+    ``time``'s (``bars`` in Analyze, ``base`` in a catch-up)."""
     n = len(msg.time)
     wrong = [
         FieldViolation(
-            field=f"bars.{c}",
-            description=f"has {len(getattr(msg, c))} values, bars.time has {n}",
+            field=f"{prefix}.{c}",
+            description=f"has {len(getattr(msg, c))} values, {prefix}.time has {n}",
         )
         for c in COLUMNS[1:]
         if len(getattr(msg, c)) != n
@@ -84,14 +98,17 @@ def bars(msg: pb.Bars) -> Bars:
             f"invalid bars: columns of different lengths: {text}",
             wrong,
         )
-    return Bars(
-        time=np.array(msg.time, dtype=np.int64),
-        open=np.array(msg.open, dtype=np.float64),
-        high=np.array(msg.high, dtype=np.float64),
-        low=np.array(msg.low, dtype=np.float64),
-        close=np.array(msg.close, dtype=np.float64),
-        volume=np.array(msg.volume, dtype=np.float64),
-    )
+
+
+def is_empty(msg: pb.Bars) -> bool:
+    """Whether every column is empty."""
+    return not any(len(getattr(msg, c)) for c in COLUMNS)
+
+
+def rows(msg: pb.Bars, prefix: str) -> list[tuple[int, float, float, float, float, float]]:
+    """Columns as the engine's bars, one tuple a bar (checked as :func:`check_columns`)."""
+    check_columns(msg, prefix)
+    return list(zip(msg.time, msg.open, msg.high, msg.low, msg.close, msg.volume, strict=True))
 
 
 def bars_message(b: Bars) -> pb.Bars:

@@ -327,7 +327,8 @@ class TradingService:
             name = session_name(o.symbol, o.timeframe, "open.")
             found = self.sessions.get(name)
             if entry.fresh:
-                if entry.after_seq != 0:
+                base = [] if convert.is_empty(entry.base) else convert.rows(entry.base, "base")
+                if not base and entry.after_seq != 0:
                     why = f"must be 0 for a fresh session, got {entry.after_seq}"
                     raise Failure(
                         grpc.StatusCode.INVALID_ARGUMENT,
@@ -336,13 +337,20 @@ class TradingService:
                     )
                 cfg = convert.apply_config(self.config, o.config if o.HasField("config") else None)
                 s = Session(name, cfg, o.with_macd, self.sessions.replay_window)
-                if len(entry.bars) <= INLINE_CATCH_UP:
-                    s.catch_up(0, entry.bars)
+                if len(base) + len(entry.bars) <= INLINE_CATCH_UP:
+                    s.catch_up(entry.after_seq, entry.bars, base)
                 else:
-                    await self._in_thread(s.catch_up, 0, entry.bars)
+                    await self._in_thread(s.catch_up, entry.after_seq, entry.bars, base)
                 self.sessions.add(s)
                 found = s
             else:
+                if not convert.is_empty(entry.base):
+                    why = "base is only for a fresh session"
+                    raise Failure(
+                        grpc.StatusCode.INVALID_ARGUMENT,
+                        f"invalid catch-up: {why}",
+                        (FieldViolation("base", f"invalid catch-up: {why}"),),
+                    )
                 if found is None:
                     raise not_found(name)
                 s = found
@@ -463,8 +471,9 @@ class TradingService:
 
 
 def _catch_up_fields(req: pb.CatchUpRequest) -> dict[str, Any]:
-    """A CatchUp's log fields: how many sessions and bars it carries."""
-    return {"sessions": len(req.sessions), "bars": sum(len(e.bars) for e in req.sessions)}
+    """A CatchUp's log fields: how many sessions and bars (messages and base bars) it carries."""
+    bars = sum(len(e.bars) + len(e.base.time) for e in req.sessions)
+    return {"sessions": len(req.sessions), "bars": bars}
 
 
 def _serialize(m: Message) -> bytes:

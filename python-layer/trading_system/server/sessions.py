@@ -30,7 +30,7 @@ import grpc
 
 from trading_system._text import show
 from trading_system.config import EngineConfig
-from trading_system.engine.analysis import BatchError, BatchOp
+from trading_system.engine.analysis import Bar, BatchError, BatchOp
 from trading_system.engine.analysis import Session as EngineSession
 from trading_system.errors import InvalidBars, StateError
 from trading_system.proto import trading_pb2 as pb
@@ -242,21 +242,32 @@ class Session:
             raise engine_failure(e, self.last_seq) from None
         return convert.update(doc, self.engine.engine.times)
 
-    def catch_up(self, after_seq: int, bars: Sequence[pb.BarMessage]) -> None:
+    def catch_up(
+        self, after_seq: int, bars: Sequence[pb.BarMessage], base: Sequence[Bar] = ()
+    ) -> None:
         """Applies a catch-up's bar messages (numbered after_seq + 1, ...) at batch speed, all
         or none: the first message refused raises the Failure the stream would answer for it
         and leaves the session as it was. The stream answers are not cached for these numbers
-        (the replay window is emptied): a duplicate of one is out of sequence."""
+        (the replay window is emptied): a duplicate of one is out of sequence.
+
+        ``base`` (a fresh session's bars before ``after_seq``) goes first, as appends checked
+        as a stream's appends (a bad one is refused naming its index in the session); the
+        session then stands at ``after_seq`` however many bars the base holds."""
         ops, refused = batch_ops(after_seq, bars)
+        if base:
+            ops = [(False, bar) for bar in base] + ops
         try:
             if refused is not None:
                 self.engine.check_batch(ops)  # an earlier message may be refused first
                 raise refused
             self.engine.catch_up(ops)
         except BatchError as e:
-            raise engine_failure(e.error, after_seq + e.index) from None
+            # A base bar's refusal is an append's: its number does not matter (no
+            # FAILED_PRECONDITION comes of a valid base but the 2^32-bar limit).
+            at = max(e.index - len(base), 0)
+            raise engine_failure(e.error, after_seq + at) from None
         if ops:
-            self.last_seq = after_seq + len(ops)
+            self.last_seq = after_seq + len(ops) - len(base)
             self.answers.clear()
 
     def snapshot(self) -> pb.SnapshotResponse:

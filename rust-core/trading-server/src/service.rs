@@ -178,8 +178,11 @@ impl TradingService {
                 (g.last_seq(), g.session().bars() as u64)
             })
         };
+        let base = e.base.as_ref().filter(|b| !no_bars(b));
         let result = if e.fresh {
-            self.catch_up_fresh(name.clone(), &o, e.after_seq, &e.bars)
+            self.catch_up_fresh(name.clone(), &o, base, e.after_seq, &e.bars)
+        } else if base.is_some() {
+            Err(base_not_fresh())
         } else {
             match &existing {
                 None => Err(status::stream_error(
@@ -213,15 +216,18 @@ impl TradingService {
         }
     }
 
-    /// A fresh session caught up, then put in place of any session of its name.
+    /// A fresh session caught up (from `base`, the session's bars before `after_seq`, when
+    /// there is one), then put in place of any session of its name.
     fn catch_up_fresh(
         &self,
         name: String,
         o: &pb::OpenSession,
+        base: Option<&pb::Bars>,
         after_seq: u64,
         bars: &[pb::BarMessage],
     ) -> Result<(u64, u64), pb::StreamError> {
-        if after_seq != 0 {
+        let base = convert::bars(base).map_err(|c| status::column_lengths_error(&c, "base"))?;
+        if base.is_empty() && after_seq != 0 {
             let description = format!("must be 0 for a fresh session, got {after_seq}");
             return Err(pb::StreamError {
                 code: Code::InvalidArgument as i32,
@@ -238,7 +244,7 @@ impl TradingService {
         let mut state = self
             .new_state(name, o)
             .map_err(|e| status::stream_error_from_chan(&e, 1))?;
-        state.catch_up(0, bars)?;
+        state.catch_up_from(&base, after_seq, bars)?;
         let done = (state.last_seq(), state.session().bars() as u64);
         self.shared
             .sessions
@@ -412,6 +418,32 @@ where
             }
             Ok(response)
         })
+    }
+}
+
+/// Whether a `Bars` message carries no value at all (no base: a fresh catch-up from nothing).
+fn no_bars(b: &pb::Bars) -> bool {
+    b.time.is_empty()
+        && b.open.is_empty()
+        && b.high.is_empty()
+        && b.low.is_empty()
+        && b.close.is_empty()
+        && b.volume.is_empty()
+}
+
+/// A base on a catch-up of a session that is not fresh (the message is the description).
+fn base_not_fresh() -> pb::StreamError {
+    let message = "invalid catch-up: base is only for a fresh session";
+    pb::StreamError {
+        code: Code::InvalidArgument as i32,
+        message: message.into(),
+        field_violations: vec![pb::BadRequestFieldViolation {
+            field: "base".into(),
+            description: message.into(),
+            reason: String::new(),
+            index: -1,
+        }],
+        expected_seq: 0,
     }
 }
 
@@ -637,7 +669,10 @@ impl Replica for TradingService {
             Ok(req) => {
                 let counts = (
                     req.sessions.len(),
-                    req.sessions.iter().map(|e| e.bars.len()).sum::<usize>(),
+                    req.sessions
+                        .iter()
+                        .map(|e| e.bars.len() + e.base.as_ref().map_or(0, |b| b.time.len()))
+                        .sum::<usize>(),
                 );
                 let svc = self.clone();
                 let answer = blocking(move || {

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chan_core::display::shown;
-use chan_core::{BarOp, ChanError, EngineConfig, Session};
+use chan_core::{Bar, BarOp, ChanError, EngineConfig, Session};
 use tonic::Code;
 
 use crate::{convert, pb, status, ENGINE};
@@ -234,9 +234,36 @@ impl SessionState {
             e.expected_seq = self.last_seq + 1;
             return Err(e);
         }
-        let mut ops = Vec::with_capacity(msgs.len());
+        self.apply_journal(&[], after_seq, msgs)
+    }
+
+    /// The catch-up of a new, empty session from a base (`Replica.CatchUp` with `fresh`): the
+    /// `base` bars are appended as a stream appends them (checked alike, each violation naming
+    /// the bar's index in the session), the session then stands at `after_seq`, and the
+    /// messages follow with the numbers after it, as in [`Self::catch_up`]. The state is that
+    /// of a session that streamed the base as appends, then the messages; only the numbering
+    /// differs. All or nothing.
+    pub fn catch_up_from(
+        &mut self,
+        base: &[Bar],
+        after_seq: u64,
+        msgs: &[pb::BarMessage],
+    ) -> Result<(), pb::StreamError> {
+        debug_assert!(self.last_seq == 0 && self.session.bars() == 0);
+        self.apply_journal(base, after_seq, msgs)
+    }
+
+    /// Appends `base`, then applies `msgs` (numbered `after_seq + 1`, ...), as one batch.
+    fn apply_journal(
+        &mut self,
+        base: &[Bar],
+        after_seq: u64,
+        msgs: &[pb::BarMessage],
+    ) -> Result<(), pb::StreamError> {
+        let mut ops = Vec::with_capacity(base.len() + msgs.len());
+        ops.extend(base.iter().map(|&b| BarOp::Append(b)));
         // The first message a stream would refuse before the core sees it (an order, a missing
-        // bar, an op); the core's own checks of the messages before it come first.
+        // bar, an op); the core's own checks of the bars before it come first.
         let mut refused = None;
         for (k, m) in msgs.iter().enumerate() {
             let seq = after_seq + 1 + k as u64;
@@ -249,13 +276,16 @@ impl SessionState {
             }
         }
         let core_error = |e: chan_core::BatchError| {
-            status::stream_error_from_chan(&e.error, after_seq + 1 + e.at as u64)
+            // A base bar carries no number: it is refused as the first message would be (an
+            // append of a base can only break a bar rule, or the 2^32-bar limit).
+            let k = e.at.saturating_sub(base.len());
+            status::stream_error_from_chan(&e.error, after_seq + 1 + k as u64)
         };
         if let Some(e) = refused {
             self.session.check_batch(&ops).map_err(core_error)?;
             return Err(e);
         }
-        if msgs.is_empty() {
+        if ops.is_empty() {
             return Ok(());
         }
         self.session.apply_batch(&ops).map_err(core_error)?;

@@ -80,21 +80,49 @@ pub fn from_chan(e: &ChanError) -> Status {
 
 /// Columns of different lengths: one violation per column that differs from `time`.
 pub fn column_lengths(c: &ColumnLengths) -> Status {
-    let v: Vec<FieldViolation> = c
+    let (message, v) = column_violations(c, "bars");
+    bad_request(
+        message,
+        v.into_iter()
+            .map(|(field, description)| FieldViolation::new(field, description))
+            .collect(),
+    )
+}
+
+/// [`column_lengths`] of the columns of message field `field` (`base` in `Replica.CatchUp`),
+/// in-band: the fields are `<field>.<column>`.
+pub fn column_lengths_error(c: &ColumnLengths, field: &str) -> pb::StreamError {
+    let (message, v) = column_violations(c, field);
+    pb::StreamError {
+        code: Code::InvalidArgument as i32,
+        message,
+        field_violations: v
+            .into_iter()
+            .map(|(field, description)| pb::BadRequestFieldViolation {
+                field,
+                description,
+                reason: String::new(),
+                index: -1,
+            })
+            .collect(),
+        expected_seq: 0,
+    }
+}
+
+/// The message and `(field, description)` violations of columns of different lengths.
+fn column_violations(c: &ColumnLengths, field: &str) -> (String, Vec<(String, String)>) {
+    let v: Vec<(String, String)> = c
         .mismatched
         .iter()
         .map(|&(col, n)| {
-            FieldViolation::new(
-                format!("bars.{col}"),
-                format!("has {n} values, bars.time has {}", c.time),
+            (
+                format!("{field}.{col}"),
+                format!("has {n} values, {field}.time has {}", c.time),
             )
         })
         .collect();
-    let text: Vec<String> = v
-        .iter()
-        .map(|x| format!("{} {}", x.field, x.description))
-        .collect();
-    bad_request(
+    let text: Vec<String> = v.iter().map(|(f, d)| format!("{f} {d}")).collect();
+    (
         format!(
             "invalid bars: columns of different lengths: {}",
             text.join("; ")

@@ -72,7 +72,52 @@ fn entry(
         fresh,
         after_seq: after,
         bars: bars.to_vec(),
+        base: None,
     }
+}
+
+/// A fresh entry from a base: the session's bars before `after`.
+fn based(
+    o: pb::OpenSession,
+    base: pb::Bars,
+    after: u64,
+    bars: &[pb::BarMessage],
+) -> pb::SessionCatchUp {
+    pb::SessionCatchUp {
+        base: Some(base),
+        ..entry(o, true, after, bars)
+    }
+}
+
+/// Stream messages numbered from `first`.
+fn numbered(ops: &[(pb::Op, Bar)], first: u64) -> Vec<pb::BarMessage> {
+    ops.iter()
+        .enumerate()
+        .map(|(k, (op, b))| pb::BarMessage {
+            seq: first + k as u64,
+            op: *op as i32,
+            bar: Some(bar_msg(b)),
+        })
+        .collect()
+}
+
+/// What follows a base of `bars[..n]`: the last base bar replaced (moved), then `m` bars
+/// appended, before every fifth one two replacements of the one before.
+fn after_base(bars: &[Bar], n: usize, m: usize) -> Vec<(pb::Op, Bar)> {
+    let moved = |b: Bar| Bar {
+        high: b.high + 0.5,
+        close: b.high + 0.5,
+        ..b
+    };
+    let mut out = vec![(pb::Op::ReplaceLast, moved(bars[n - 1]))];
+    for i in n..n + m {
+        if i % 5 == 4 {
+            out.push((pb::Op::ReplaceLast, moved(bars[i - 1])));
+            out.push((pb::Op::ReplaceLast, bars[i - 1]));
+        }
+        out.push((pb::Op::Append, bars[i]));
+    }
+    out
 }
 
 async fn catch_up(
@@ -358,6 +403,357 @@ async fn refused_entries_change_nothing() {
         Code::NotFound,
         "a refused fresh entry creates nothing"
     );
+}
+
+/// A fresh catch-up from a base `B` standing at `A`, then messages `M`, leaves the session a
+/// stream of `B` as appends (1..len(B)) then `M` leaves: the same snapshot bit for bit, and the
+/// same update documents for the stream messages after it (the first a replacement of the last
+/// base bar) — only the numbers differ.
+#[tokio::test]
+async fn fresh_catch_up_from_a_base_equals_streaming() {
+    let server = TestServer::default().await;
+    let mut client = server.client().await;
+    let mut rep = replica(server.channel().await);
+    let all = sample("BTCUSD-BITSTAMP_30m.csv");
+    let repair = pb::EngineConfig {
+        validation: Some(pb::ValidationConfig {
+            allow_non_positive_prices: None,
+            repair: Some(true),
+        }),
+        ..Default::default()
+    };
+    // (base length, messages in the catch-up itself, after_seq, with repair)
+    let cases: [(usize, usize, u64, bool); 7] = [
+        (1, 0, 0, false),
+        (2, 0, 7, false),
+        (300, 0, 1_000, false),
+        (301, 1, 0, false),
+        (777, 4, 1 << 40, false),
+        (1100, 0, 3, true),
+        (1500, 9, 12_345, true),
+    ];
+    for (c, &(n, j, a, with_repair)) in cases.iter().enumerate() {
+        let mut bars = all.clone();
+        if with_repair {
+            // Bars to repair in the base and after it: high below the close.
+            for i in [n / 2, n - 1, n + 2] {
+                bars[i].high = bars[i].close - 1.0;
+            }
+        }
+        let base = &bars[..n];
+        let ops = after_base(&bars, n, 30);
+        let o = pb::OpenSession {
+            config: with_repair.then(|| repair.clone()),
+            ..open(&format!("B{c}"), "1m")
+        };
+        let (streamed, caught) = (
+            pb::OpenSession {
+                timeframe: "1m".into(),
+                ..o.clone()
+            },
+            pb::OpenSession {
+                timeframe: "2m".into(),
+                ..o.clone()
+            },
+        );
+
+        // The reference: the base streamed as appends 1..n, then the messages.
+        let (mut s, _) = Conn::open(
+            &mut client,
+            pb::StreamRequest {
+                kind: Some(pb::stream_request::Kind::Open(streamed)),
+            },
+        )
+        .await
+        .unwrap();
+        for (i, b) in base.iter().enumerate() {
+            update_of(&s.bar(i as u64 + 1, pb::Op::Append, b).await);
+        }
+        let reference = numbered(&ops, n as u64 + 1);
+        for m in &reference[..j] {
+            update_of(&s.request(req(m)).await.unwrap());
+        }
+
+        // The caught-up session: the base standing at `a`, the first messages in the same
+        // call (some in a second, plain catch-up).
+        let msgs = numbered(&ops, a + 1);
+        let split = j / 2;
+        let got = catch_up(
+            &mut rep,
+            vec![based(caught.clone(), columns(base), a, &msgs[..split])],
+        )
+        .await;
+        let appended = |k: usize| ops[..k].iter().filter(|x| x.0 == pb::Op::Append).count();
+        assert_eq!(got[0].error, None, "case {c}");
+        assert_eq!(
+            (got[0].last_seq, got[0].bars),
+            (a + split as u64, (n + appended(split)) as u64),
+            "case {c}"
+        );
+        if j > split {
+            let got = catch_up(
+                &mut rep,
+                vec![entry(
+                    caught.clone(),
+                    false,
+                    a + split as u64,
+                    &msgs[split..j],
+                )],
+            )
+            .await;
+            assert_eq!(got[0].error, None, "case {c}");
+            assert_eq!(got[0].last_seq, a + j as u64);
+        }
+        let (x, y) = (
+            snapshot(&mut client, &o.symbol, "1m").await,
+            snapshot(&mut client, &o.symbol, "2m").await,
+        );
+        assert_eq!(
+            (x.last_seq, y.last_seq),
+            ((n + j) as u64, a + j as u64),
+            "case {c}"
+        );
+        assert_eq!(bytes(&x), bytes(&y), "case {c}");
+        let x = x.analysis.unwrap();
+        assert_eq!(x.repairs.is_empty(), !with_repair, "case {c}");
+
+        // The stream goes on from a + j + 1 with the same documents.
+        let (mut t, opened) = Conn::open(
+            &mut client,
+            pb::StreamRequest {
+                kind: Some(pb::stream_request::Kind::Open(pb::OpenSession {
+                    resume: true,
+                    ..caught
+                })),
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            (opened.last_seq, opened.bars),
+            (a + j as u64, (n + appended(j)) as u64)
+        );
+        for (k, (m, r)) in msgs.iter().zip(&reference).enumerate().skip(j) {
+            let (u, v) = (
+                s.request(req(r)).await.unwrap(),
+                t.request(req(m)).await.unwrap(),
+            );
+            assert_eq!(v.seq, a + 1 + k as u64);
+            assert_eq!(
+                update_of(&u).encode_to_vec(),
+                update_of(&v).encode_to_vec(),
+                "case {c}, message {k}"
+            );
+        }
+        let (x, y) = (
+            snapshot(&mut client, &o.symbol, "1m").await,
+            snapshot(&mut client, &o.symbol, "2m").await,
+        );
+        assert_eq!(y.last_seq, a + ops.len() as u64);
+        assert_eq!(bytes(&x), bytes(&y), "case {c}");
+    }
+}
+
+/// The refusals of a base: on an entry that is not fresh, columns of different lengths, bad
+/// base bars (the violations a stream's appends get), and what follows it; each leaves the
+/// session as it was, and a refused fresh entry creates nothing.
+#[tokio::test]
+async fn base_refusals_change_nothing() {
+    let server = TestServer::default().await;
+    let mut client = server.client().await;
+    let mut rep = replica(server.channel().await);
+    let bars = sample("BTCUSD-BITSTAMP_30m.csv")[..200].to_vec();
+    let base = &bars[..100];
+    let tail = numbered(&after_base(&bars, 100, 10), 501);
+    let got = catch_up(
+        &mut rep,
+        vec![based(open("A", "1m"), columns(base), 500, &tail)],
+    )
+    .await;
+    assert_eq!(got[0].error, None);
+    let (last, count) = (got[0].last_seq, got[0].bars);
+    assert_eq!(last, 500 + tail.len() as u64);
+    let before = snapshot(&mut client, "A", "1m").await;
+
+    let mut uneven = columns(base);
+    uneven.open.pop();
+    uneven.volume.push(1.0);
+    let mut bad_high = base.to_vec();
+    bad_high[40].high = bad_high[40].low - 1.0;
+    let mut duplicate = base.to_vec();
+    duplicate[60].time = duplicate[59].time;
+    let same_time = numbered(&[(pb::Op::Append, base[99])], 1001);
+    let mut gap = numbered(&after_base(&bars, 100, 3), 1001);
+    gap[1].seq += 1;
+    let bad_config = pb::OpenSession {
+        config: Some(pb::EngineConfig {
+            macd: Some(pb::MacdConfig {
+                fast_period: Some(0),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..open("A", "1m")
+    };
+    let got = catch_up(
+        &mut rep,
+        vec![
+            pb::SessionCatchUp {
+                base: Some(columns(&bars[..3])),
+                ..entry(open("A", "1m"), false, last, &[])
+            },
+            pb::SessionCatchUp {
+                base: Some(columns(&bars[..3])),
+                ..entry(open("NOPE", "1m"), false, 0, &[])
+            },
+            based(open("A", "1m"), uneven, 7, &[]),
+            based(open("A", "1m"), columns(&bad_high), 7, &[]),
+            based(open("A", "1m"), columns(&duplicate), 7, &[]),
+            based(open("A", "1m"), columns(base), 1000, &same_time),
+            based(open("A", "1m"), columns(base), 1000, &gap),
+            based(open("A", "1m"), pb::Bars::default(), 5, &[]),
+            based(bad_config, columns(base), 5, &[]),
+            based(open("N", "1m"), columns(&bad_high), 0, &[]),
+        ],
+    )
+    .await;
+    assert_eq!(got.len(), 10);
+    for (k, g) in got.iter().enumerate() {
+        assert!(g.error.is_some(), "{k}: {g:?}");
+        let e = g.error.as_ref().unwrap();
+        let want = if k == 8 {
+            (Code::InvalidArgument, "config.macd.fast_period")
+        } else {
+            (Code::InvalidArgument, "")
+        };
+        assert_eq!(Code::from_i32(e.code), want.0, "{k}: {e:?}");
+        let standing = match g.session.as_str() {
+            "A/1m" => (last, count),
+            _ => (0, 0),
+        };
+        assert_eq!((g.last_seq, g.bars), standing, "{k}: {g:?}");
+    }
+    let err = |k: usize| got[k].error.as_ref().unwrap();
+    fn only(e: &pb::StreamError) -> (&str, &str, &str, i64) {
+        assert_eq!(e.field_violations.len(), 1, "{e:?}");
+        violation(e)
+    }
+    let not_fresh = "invalid catch-up: base is only for a fresh session";
+    for k in [0, 1] {
+        assert_eq!(err(k).message, not_fresh);
+        assert_eq!(only(err(k)), ("base", "", not_fresh, -1));
+        assert_eq!(err(k).expected_seq, 0);
+    }
+    assert_eq!(got[1].session, "NOPE/1m");
+    assert_eq!(
+        err(2).message,
+        "invalid bars: columns of different lengths: base.open has 99 values, base.time has \
+         100; base.volume has 101 values, base.time has 100"
+    );
+    let fields: Vec<(&str, &str, &str, i64)> = err(2)
+        .field_violations
+        .iter()
+        .map(|v| {
+            (
+                v.field.as_str(),
+                v.reason.as_str(),
+                v.description.as_str(),
+                v.index,
+            )
+        })
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            ("base.open", "", "has 99 values, base.time has 100", -1),
+            ("base.volume", "", "has 101 values, base.time has 100", -1)
+        ]
+    );
+
+    // Bad base bars: what a stream's appends of the same bars get.
+    for (k, bad, i) in [(3, &bad_high, 40), (4, &duplicate, 60)] {
+        let (mut s, _) = Conn::open(&mut client, open_msg(&format!("REF{k}"), "1m", false))
+            .await
+            .unwrap();
+        for (j, b) in bad[..i].iter().enumerate() {
+            update_of(&s.bar(j as u64 + 1, pb::Op::Append, b).await);
+        }
+        let r = s.bar(i as u64 + 1, pb::Op::Append, &bad[i]).await;
+        let streamed = error_of(&r);
+        assert_eq!(err(k).message, streamed.message, "{k}");
+        assert_eq!(err(k).field_violations, streamed.field_violations, "{k}");
+        assert!(
+            err(k).field_violations.iter().all(|v| v.index == i as i64),
+            "{k}: {:?}",
+            err(k)
+        );
+    }
+    assert!(err(3)
+        .field_violations
+        .iter()
+        .any(|v| (v.field.as_str(), v.reason.as_str()) == ("bars[40].high", "high_range")));
+    assert_eq!(
+        (
+            err(4).field_violations[0].field.as_str(),
+            err(4).field_violations[0].reason.as_str()
+        ),
+        ("bars[60].time", "time_duplicate")
+    );
+    // The first message after the base: the session's bar 100.
+    let v = &err(5).field_violations[0];
+    assert_eq!(
+        (v.field.as_str(), v.reason.as_str(), v.index),
+        ("bars[100].time", "time_duplicate", 100)
+    );
+    assert_eq!(
+        err(6).message,
+        "invalid bars: seq_order: expected sequence 1002, got 1003"
+    );
+    assert_eq!(
+        only(err(6)),
+        (
+            "bars[1].seq",
+            "seq_order",
+            "seq_order: expected sequence 1002, got 1003",
+            -1
+        )
+    );
+    // An empty base is no base: after_seq must be 0.
+    assert_eq!(
+        err(7).message,
+        "invalid catch-up: after_seq must be 0 for a fresh session, got 5"
+    );
+    assert_eq!(
+        only(err(7)),
+        ("after_seq", "", "must be 0 for a fresh session, got 5", -1)
+    );
+    assert_eq!(err(8).field_violations[0].field, "config.macd.fast_period");
+
+    let after = snapshot(&mut client, "A", "1m").await;
+    assert_eq!(
+        (after.last_seq, bytes(&after)),
+        (before.last_seq, bytes(&before))
+    );
+    for name in ["NOPE", "N"] {
+        let s = client
+            .get_snapshot(pb::SnapshotRequest {
+                symbol: name.into(),
+                timeframe: "1m".into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(s.code(), Code::NotFound, "{name}");
+    }
+    // An empty base on an entry that is not fresh is no base.
+    let got = catch_up(
+        &mut rep,
+        vec![pb::SessionCatchUp {
+            base: Some(pb::Bars::default()),
+            ..entry(open("A", "1m"), false, last, &[])
+        }],
+    )
+    .await;
+    assert_eq!((got[0].error.as_ref(), got[0].last_seq), (None, last));
 }
 
 /// CloseSessions removes what it names (unknown names are no error); a stream attached to a
