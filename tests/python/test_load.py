@@ -289,6 +289,24 @@ def test_many_sessions_are_capped_on_both_engines(sessions: int, cap: int) -> No
         assert_untouched(c)
 
 
+def test_idle_sessions_are_closed_on_both_engines() -> None:
+    """Sessions with no stream for ``system.session_idle_ms`` are closed on both engines; one
+    still streaming is kept."""
+    with cluster([*FAST, "system.session_idle_ms=1000"], engine_sets=QUIET) as c:
+        done = Bots(c.monitor.address, 5, 3, prefix="IDLE")
+        done.start()
+        assert not [e for b in done.finish() for e in b.errors]
+        live = Bots(c.monitor.address, 1, 40, prefix="LIVE", pace=0.1)
+        live.start()
+
+        def counts() -> list[int]:
+            return [c.stub(c.engines[e]).GetInfo(pb.InfoRequest()).sessions for e in c.engines]
+
+        wait_for(lambda: counts() == [1, 1], "only the live session left on both engines")
+        assert c.status().sessions == 1
+        assert not [e for b in live.finish() for e in b.errors]
+
+
 def test_bursts_of_opens_do_not_mark_engines_slow() -> None:
     """800 streams opened at once: refused beyond the open rate (RESOURCE_EXHAUSTED), never
     counted against an engine."""

@@ -193,7 +193,7 @@ class Relay:
         else:
             answer = await self._next(request)
         answer.epoch = self.router.epoch
-        if self.journal is not None:
+        if self.journal is not None and self.m.signals is not None:
             try:
                 await self.m.record_signals(request, answer, self.journal.name)
             except Exception as e:  # the record must never cost the client its answer
@@ -372,7 +372,8 @@ class Relay:
             return await self._forward(request)
         if seq != j.last_seq + 1:
             return await self._forward(request)  # a gap or a zero: the engine's own answer
-        await self.m.back_pressure(j)
+        if self.m.lagging(j):
+            await self.m.back_pressure(j)
         return await self._apply(request, message)
 
     def _duplicate(
@@ -399,7 +400,12 @@ class Relay:
         return await self._on_active(request, message)
 
     def _accept(
-        self, engine: str, answer: pb.StreamResponse, message: bytes, fenced: str | None
+        self,
+        engine: str,
+        request: pb.StreamRequest,
+        answer: pb.StreamResponse,
+        message: bytes,
+        fenced: str | None,
     ) -> None:
         """A new bar applied by ``engine``: journaled (the client hears of it after this), the
         other engine told. An engine whose answer to the same message was fenced applied it
@@ -408,7 +414,7 @@ class Relay:
         assert j is not None
         if answer.WhichOneof("kind") != "update" or answer.seq != j.last_seq + 1:
             return
-        j.accept(message, answer, engine, self.m.replay_window)
+        j.accept(message, request.bar, answer, engine, self.m.replay_window)
         if fenced is not None and j.applied[fenced] == j.last_seq - 1:
             j.set_applied(fenced, j.last_seq)
         self.m.feeders[other(engine)].notify(j)
@@ -433,8 +439,10 @@ class Relay:
         applied), None for a message that applies nothing."""
         fenced: str | None = None
         for _ in range(ATTEMPTS):
-            engine = await self._serving_engine()
-            if not await self._attach(engine):
+            engine = self.router.active
+            if not self.router.engines[engine].eligible:
+                engine = await self._serving_engine()
+            if (self.leg is None or self.leg.engine != engine) and not await self._attach(engine):
                 self._switch_if_possible(engine)
                 continue
             leg = self.leg
@@ -461,7 +469,7 @@ class Relay:
                 continue
             self.router.ok(engine, self.m.net(leg.millis), probe=False)
             if message is not None:
-                self._accept(engine, answer, message, fenced)
+                self._accept(engine, request, answer, message, fenced)
             return answer
         raise Refused(grpc.StatusCode.UNAVAILABLE, "no engine serves")
 

@@ -50,10 +50,12 @@ def _field(number: int, payload: bytes) -> bytes:
 
 def session_catch_up(journal: Journal, fresh: bool, after: int, messages: list[bytes]) -> bytes:
     """A ``SessionCatchUp`` encoded from the journal's stored message bytes (no decoding and
-    encoding again of every bar)."""
+    encoding again of every bar); a fresh one starts from the journal's whole series."""
     assert journal.open is not None
     head = pb.SessionCatchUp(open=journal.open, fresh=fresh, after_seq=after)
     head.open.resume = False
+    if fresh and len(journal.series):
+        head.base.CopyFrom(journal.series.bars())
     return head.SerializeToString() + b"".join(_field(4, m) for m in messages)
 
 
@@ -177,7 +179,9 @@ class Feeder:
             fresh, after, messages = j.pending(self.engine, limit)
             journals.append(j)
             entries.append(session_catch_up(j, fresh, after, messages))
-            total += len(messages)
+            total += len(messages) + (len(j.series) if fresh else 0)
+            if fresh:
+                j.pin(self.engine, after)  # the messages after it are sent next
         return journals, entries, total
 
     async def _round(self) -> None:
@@ -199,6 +203,8 @@ class Feeder:
             return
         finally:
             self.busy = False
+            for j in journals:
+                j.unpin(self.engine)
         self.calls += 1
         self.bars += total
         for j, result in zip(journals, answer.sessions, strict=False):

@@ -182,8 +182,8 @@ class Monitor:
             store.save_router(self.router)
         self.router.on_change = lambda: store.save_router(self.router)
         self.config = store.load_config()
-        for name, (opened, last_seq, _, messages) in store.load_journals().items():
-            j = Journal(name, opened, messages, last_seq=last_seq, store=store)
+        for name, (opened, last_seq, series) in store.load_journals().items():
+            j = Journal(name, opened, series, last_seq=last_seq, store=store)
             self.journals[name] = j
             for f in self.feeders.values():
                 f.notify(j)
@@ -198,7 +198,7 @@ class Monitor:
                 f.forget(j.name)
         self.journals[j.name] = j
         if self.store is not None:
-            self.store.save_session(j.name, j.open, j.last_seq, j.applied)
+            self.store.save_session(j.name, j.open, j.last_seq)
 
     def make_room(self, name: str) -> None:
         """Before a new session opens: at ``max_sessions`` the least recently used session
@@ -320,6 +320,16 @@ class Monitor:
             cached = (base, now)
             self._deadlines[engine] = cached
         return cached[0] + 2 * self.loop_lag
+
+    def lagging(self, j: Journal) -> bool:
+        """Is the standby past its lag bound for ``j`` (checked on every bar: cheap)?"""
+        standby = other(self.router.active)
+        if not j.complete or standby in j.broken or not self.router.engines[standby].eligible:
+            return False
+        return (
+            self.feeders[standby].pending > self.max_lag_bars
+            or j.lag_ms(standby, time.monotonic()) > self.max_lag_ms
+        )
 
     async def back_pressure(self, j: Journal) -> None:
         """Before a new bar is applied: if the standby lags past its bound (this session's

@@ -7,7 +7,7 @@ and it must still be able to rebuild an engine (it needs the journal), re-apply 
 configuration to an engine that restarted, and keep epochs increasing (answers of the new
 monitor must not carry epochs the old one already used).
 
-Each acknowledged message is committed before the client gets its answer (WAL, ``synchronous =
+Each acknowledged message's bar is committed before the client gets its answer (WAL, ``synchronous =
 NORMAL``: a process crash loses nothing; a power cut can lose the last transactions).
 """
 
@@ -17,6 +17,7 @@ import json
 import sqlite3
 from pathlib import Path
 
+from trading_system.monitor.journal import Series
 from trading_system.monitor.router import Router, Switch
 from trading_system.proto import trading_pb2 as pb
 
@@ -27,16 +28,18 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS journal_sessions (
     name TEXT PRIMARY KEY,
     open BLOB,              -- the OpenSession; NULL: resumed, the monitor never saw it opened
-    last_seq INTEGER NOT NULL,
-    applied TEXT NOT NULL   -- unused (a restarted monitor vouches for no engine's position)
+    last_seq INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS journal_messages (
+CREATE TABLE IF NOT EXISTS journal_bars (
     name TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    message BLOB NOT NULL,  -- the BarMessage as serialized by the monitor
-    PRIMARY KEY (name, seq)
+    idx INTEGER NOT NULL,   -- the bar's index in the session's series
+    bar BLOB NOT NULL,      -- the Bar as acknowledged last (a replacement overwrites it)
+    PRIMARY KEY (name, idx)
 ) WITHOUT ROWID;
 """
+"""Only the series is kept, never the messages: a restarted monitor vouches for no engine's
+position, so every engine is rebuilt from the series; a tick stream of replacements of the
+last bar does not grow the file."""
 
 
 class Store:
@@ -89,54 +92,43 @@ class Store:
 
     # --- Journals ----------------------------------------------------------------------------
 
-    def load_journals(
-        self,
-    ) -> dict[str, tuple[pb.OpenSession | None, int, dict[str, int], list[bytes]]]:
-        """Every session: its open message, last sequence number, engines' positions and
-        journaled messages."""
+    def load_journals(self) -> dict[str, tuple[pb.OpenSession | None, int, Series]]:
+        """Every session: its open message, last sequence number and bar series."""
         out = {}
-        for name, opened, last_seq, applied in self.db.execute(
-            "SELECT name, open, last_seq, applied FROM journal_sessions"
+        for name, opened, last_seq in self.db.execute(
+            "SELECT name, open, last_seq FROM journal_sessions"
         ).fetchall():
             o = pb.OpenSession.FromString(opened) if opened is not None else None
-            messages = [
-                bytes(m)
-                for (m,) in self.db.execute(
-                    "SELECT message FROM journal_messages WHERE name = ? ORDER BY seq", (name,)
-                )
-            ]
-            out[name] = (o, last_seq, json.loads(applied), messages)
+            series = Series()
+            for (bar,) in self.db.execute(
+                "SELECT bar FROM journal_bars WHERE name = ? ORDER BY idx", (name,)
+            ):
+                series.apply(pb.APPEND, pb.Bar.FromString(bar))
+            out[name] = (o, last_seq, series)
         return out
 
-    def save_session(
-        self, name: str, opened: pb.OpenSession | None, last_seq: int, applied: dict[str, int]
-    ) -> None:
-        """A session opened (its old messages dropped) or resumed for the first time."""
+    def save_session(self, name: str, opened: pb.OpenSession | None, last_seq: int) -> None:
+        """A session opened (its old bars dropped) or resumed for the first time."""
         with self.db:
-            self.db.execute("DELETE FROM journal_messages WHERE name = ?", (name,))
+            self.db.execute("DELETE FROM journal_bars WHERE name = ?", (name,))
             self.db.execute(
-                "INSERT OR REPLACE INTO journal_sessions (name, open, last_seq, applied)"
-                " VALUES (?, ?, ?, ?)",
-                (
-                    name,
-                    opened.SerializeToString() if opened is not None else None,
-                    last_seq,
-                    json.dumps(applied),
-                ),
+                "INSERT OR REPLACE INTO journal_sessions (name, open, last_seq) VALUES (?, ?, ?)",
+                (name, opened.SerializeToString() if opened is not None else None, last_seq),
             )
 
-    def save_message(self, name: str, seq: int, message: bytes | None) -> None:
-        """A message acknowledged (``message`` None: not journaled, only counted)."""
+    def save_message(self, name: str, seq: int, index: int, bar: bytes | None) -> None:
+        """A message acknowledged: the bar it appended or replaced at ``index`` (``bar`` None:
+        a session the monitor cannot rebuild, only its number is kept)."""
         with self.db:
-            if message is not None:
+            if bar is not None:
                 self.db.execute(
-                    "INSERT OR REPLACE INTO journal_messages (name, seq, message) VALUES (?, ?, ?)",
-                    (name, seq, message),
+                    "INSERT OR REPLACE INTO journal_bars (name, idx, bar) VALUES (?, ?, ?)",
+                    (name, index, bar),
                 )
             self.db.execute("UPDATE journal_sessions SET last_seq = ? WHERE name = ?", (seq, name))
 
     def drop_session(self, name: str) -> None:
         """A session evicted: its journal is gone."""
         with self.db:
-            self.db.execute("DELETE FROM journal_messages WHERE name = ?", (name,))
+            self.db.execute("DELETE FROM journal_bars WHERE name = ?", (name,))
             self.db.execute("DELETE FROM journal_sessions WHERE name = ?", (name,))
