@@ -580,6 +580,26 @@ class SessionName(_message.Message):
     timeframe: str
     def __init__(self, symbol: _Optional[str] = ..., timeframe: _Optional[str] = ...) -> None: ...
 
+class SessionMessage(_message.Message):
+    __slots__ = ("session", "bar")
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    BAR_FIELD_NUMBER: _ClassVar[int]
+    session: SessionName
+    bar: BarMessage
+    def __init__(self, session: _Optional[_Union[SessionName, _Mapping]] = ..., bar: _Optional[_Union[BarMessage, _Mapping]] = ...) -> None: ...
+
+class ApplyRequest(_message.Message):
+    __slots__ = ("messages",)
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    messages: _containers.RepeatedCompositeFieldContainer[SessionMessage]
+    def __init__(self, messages: _Optional[_Iterable[_Union[SessionMessage, _Mapping]]] = ...) -> None: ...
+
+class ApplyResponse(_message.Message):
+    __slots__ = ("answers",)
+    ANSWERS_FIELD_NUMBER: _ClassVar[int]
+    answers: _containers.RepeatedCompositeFieldContainer[StreamResponse]
+    def __init__(self, answers: _Optional[_Iterable[_Union[StreamResponse, _Mapping]]] = ...) -> None: ...
+
 class CloseSessionsRequest(_message.Message):
     __slots__ = ("sessions",)
     SESSIONS_FIELD_NUMBER: _ClassVar[int]

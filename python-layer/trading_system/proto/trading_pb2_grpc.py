@@ -341,6 +341,11 @@ class ReplicaStub:
                 request_serializer=trading__pb2.CloseSessionsRequest.SerializeToString,
                 response_deserializer=trading__pb2.CloseSessionsResponse.FromString,
                 _registered_method=True)
+        self.Apply = channel.stream_stream(
+                '/trading.v1.Replica/Apply',
+                request_serializer=trading__pb2.ApplyRequest.SerializeToString,
+                response_deserializer=trading__pb2.ApplyResponse.FromString,
+                _registered_method=True)
 
 
 class ReplicaServicer:
@@ -363,6 +368,14 @@ class ReplicaServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Apply(self, request_iterator, context):
+        """Stream messages of many sessions over one stream: the monitor's path for its clients'
+        bars to the active engine (one exchange carries what arrived meanwhile from every client).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReplicaServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -375,6 +388,11 @@ def add_ReplicaServicer_to_server(servicer, server):
                     servicer.CloseSessions,
                     request_deserializer=trading__pb2.CloseSessionsRequest.FromString,
                     response_serializer=trading__pb2.CloseSessionsResponse.SerializeToString,
+            ),
+            'Apply': grpc.stream_stream_rpc_method_handler(
+                    servicer.Apply,
+                    request_deserializer=trading__pb2.ApplyRequest.FromString,
+                    response_serializer=trading__pb2.ApplyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -434,6 +452,33 @@ class Replica:
             '/trading.v1.Replica/CloseSessions',
             trading__pb2.CloseSessionsRequest.SerializeToString,
             trading__pb2.CloseSessionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Apply(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/trading.v1.Replica/Apply',
+            trading__pb2.ApplyRequest.SerializeToString,
+            trading__pb2.ApplyResponse.FromString,
             options,
             channel_credentials,
             insecure,
