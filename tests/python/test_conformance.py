@@ -638,6 +638,172 @@ def test_close_sessions(
     same(stubs, lambda s: converse(s, [open_msg("CL4"), bar_msg(1, rows[0])]))
 
 
+# ---- Replica: Apply ----------------------------------------------------------------------------
+
+
+def applied(target: tuple[str, rpc.ReplicaStub], requests: list[Any]) -> list[Any]:
+    """Apply's answers to ``requests`` (on one stream), each StreamResponse's ``engine`` checked
+    against the engine's name and cleared so that the engines' answers compare."""
+    engine, replica = target
+    out = []
+    for answer in replica.Apply(iter(requests), timeout=60):
+        for a in answer.answers:
+            assert a.engine == engine
+            a.engine = ""
+        out.append(answer)
+    return out
+
+
+def targets(replicas: dict[str, rpc.ReplicaStub]) -> dict[str, Any]:
+    return {e: (e, r) for e, r in replicas.items()}
+
+
+def named(symbol: str, msg: Any, timeframe: str = "30m") -> Any:
+    """A stream message (its BarMessage) for the session ``symbol/timeframe``."""
+    return pb.SessionMessage(
+        session=pb.SessionName(symbol=symbol, timeframe=timeframe), bar=msg.bar
+    )
+
+
+def test_apply_answers_as_the_stream(
+    stubs: dict[str, rpc.TradingStub], replicas: dict[str, rpc.ReplicaStub]
+) -> None:
+    """Two sessions opened by streams, then every stream case through Apply in requests of
+    several sizes, the sessions interleaved: the answers a stream gives (a twin session's), the
+    same on both engines."""
+    rows = list(load_csv(BTC).rows())
+    first, second = script("APA", rows)[1:], script("APB", rows[100:])[1:]
+    cfg = {"macd": {"fast_period": 7}}
+    for symbol in ("APA", "APB"):
+        same(stubs, lambda s, n=symbol: converse(s, [open_msg(n, **cfg)]))
+    twin_a = same(stubs, lambda s: converse(s, [open_msg("APAT", **cfg), *first]))[1:]
+    twin_b = same(stubs, lambda s: converse(s, [open_msg("APBT", **cfg), *second]))[1:]
+    order = [("APA", m, k) for k, m in enumerate(first)] + [
+        ("APB", m, k) for k, m in enumerate(second)
+    ]
+    order.sort(key=lambda x: (x[2] // 3 if x[0] == "APA" else x[2] // 5, x[0]))
+    sizes = [1, 2, 40, 7, 1, 100, 3]
+    requests, at, i = [], 0, 0
+    while at < len(order):
+        part = order[at : at + sizes[i % len(sizes)]]
+        requests.append(pb.ApplyRequest(messages=[named(n, m) for n, m, _ in part]))
+        at, i = at + len(part), i + 1
+    got = same(targets(replicas), lambda t: applied(t, requests))
+    answers = [a for r in got for a in r.get("answers", [])]
+    assert [len(r.get("answers", [])) for r in got] == [len(r.messages) for r in requests]
+    twins = {"APA": twin_a, "APB": twin_b}
+    assert answers == [twins[n][k] for n, _, k in order]
+    for symbol in ("APA", "APB"):
+        snap = same(
+            stubs, lambda s, n=symbol: s.GetSnapshot(pb.SnapshotRequest(symbol=n, timeframe="30m"))
+        )
+        twin = same(
+            stubs,
+            lambda s, n=symbol: s.GetSnapshot(pb.SnapshotRequest(symbol=f"{n}T", timeframe="30m")),
+        )
+        assert (snap["last_seq"], snap["analysis"]) == (twin["last_seq"], twin["analysis"])
+
+
+def test_apply_refusals_by_name(
+    stubs: dict[str, rpc.TradingStub], replicas: dict[str, rpc.ReplicaStub]
+) -> None:
+    rows = list(load_csv(BTC).rows())
+    same(stubs, lambda s: converse(s, [open_msg("APR"), bar_msg(1, rows[0])]))
+    bad_names = [
+        ("bad symbol!", "30m"),
+        ("APR", "7x"),
+        ("", ""),
+        ("BTC\U0001f600é", "1é"),
+        ("L" * 65, "30m"),
+    ]
+    messages = [
+        named("NOPE", bar_msg(3, rows[0])),
+        *[named(s, bar_msg(2, rows[1]), t) for s, t in bad_names],
+        named("APR", bar_msg(2, rows[1]), "1h"),
+        pb.SessionMessage(session=pb.SessionName(symbol="APR", timeframe="30m")),  # no bar
+        named("APR", bar_msg(2, rows[1])),
+    ]
+    requests = [pb.ApplyRequest(), pb.ApplyRequest(messages=messages)]
+    empty, got = same(targets(replicas), lambda t: applied(t, requests))
+    assert empty == {}
+    answers = got["answers"]
+    codes = [a.get("error", {}).get("code") for a in answers]
+    assert codes == [5, 3, 3, 3, 3, 3, 5, 9, None]
+    assert answers[0] == {
+        "seq": "3",
+        "error": {"code": 5, "message": "session NOPE/30m not found"},
+    }
+    for (symbol, timeframe), a in zip(bad_names, answers[1:6], strict=True):
+        opened = same(
+            stubs,
+            lambda s, n=symbol, t=timeframe: converse(
+                s, [pb.StreamRequest(open=pb.OpenSession(symbol=n, timeframe=t))]
+            ),
+        )
+        assert a["error"]["message"] == opened["message"]
+        assert [(v["field"], v["description"]) for v in a["error"]["field_violations"]] == opened[
+            "violations"
+        ]
+    assert answers[7]["error"]["expected_seq"] == "2"
+    assert "update" in answers[8]
+    # A closed session is unknown to Apply.
+    closing = pb.CloseSessionsRequest(sessions=[pb.SessionName(symbol="APR", timeframe="30m")])
+    same(replicas, lambda r: r.CloseSessions(closing))
+    (after,) = same(
+        targets(replicas),
+        lambda t: applied(t, [pb.ApplyRequest(messages=[named("APR", bar_msg(3, rows[2]))])]),
+    )
+    assert after["answers"][0]["error"] == {"code": 5, "message": "session APR/30m not found"}
+
+
+def test_apply_limits(
+    stubs: dict[str, rpc.TradingStub], replicas: dict[str, rpc.ReplicaStub]
+) -> None:
+    """A request above server.max_message_bytes: each message refused in-band, nothing of it
+    applied, the stream going on."""
+    rows = list(load_csv(BTC).rows())
+    same(stubs, lambda s: converse(s, [open_msg("APL")]))
+    big = pb.ApplyRequest(messages=[named("APL", bar_msg(i + 1, rows[i])) for i in range(1000)])
+    big.messages.extend(named("NOPE", bar_msg(i + 1, rows[0])) for i in range(40_000))
+    size = big.ByteSize()
+    assert 2_000_000 < size < 4_000_000
+    small = pb.ApplyRequest(messages=big.messages[:2])
+    first, refused, after = same(targets(replicas), lambda t: applied(t, [small, big, small]))
+    assert [list(a) for a in first["answers"]] == [["seq", "update"]] * 2
+    message = f"request of {size} bytes exceeds server.max_message_bytes (2000000)"
+    assert refused["answers"] == [
+        {"seq": str(m.bar.seq), "error": {"code": 8, "message": message}} for m in big.messages
+    ]
+    assert after == first
+
+
+def test_apply_undecodable_request(servers: dict[str, Server]) -> None:
+    """An undecodable request ends the stream, after the answers to the requests before it."""
+    rows = list(load_csv(BTC).rows())
+    one = pb.ApplyRequest(messages=[named("NOPE", bar_msg(1, rows[0]))]).SerializeToString()
+    bad = b"\x0a\x0b\x12\x09\x09" + b"\0" * 8  # a BarMessage.seq as fixed64
+
+    def run(s: Server) -> Any:
+        call = s.channel().stream_stream(
+            "/trading.v1.Replica/Apply",
+            request_serializer=lambda b: b,
+            response_deserializer=pb.ApplyResponse.FromString,
+        )(iter([one, bad, one]), timeout=60)
+        answers: list[Any] = []
+        try:
+            answers.extend(call)
+        except grpc.RpcError as e:
+            return [len(a.answers) for a in answers], e.code().name, e.details()
+        return [len(a.answers) for a in answers], None, None
+
+    for e, s in servers.items():
+        assert run(s) == (
+            [1],
+            "INVALID_ARGUMENT",
+            "the request is not a valid trading.v1.ApplyRequest",
+        ), e
+
+
 # ---- Roles, limits, messages -------------------------------------------------------------------
 
 
@@ -664,6 +830,15 @@ def test_roles() -> None:
         assert anonymous["code"] == "UNAUTHENTICATED"
         done = same(replicas, lambda r: r.CatchUp(pb.CatchUpRequest(), metadata=operator))
         assert done == {}
+        denied = same(replicas, lambda r: list(r.Apply(iter([pb.ApplyRequest()]), metadata=client)))
+        assert (denied["code"], denied["message"]) == (
+            "PERMISSION_DENIED",
+            "operator credential required",
+        )
+        anonymous = same(replicas, lambda r: list(r.Apply(iter([pb.ApplyRequest()]))))
+        assert anonymous["code"] == "UNAUTHENTICATED"
+        done = same(replicas, lambda r: list(r.Apply(iter([pb.ApplyRequest()]), metadata=operator)))
+        assert done == [{}]
         assert same(stubs, lambda s: s.UpdateConfig(upd, metadata=operator))["config_version"]
     finally:
         for s in started.values():

@@ -10,6 +10,7 @@ assertion depends on how long anything takes.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import ipaddress
 import json
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,7 @@ from trading_system.errors import InvalidBars, StateError, summarize
 from trading_system.proto import trading_pb2 as pb
 from trading_system.proto import trading_pb2_grpc as rpc
 from trading_system.server import convert
+from trading_system.server.service import Sized, TradingService
 
 DATA = ROOT / "tests" / "data"
 SAMPLES = sorted(DATA.glob("*.csv"))
@@ -1485,6 +1488,358 @@ def test_catch_up_is_logged_once(server: Server) -> None:
     assert isinstance(line["latency_ms"], float)
 
 
+# ---- Replica: Apply -----------------------------------------------------------------------------
+
+
+def named(
+    symbol: str, msg: pb.StreamRequest | pb.BarMessage | None, timeframe: str = "30m"
+) -> pb.SessionMessage:
+    """An Apply message: a stream message's BarMessage for the session ``symbol/timeframe``."""
+    m = pb.SessionMessage(session=pb.SessionName(symbol=symbol, timeframe=timeframe))
+    if msg is not None:
+        m.bar.CopyFrom(msg.bar if isinstance(msg, pb.StreamRequest) else msg)
+    return m
+
+
+class Applier:
+    """An Apply stream spoken one request at a time: each :meth:`send` waits for its answer."""
+
+    def __init__(self, replica: rpc.ReplicaStub, metadata: Any = None) -> None:
+        self._requests: queue.Queue[Any] = queue.Queue()
+        self._answers = replica.Apply(
+            iter(self._requests.get, None), metadata=metadata, timeout=TIMEOUT
+        )
+
+    def send(self, messages: list[pb.SessionMessage]) -> list[pb.StreamResponse]:
+        self._requests.put(pb.ApplyRequest(messages=messages))
+        return list(next(self._answers).answers)
+
+    def __enter__(self) -> Applier:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._requests.put(None)
+        self._answers.cancel()
+
+
+def edited(msg: pb.StreamRequest, seq: int | None = None, **bar: Any) -> pb.StreamRequest:
+    """A copy of a bar message with another number and/or other bar fields."""
+    m = pb.StreamRequest.FromString(msg.SerializeToString())
+    if seq is not None:
+        m.bar.seq = seq
+    for key, value in bar.items():
+        setattr(m.bar.bar, key, value)
+    return m
+
+
+def with_refusals(messages: list[pb.StreamRequest]) -> list[pb.StreamRequest]:
+    """A journal with, after every 9th message, one of the stream's refusals or a duplicate:
+    the cached answer, another payload (ABORTED), a gap, zero, a number past the replay window,
+    a bad bar, a duplicate time, a message without bar, a bad op."""
+    out: list[pb.StreamRequest] = []
+    for k, m in enumerate(messages):
+        out.append(m)
+        if k % 9 != 8:
+            continue
+        seq, b = m.bar.seq, m.bar.bar
+        out.append(
+            [
+                m,
+                edited(m, high=b.high + 1),
+                edited(m, seq + 3),
+                edited(m, 0),
+                edited(m, max(seq - WINDOW - 1, 1)),
+                edited(m, seq + 1, open=math.nan),
+                pb.StreamRequest(bar=pb.BarMessage(seq=seq + 1, op=pb.APPEND, bar=b)),
+                pb.StreamRequest(bar=pb.BarMessage(seq=seq + 1, op=pb.APPEND)),
+                pb.StreamRequest(bar=pb.BarMessage(seq=seq + 1, op=7, bar=b)),
+            ][(k // 9) % 9]
+        )
+    return out
+
+
+def test_apply_answers_as_the_stream(server: Server, stub: rpc.TradingStub) -> None:
+    """Sessions opened by streams (then closed), fed through Apply in requests of every size with
+    the sessions interleaved: every answer is the one a stream of a twin session gives for the
+    same message, and each session's snapshot equals its twin's and an Analyze of its bars."""
+    replica = rpc.ReplicaStub(server.channel(options=BIG))
+    rows = rows_of(BTC)
+    sessions = {  # symbol: (timeframe, configuration, with_macd, rows)
+        "APA": ("30m", {}, True, rows[:150]),
+        "APB": ("1h", {"pen": {"definition": "traditional"}}, False, rows[200:330]),
+        "APC": ("30m", {"macd": {"fast_period": 5}}, True, rows[400:490]),
+    }
+    scripts = {
+        symbol: with_refusals(journal(r, repairs=False)) for symbol, (*_, r) in sessions.items()
+    }
+    # The twins: the same messages on streams, answers kept.
+    twins: dict[str, list[pb.StreamResponse]] = {}
+    for symbol, (timeframe, cfg, macd, _) in sessions.items():
+        list(stub.Stream(iter([open_msg(symbol, timeframe, config=cfg, with_macd=macd)])))
+        with Conversation(stub) as c:
+            c.send(open_msg(f"TWIN{symbol}", timeframe, config=cfg, with_macd=macd))
+            twins[symbol] = [c.send(m) for m in scripts[symbol]]
+    assert sum(a.HasField("error") for t in twins.values() for a in t) > 25
+    # Interleaved: a few of one session, a few of the next, ...; then cut into requests.
+    order: list[tuple[str, int]] = []
+    at = dict.fromkeys(sessions, 0)
+    turn = 0
+    while any(at[s] < len(scripts[s]) for s in sessions):
+        for s in sessions:
+            take = 1 + (turn * 7 + len(s)) % 5
+            order += [(s, k) for k in range(at[s], min(at[s] + take, len(scripts[s])))]
+            at[s] = min(at[s] + take, len(scripts[s]))
+        turn += 1
+    got: list[pb.StreamResponse] = []
+    with Applier(replica) as a:
+        assert a.send([]) == []
+        start_at, size = 0, 1
+        while start_at < len(order):
+            part = order[start_at : start_at + size]
+            messages = [named(s, scripts[s][k], sessions[s][0]) for s, k in part]
+            answers = a.send(messages)
+            assert len(answers) == len(messages)
+            got += answers
+            start_at += size
+            size = size * 3 % 61 + 1
+    for (s, k), answer in zip(order, got, strict=True):
+        assert answer == twins[s][k], (s, k)
+        assert answer.engine == "python" and answer.seq == scripts[s][k].bar.seq
+    for symbol, (timeframe, cfg, macd, _) in sessions.items():
+        request = pb.SnapshotRequest(symbol=symbol, timeframe=timeframe)
+        snap = stub.GetSnapshot(request, timeout=TIMEOUT)
+        twin = stub.GetSnapshot(
+            pb.SnapshotRequest(symbol=f"TWIN{symbol}", timeframe=timeframe), timeout=TIMEOUT
+        )
+        assert snap.session == f"{symbol}/{timeframe}"
+        assert snap.last_seq == twin.last_seq == journal(sessions[symbol][3])[-1].bar.seq
+        assert snap.analysis == twin.analysis
+        bars = bars_from(collapsed(journal(sessions[symbol][3], repairs=False)))
+        whole = stub.Analyze(analyze_request(bars, cfg, macd), timeout=TIMEOUT)
+        assert snap.analysis == whole.analysis
+    # A stream resuming an applied session goes on from where Apply left it (cached answers).
+    last = journal(sessions["APA"][3], repairs=False)[-1]
+    with Conversation(stub) as c:
+        assert c.send(open_msg("APA", resume=True)).opened.last_seq == last.bar.seq
+        assert c.send(last) == twins["APA"][scripts["APA"].index(last)]
+
+
+def test_apply_refusals_by_name(server: Server, stub: rpc.TradingStub) -> None:
+    replica = rpc.ReplicaStub(server.channel())
+    rows = rows_of(BTC)
+    list(stub.Stream(iter([open_msg("APN")])))
+    bad = failure(lambda: list(stub.Stream(iter([open_msg("bad symbol!", timeframe="7x")]))))
+    assert len(bad.violations) == 2
+    with Applier(replica) as a:
+        unknown, invalid, first, no_bar, gone, empty = a.send(
+            [
+                named("NOPE", bar_msg(4, rows[0])),
+                named("bad symbol!", bar_msg(5, rows[0]), timeframe="7x"),
+                named("APN", bar_msg(1, rows[0])),
+                named("APN", None),  # no BarMessage: an empty one (number 0)
+                named("APN", bar_msg(2, rows[1]), timeframe="1h"),
+                named("", bar_msg(1, rows[0]), timeframe=""),
+            ]
+        )
+        assert (unknown.seq, unknown.engine) == (4, "python")
+        assert unknown.error == pb.StreamError(
+            code=grpc.StatusCode.NOT_FOUND.value[0], message="session NOPE/30m not found"
+        )
+        # The message and violations an open with that name gets.
+        assert (invalid.seq, invalid.error.code) == (5, grpc.StatusCode.INVALID_ARGUMENT.value[0])
+        assert invalid.error.message == bad.message
+        assert [(v.field, v.description) for v in invalid.error.field_violations] == bad.violations
+        assert all((v.reason, v.index) == ("", -1) for v in invalid.error.field_violations)
+        assert first.WhichOneof("kind") == "update"
+        assert (no_bar.seq, no_bar.error.message, no_bar.error.expected_seq) == (
+            0,
+            "expected sequence 2, got 0",
+            2,
+        )
+        assert gone.error.message == "session APN/1h not found"
+        assert [v.field for v in empty.error.field_violations] == ["open.symbol", "open.timeframe"]
+        # A closed session is unknown; a new open of it is a new session.
+        replica.CloseSessions(
+            pb.CloseSessionsRequest(sessions=[pb.SessionName(symbol="APN", timeframe="30m")]),
+            timeout=TIMEOUT,
+        )
+        (closed,) = a.send([named("APN", bar_msg(2, rows[1]))])
+        assert closed.error.code == grpc.StatusCode.NOT_FOUND.value[0]
+        list(stub.Stream(iter([open_msg("APN")])))
+        (again,) = a.send([named("APN", bar_msg(1, rows[5]))])
+        assert again.WhichOneof("kind") == "update"
+    snap = stub.GetSnapshot(pb.SnapshotRequest(symbol="APN", timeframe="30m"), timeout=TIMEOUT)
+    assert (snap.last_seq, snap.analysis.bars) == (1, 1)
+
+
+def test_apply_alongside_a_catch_up(server: Server, stub: rpc.TradingStub) -> None:
+    """A long catch-up (in a worker thread, holding the session) and Apply messages for the same
+    session at once: whichever comes first, the other is refused as out of sequence, and the
+    session holds exactly what was applied."""
+    replica = rpc.ReplicaStub(server.channel(options=BIG))
+    rows = rows_of(BTC)
+    messages = journal(rows[:900], repairs=False)
+    bars = [m.bar for m in messages]
+    for attempt in range(3):
+        symbol = f"APCU{attempt}"
+        replica.CatchUp(
+            pb.CatchUpRequest(sessions=[entry(symbol, bars[:10], fresh=True)]), timeout=TIMEOUT
+        )
+        caught = replica.CatchUp.future(
+            pb.CatchUpRequest(sessions=[entry(symbol, bars[10:], after_seq=10)]), timeout=TIMEOUT
+        )
+        with Applier(replica) as a:
+            applied = [a.send([named(symbol, messages[10])]) for _ in range(3)]
+            (one,) = caught.result().sessions
+            (after,) = a.send([named(symbol, messages[11])])
+        first = applied[0][0]
+        if one.HasField("error"):  # Apply came first: 11 applied (then its cached answer)
+            assert first.WhichOneof("kind") == "update"
+            assert all(x == applied[0] for x in applied)
+            assert one.error.message == "session at sequence 11, catch-up after 10"
+            assert after.WhichOneof("kind") == "update"
+            want = 12
+        else:  # the catch-up came first: 11 is behind the session, 12 too
+            assert one.last_seq == len(bars)
+            assert first.error.expected_seq == len(bars) + 1
+            assert after.error.expected_seq == len(bars) + 1
+            want = len(bars)
+        snap = stub.GetSnapshot(pb.SnapshotRequest(symbol=symbol, timeframe="30m"))
+        assert snap.last_seq == want
+        whole = stub.Analyze(analyze_request(bars_from(collapsed(messages[:want]))))
+        assert snap.analysis == whole.analysis
+
+
+def test_apply_takes_a_held_session_in_turn() -> None:
+    """In process, the service itself: an Apply message for a session whose lock is held (a
+    snapshot or long catch-up in a worker thread) waits for it, and the messages after it wait
+    too (in order); a session replaced meanwhile gets it under its name; a catch-up that was
+    waiting for the session checks its number once it holds the session."""
+    rows = rows_of(BTC)
+    msgs = journal(rows[:20], repairs=False)
+
+    async def scenario() -> None:
+        with ThreadPoolExecutor(1) as pool:
+            svc = TradingService(engine_config(), MAX_BYTES, WINDOW, pool)
+            x = svc.sessions.create("X/30m", svc.config, False)
+            y = svc.sessions.create("Y/30m", svc.config, False)
+
+            async def run(*batches: list[pb.SessionMessage]) -> list[list[pb.StreamResponse]]:
+                async def requests() -> Any:
+                    for b in batches:
+                        r = pb.ApplyRequest(messages=b)
+                        yield Sized(r.ByteSize(), r)
+
+                context: Any = None  # not used but to end the call with an error
+                return [list(r.answers) async for r in svc.apply(requests(), context)]
+
+            async def settle() -> None:
+                for _ in range(5):
+                    await asyncio.sleep(0)
+
+            # Held: X waits, and Y after it too.
+            await x.lock.acquire()
+            task = asyncio.ensure_future(run([named("X", msgs[0]), named("Y", msgs[0])]))
+            await settle()
+            assert not task.done() and (x.last_seq, y.last_seq) == (0, 0)
+            x.lock.release()
+            [[ax, ay]] = await task
+            assert ax.update.bars == ay.update.bars == 1 and (x.last_seq, y.last_seq) == (1, 1)
+            # Replaced while waiting: the new session of the name takes the message.
+            await x.lock.acquire()
+            task = asyncio.ensure_future(run([named("X", msgs[0])]))
+            await settle()
+            x2 = svc.sessions.create("X/30m", svc.config, False)
+            x.lock.release()
+            [[a2]] = await task
+            assert a2.WhichOneof("kind") == "update" and (x.last_seq, x2.last_seq) == (1, 1)
+            # A catch-up waiting for X2 while Apply moves it on: refused, nothing applied twice.
+            await x2.lock.acquire()
+            cu = asyncio.ensure_future(
+                svc.catch_up(pb.CatchUpRequest(sessions=[entry("X", [msgs[1].bar], after_seq=1)]))
+            )
+            await settle()
+            x2.lock.release()
+            [[moved]] = await run([named("X", msgs[1])])  # before the catch-up gets its turn
+            assert moved.WhichOneof("kind") == "update" and x2.last_seq == 2
+            answer, _ = await cu
+            (refused,) = answer.sessions
+            assert refused.error.message == "session at sequence 2, catch-up after 1"
+            assert (refused.last_seq, x2.bars) == (2, 2)
+
+    asyncio.run(scenario())
+
+
+def test_apply_limits_and_undecodable_requests(server: Server, stub: rpc.TradingStub) -> None:
+    """A request above server.max_message_bytes: every message refused in-band, nothing applied,
+    the stream goes on; an undecodable one ends the stream."""
+    replica = rpc.ReplicaStub(server.channel(options=BIG))
+    rows = rows_of(BTC)
+    list(stub.Stream(iter([open_msg("APBIG")])))
+    big = pb.ApplyRequest(messages=[named("APBIG", bar_msg(i + 1, rows[i])) for i in range(1500)])
+    big.messages.extend(named("NOPE", bar_msg(i + 1, rows[0])) for i in range(2500))
+    size = big.ByteSize()
+    assert MAX_BYTES < size < 2 * MAX_BYTES
+    small = pb.ApplyRequest(messages=big.messages[:2])
+    first, refused, after = list(replica.Apply(iter([small, big, small]), timeout=TIMEOUT))
+    assert [a.WhichOneof("kind") for a in first.answers] == ["update", "update"]
+    assert len(refused.answers) == len(big.messages)
+    message = f"request of {size} bytes exceeds server.max_message_bytes ({MAX_BYTES})"
+    for m, a in zip(big.messages, refused.answers, strict=True):
+        assert (a.seq, a.engine) == (m.bar.seq, "python")
+        assert a.error == pb.StreamError(
+            code=grpc.StatusCode.RESOURCE_EXHAUSTED.value[0], message=message
+        )
+    assert list(after.answers) == list(first.answers), "cached: nothing applied in between"
+    snap = stub.GetSnapshot(pb.SnapshotRequest(symbol="APBIG", timeframe="30m"))
+    assert snap.last_seq == 2
+    line = _wait_for(server, lambda e: e.get("method") == "Apply" and e.get("messages") == 4000)
+    assert (line["status"], line["message"]) == ("RESOURCE_EXHAUSTED", message)
+    answers: list[pb.ApplyResponse] = []
+    raw = server.channel().stream_stream(
+        "/trading.v1.Replica/Apply",
+        request_serializer=lambda b: b,
+        response_deserializer=pb.ApplyResponse.FromString,
+    )
+    # SessionMessage.bar.seq (field 1 of field 2 of field 1) as fixed64.
+    bad = b"\x0a\x0b\x12\x09\x09" + b"\0" * 8
+    good = pb.ApplyRequest(messages=big.messages[-1:]).SerializeToString()
+
+    def raw_run() -> None:
+        answers.extend(raw(iter([good, bad]), timeout=TIMEOUT))
+
+    f = failure(raw_run)
+    assert [len(a.answers) for a in answers] == [1]
+    assert (f.code, f.message) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "the request is not a valid trading.v1.ApplyRequest",
+    )
+
+
+def test_apply_is_logged_once_per_request(server: Server, stub: rpc.TradingStub) -> None:
+    replica = rpc.ReplicaStub(server.channel())
+    rows = rows_of(BTC)
+    list(stub.Stream(iter([open_msg("APLOG")])))
+    applied = [named("APLOG", bar_msg(i + 1, rows[i])) for i in range(64)]
+    requests = [
+        pb.ApplyRequest(),
+        # One refused in-band among them; then duplicates: the cached answers.
+        pb.ApplyRequest(messages=[*applied, named("NOPE", bar_msg(1, rows[0]))]),
+        pb.ApplyRequest(messages=applied[-WINDOW:] * 8 + applied[-2:]),
+    ]
+    counts = [len(r.messages) for r in requests]
+    assert counts == [0, 65, 66]  # more than the other tests' requests hold
+    assert [len(a.answers) for a in replica.Apply(iter(requests), timeout=TIMEOUT)] == counts
+    _wait_for(server, lambda e: e.get("method") == "Apply" and e.get("messages") == 66)
+    lines = [e for e in _events(server) if e.get("method") == "Apply"]
+    at = [e.get("messages") for e in lines].index(66)
+    assert [e["messages"] for e in lines[at - 2 : at + 1]] == counts
+    for e in lines[at - 2 : at + 1]:
+        assert (e["status"], e["session"], e["seq"]) == ("OK", None, None)
+        assert isinstance(e["latency_ms"], float)
+    assert not any(e.get("session") == "APLOG/30m" and e["method"] == "Apply" for e in lines)
+
+
 # ---- config_version, roles ----------------------------------------------------------------------
 
 
@@ -1530,6 +1885,7 @@ def test_operator_role(tmp_path: Path) -> None:
             lambda m: stub.UpdateConfig(upd, metadata=m),
             lambda m: replica.CloseSessions(close, metadata=m),
             lambda m: replica.CatchUp(pb.CatchUpRequest(), metadata=m),
+            lambda m: list(replica.Apply(iter([pb.ApplyRequest()]), metadata=m)),
         ):
             f = failure(lambda call=call: call(as_client))
             assert (f.code, f.message) == (

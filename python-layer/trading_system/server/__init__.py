@@ -22,4 +22,5 @@ PROTOCOL = "trading.v1"
 SERVICE_NAME = "trading.v1.Trading"
 """The gRPC service name of the contract, as the health service knows it."""
 REPLICA_SERVICE_NAME = "trading.v1.Replica"
-"""The service the monitor keeps a standby level with (CatchUp, CloseSessions)."""
+"""The service the monitor keeps a standby level with (CatchUp, CloseSessions) and feeds its
+clients' bars through (Apply)."""

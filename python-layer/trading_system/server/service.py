@@ -6,7 +6,8 @@ so that each request's deserializer sees its encoded size: a unary request above
 
 Analyze and GetSnapshot build whole documents and run in a thread pool, so the event loop stays
 free for health checks; a stream message is one bar's work and runs inline, which also makes
-each message atomic with respect to the others.
+each message atomic with respect to the others. ``Replica.Apply`` carries stream messages of many
+sessions: each is applied inline too, through the same :meth:`Session.handle`.
 """
 
 from __future__ import annotations
@@ -64,6 +65,10 @@ INLINE_CATCH_UP = 64
 """A catch-up entry of at most this many bars is applied on the event loop (well under a
 millisecond); a longer one in a worker thread. The monitor's steady feed is a few bars per
 session per call, where a thread hop per entry cost more than the bars themselves."""
+
+NAMES_KEPT = 4096
+"""Valid session names Apply remembers (symbol and timeframe checked once, not per message);
+the memory is emptied when full."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +131,7 @@ class TradingService:
         self.started = time.monotonic()
         self._busy = 0
         self._busy_lock = threading.Lock()
+        self._names: dict[tuple[str, str], str] = {}
 
     @property
     def busy(self) -> int:
@@ -228,6 +234,13 @@ class TradingService:
                 ),
                 "CloseSessions": self._unary(
                     "CloseSessions", self.close_sessions, pb.CloseSessionsRequest
+                ),
+                # Parsed whatever their size: an oversized request is refused in-band,
+                # message by message, with their sequence numbers.
+                "Apply": grpc.stream_stream_rpc_method_handler(
+                    self.apply,
+                    request_deserializer=self._deserializer(pb.ApplyRequest, parse_all=True),
+                    response_serializer=_serialize,
                 ),
             },
         )
@@ -354,14 +367,19 @@ class TradingService:
                 if found is None:
                     raise not_found(name)
                 s = found
-                if s.last_seq != entry.after_seq:
-                    raise Failure(
-                        grpc.StatusCode.FAILED_PRECONDITION,
-                        f"session at sequence {s.last_seq}, catch-up after {entry.after_seq}",
-                        expected_seq=s.last_seq + 1,
-                    )
                 self.sessions.touch(s)
                 async with s.lock:
+                    # Checked under the lock: a stream or Apply message may have moved the
+                    # session on (or a new open replaced it) while this waited for it.
+                    if not self.sessions.is_current(s):
+                        found = None
+                        raise not_found(name)
+                    if s.last_seq != entry.after_seq:
+                        raise Failure(
+                            grpc.StatusCode.FAILED_PRECONDITION,
+                            f"session at sequence {s.last_seq}, catch-up after {entry.after_seq}",
+                            expected_seq=s.last_seq + 1,
+                        )
                     if len(entry.bars) <= INLINE_CATCH_UP:
                         s.catch_up(entry.after_seq, entry.bars)
                     else:
@@ -376,6 +394,86 @@ class TradingService:
                 error=stream_error(f),
             )
         return pb.SessionCaughtUp(session=s.name, last_seq=s.last_seq, bars=s.bars)
+
+    async def apply(
+        self, requests: AsyncIterator[Sized[pb.ApplyRequest]], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.ApplyResponse]:
+        """Each request's messages in order, each as a stream of its session would apply it;
+        one answer per request, one line of log per request. A request above
+        ``server.max_message_bytes`` is applied not at all: each of its messages is answered
+        with RESOURCE_EXHAUSTED in-band (as a stream answers such a message), the stream goes on.
+        """
+        started = time.perf_counter()
+        count: int | None = None
+        try:
+            async for sized in requests:
+                started, count = time.perf_counter(), None
+                if sized.undecodable is not None:
+                    raise undecodable(sized.undecodable)
+                req = sized.message
+                assert req is not None  # Apply requests are always parsed
+                messages = req.messages
+                count = len(messages)
+                answers: list[pb.StreamResponse] = []
+                if sized.size > self.max_message_bytes:
+                    big = self._too_large(sized.size)
+                    error = stream_error(big)
+                    answers = [
+                        pb.StreamResponse(seq=m.bar.seq, engine=ENGINE, error=error)
+                        for m in messages
+                    ]
+                    log.call("Apply", None, None, started, big.code, big.message, messages=count)
+                    yield pb.ApplyResponse(answers=answers)
+                    continue
+                for m in messages:
+                    answer = self._apply_now(m)
+                    if isinstance(answer, Session):  # its lock is held: wait for it
+                        answer = await self._apply_locked(m.bar, answer)
+                    answers.append(answer)
+                log.call("Apply", None, None, started, grpc.StatusCode.OK, messages=count)
+                yield pb.ApplyResponse(answers=answers)
+        except Failure as f:
+            log.call("Apply", None, None, started, f.code, f.message, messages=count)
+            await abort(context, f)
+        except Exception as e:
+            log.logger().exception("stream failed", method="Apply")
+            log.call("Apply", None, None, started, grpc.StatusCode.INTERNAL, str(e), messages=count)
+            await context.abort(grpc.StatusCode.INTERNAL, f"the call failed: {e}")
+
+    def _apply_now(self, m: pb.SessionMessage) -> pb.StreamResponse | Session:
+        """The answer to one Apply message, or its session when that session's lock is held
+        (a snapshot or a long catch-up is reading or changing it in a worker thread)."""
+        bar = m.bar
+        key = (m.session.symbol, m.session.timeframe)
+        name = self._names.get(key)
+        if name is None:
+            try:
+                name = session_name(*key, "open.")
+            except Failure as f:
+                return pb.StreamResponse(seq=bar.seq, engine=ENGINE, error=stream_error(f))
+            if len(self._names) >= NAMES_KEPT:
+                self._names.clear()
+            self._names[key] = name
+        s = self.sessions.get(name)
+        if s is None:
+            return _missing(bar.seq, name)
+        if s.lock.locked():
+            return s
+        self.sessions.touch(s)
+        return s.handle(bar)
+
+    async def _apply_locked(self, bar: pb.BarMessage, s: Session) -> pb.StreamResponse:
+        """One Apply message for ``s`` once its lock is free, on the session then holding the
+        name (a new open or a fresh catch-up may have replaced ``s`` meanwhile)."""
+        while True:
+            async with s.lock:
+                current = self.sessions.get(s.name)
+                if current is s:
+                    self.sessions.touch(s)
+                    return s.handle(bar)
+            if current is None:
+                return _missing(bar.seq, s.name)
+            s = current
 
     async def close_sessions(
         self, req: pb.CloseSessionsRequest
@@ -468,6 +566,12 @@ class TradingService:
         finally:
             if session is not None:
                 session.streams -= 1
+
+
+def _missing(seq: int, name: str) -> pb.StreamResponse:
+    """The in-band answer to an Apply message for a session the engine does not hold: NOT_FOUND
+    with the text a resume of it gets."""
+    return pb.StreamResponse(seq=seq, engine=ENGINE, error=stream_error(not_found(name)))
 
 
 def _catch_up_fields(req: pb.CatchUpRequest) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 //! the core (`analyze`, `Session`), and builds the answers straight from the engine's state.
 //!
 //! - [`service`]: the `Trading` service (Analyze, Stream, GetSnapshot, GetInfo, configuration)
-//!   and the `Replica` service (CatchUp, CloseSessions);
+//!   and the `Replica` service (CatchUp, CloseSessions, Apply);
 //! - [`auth`]: bearer tokens and roles (client, operator);
 //! - [`codec`]: prost's codec, refusing undecodable requests as `INVALID_ARGUMENT`;
 //! - [`wire`]: the messages with plain doubles, written by hand to send `-0.0`;
@@ -41,6 +41,16 @@
 //!   `index = -1`; a fresh entry with `after_seq != 0` is `invalid catch-up: after_seq must be 0
 //!   for a fresh session, got A`. An entry with no bars changes nothing (not even the replay
 //!   window).
+//! - `Replica.Apply`: each message is handled by the code a stream's bar message goes through
+//!   (the session looked up, marked used and locked per message; no stream is attached). An
+//!   absent `session` or `bar` reads as its default (a bad name; number 0). A bad name is
+//!   in-band `INVALID_ARGUMENT` with the open's message and violations (`open.symbol`,
+//!   `open.timeframe`, `reason = ""`, `index = -1`); an unknown session in-band `NOT_FOUND`
+//!   `session <symbol>/<timeframe> not found`; both answers carry the message's `seq`. A
+//!   request over `server.max_message_bytes` is answered in full, every message with the
+//!   in-band `RESOURCE_EXHAUSTED` of the size and nothing applied (the stream stays open); an
+//!   undecodable request ends the stream with `INVALID_ARGUMENT`. One log line per request
+//!   (`messages` added), none per message.
 //! - `server.max_sessions` full of sessions with streams attached: `RESOURCE_EXHAUSTED`
 //!   `the engine holds server.max_sessions (N) sessions, each with a stream attached`. A
 //!   session's use (for the eviction order) is its open, resume, stream messages, snapshots and

@@ -96,6 +96,24 @@ pub fn batch(
     );
 }
 
+/// Logs one request of a `Replica.Apply` stream (not its messages): the call's line with the
+/// number of messages it carried (`null` for a stream ended before a request was read).
+pub fn apply(messages: Option<usize>, started: Instant, code: Code, message: Option<&str>) {
+    let latency_ms = millis(started.elapsed());
+    let status = code_name(code);
+    let messages = messages.map(|n| n as u64);
+    let method = "Apply";
+    let (session, seq) = (Option::<&str>::None, Option::<u64>::None);
+    match code {
+        Code::Internal | Code::Unknown | Code::DataLoss => tracing::error!(
+            target: ACCESS, method, session, seq, latency_ms, status, message, messages
+        ),
+        _ => tracing::info!(
+            target: ACCESS, method, session, seq, latency_ms, status, message, messages
+        ),
+    }
+}
+
 /// Logs a health call (at debug: probes come every second).
 pub fn health(method: &str, service: &str, started: Instant, code: Code) {
     let latency_ms = millis(started.elapsed());

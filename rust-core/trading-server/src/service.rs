@@ -1,6 +1,6 @@
 //! The `trading.v1.Trading` service (`docs/GRPC.md`): Analyze, Stream, GetSnapshot, GetInfo,
-//! GetConfig and UpdateConfig, and the `trading.v1.Replica` service (CatchUp, CloseSessions)
-//! the monitor uses. Every call is authorized ([`crate::auth`]), size-checked against
+//! GetConfig and UpdateConfig, and the `trading.v1.Replica` service (CatchUp, CloseSessions,
+//! Apply) the monitor uses. Every call is authorized ([`crate::auth`]), size-checked against
 //! `server.max_message_bytes`, and logged as one JSON line.
 
 use std::sync::{Arc, RwLock};
@@ -379,6 +379,125 @@ impl TradingService {
     }
 }
 
+/// Requests of `Replica.Apply` with at most this many messages are applied on the async worker
+/// that read them (as a stream applies its message); larger ones on the blocking pool, one task
+/// per request (a request of thousands of bars must not hold up the other calls' worker).
+const INLINE_MESSAGES: usize = 8;
+
+impl TradingService {
+    /// Serves one `Replica.Apply` stream: each request's messages applied in order, one answer
+    /// per request, in the order of the requests.
+    async fn run_apply(
+        self,
+        mut inbound: Streaming<pb::ApplyRequest>,
+        tx: mpsc::Sender<Result<pb::ApplyResponse, Status>>,
+    ) {
+        loop {
+            let req = match inbound.message().await {
+                Ok(Some(m)) => m,
+                Ok(None) => break,
+                Err(s) => {
+                    let s = status::transport_limit(s);
+                    // Refusals of the client's bytes are logged; a client gone is not.
+                    if matches!(s.code(), Code::InvalidArgument | Code::ResourceExhausted) {
+                        log::apply(None, Instant::now(), s.code(), Some(s.message()));
+                    }
+                    let _ = tx.send(Err(s)).await;
+                    break;
+                }
+            };
+            let started = Instant::now();
+            let count = req.messages.len();
+            let answer = if count <= INLINE_MESSAGES {
+                Ok(self.apply_request(req))
+            } else {
+                let svc = self.clone();
+                blocking(move || Ok(svc.apply_request(req))).await
+            };
+            match answer {
+                Ok((answer, refusal)) => {
+                    let (code, message) = match &refusal {
+                        Some(m) => (Code::ResourceExhausted, Some(m.as_str())),
+                        None => (Code::Ok, None),
+                    };
+                    log::apply(Some(count), started, code, message);
+                    if tx.send(Ok(answer)).await.is_err() {
+                        break;
+                    }
+                }
+                Err(s) => {
+                    log::apply(Some(count), started, s.code(), Some(s.message()));
+                    let _ = tx.send(Err(s)).await;
+                    break;
+                }
+            }
+        }
+    }
+
+    /// One `Replica.Apply` request: its answer, and the size refusal when the request is over
+    /// `server.max_message_bytes` (then every message is answered with it in-band, as a stream
+    /// answers a message over the limit after its open, and nothing is applied).
+    fn apply_request(&self, req: pb::ApplyRequest) -> (pb::ApplyResponse, Option<String>) {
+        let size = req.encoded_len();
+        if size as u64 > self.shared.max_message_bytes {
+            let message = status::too_large(size, self.shared.max_message_bytes)
+                .message()
+                .to_owned();
+            let answers = req
+                .messages
+                .iter()
+                .map(|m| {
+                    let seq = m.bar.as_ref().map_or(0, |b| b.seq);
+                    in_band(
+                        seq,
+                        status::stream_error(Code::ResourceExhausted, message.clone()),
+                    )
+                })
+                .collect();
+            return (pb::ApplyResponse { answers }, Some(message));
+        }
+        let answers = req
+            .messages
+            .into_iter()
+            .map(|m| self.apply_one(m))
+            .collect();
+        (pb::ApplyResponse { answers }, None)
+    }
+
+    /// One message of `Replica.Apply`: applied as the same bar message on a stream of the
+    /// session (attached to nothing), the session locked only meanwhile.
+    fn apply_one(&self, m: pb::SessionMessage) -> pb::StreamResponse {
+        // Absent messages read as their defaults (proto3): no name is a bad name, no bar
+        // message is number 0.
+        let b = m.bar.unwrap_or_default();
+        let n = m.session.unwrap_or_default();
+        let name = match names(&n.symbol, &n.timeframe, "open.") {
+            Ok(name) => name,
+            Err(bad) => return in_band(b.seq, bad_name_error(bad)),
+        };
+        let Some(s) = self.shared.sessions.get(&name) else {
+            return in_band(
+                b.seq,
+                status::stream_error(Code::NotFound, not_found_message(&name)),
+            );
+        };
+        self.shared.sessions.touch(&s);
+        let (answer, _) = sessions::lock(&s).handle(&b);
+        answer
+    }
+}
+
+/// A stream answer carrying an in-band error.
+fn in_band(seq: u64, e: pb::StreamError) -> pb::StreamResponse {
+    pb::StreamResponse {
+        seq,
+        engine: ENGINE.into(),
+        // Engines answer with epoch 0; the monitor sets its own.
+        epoch: 0,
+        kind: Some(pb::stream_response::Kind::Error(e)),
+    }
+}
+
 /// The generated service with the transport's refusal of oversized unary requests answered as
 /// `RESOURCE_EXHAUSTED` ([`status::transport_limit`]; tonic answers those before any handler
 /// runs, as a trailers-only response).
@@ -697,6 +816,21 @@ impl Replica for TradingService {
         };
         log::batch("CatchUp", counts, started, code, message);
         r.map(Response::new)
+    }
+
+    type ApplyStream = ReceiverStream<Result<pb::ApplyResponse, Status>>;
+
+    async fn apply(
+        &self,
+        request: Request<Streaming<pb::ApplyRequest>>,
+    ) -> Result<Response<Self::ApplyStream>, Status> {
+        if let Err(s) = self.authorize(&request, Role::Admin) {
+            log::apply(None, Instant::now(), s.code(), Some(s.message()));
+            return Err(s);
+        }
+        let (tx, rx) = mpsc::channel(16);
+        tokio::spawn(self.clone().run_apply(request.into_inner(), tx));
+        Ok(Response::new(ReceiverStream::new(rx)))
     }
 
     async fn close_sessions(
