@@ -10,8 +10,9 @@ import pytest
 
 from trading_system.monitor.decode import Undecodable, parse
 from trading_system.monitor.journal import UNKNOWN, Journal
-from trading_system.monitor.replica import _field, session_catch_up
+from trading_system.monitor.replica import session_catch_up
 from trading_system.monitor.store import Store
+from trading_system.monitor.wire import length_delimited as _field
 from trading_system.proto import trading_pb2 as pb
 
 

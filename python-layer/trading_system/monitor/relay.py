@@ -27,9 +27,11 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from trading_system._text import show
 from trading_system.monitor import ENGINES
 from trading_system.monitor.journal import UNKNOWN, Journal, session_name
 from trading_system.monitor.router import other
+from trading_system.monitor.wire import session_field
 from trading_system.proto import trading_pb2 as pb
 from trading_system.server import log
 
@@ -108,51 +110,22 @@ class Leg:
         assert isinstance(answer, pb.StreamResponse)
         return answer
 
-    async def exchange(
-        self,
-        request: pb.StreamRequest,
-        timeout: float,
-        ceiling: float | None = None,
-        patient: Callable[[], bool] = lambda: False,
-    ) -> pb.StreamResponse:
-        """Sends one message and reads its answer. ``timeout`` is the adaptive deadline (a hang
-        is seen in tens of milliseconds); when it passes, the engine is judged: if ``patient()``
-        (no other engine could take over now, or a switch just happened) or the monitor's own
-        event loop was late, the wait goes on up to ``ceiling`` — a latency spike is not a
-        hang, and a failover that cannot help is not made. Raises LegFailed when the engine
-        failed, AioRpcError (not a failover code) when it ended the stream on purpose (an
-        unknown session, a bad first message)."""
+    async def exchange(self, request: pb.StreamRequest, timeout: float) -> pb.StreamResponse:
+        """Sends one message and reads its answer within ``timeout``. Raises LegFailed when the
+        engine failed, AioRpcError (not a failover code) when it ended the stream on purpose
+        (an unknown session, a bad first message)."""
         started = time.perf_counter()
-        loop = asyncio.get_running_loop()
-        begun = loop.time()
-        limit = begun + max(timeout, ceiling or 0.0)
-        waited = timeout
-        judge: asyncio.TimerHandle | None = None
         try:
-            # A timeout scope and a timer, not wait_for: no task per message.
-            async with asyncio.timeout(limit) as scope:
-
-                def verdict(due: float) -> None:
-                    nonlocal judge, waited
-                    now = loop.time()
-                    late = now - due > timeout / 2  # the loop itself was held up
-                    if (late or patient()) and now < limit:
-                        judge = loop.call_at(min(limit, now + timeout), verdict, now + timeout)
-                        waited = min(limit, now + timeout) - begun
-                        return
-                    scope.reschedule(now)
-
-                judge = loop.call_at(begun + timeout, verdict, begun + timeout)
+            async with asyncio.timeout(timeout):
                 answer = await self._exchange(request)
         except TimeoutError:
-            raise LegFailed(f"DEADLINE_EXCEEDED: no answer within {waited * 1000:.0f} ms") from None
+            raise LegFailed(
+                f"DEADLINE_EXCEEDED: no answer within {timeout * 1000:.0f} ms"
+            ) from None
         except grpc.aio.AioRpcError as e:
             if engine_failed(e.code()):
                 raise LegFailed(f"{e.code().name}: {e.details()}") from None
             raise
-        finally:
-            if judge is not None:
-                judge.cancel()
         self.millis = (time.perf_counter() - started) * 1000
         return answer
 
@@ -161,16 +134,67 @@ class Leg:
         self.call.cancel()
 
 
+async def answered(
+    future: asyncio.Future[pb.StreamResponse],
+    timeout: float,
+    ceiling: float,
+    patient: Callable[[], bool],
+) -> pb.StreamResponse:
+    """The answer to a bar sent to an engine. ``timeout`` is the adaptive deadline (a hang is
+    seen in tens of milliseconds); when it passes, the engine is judged: if ``patient()`` (no
+    other engine could take over now, or a switch just happened) or the monitor's own event
+    loop was late, the wait goes on up to ``ceiling`` — a latency spike is not a hang, and a
+    failover that cannot help is not made. LegFailed when the engine failed or timed out."""
+    loop = asyncio.get_running_loop()
+    begun = loop.time()
+    limit = begun + max(timeout, ceiling)
+    waited = timeout
+    judge: asyncio.TimerHandle | None = None
+    try:
+        # A timeout scope and a timer, not wait_for: no task per message.
+        async with asyncio.timeout(limit) as scope:
+
+            def verdict(due: float) -> None:
+                nonlocal judge, waited
+                now = loop.time()
+                late = now - due > timeout / 2  # the loop itself was held up
+                if (late or patient()) and now < limit:
+                    judge = loop.call_at(min(limit, now + timeout), verdict, now + timeout)
+                    waited = min(limit, now + timeout) - begun
+                    return
+                scope.reschedule(now)
+
+            judge = loop.call_at(begun + timeout, verdict, begun + timeout)
+            return await future
+    except TimeoutError:
+        raise LegFailed(f"DEADLINE_EXCEEDED: no answer within {waited * 1000:.0f} ms") from None
+    finally:
+        if judge is not None:
+            judge.cancel()
+
+
+LOST_PLACE = frozenset(
+    {
+        grpc.StatusCode.NOT_FOUND.value[0],
+        grpc.StatusCode.ABORTED.value[0],
+        grpc.StatusCode.FAILED_PRECONDITION.value[0],
+    }
+)
+"""In-band codes an engine gives a new bar (the journal's next number) when it does not stand
+where the monitor thought: no session (it restarted), already past it, or behind (a gap)."""
+
+
 class Relay:
-    """One client stream through the monitor: its leg on the answering engine and its
-    session's journal."""
+    """One client stream through the monitor: its session's journal; its bars go to the
+    active engine's applier."""
 
     def __init__(self, monitor: Monitor, timeout: Callable[[], float]) -> None:
         self.m = monitor
         self.router = monitor.router
         self.timeout = timeout
-        self.leg: Leg | None = None
         self.journal: Journal | None = None
+        self.session = b""
+        """The encoded session field of the Apply messages (:func:`.wire.session_field`)."""
 
     @property
     def name(self) -> str | None:
@@ -178,7 +202,6 @@ class Relay:
         return None if self.journal is None else self.journal.name
 
     def close(self) -> None:
-        self._drop_leg()
         if self.journal is not None:
             self.journal.used_at = time.monotonic()
             if self.m.streaming.get(self.journal.name) is self:
@@ -190,6 +213,8 @@ class Relay:
             answer = await self._first(request)
             if self.journal is not None:
                 self.m.streaming[self.journal.name] = self
+                symbol, timeframe = self.journal.name.rsplit("/", 1)
+                self.session = session_field(symbol, timeframe)
         else:
             answer = await self._next(request)
         answer.epoch = self.router.epoch
@@ -200,60 +225,31 @@ class Relay:
                 log.logger().error("signals not recorded", session=self.journal.name, error=str(e))
         return answer
 
-    # --- Legs -----------------------------------------------------------------------------------
-
     def _new_leg(self, engine: str) -> Leg:
         return Leg(engine, self.m.stubs[engine].Stream(metadata=self.m.metadata))
 
-    def _drop_leg(self) -> None:
-        if self.leg is not None:
-            self.leg.cancel()
-            self.leg = None
-
-    def _failed(self, engine: str, why: str) -> None:
-        """The engine failed under this stream: reported (the router switches if it can); it
-        may have applied the message it did not answer, so its place in the session is
-        unknown (rebuilt afresh once it is back)."""
-        self.router.failed(engine, f"Stream: {why}")
-        if self.leg is not None and self.leg.engine == engine:
-            self._drop_leg()
+    def _lost(self, engine: str) -> None:
+        """``engine``'s place in the session is unknown: rebuilt afresh from the journal."""
         if self.journal is not None:
             self.journal.set_applied(engine, UNKNOWN)
             self.m.feeders[engine].notify(self.journal)
 
+    def _failed(self, engine: str, why: str) -> None:
+        """The engine failed under this stream: reported (the router switches if it can, and
+        every bar waiting on it fails over); it may have applied the bar it did not answer."""
+        self.router.failed(engine, f"Stream: {why}")
+        self._lost(engine)
+
     async def _attach(self, engine: str) -> bool:
-        """A leg on ``engine`` holding the session at the journal's last number: the engine is
-        levelled with the journal first (the client waits). False if it cannot be."""
+        """Does ``engine`` hold the session at the journal's last number? If not it is levelled
+        with the journal first (the client waits). False if it cannot be."""
         j = self.journal
         assert j is not None
-        if self.leg is not None and self.leg.engine == engine:
+        if j.applied[engine] == j.last_seq:
             return True
-        self._drop_leg()
-        for _ in range(2):
-            if not self.router.engines[engine].up:
-                return False
-            if not await self.m.feeders[engine].level(j, self.m.batch_timeout):
-                return False
-            leg = self._new_leg(engine)
-            symbol, timeframe = j.name.rsplit("/", 1)
-            resume = pb.OpenSession(symbol=symbol, timeframe=timeframe, resume=True)
-            try:
-                answer = await leg.exchange(pb.StreamRequest(open=resume), self.m.timeout)
-            except LegFailed as e:
-                leg.cancel()
-                self._failed(engine, f"resume: {e}")
-                return False
-            except grpc.aio.AioRpcError:  # NOT_FOUND: it restarted since; rebuilt afresh
-                leg.cancel()
-                j.set_applied(engine, UNKNOWN)
-                continue
-            if answer.WhichOneof("kind") == "opened" and answer.opened.last_seq == j.last_seq:
-                self.leg = leg
-                return True
-            # It holds a message that was never acknowledged: rebuilt afresh.
-            leg.cancel()
-            j.set_applied(engine, UNKNOWN)
-        return False
+        if not self.router.engines[engine].up:
+            return False
+        return await self.m.feeders[engine].level(j, self.m.batch_timeout)
 
     def _patient(self) -> bool:
         """Past the adaptive deadline, wait longer for the active engine? Yes when failing it
@@ -262,11 +258,22 @@ class Relay:
         standby = self.router.engines[other(self.router.active)]
         return not standby.eligible or self.router.held_down
 
-    def _deadline(self, engine: str) -> float:
-        """A stream message's deadline on ``engine``: a multiple of its recent p99 (a hang is
-        seen in tens of milliseconds, not at the fixed call deadline), plus the monitor's own
-        event-loop delay, never more than the client's time left."""
-        return min(self.m.deadline(engine), self.timeout())
+    async def _serving_engine(self) -> str:
+        """The engine to send to: the active one if it takes traffic, else the other if it
+        does; when neither is up, a short wait (one call deadline) for one to come back before
+        the stream fails closed."""
+        if self.router.engines[self.router.active].eligible:
+            return self.router.active
+        end = time.monotonic() + self.m.timeout
+        while not any(h.up for h in self.router.engines.values()) and time.monotonic() < end:
+            await asyncio.sleep(0.02)
+        return self.router.serving or self.router.active
+
+    def _switch_if_possible(self, failed: str) -> None:
+        """``failed`` could not take the stream: the other takes over if it is up."""
+        alternative = other(failed)
+        if self.router.engines[alternative].up:
+            self.router.take_over(alternative, f"{failed} could not serve a stream")
 
     # --- The first message: open or resume -----------------------------------------------------
 
@@ -275,13 +282,23 @@ class Relay:
         if o is not None and o.resume:
             known = self.m.journals.get(session_name(o))
             if known is not None:
-                return await self._resume_known(known, o)
+                return await self._resume_known(known)
+        name = session_name(o) if o is not None else ""
         if o is not None:
             self.m.admit_open()
             if not o.resume:
-                self.m.make_room(session_name(o))
+                self.m.make_room(name)
             # Held by this stream from now on (not idle: never evicted while it opens).
-            self.m.streaming[session_name(o)] = self
+            self.m.streaming[name] = self
+        try:
+            return await self._open(request, o)
+        finally:
+            if self.journal is None and self.m.streaming.get(name) is self:
+                del self.m.streaming[name]
+
+    async def _open(self, request: pb.StreamRequest, o: pb.OpenSession | None) -> pb.StreamResponse:
+        """An open (or a resume the monitor does not know) on an engine's own stream, which
+        ends once it answered: the bars then go through the appliers."""
         ended: list[grpc.aio.AioRpcError] = []
         for engine in self.router.order():
             leg = self._new_leg(engine)
@@ -295,17 +312,12 @@ class Relay:
                 leg.cancel()
                 ended.append(e)
                 break
+            leg.cancel()
             if o is None or answer.WhichOneof("kind") != "opened":
-                leg.cancel()
-                if o is not None and self.m.streaming.get(session_name(o)) is self:
-                    del self.m.streaming[session_name(o)]
                 return answer
             self.router.ok(engine, self.m.net(leg.millis), probe=False)
-            self.leg = leg
             self.router.take_over(engine, f"{engine} opened a session the active could not")
             return self._opened(engine, o, answer)
-        if o is not None and self.m.streaming.get(session_name(o)) is self:
-            del self.m.streaming[session_name(o)]
         if ended:
             raise Refused.of(ended[0])
         raise Refused(grpc.StatusCode.UNAVAILABLE, "no engine serves")
@@ -327,9 +339,9 @@ class Relay:
         self.m.feeders[other(engine)].notify(j)
         return answer
 
-    async def _resume_known(self, j: Journal, o: pb.OpenSession) -> pb.StreamResponse:
-        """A resume of a session the monitor knows: answered from the journal by an engine
-        levelled with it."""
+    async def _resume_known(self, j: Journal) -> pb.StreamResponse:
+        """A resume of a session the monitor knows: answered from the journal once an engine
+        holds it up to the journal's last number."""
         self.journal = j
         for _ in range(ATTEMPTS):
             engine = await self._serving_engine()
@@ -342,39 +354,46 @@ class Relay:
                         session=j.name,
                         last_seq=j.last_seq,
                         resumed=True,
-                        bars=0,
+                        bars=len(j.series),
                         config=j.open.config if j.open is not None else None,
                     ),
                 )
             self._switch_if_possible(engine)
         self.journal = None
-        raise Refused(grpc.StatusCode.UNAVAILABLE, f"no engine holds session {j.name}")
-
-    def _switch_if_possible(self, failed: str) -> None:
-        """``failed`` could not take the stream: the other takes over if it is up."""
-        alternative = other(failed)
-        if self.router.engines[alternative].up:
-            self.router.take_over(alternative, f"{failed} could not serve a stream")
+        raise Refused(grpc.StatusCode.UNAVAILABLE, f"no engine holds session {show(j.name)}")
 
     # --- Bars -----------------------------------------------------------------------------------
 
     async def _next(self, request: pb.StreamRequest) -> pb.StreamResponse:
         j = self.journal
         assert j is not None
-        if request.WhichOneof("kind") != "bar":
-            return await self._forward(request)  # a second open: the engine ends the stream
+        kind = request.WhichOneof("kind")
+        if kind != "bar":
+            # The engines' own refusals of a second open and of an empty message.
+            why = (
+                "a stream opens its session once"
+                if kind == "open"
+                else "a stream message must carry open or bar"
+            )
+            raise Refused(grpc.StatusCode.INVALID_ARGUMENT, why)
+        if self.m.journals.get(j.name) is not j:
+            raise Refused(
+                grpc.StatusCode.ABORTED,
+                f"session {show(j.name)} was replaced by a new open; open or resume it again",
+            )
         seq = request.bar.seq
         message = request.bar.SerializeToString(deterministic=True)
         if 0 < seq <= j.last_seq:
             cached = j.cached(seq)
             if cached is not None:
                 return self._duplicate(seq, message, *cached)
-            return await self._forward(request)
+            return await self._on_active(request, message, new=False)
         if seq != j.last_seq + 1:
-            return await self._forward(request)  # a gap or a zero: the engine's own answer
+            # A gap or a zero: the engine's own answer.
+            return await self._on_active(request, message, new=False)
         if self.m.lagging(j):
             await self.m.back_pressure(j)
-        return await self._apply(request, message)
+        return await self._on_active(request, message, new=True)
 
     def _duplicate(
         self, seq: int, message: bytes, applied: bytes, answer: pb.StreamResponse
@@ -392,13 +411,6 @@ class Relay:
             ),
         )
 
-    async def _forward(self, request: pb.StreamRequest) -> pb.StreamResponse:
-        """A message that applies nothing, answered by the active engine."""
-        return await self._on_active(request, None)
-
-    async def _apply(self, request: pb.StreamRequest, message: bytes) -> pb.StreamResponse:
-        return await self._on_active(request, message)
-
     def _accept(
         self,
         engine: str,
@@ -408,8 +420,8 @@ class Relay:
         fenced: str | None,
     ) -> None:
         """A new bar applied by ``engine``: journaled (the client hears of it after this), the
-        other engine told. An engine whose answer to the same message was fenced applied it
-        too: it holds the journal as well."""
+        other engine told. An engine whose answer to the same bar was fenced applied it too:
+        it holds the journal as well."""
         j = self.journal
         assert j is not None
         if answer.WhichOneof("kind") != "update" or answer.seq != j.last_seq + 1:
@@ -419,59 +431,60 @@ class Relay:
             j.set_applied(fenced, j.last_seq)
         self.m.feeders[other(engine)].notify(j)
 
-    async def _serving_engine(self) -> str:
-        """The engine to send to: the active one if it takes traffic, else the other if it
-        does; when neither is up, a short wait (one call deadline) for one to come back before
-        the stream fails closed."""
-        engines = self.router.engines
-        if engines[self.router.active].eligible:
-            return self.router.active
-        end = time.monotonic() + self.m.timeout
-        while not any(h.up for h in self.router.engines.values()) and time.monotonic() < end:
-            await asyncio.sleep(0.02)
-        return self.router.serving or self.router.active
-
     async def _on_active(
-        self, request: pb.StreamRequest, message: bytes | None
+        self, request: pb.StreamRequest, message: bytes, new: bool
     ) -> pb.StreamResponse:
-        """The message on the active engine's leg; on a failure, on the engine the router
-        switched to, once it is level with the journal. ``message``: a new bar (journaled when
-        applied), None for a message that applies nothing."""
+        """The bar on the active engine (levelled with the journal first); on a failure, on
+        the engine the router switched to. ``new``: the journal's next number (journaled when
+        applied); otherwise a message that applies nothing (a duplicate, a gap)."""
+        j = self.journal
+        assert j is not None
         fenced: str | None = None
         for _ in range(ATTEMPTS):
             engine = self.router.active
             if not self.router.engines[engine].eligible:
                 engine = await self._serving_engine()
-            if (self.leg is None or self.leg.engine != engine) and not await self._attach(engine):
+            if not await self._attach(engine):
                 self._switch_if_possible(engine)
                 continue
-            leg = self.leg
-            assert leg is not None
             epoch = self.router.epoch
+            applier = self.m.appliers[engine]
+            future = applier.submit(self.session, message)
+            await applier.flush()
             try:
-                answer = await leg.exchange(
-                    request, self._deadline(engine), self.timeout(), self._patient
+                answer = await answered(
+                    future, self.m.deadline(engine), self.timeout(), self._patient
                 )
             except LegFailed as e:
                 self._failed(engine, str(e))
                 continue
-            except grpc.aio.AioRpcError as e:
-                self._drop_leg()
-                raise Refused.of(e) from None
             if self.router.epoch != epoch and self.router.active != engine:
                 # Switched away from while it answered: fenced (never delivered); the new
-                # active answers the same message. If this one applied it, it holds the
-                # journal once the new active applied it too.
+                # active answers the same bar. If this one applied it, it holds the journal
+                # once the new active applied it too.
                 self.m.fenced += 1
-                self._drop_leg()
-                if message is not None and answer.WhichOneof("kind") == "update":
+                if new and answer.WhichOneof("kind") == "update":
                     fenced = engine
                 continue
-            self.router.ok(engine, self.m.net(leg.millis), probe=False)
-            if message is not None:
+            if new and answer.WhichOneof("kind") == "error" and self._lost_place(answer):
+                # Not where the journal says (it restarted, or holds a bar never
+                # acknowledged): rebuilt afresh, then the bar again.
+                self._lost(engine)
+                continue
+            if new:
                 self._accept(engine, request, answer, message, fenced)
             return answer
         raise Refused(grpc.StatusCode.UNAVAILABLE, "no engine serves")
+
+    def _lost_place(self, answer: pb.StreamResponse) -> bool:
+        e = answer.error
+        if e.code not in LOST_PLACE:
+            return False
+        # FAILED_PRECONDITION is also the engine's answer to a replacement on a session with
+        # no bar (expected_seq is then this very number): that one is the client's.
+        return not (
+            e.code == grpc.StatusCode.FAILED_PRECONDITION.value[0] and e.expected_seq == answer.seq
+        )
 
 
 __all__ = ["ENGINES", "LegFailed", "Refused", "Relay", "engine_failed"]

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import grpc
 
 from trading_system.monitor.journal import UNKNOWN, Journal
+from trading_system.monitor.wire import length_delimited
 from trading_system.proto import trading_pb2 as pb
 from trading_system.server import log
 
@@ -34,20 +35,6 @@ PER_BAR_MS = 0.05
 well over 100 k bars/s in a catch-up; this allows 20 k)."""
 
 
-def _field(number: int, payload: bytes) -> bytes:
-    """A length-delimited protobuf field (wire type 2) with ``payload``."""
-    size = len(payload)
-    head = bytearray([(number << 3) | 2])
-    while True:
-        byte = size & 0x7F
-        size >>= 7
-        if size:
-            head.append(byte | 0x80)
-        else:
-            head.append(byte)
-            return bytes(head) + payload
-
-
 def session_catch_up(journal: Journal, fresh: bool, after: int, messages: list[bytes]) -> bytes:
     """A ``SessionCatchUp`` encoded from the journal's stored message bytes (no decoding and
     encoding again of every bar); a fresh one starts from the journal's whole series."""
@@ -56,7 +43,7 @@ def session_catch_up(journal: Journal, fresh: bool, after: int, messages: list[b
     head.open.resume = False
     if fresh and len(journal.series):
         head.base.CopyFrom(journal.series.bars())
-    return head.SerializeToString() + b"".join(_field(4, m) for m in messages)
+    return head.SerializeToString() + b"".join(length_delimited(4, m) for m in messages)
 
 
 class Feeder:
@@ -190,7 +177,7 @@ class Feeder:
             self.dirty.clear()
             return
         sent = {j.name: j.pending(self.engine, self.m.catch_up_batch)[:2] for j in journals}
-        request = b"".join(_field(1, e) for e in entries)
+        request = b"".join(length_delimited(1, e) for e in entries)
         timeout = self.m.timeout + total * PER_BAR_MS / 1000
         started = time.perf_counter()
         self.busy = True

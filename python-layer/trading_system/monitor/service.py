@@ -31,6 +31,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from trading_system import transport
 from trading_system.config import FileConfig
 from trading_system.monitor import ENGINES
+from trading_system.monitor.applier import Applier
 from trading_system.monitor.decode import Undecodable, parse
 from trading_system.monitor.journal import UNKNOWN, Journal, session_name
 from trading_system.monitor.relay import Refused, Relay, engine_failed
@@ -154,6 +155,7 @@ class Monitor:
         """The configuration digest each engine reported last."""
         self.store = Store(system.state_file) if system.state_file else None
         self.feeders = {e: Feeder(self, e) for e in ENGINES}
+        self.appliers = {e: Applier(self, e) for e in ENGINES}
         if self.store is not None:
             self._restore(self.store)
         self.streaming: dict[str, Relay] = {}
@@ -479,6 +481,8 @@ class Monitor:
                 await task
         for f in self.feeders.values():
             await f.close()
+        for a in self.appliers.values():
+            await a.close()
         for ch in self.channels.values():
             await ch.close()
         if self.store is not None:
@@ -496,6 +500,8 @@ class Monitor:
     def _engine_failed(self, engine: str) -> None:
         self.failures[engine].set()
         self.failures[engine] = asyncio.Event()
+        # Every bar waiting on it fails over now, not at its own deadline.
+        self.appliers[engine].fail(f"{engine} failed: {self.router.engines[engine].last_error}")
 
     async def _unless_failed(self, engine: str, call: Any) -> Message:
         """The call's answer, or EngineGone as soon as the engine is found failed elsewhere (a
