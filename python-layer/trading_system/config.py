@@ -169,7 +169,7 @@ class SystemConfig(_Model):
     """Bars a standby may lag in all before acknowledgements wait."""
     catch_up_batch_bars: U64 = 4096
     """Bars per session in one ``Replica.CatchUp``."""
-    hang_deadline_factor: U64 = 4
+    hang_deadline_factor: U64 = 3
     """A stream message's deadline: this many times the engine's recent p99 ..."""
     min_deadline_ms: U64 = 50
     """... but never below this (and never above ``call_timeout_ms``)."""

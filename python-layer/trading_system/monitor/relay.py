@@ -157,7 +157,7 @@ async def answered(
             def verdict(due: float) -> None:
                 nonlocal judge, waited
                 now = loop.time()
-                late = now - due > timeout / 2  # the loop itself was held up
+                late = now - due > timeout  # the loop itself stalled (longer than a deadline)
                 if (late or patient()) and now < limit:
                     judge = loop.call_at(min(limit, now + timeout), verdict, now + timeout)
                     waited = min(limit, now + timeout) - begun

@@ -313,7 +313,7 @@ class Monitor:
     def deadline(self, engine: str) -> float:
         """A stream message's deadline on ``engine`` (seconds): ``hang_deadline_factor`` times
         its recent p99, at least ``min_deadline_ms``, at most ``call_timeout_ms``, plus the
-        monitor's own delay (a busy monitor must not take its lateness for a hung engine)."""
+        monitor's own recent event-loop delay (a busy monitor must not take its lateness for a hung engine)."""
         now = time.monotonic()
         cached = self._deadlines.get(engine)
         if cached is None or now - cached[1] > DEADLINE_REFRESH:
@@ -321,7 +321,7 @@ class Monitor:
             base = min(self.timeout, max(self.min_deadline, self.deadline_factor * p99))
             cached = (base, now)
             self._deadlines[engine] = cached
-        return cached[0] + 2 * self.loop_lag
+        return cached[0] + self.loop_lag
 
     def lagging(self, j: Journal) -> bool:
         """Is the standby past its lag bound for ``j`` (checked on every bar: cheap)?"""

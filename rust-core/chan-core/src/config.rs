@@ -210,7 +210,7 @@ impl Default for SystemConfig {
             max_standby_lag_ms: 250,
             max_standby_lag_bars: 100_000,
             catch_up_batch_bars: 4096,
-            hang_deadline_factor: 4,
+            hang_deadline_factor: 3,
             min_deadline_ms: 50,
             max_streams: 2000,
             max_calls: 256,
@@ -941,7 +941,7 @@ mod tests {
             (s.max_standby_lag_ms, s.max_standby_lag_bars),
             (250, 100_000)
         );
-        assert_eq!((s.catch_up_batch_bars, s.hang_deadline_factor), (4096, 4));
+        assert_eq!((s.catch_up_batch_bars, s.hang_deadline_factor), (4096, 3));
         assert_eq!(
             (s.min_deadline_ms, s.max_streams, s.max_calls),
             (50, 2000, 256)
