@@ -104,7 +104,9 @@ def throughput(bots: int, bars: int) -> dict[str, Any]:
         sampler.join()
         errors = sum(len(b.errors) for b in done)
         latencies = [x for b in done for x in b.latencies]
+        switches = len(stack.status().switches) - 1
         return {
+            "switches": switches,
             "bots": bots,
             "bars": bars,
             "acks_per_s": run.acked / run.elapsed,
@@ -182,18 +184,18 @@ def main() -> None:
     faults = [failover(k, max(counts), max(200, args.bars // 2)) for k in ("crash", "hang")]
     print(
         "| bots | bars each | acknowledged bars/s | ack p50 / p99 (ms) "
-        "| standby lag p50 / p99 (ms) | errors |"
+        "| standby lag p50 / p99 (ms) | errors | switches |"
     )
-    print("|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
     for r in runs:
         print(
             f"| {r['bots']} | {r['bars']:,} | {r['acks_per_s']:,.0f} | "
             f"{r['ack_p50_ms']:.3f} / {r['ack_p99_ms']:.3f} | "
-            f"{r['lag_p50_ms']:.1f} / {r['lag_p99_ms']:.1f} | {r['errors']} |"
+            f"{r['lag_p50_ms']:.1f} / {r['lag_p99_ms']:.1f} | {r['errors']} | {r['switches']} |"
         )
     print(
         f"| 1, straight to the Rust engine (baseline) | {args.bars:,} | — | "
-        f"{base['ack_p50_ms']:.3f} / {base['ack_p99_ms']:.3f} | — | {base['errors']} |"
+        f"{base['ack_p50_ms']:.3f} / {base['ack_p99_ms']:.3f} | — | {base['errors']} | — |"
     )
     print()
     print(

@@ -20,6 +20,7 @@ import zlib
 from dataclasses import dataclass, field
 
 import grpc
+from cluster import series
 
 from trading_system.proto import trading_pb2 as pb
 from trading_system.proto import trading_pb2_grpc as rpc
@@ -29,17 +30,7 @@ TIMEFRAME = "1m"
 
 def bars_for(symbol: str, n: int) -> list[pb.Bar]:
     """A deterministic random walk per symbol (valid bars, one minute apart)."""
-    rng = random.Random(zlib.crc32(symbol.encode()))
-    price = 100.0
-    out = []
-    for i in range(n):
-        o = price
-        c = max(1.0, o + rng.gauss(0, 1.5))
-        hi = max(o, c) + abs(rng.gauss(0, 0.8))
-        lo = max(0.5, min(o, c) - abs(rng.gauss(0, 0.8)))
-        out.append(pb.Bar(time=(i + 1) * 60_000, open=o, high=hi, low=lo, close=c, volume=1.0))
-        price = c
-    return out
+    return series(n, seed=zlib.crc32(symbol.encode()))
 
 
 @dataclass
@@ -57,9 +48,14 @@ class Bot:
 
 async def _open(stub: rpc.TradingStub, symbol: str, resume: bool) -> tuple[object, int]:
     call = stub.Stream()
-    await call.write(
-        pb.StreamRequest(open=pb.OpenSession(symbol=symbol, timeframe=TIMEFRAME, resume=resume))
+    request = pb.StreamRequest(
+        open=pb.OpenSession(symbol=symbol, timeframe=TIMEFRAME, resume=resume)
     )
+    try:
+        await call.write(request)
+    except grpc.aio.AioRpcError:
+        # The server ended the call first: its own status, not grpcio's write failure.
+        pass
     answer = await call.read()
     if answer is grpc.aio.EOF:
         raise grpc.aio.AioRpcError(

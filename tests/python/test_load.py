@@ -268,7 +268,8 @@ def test_many_sessions_are_capped_on_both_engines(sessions: int, cap: int) -> No
     """One-bar sessions, in waves, beyond ``system.max_sessions``: the least recently used
     idle ones are closed on both engines, which end holding the same sessions; while every
     session has a stream, one more open is refused (RESOURCE_EXHAUSTED), nothing is cut."""
-    with cluster([*FAST, f"system.max_sessions={cap}"], engine_sets=QUIET) as c:
+    sets = [*FAST, f"system.max_sessions={cap}", f"system.max_streams={4 * cap}"]
+    with cluster(sets, engine_sets=QUIET) as c:
         wave = cap // 3
         for w in range(sessions // wave):
             bots = Bots(c.monitor.address, wave, 1, prefix=f"S{w}-")

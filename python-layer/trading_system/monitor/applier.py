@@ -29,17 +29,27 @@ if TYPE_CHECKING:
     from trading_system.monitor.service import Monitor
 
 
+class _Exchange:
+    """One ``Apply`` call: its stream, the requests written on it that wait for their answers
+    (send time and one future per bar), and the task reading the answers."""
+
+    def __init__(self, call: Any) -> None:
+        self.call = call
+        self.inflight: deque[tuple[float, list[asyncio.Future[pb.StreamResponse]]]] = deque()
+        self.reader: asyncio.Task[None] | None = None
+
+
 class Applier:
     """One engine's ``Apply`` stream, shared by every client stream."""
 
     def __init__(self, monitor: Monitor, engine: str) -> None:
         self.m = monitor
         self.engine = engine
-        self.call: Any = None
+        self.current: _Exchange | None = None
         self.queue: list[tuple[bytes, asyncio.Future[pb.StreamResponse]]] = []
-        self.inflight: deque[tuple[float, list[asyncio.Future[pb.StreamResponse]]]] = deque()
         self.writing = False
-        self.tasks: list[asyncio.Task[None]] = []
+        self.answered_at = 0.0
+        """When the engine last answered an exchange (the event loop's clock)."""
         self.requests = 0
         self.messages = 0
         self._open = monitor.channels[engine].stream_stream(
@@ -55,41 +65,56 @@ class Applier:
         task; under load the bars that arrive meanwhile go out together in the next write."""
         future: asyncio.Future[pb.StreamResponse] = asyncio.get_running_loop().create_future()
         self.queue.append((session_message(session, message), future))
-        if self.call is None:
-            self._start()
         return future
 
     async def flush(self) -> None:
-        """Writes what is queued, unless a write is under way (that writer sends it next)."""
+        """Writes what is queued, unless a write is under way (that writer sends it next). A
+        write that does not complete within the call deadline (the engine stopped reading)
+        fails the exchange like a broken stream."""
         if self.writing:
             return
         self.writing = True
-        call = self.call
         try:
-            while self.queue and self.call is call and call is not None:
+            while self.queue:
+                x = self.current or self._start()
                 batch, self.queue = self.queue, []
-                self.inflight.append((time.perf_counter(), [f for _, f in batch]))
+                x.inflight.append((time.perf_counter(), [f for _, f in batch]))
                 self.requests += 1
                 self.messages += len(batch)
-                await call.write(b"".join(m for m, _ in batch))
-        except (grpc.aio.AioRpcError, asyncio.InvalidStateError) as e:
-            self.fail(f"Apply stream: {e}", call)
+                # Shielded: a writer whose client went away mid-write must not leave a request
+                # half sent (the others' bars are in it).
+                write = asyncio.ensure_future(x.call.write(b"".join(m for m, _ in batch)))
+                try:
+                    async with asyncio.timeout(self.m.timeout):
+                        await asyncio.shield(write)
+                except (grpc.aio.AioRpcError, asyncio.InvalidStateError, TimeoutError) as e:
+                    self._fail(x, f"Apply stream: {type(e).__name__}: {e}")
         finally:
             self.writing = False
+            if self.queue:
+                # This writer stopped early (its client went away): the bars queued meanwhile
+                # still go out.
+                asyncio.get_running_loop().create_task(self.flush())
 
-    def _start(self) -> None:
-        self.call = self._open(metadata=self.m.admin_metadata)
-        self.tasks = [asyncio.get_running_loop().create_task(self._read(self.call))]
+    def _start(self) -> _Exchange:
+        x = _Exchange(self._open(metadata=self.m.admin_metadata))
+        x.reader = asyncio.get_running_loop().create_task(self._read(x))
+        self.current = x
+        return x
 
-    async def _read(self, call: Any) -> None:
+    async def _read(self, x: _Exchange) -> None:
         try:
-            while self.call is call:
-                answer = await call.read()
+            while True:
+                answer = await x.call.read()
                 if answer is grpc.aio.EOF:
-                    code = await call.code()
-                    self.fail(f"Apply stream ended ({code.name if code else 'no status'})", call)
+                    code = await x.call.code()
+                    self._fail(x, f"Apply stream ended ({code.name if code else 'no status'})")
                     return
-                sent, futures = self.inflight.popleft()
+                if not x.inflight:
+                    self._fail(x, "Apply: an answer to no request")
+                    return
+                sent, futures = x.inflight.popleft()
+                self.answered_at = asyncio.get_running_loop().time()
                 # One latency sample per exchange, from its write to its answer: the engine's
                 # time (and the network's), not the bars' wait for their turn in the monitor.
                 millis = (time.perf_counter() - sent) * 1000
@@ -100,36 +125,42 @@ class Applier:
                 for f in futures[len(answer.answers) :]:
                     if not f.done():
                         f.set_exception(LegFailed("Apply: an answer was missing"))
+        except asyncio.CancelledError:
+            raise
         except grpc.aio.AioRpcError as e:
             why = f"{e.code().name}: {e.details()}"
             if not engine_failed(e.code()):
                 why = f"Apply refused: {why}"
-            self.fail(why, call)
-        except asyncio.InvalidStateError as e:
-            self.fail(f"Apply stream: {e}", call)
+            self._fail(x, why)
+        except Exception as e:  # never a silent reader: every waiting bar must hear of it
+            self._fail(x, f"Apply stream: {type(e).__name__}: {e}")
 
-    def fail(self, why: str, call: Any = None) -> None:
-        """The stream is given up (the engine failed): every bar waiting on it fails over; the
-        next bar opens a new stream."""
-        if call is not None and call is not self.call:
-            return
-        if self.call is not None:
-            self.call.cancel()
-        self.call = None
-        current = asyncio.current_task()
-        for task in self.tasks:
-            if task is not current:
-                task.cancel()
-        self.tasks = []
-        waiting = [f for _, batch in self.inflight for f in batch] + [f for _, f in self.queue]
-        self.inflight.clear()
-        self.queue = []
+    def _fail(self, x: _Exchange, why: str) -> None:
+        """The exchange is given up: every bar waiting on it fails over; the next bar opens
+        a new one."""
+        if self.current is x:
+            self.current = None
+        x.call.cancel()
+        if x.reader is not None and x.reader is not asyncio.current_task():
+            x.reader.cancel()
+        waiting = [f for _, batch in x.inflight for f in batch]
+        x.inflight.clear()
         for f in waiting:
             if not f.done():
                 f.set_exception(LegFailed(why))
 
+    def fail(self, why: str) -> None:
+        """The engine failed: the current exchange and every bar queued for it fail over."""
+        if self.current is not None:
+            self._fail(self.current, why)
+        queued, self.queue = self.queue, []
+        for _, f in queued:
+            if not f.done():
+                f.set_exception(LegFailed(why))
+
     async def close(self) -> None:
+        x = self.current
         self.fail("monitor stopping")
-        for task in self.tasks:
+        if x is not None and x.reader is not None:
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                await x.reader

@@ -21,6 +21,7 @@ which answers them as it always does.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -159,8 +160,11 @@ async def answered(
                 now = loop.time()
                 late = now - due > timeout  # the loop itself stalled (longer than a deadline)
                 if (late or patient()) and now < limit:
-                    judge = loop.call_at(min(limit, now + timeout), verdict, now + timeout)
-                    waited = min(limit, now + timeout) - begun
+                    # Judged again soon: a hang that starts now is seen within half a deadline
+                    # of the deadline.
+                    again = min(limit, now + timeout / 2)
+                    judge = loop.call_at(again, verdict, again)
+                    waited = again - begun
                     return
                 scope.reschedule(now)
 
@@ -251,11 +255,17 @@ class Relay:
             return False
         return await self.m.feeders[engine].level(j, self.m.batch_timeout)
 
-    def _patient(self) -> bool:
-        """Past the adaptive deadline, wait longer for the active engine? Yes when failing it
-        over could not help or would flap: no other engine takes traffic, or the last switch
-        is within the hold-down (a latency that flaps must not switch on every flap)."""
-        standby = self.router.engines[other(self.router.active)]
+    def _patient(self, engine: str, deadline: float) -> bool:
+        """Past the adaptive deadline, wait longer for ``engine``? Yes when it is not hung but
+        busy — it answered an exchange within the last deadline (a hung engine answers
+        nothing; one starved of CPU, or working through large batches, still does) — or when
+        failing it over could not help or would flap: no other engine takes traffic, or the
+        last switch is within the hold-down (a latency that flaps must not switch on every
+        flap)."""
+        loop_now = asyncio.get_running_loop().time()
+        if loop_now - self.m.appliers[engine].answered_at < deadline:
+            return True
+        standby = self.router.engines[other(engine)]
         return not standby.eligible or self.router.held_down
 
     async def _serving_engine(self) -> str:
@@ -452,8 +462,12 @@ class Relay:
             future = applier.submit(self.session, message)
             await applier.flush()
             try:
+                deadline = self.m.deadline(engine)
                 answer = await answered(
-                    future, self.m.deadline(engine), self.timeout(), self._patient
+                    future,
+                    deadline,
+                    self.timeout(),
+                    functools.partial(self._patient, engine, deadline),
                 )
             except LegFailed as e:
                 self._failed(engine, str(e))

@@ -313,7 +313,8 @@ class Monitor:
     def deadline(self, engine: str) -> float:
         """A stream message's deadline on ``engine`` (seconds): ``hang_deadline_factor`` times
         its recent p99, at least ``min_deadline_ms``, at most ``call_timeout_ms``, plus the
-        monitor's own recent event-loop delay (a busy monitor must not take its lateness for a hung engine)."""
+        monitor's own recent event-loop delay (a busy monitor must not take its lateness for a
+        hung engine)."""
         now = time.monotonic()
         cached = self._deadlines.get(engine)
         if cached is None or now - cached[1] > DEADLINE_REFRESH:
