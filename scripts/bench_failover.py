@@ -4,11 +4,13 @@ engine servers and the monitor in front of them, docs/MONITOR.md):
 
 - crash: a lockstep stream through the monitor; after a warm-up, the active engine is killed
   (SIGKILL) and the next bar sent at once: the time from the kill to that bar's answer;
-- hang: the same with the active engine stopped (SIGSTOP): a hang is found by the call deadline
-  only, so this is run with the default ``system.call_timeout_ms`` and with a short one;
+- hang: the same with the active engine stopped (SIGSTOP): a hang is found by the adaptive
+  deadline only (``system.hang_deadline_factor`` times the engine's p99, at least
+  ``system.min_deadline_ms``; on one quiet stream the floor), so this is run with the default
+  floor and with a lower one;
 - overhead: stream acknowledgement latency (one bar at a time) and Analyze round trips, direct
-  to the Rust engine and through the monitor (which mirrors every bar to both engines and
-  answers once both have, so its stream figure includes waiting for the Python engine).
+  to the Rust engine and through the monitor (which answers once the active engine applied the
+  bar and the monitor journaled it; the standby is fed behind).
 
 Fresh processes for every repeat of a fault; unique symbols everywhere. Prints markdown tables;
 --json FILE writes the figures.
@@ -221,7 +223,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=5, help="fresh clusters per fault")
     ap.add_argument("--warmup", type=int, default=200, help="bars streamed before the fault")
     ap.add_argument("--health-interval-ms", type=int, default=100)
-    ap.add_argument("--hang-timeout-ms", type=int, default=300, help="the short call deadline")
+    ap.add_argument("--hang-floor-ms", type=int, default=25, help="the lower deadline floor")
     ap.add_argument("--bars", type=int, default=3000, help="bars for the stream ack latency")
     ap.add_argument("--calls", type=int, default=200, help="Analyze calls for its latency")
     ap.add_argument("--analyze-bars", type=int, default=1000)
@@ -229,18 +231,18 @@ def main() -> int:
     args = ap.parse_args()
 
     base = [f"system.health_check_interval_ms={args.health_interval_ms}"]
-    short = [*base, f"system.call_timeout_ms={args.hang_timeout_ms}"]
-    default_timeout = "config default"
+    low = [*base, f"system.min_deadline_ms={args.hang_floor_ms}"]
+    default_floor = "config default"
     runs = [
-        ("crash", "kill -9 active", base, default_timeout),
-        ("hang", "SIGSTOP active", base, default_timeout),
-        ("hang", "SIGSTOP active", short, str(args.hang_timeout_ms)),
+        ("crash", "kill -9 active", base, default_floor),
+        ("hang", "SIGSTOP active", base, default_floor),
+        ("hang", "SIGSTOP active", low, str(args.hang_floor_ms)),
     ]
     faults = []
     for kind, what, sets, timeout in runs:
         ms, stale = failover(kind, sets, args.repeat, args.warmup)
         faults.append(
-            {"fault": kind, "what": what, "call_timeout_ms": timeout, "ms": ms, "stale": stale}
+            {"fault": kind, "what": what, "min_deadline_ms": timeout, "ms": ms, "stale": stale}
         )
     over = overhead(base, args.bars, args.calls, args.analyze_bars)
 
@@ -249,20 +251,20 @@ def main() -> int:
         f"the fault on the active engine\nto the answer to the next bar of a running lockstep "
         f"stream ({args.warmup} bars before), {args.repeat} fresh clusters each.\n"
     )
-    print("| fault | system.call_timeout_ms | min | median | max | answer under the old epoch |")
+    print("| fault | system.min_deadline_ms | min | median | max | answer under the old epoch |")
     print("|---|---:|---:|---:|---:|---:|")
     for f in faults:
         s = summary(f["ms"])
         f.update(s)
         print(
-            f"| {f['what']} | {f['call_timeout_ms']} | {s['min_ms']:.1f} ms "
+            f"| {f['what']} | {f['min_deadline_ms']} | {s['min_ms']:.1f} ms "
             f"| {s['median_ms']:.1f} ms | {s['max_ms']:.1f} ms | {f['stale']}/{len(f['ms'])} |"
         )
     o = over
     print(
         f"\nMonitor overhead: stream ack latency ({args.bars:,} bars, one at a time; through the "
-        f"monitor every bar is mirrored\nto both engines), Analyze of {args.analyze_bars:,} bars "
-        f"({args.calls} calls; the monitor forwards it to Rust only).\n"
+        f"monitor each bar is applied\nby the active engine and journaled), Analyze of "
+        f"{args.analyze_bars:,} bars ({args.calls} calls; the monitor forwards it to Rust only).\n"
     )
     print("| measure | direct Rust p50 | p99 | via monitor p50 | p99 | added p50 | added p99 |")
     print("|---|---:|---:|---:|---:|---:|---:|")

@@ -44,6 +44,8 @@ class Bot:
     errors: list[str] = field(default_factory=list)
     reconnects: int = 0
     latencies: list[float] = field(default_factory=list)
+    received: list[float] = field(default_factory=list)
+    """When each acknowledgement arrived (``time.perf_counter``)."""
 
 
 async def _open(stub: rpc.TradingStub, symbol: str, resume: bool) -> tuple[object, int]:
@@ -133,7 +135,9 @@ async def run_bot(
                 broken_since = None
                 seq = last + 1
                 continue
-            bot.latencies.append(time.perf_counter() - t0)
+            now = time.perf_counter()
+            bot.latencies.append(now - t0)
+            bot.received.append(now)
             if answer.WhichOneof("kind") != "update" or answer.seq != seq:
                 bot.errors.append(f"seq {seq}: answered {answer}")
                 return bot
