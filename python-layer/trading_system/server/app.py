@@ -45,14 +45,25 @@ def address(host: str, port: int) -> str:
     return f"{host}:{port}"
 
 
+PENDING_CALLS = 100_000
+"""How many calls the gRPC core holds before the server's event loop takes them. The core's
+defaults (refusing at random above 1,000 and always above 3,000) turned a burst of 2,000 stream
+opens into INTERNAL and CANCELLED errors with no message; the services' own admission limits
+(``system.max_streams``, ``max_calls``, ``max_opens_per_s``, ``server.max_sessions``) refuse
+what is too much, with RESOURCE_EXHAUSTED naming the limit."""
+
+
 def options(cfg: FileConfig) -> list[tuple[str, int]]:
-    """The channel options: no port sharing, and the transport's own size limit at twice
-    ``server.max_message_bytes`` (the service refuses anything above it with a clear message)."""
+    """The channel options: no port sharing, the transport's own size limit at twice
+    ``server.max_message_bytes`` (the service refuses anything above it with a clear message),
+    and room for bursts of calls (:data:`PENDING_CALLS`)."""
     limit = min(2 * cfg.server.max_message_bytes, MAX_GRPC_MESSAGE)
     return [
         ("grpc.so_reuseport", 0),
         ("grpc.max_receive_message_length", limit),
         ("grpc.max_send_message_length", -1),
+        ("grpc.server.max_pending_requests", PENDING_CALLS),
+        ("grpc.server.max_pending_requests_hard_limit", PENDING_CALLS),
     ]
 
 
