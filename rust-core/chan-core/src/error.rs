@@ -9,7 +9,7 @@ pub struct Violation {
     pub index: Option<usize>,
     /// The field at fault: `time`, `open`, `high`, `low`, `close`, `volume` or `bars`.
     pub field: &'static str,
-    /// The rule's stable name (see `docs/rules.md`).
+    /// The rule's stable name (`kline::rule`; the list is in `docs/CHAN_THEORY.md` §12.1).
     pub rule: &'static str,
     /// A sentence naming the bar, the value and the rule.
     pub message: String,
