@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
@@ -49,6 +50,9 @@ PLOT_BACKGROUND = "#f6f3e9"
 """The plotting area (the page itself stays white): tells a drawn chart from an empty page."""
 
 EngineChoice = Literal["rust", "python"]
+Floats = npt.NDArray[np.float64]
+Line = tuple[tuple[int, float], tuple[int, float]]
+"""A line from one ``(bar index, price)`` point to another."""
 GAP = 4
 """A pause between bars longer than this many typical bar intervals (a night, a weekend, a
 lunch break of intraday bars) is cut out of the time axis."""
@@ -61,7 +65,7 @@ def _doc(analysis: Analysis | Mapping[str, Any]) -> Mapping[str, Any]:
     return analysis.to_dict() if isinstance(analysis, Analysis) else analysis
 
 
-def _series(values: Sequence[float | None], lo: int) -> np.ndarray:
+def _series(values: Sequence[float | None], lo: int) -> Floats:
     """A document's MACD series (``null`` where absent) as floats from bar ``lo`` on."""
     return np.array([np.nan if v is None else v for v in values[lo:]], dtype=np.float64)
 
@@ -77,12 +81,12 @@ class _Window:
         n = len(bars)
         self.lo = 0 if last is None else max(0, n - max(int(last), 1))
         self.n = n
-        self.times = bars.time.astype(np.float64)
+        self.times: Floats = bars.time.astype(np.float64)
 
     def x(self, index: int) -> float:
         return float(self.times[index])
 
-    def clip(self, a: Mapping[str, Any], b: Mapping[str, Any]) -> tuple[Any, Any] | None:
+    def clip(self, a: Mapping[str, Any], b: Mapping[str, Any]) -> Line | None:
         """The part of the line from point ``a`` to point ``b`` inside the window as two
         ``(index, price)`` pairs, or None when it lies wholly before it."""
         ia, ib = int(a["index"]), int(b["index"])
@@ -95,7 +99,7 @@ class _Window:
         return (ia, pa), (min(ib, self.n - 1), pb)
 
 
-def _polyline(w: _Window, lines: Sequence[tuple[Any, Any]]) -> tuple[np.ndarray, np.ndarray]:
+def _polyline(w: _Window, lines: Sequence[Line]) -> tuple[Floats, Floats]:
     """Lines as one trace: consecutive lines sharing an end point are drawn as one path, the
     others are separated by a gap (NaN), so thousands of pens stay a single SVG path."""
     xs: list[float] = []
@@ -114,8 +118,8 @@ def _polyline(w: _Window, lines: Sequence[tuple[Any, Any]]) -> tuple[np.ndarray,
     return np.array(xs), np.array(ys)
 
 
-def _lines(w: _Window, items: Sequence[Mapping[str, Any]], keep: bool) -> list[tuple[Any, Any]]:
-    out = []
+def _lines(w: _Window, items: Sequence[Mapping[str, Any]], keep: bool) -> list[Line]:
+    out: list[Line] = []
     for item in items:
         if bool(item.get("final", item.get("confirmed"))) != keep:
             continue
@@ -128,7 +132,7 @@ def _lines(w: _Window, items: Sequence[Mapping[str, Any]], keep: bool) -> list[t
 def _add_lines(
     fig: go.Figure,
     w: _Window,
-    lines: Sequence[tuple[Any, Any]],
+    lines: Sequence[Line],
     name: str,
     color: str,
     width: float,
@@ -237,7 +241,7 @@ def _add_signals(
         )
 
 
-def _breaks(times: np.ndarray) -> list[dict[str, Any]]:
+def _breaks(times: Floats) -> list[dict[str, list[float] | float]]:
     """Range breaks for the pauses between bars: without them, 1-minute bars of a market open
     four hours a day would fill a sixth of the chart, squeezed between empty nights. Each pause
     keeps one typical interval, so candles stay evenly spaced across it."""

@@ -124,7 +124,8 @@ class SignalStore:
         self, symbol: str | None = None, timeframe: str | None = None, current: bool = False
     ) -> list[StoredSignal]:
         """Signals oldest bar first; ``current``: only those not gone."""
-        where, args = [], []
+        where: list[str] = []
+        args: list[str] = []
         if symbol is not None:
             where.append("symbol = ?")
             args.append(symbol)

@@ -5,15 +5,25 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import numpy as np
 
-from trading_system.engine.document import Doc, build_document, build_update
+from trading_system.config import MacdSeed, PenDefinition, Strength
+from trading_system.engine.document import AnalysisDoc, UpdateDoc, build_document, build_update
 from trading_system.engine.fractal import Fractal, classify
-from trading_system.engine.kline import MergedBars, Repair, bar_ok, check_bar, validate_series
-from trading_system.engine.macd import MacdState
-from trading_system.engine.pen import ADDED, NONE, Pen, PenBuilder
+from trading_system.engine.kline import (
+    Float64Array,
+    Int64Array,
+    MergedBars,
+    MergedLast,
+    Repair,
+    bar_ok,
+    check_bar,
+    validate_series,
+)
+from trading_system.engine.macd import MacdSnapshot, MacdState, MacdValue
+from trading_system.engine.pen import ADDED, NONE, Pen, PenBuilder, PenState
 from trading_system.engine.pivot import Pivot, find_pivots
 from trading_system.engine.segment import SegmentEngine, SegmentSpan
 from trading_system.engine.signal import Signal, StrengthCache, segment_signals
@@ -26,20 +36,49 @@ MAX_BARS = 2**32 - 1
 """Bar indices are 32-bit in the contract (§12.6)."""
 
 
-def _value(x: Any) -> Any:
-    """An enum member's value, or the value itself (configs may carry either)."""
-    return getattr(x, "value", x)
-
-
 class BarColumns(Protocol):
-    """Columnar bars: ``time`` (int64 epoch ms) and float64 ``open`` … ``volume``."""
+    """Columnar bars: ``time`` (int64 epoch ms) and float64 ``open`` … ``volume`` (read only
+    here, so any object with these attributes will do, such as :class:`trading_system.data.Bars`).
+    """
 
-    time: np.ndarray
-    open: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
-    close: np.ndarray
-    volume: np.ndarray
+    @property
+    def time(self) -> Int64Array: ...
+    @property
+    def open(self) -> Float64Array: ...
+    @property
+    def high(self) -> Float64Array: ...
+    @property
+    def low(self) -> Float64Array: ...
+    @property
+    def close(self) -> Float64Array: ...
+    @property
+    def volume(self) -> Float64Array: ...
+
+
+Shown = tuple[
+    list[tuple[SegmentSpan, Fractal, Fractal]],
+    list[tuple[Pivot, Fractal, Fractal]],
+    list[tuple[Signal, Fractal]],
+]
+"""The tail as the client sees it (:meth:`Tail.resolved`): each segment and pivot with the
+start and end of its pens, each point with the end of its pen."""
+
+
+class Mark(NamedTuple):
+    """What the next bar may change (:meth:`Engine.mark`), to undo it (:meth:`Engine.restore`):
+    list lengths and the state of the parts that change in place."""
+
+    bars: int
+    macd: MacdSnapshot
+    last_macd: MacdValue
+    merged: int
+    last_merged: MergedLast | None
+    fractals: int
+    pens: PenState
+    segments: int
+    pivots: int
+    signals: int
+    repairs: int
 
 
 class Tail:
@@ -58,7 +97,7 @@ class Tail:
         self.pivots = pivots or []
         self.signals = signals or []
 
-    def resolved(self, pens: list[Pen]) -> tuple[Any, ...]:
+    def resolved(self, pens: list[Pen]) -> Shown:
         """The tail with the pen ends it shows: a segment, pivot or point on the last pen moves
         when that pen extends, with the same pen indices (§12.7 reports what the client sees)."""
         return (
@@ -81,9 +120,9 @@ class Engine:
             m.slow_period,
             m.signal_period,
             float(m.histogram_scale),
-            _value(m.seed) == "sma",
+            m.seed == MacdSeed.SMA,
         )
-        self.last_macd: tuple[float, float, float] = (np.nan, np.nan, np.nan)
+        self.last_macd: MacdValue = (np.nan, np.nan, np.nan)
         # Per-bar columns as packed arrays (8 bytes a bar each instead of a pointer and an
         # object): a streaming session's memory grows by what it must keep, not by boxes.
         self.times: array[int] = array("q")
@@ -93,7 +132,7 @@ class Engine:
         self.merged = MergedBars()
         self.fractals: list[Fractal] = []
         self.pens = PenBuilder(
-            _value(cfg.pen.definition) == "traditional", bool(cfg.pen.strict_validation)
+            cfg.pen.definition == PenDefinition.TRADITIONAL, bool(cfg.pen.strict_validation)
         )
         self.seg = SegmentEngine(
             bool(cfg.segment.feature_sequence_strict), bool(cfg.segment.handle_inclusion)
@@ -103,7 +142,7 @@ class Engine:
         self.signals: list[Signal] = []
         self.repairs: list[Repair] = []
         s = cfg.signal
-        self.measure: str = _value(s.strength)
+        self.measure = Strength(s.strength)
         self.divergence_rate = float(s.divergence_rate)
         self.min_pivots = int(s.min_pivots)
         self.strengths = StrengthCache()
@@ -192,12 +231,12 @@ class Engine:
         )
         return t
 
-    def mark(self) -> tuple[Any, ...]:
+    def mark(self) -> Mark:
         """Records what the next bar may change."""
         self.recording = True
         self.seg_backup = None
         merged = self.merged
-        return (
+        return Mark(
             len(self.times),
             self.macd.state(),
             self.last_macd,
@@ -211,7 +250,7 @@ class Engine:
             len(self.repairs),
         )
 
-    def restore(self, mark: tuple[Any, ...]) -> None:
+    def restore(self, mark: Mark) -> None:
         """Undoes everything after ``mark``."""
         (
             bars,
@@ -242,18 +281,28 @@ class Engine:
         del self.signals[signals:]
         del self.repairs[repairs:]
 
-    def document(self, tail: Tail) -> Doc:
+    def document(self, tail: Tail) -> AnalysisDoc:
         return build_document(self, tail)
 
 
-def _columns(bars: BarColumns) -> tuple[np.ndarray, ...]:
-    return tuple(
-        np.ascontiguousarray(getattr(bars, k), dtype=np.int64 if k == "time" else np.float64)
-        for k in ("time", "open", "high", "low", "close", "volume")
+def _f64(x: Float64Array) -> Float64Array:
+    return np.ascontiguousarray(x, dtype=np.float64)
+
+
+def _columns(
+    bars: BarColumns,
+) -> tuple[Int64Array, Float64Array, Float64Array, Float64Array, Float64Array, Float64Array]:
+    return (
+        np.ascontiguousarray(bars.time, dtype=np.int64),
+        _f64(bars.open),
+        _f64(bars.high),
+        _f64(bars.low),
+        _f64(bars.close),
+        _f64(bars.volume),
     )
 
 
-def analyze(bars: BarColumns, cfg: EngineConfig, with_macd: bool = False) -> Doc:
+def analyze(bars: BarColumns, cfg: EngineConfig, with_macd: bool = False) -> AnalysisDoc:
     """Analyzes a whole series (spec §1–§9) into the analysis document. Rejects it whole,
     naming every bad bar (:class:`InvalidBars`), unless valid."""
     t, o, h, lo, c, v = _columns(bars)
@@ -308,19 +357,17 @@ class Session:
         self._last_time: int | None = None
         self._prev_time: int | None = None
         self.tail = Tail()
-        self._shown = self.tail.resolved([])
+        self._shown: Shown = self.tail.resolved([])
         self._strengths = StrengthCache()
 
     @property
     def bars(self) -> int:
         return len(self.engine.times)
 
-    def document(self) -> Doc:
+    def document(self) -> AnalysisDoc:
         return self.engine.document(self.tail)
 
-    def _check(
-        self, index: int, bar: tuple[int, float, float, float, float, float], prev: int | None
-    ) -> Repair | None:
+    def _check(self, index: int, bar: Bar, prev: int | None) -> Repair | None:
         if bar_ok(*bar, prev, self._allow):
             return None
         out: list[Violation] = []
@@ -331,7 +378,7 @@ class Session:
 
     def append(
         self, time: int, open: float, high: float, low: float, close: float, volume: float
-    ) -> Doc:
+    ) -> UpdateDoc:
         """Appends a new bar."""
         e = self.engine
         index = len(e.times)
@@ -349,7 +396,7 @@ class Session:
 
     def replace_last(
         self, time: int, open: float, high: float, low: float, close: float, volume: float
-    ) -> Doc:
+    ) -> UpdateDoc:
         """Replaces the last (still forming) bar."""
         e = self.engine
         if not e.times:
@@ -429,7 +476,7 @@ class Session:
         self.tail = e.tail(self._strengths)
         self._shown = self.tail.resolved(e.pens.pens)
 
-    def _report(self, index: int, replaced: bool, pens_changed: bool, repaired: bool) -> Doc:
+    def _report(self, index: int, replaced: bool, pens_changed: bool, repaired: bool) -> UpdateDoc:
         e, mark = self.engine, self._mark
         tail_changed = False
         if pens_changed:
@@ -438,6 +485,6 @@ class Session:
             if shown != self._shown:
                 self.tail, self._shown = fresh, shown
                 tail_changed = True
-        pen_count = mark[6][0]
-        start = (mark[5], max(pen_count - 1, 0), mark[7], mark[8], mark[9])
+        pen_count = mark.pens[0]
+        start = (mark.fractals, max(pen_count - 1, 0), mark.segments, mark.pivots, mark.signals)
         return build_update(e, self.tail, index, replaced, repaired, start, tail_changed)

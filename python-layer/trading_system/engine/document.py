@@ -1,26 +1,197 @@
 """The analysis document (§12.6) and the incremental update document (§12.7): plain dicts with
-the JSON shape both engines produce."""
+the JSON shape both engines produce, typed here entry by entry (:class:`AnalysisDoc`,
+:class:`UpdateDoc`). Keys are written in the contract's order: the JSON text is the Rust
+engine's byte for byte."""
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict
 
-from trading_system.engine.fractal import Fractal
 from trading_system.engine.timestamp import format_ms
 
 if TYPE_CHECKING:
     from trading_system.engine.analysis import Engine, Tail
+    from trading_system.engine.fractal import Fractal
+    from trading_system.engine.kline import Repair
     from trading_system.engine.pen import Pen
     from trading_system.engine.pivot import Pivot
     from trading_system.engine.segment import SegmentSpan
     from trading_system.engine.signal import Signal
 
-Doc = dict[str, Any]
+Direction = Literal["up", "down"]
+
+
+class PointDoc(TypedDict):
+    """A pen's end point: its extreme raw bar, that bar's time and the fractal's price."""
+
+    index: int
+    time: str
+    price: float
+
+
+class FractalDoc(TypedDict):
+    """A fractal (分型): top (顶分型) or bottom (底分型) at merged bar ``merged_index``."""
+
+    kind: Literal["top", "bottom"]
+    merged_index: int
+    index: int
+    time: str
+    price: float
+
+
+class PenDoc(TypedDict):
+    """A pen (笔); ``final`` is absent for the forming pen."""
+
+    direction: Direction
+    start: PointDoc
+    end: PointDoc
+    final: NotRequired[bool]
+
+
+class SegmentDoc(TypedDict):
+    """A segment (线段) of pens ``first_pen..=last_pen``."""
+
+    direction: Direction
+    start: PointDoc
+    end: PointDoc
+    first_pen: int
+    last_pen: int
+    confirmed: bool
+    gap: bool
+
+
+class PivotDoc(TypedDict):
+    """A pivot (中枢) of segment ``segment``: edges ``zd``/``zg``, extremes ``dd``/``gg``."""
+
+    segment: int
+    first_pen: int
+    last_pen: int
+    zd: float
+    zg: float
+    dd: float
+    gg: float
+    start: PointDoc
+    end: PointDoc
+    confirmed: bool
+
+
+class SignalDoc(TypedDict):
+    """A buy/sell point (买卖点) of type ``"1"``, ``"2"`` or ``"3"`` at the end of pen ``pen``."""
+
+    type: str
+    side: Literal["buy", "sell"]
+    pen: int
+    index: int
+    time: str
+    price: float
+    final: bool
+
+
+class RepairDoc(TypedDict):
+    """A high/low repair made under ``validation.repair``."""
+
+    index: int
+    old_high: float
+    old_low: float
+    new_high: float
+    new_low: float
+
+
+class MacdDoc(TypedDict):
+    """MACD per raw bar; ``None`` where a value is absent (before the TA-Lib lookback)."""
+
+    dif: list[float | None]
+    dea: list[float | None]
+    histogram: list[float | None]
+
+
+class AnalysisDoc(TypedDict):
+    """The analysis document (§12.6). ``macd`` is present only when asked for; ``config`` is the
+    engine configuration as :meth:`EngineConfig.to_dict` writes it."""
+
+    bars: int
+    merged_bars: int
+    fractals: list[FractalDoc]
+    pens: list[PenDoc]
+    forming_pen: PenDoc | None
+    segments: list[SegmentDoc]
+    pivots: list[PivotDoc]
+    signals: list[SignalDoc]
+    macd: NotRequired[MacdDoc]
+    repairs: list[RepairDoc]
+    config: dict[str, Any]
+
+
+class _AnalysisHead(TypedDict):
+    """The keys of :class:`AnalysisDoc` before ``macd``, in order."""
+
+    bars: int
+    merged_bars: int
+    fractals: list[FractalDoc]
+    pens: list[PenDoc]
+    forming_pen: PenDoc | None
+    segments: list[SegmentDoc]
+    pivots: list[PivotDoc]
+    signals: list[SignalDoc]
+
+
+class MacdValues(TypedDict):
+    """The MACD of one bar (``None`` when absent)."""
+
+    dif: float | None
+    dea: float | None
+    histogram: float | None
+
+
+# One grown list of the update document: truncate to ``from`` items, then append ``items``.
+# ("from" is a keyword, so these take the functional form.)
+FractalsChange = TypedDict("FractalsChange", {"from": int, "items": list[FractalDoc]})
+PensChange = TypedDict("PensChange", {"from": int, "items": list[PenDoc]})
+SegmentsChange = TypedDict("SegmentsChange", {"from": int, "items": list[SegmentDoc]})
+PivotsChange = TypedDict("PivotsChange", {"from": int, "items": list[PivotDoc]})
+SignalsChange = TypedDict("SignalsChange", {"from": int, "items": list[SignalDoc]})
+
+
+class TailDoc(TypedDict):
+    """The non-final tail: segments not confirmed, their pivots and points."""
+
+    segments: list[SegmentDoc]
+    pivots: list[PivotDoc]
+    signals: list[SignalDoc]
+
+
+class UpdateDoc(TypedDict):
+    """The update document (§12.7) of one appended or replaced bar."""
+
+    index: int
+    replaced: bool
+    repaired: bool
+    bars: int
+    merged_bars: int
+    macd: MacdValues
+    fractals: FractalsChange
+    pens: PensChange
+    segments: SegmentsChange
+    pivots: PivotsChange
+    signals: SignalsChange
+    last_pen: PenDoc | None
+    forming_pen: PenDoc | None
+    tail: TailDoc | None
+
+
+Counts = tuple[int, int, int, int, int]
+"""How many fractals, final pens, segments, pivots and points there were before a bar: where
+the update document's lists start (``from``)."""
 
 
 def _opt(x: float) -> float | None:
     return None if math.isnan(x) else x
+
+
+def _opts(xs: Iterable[float]) -> list[float | None]:
+    return [_opt(x) for x in xs]
 
 
 class Renderer:
@@ -32,14 +203,20 @@ class Renderer:
         self.times = e.times
         self.pens = e.pens.pens
 
-    def point(self, f: Fractal) -> Doc:
+    def point(self, f: Fractal) -> PointDoc:
         return {"index": f.index, "time": format_ms(self.times[f.index]), "price": f.price}
 
-    def fractal(self, f: Fractal) -> Doc:
-        return f.to_dict(format_ms(self.times[f.index]))
+    def fractal(self, f: Fractal) -> FractalDoc:
+        return {
+            "kind": "top" if f.top else "bottom",
+            "merged_index": f.merged,
+            "index": f.index,
+            "time": format_ms(self.times[f.index]),
+            "price": f.price,
+        }
 
-    def pen(self, p: Pen, final: bool | None) -> Doc:
-        d: Doc = {
+    def pen(self, p: Pen, final: bool | None) -> PenDoc:
+        d: PenDoc = {
             "direction": "up" if p.up else "down",
             "start": self.point(p.start),
             "end": self.point(p.end),
@@ -48,7 +225,7 @@ class Renderer:
             d["final"] = final
         return d
 
-    def segment(self, s: SegmentSpan, confirmed: bool) -> Doc:
+    def segment(self, s: SegmentSpan, confirmed: bool) -> SegmentDoc:
         pens = self.pens
         return {
             "direction": "up" if s.up else "down",
@@ -60,7 +237,7 @@ class Renderer:
             "gap": s.gap,
         }
 
-    def pivot(self, z: Pivot, confirmed: bool) -> Doc:
+    def pivot(self, z: Pivot, confirmed: bool) -> PivotDoc:
         pens = self.pens
         return {
             "segment": z.segment,
@@ -75,7 +252,7 @@ class Renderer:
             "confirmed": confirmed,
         }
 
-    def signal(self, s: Signal) -> Doc:
+    def signal(self, s: Signal) -> SignalDoc:
         end = self.pens[s.pen].end
         return {
             "type": str(s.kind),
@@ -87,10 +264,10 @@ class Renderer:
             "final": s.final,
         }
 
-    def final_pivot(self, e: Engine, z: Pivot) -> Doc:
+    def final_pivot(self, e: Engine, z: Pivot) -> PivotDoc:
         return self.pivot(z, len(e.segments[z.segment]) >= 3)
 
-    def tail(self, t: Tail) -> Doc:
+    def tail(self, t: Tail) -> TailDoc:
         return {
             "segments": [self.segment(s, False) for s in t.segments],
             "pivots": [self.pivot(z, False) for z in t.pivots],
@@ -98,13 +275,23 @@ class Renderer:
         }
 
 
-def build_document(e: Engine, t: Tail) -> Doc:
+def _repair(r: Repair) -> RepairDoc:
+    return {
+        "index": r.index,
+        "old_high": r.old_high,
+        "old_low": r.old_low,
+        "new_high": r.new_high,
+        "new_low": r.new_low,
+    }
+
+
+def build_document(e: Engine, t: Tail) -> AnalysisDoc:
     """The analysis document of the engine's state and tail."""
     r = Renderer(e)
     pens = e.pens.pens
     last = len(pens) - 1
     forming = e.forming_pen()
-    doc: Doc = {
+    head: _AnalysisHead = {
         "bars": len(e.times),
         "merged_bars": len(e.merged),
         "fractals": [r.fractal(f) for f in e.fractals],
@@ -115,15 +302,16 @@ def build_document(e: Engine, t: Tail) -> Doc:
         "pivots": [r.final_pivot(e, z) for z in e.pivots] + [r.pivot(z, False) for z in t.pivots],
         "signals": [r.signal(s) for s in e.signals] + [r.signal(s) for s in t.signals],
     }
+    repairs = [_repair(x) for x in e.repairs]
+    config = e.cfg.to_dict()
     if e.keep_macd:
-        doc["macd"] = {
-            "dif": [_opt(x) for x in e.dif],
-            "dea": [_opt(x) for x in e.dea],
-            "histogram": [_opt(x) for x in e.histogram],
+        macd: MacdDoc = {
+            "dif": _opts(e.dif),
+            "dea": _opts(e.dea),
+            "histogram": _opts(e.histogram),
         }
-    doc["repairs"] = [x.to_dict() for x in e.repairs]
-    doc["config"] = e.cfg.to_dict()
-    return doc
+        return {**head, "macd": macd, "repairs": repairs, "config": config}
+    return {**head, "repairs": repairs, "config": config}
 
 
 def build_update(
@@ -132,9 +320,9 @@ def build_update(
     index: int,
     replaced: bool,
     repaired: bool,
-    start: tuple[int, int, int, int, int],
+    start: Counts,
     tail_changed: bool,
-) -> Doc:
+) -> UpdateDoc:
     """What one stream message changed (§12.7): for each list that only grows, the length to
     truncate to (``from``) and the items to append; the tail whole when it changed."""
     r = Renderer(e)

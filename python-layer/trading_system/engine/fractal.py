@@ -14,17 +14,10 @@ class Fractal(NamedTuple):
 
     top: bool
     merged: int
-    index: int
+    # The field shadows tuple.index (a method) on purpose: it is the Rust core's and the
+    # document's name, and nothing calls tuple.index on a fractal.
+    index: int  # pyright: ignore[reportIncompatibleMethodOverride]
     price: float
-
-    def to_dict(self, time: str) -> dict[str, object]:
-        return {
-            "kind": "top" if self.top else "bottom",
-            "merged_index": self.merged,
-            "index": self.index,
-            "time": time,
-            "price": self.price,
-        }
 
 
 def classify(m: MergedBars, n: int) -> Fractal | None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import numpy as np
+import numpy.typing as npt
 
 from trading_system.engine.timestamp import format_ms
 from trading_system.errors import Violation
@@ -28,6 +29,11 @@ TIME_DUPLICATE = "time_duplicate"
 
 UP = True
 DOWN = False
+
+Int64Array = npt.NDArray[np.int64]
+Float64Array = npt.NDArray[np.float64]
+MergedLast = tuple[float, float, int, int, int]
+"""The mutable fields of the last merged bar (high, low, last, high_bar, low_bar)."""
 
 
 def fmt_num(x: float) -> str:
@@ -59,15 +65,6 @@ class Repair:
     old_low: float
     new_high: float
     new_low: float
-
-    def to_dict(self) -> dict[str, float | int]:
-        return {
-            "index": self.index,
-            "old_high": self.old_high,
-            "old_low": self.old_low,
-            "new_high": self.new_high,
-            "new_low": self.new_low,
-        }
 
 
 def check_bar(
@@ -158,12 +155,12 @@ def bar_ok(
 
 
 def validate_series(
-    time: np.ndarray,
-    o: np.ndarray,
-    h: np.ndarray,
-    lo: np.ndarray,
-    c: np.ndarray,
-    v: np.ndarray,
+    time: Int64Array,
+    o: Float64Array,
+    h: Float64Array,
+    lo: Float64Array,
+    c: Float64Array,
+    v: Float64Array,
     allow_non_positive: bool,
     repair: bool,
 ) -> tuple[list[Repair], list[Violation]]:
@@ -223,11 +220,11 @@ class MergedBars:
     def __len__(self) -> int:
         return len(self.high)
 
-    def snapshot_last(self) -> tuple[float, float, int, int, int]:
+    def snapshot_last(self) -> MergedLast:
         """The mutable fields of the last merged bar, to undo a fold."""
         return (self.high[-1], self.low[-1], self.last[-1], self.high_bar[-1], self.low_bar[-1])
 
-    def restore(self, length: int, last: tuple[float, float, int, int, int] | None) -> None:
+    def restore(self, length: int, last: MergedLast | None) -> None:
         for col in (self.high, self.low, self.last, self.high_bar, self.low_bar, self.up):
             del col[length:]
         if last is not None and length > 0:

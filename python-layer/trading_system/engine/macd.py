@@ -9,6 +9,11 @@ from __future__ import annotations
 
 NAN = float("nan")
 
+MacdSnapshot = tuple[int, float, float, float, float, float, float]
+"""The mutable part of :class:`MacdState` (bar count, EMAs, DEA, the seeds' running sums)."""
+MacdValue = tuple[float, float, float]
+"""One bar's ``(dif, dea, histogram)``; NaN where absent."""
+
 
 class MacdState:
     """The running state; ``push`` feeds one close and returns ``(dif, dea, histogram)``."""
@@ -34,7 +39,7 @@ class MacdState:
         self.ema_fast = self.ema_slow = self.dea = 0.0
         self.sum_fast = self.sum_slow = self.sum_dif = 0.0
 
-    def state(self) -> tuple[int, float, float, float, float, float, float]:
+    def state(self) -> MacdSnapshot:
         """The mutable part, to undo one push."""
         return (
             self.count,
@@ -46,7 +51,7 @@ class MacdState:
             self.sum_dif,
         )
 
-    def set_state(self, s: tuple[int, float, float, float, float, float, float]) -> None:
+    def set_state(self, s: MacdSnapshot) -> None:
         (
             self.count,
             self.ema_fast,
@@ -57,7 +62,7 @@ class MacdState:
             self.sum_dif,
         ) = s
 
-    def push(self, x: float) -> tuple[float, float, float]:
+    def push(self, x: float) -> MacdValue:
         i = self.count
         self.count = i + 1
         if self.sma:
@@ -74,7 +79,7 @@ class MacdState:
         dif = self.ema_fast - self.ema_slow
         return dif, self.dea, self.scale * (dif - self.dea)
 
-    def _push_sma(self, i: int, x: float) -> tuple[float, float, float]:
+    def _push_sma(self, i: int, x: float) -> MacdValue:
         # TA-Lib's TA_MACD: both EMAs start at bar slow-1 (the fast one on the mean of its last
         # `fast` closes), the signal EMA on the mean of the first `signal` dif values.
         fast, slow, signal = self.fast, self.slow, self.signal

@@ -12,6 +12,10 @@ INF = float("inf")
 NONE, EXTENDED, ADDED = 0, 1, 2
 """What a final merged bar did to the pen list."""
 
+PenState = tuple[int, Fractal | None, int, float, int, float, int]
+"""What one bar may change in a :class:`PenBuilder` (pen count, the last pen's end, fractals
+kept, the extremes since the last pen's end), to undo it."""
+
 
 class Pen:
     """A pen (笔): an up pen from a bottom to a top fractal, or a down pen from a top to a
@@ -63,7 +67,7 @@ class PenBuilder:
     def _clear_extremes(self) -> None:
         self.max_high, self.max_at, self.min_low, self.min_at = -INF, -1, INF, -1
 
-    def state(self) -> tuple[int, Fractal | None, int, float, int, float, int]:
+    def state(self) -> PenState:
         """What one bar may change, to undo it."""
         pens = self.pens
         return (
@@ -76,7 +80,7 @@ class PenBuilder:
             self.min_at,
         )
 
-    def set_state(self, s: tuple[int, Fractal | None, int, float, int, float, int]) -> None:
+    def set_state(self, s: PenState) -> None:
         n, last_end, kept, self.max_high, self.max_at, self.min_low, self.min_at = s
         del self.pens[n:]
         if n and last_end is not None:

@@ -22,7 +22,7 @@ class SegmentSpan(NamedTuple):
     last_pen: int
     gap: bool
 
-    def __len__(self) -> int:  # type: ignore[override]
+    def __len__(self) -> int:
         return self.last_pen - self.first_pen + 1
 
 

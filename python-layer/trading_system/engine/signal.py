@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
+from trading_system.config import Strength
 from trading_system.engine.pen import Pen
 from trading_system.engine.pivot import Pivot
 from trading_system.engine.segment import SegmentSpan
@@ -30,18 +31,18 @@ def ieee_div(a: float, b: float) -> float:
     return math.copysign(math.inf, a) * math.copysign(1.0, b)
 
 
-def strength(pen: Pen, histogram: Sequence[float], measure: str) -> float:
+def strength(pen: Pen, histogram: Sequence[float], measure: Strength) -> float:
     """A pen's strength (spec §8) over the raw bars from its start extreme to its end extreme."""
     a, b = pen.start.index, pen.end.index
     s, e = pen.start.price, pen.end.price
-    if measure == "slope":
+    if measure == Strength.SLOPE:
         return ieee_div(ieee_div(abs(e - s), s), float(b - a + 1))
-    if measure == "amplitude":
+    if measure == Strength.AMPLITUDE:
         return ieee_div(abs(e - s), s)
     hs = histogram[a : b + 1]
     # Only bars whose histogram has the pen's sign count (NaN, absent, has none).
     signed = [h for h in hs if h > 0.0] if pen.up else [-h for h in hs if h < 0.0]
-    if measure == "peak":
+    if measure == Strength.PEAK:
         acc = 0.0
         for h in signed:
             if h > acc:
@@ -63,7 +64,7 @@ class StrengthCache:
     def __init__(self) -> None:
         self.entries: dict[int, tuple[int, int, float]] = {}
 
-    def get(self, pens: list[Pen], i: int, histogram: Sequence[float], measure: str) -> float:
+    def get(self, pens: list[Pen], i: int, histogram: Sequence[float], measure: Strength) -> float:
         p = pens[i]
         a, b = p.start.index, p.end.index
         hit = self.entries.get(i)
@@ -77,7 +78,7 @@ class StrengthCache:
 def segment_signals(
     pens: list[Pen],
     histogram: Sequence[float],
-    measure: str,
+    measure: Strength,
     divergence_rate: float,
     min_pivots: int,
     span: SegmentSpan,
