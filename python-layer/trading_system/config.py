@@ -18,12 +18,12 @@ environment takes the text as written when YAML does not read it as text (``auth
 ``"0042"``).
 
 YAML is read by PyYAML (YAML 1.1) while the Rust engine reads YAML 1.2; the few spellings the two
-read differently are refused here rather than guessed (docs/CONFIG.md, "Spellings refused"):
-booleans other than ``true``/``false`` (``yes``, ``on`` ...), integers with a leading zero, ``_``
-or ``:`` (``012``, ``1_000``, ``1:30``), floats with ``_`` or ``:``, numbers in exponent form
-without a dot and a signed exponent (``1e3``), a number or boolean where a file gives a text key,
-and duplicate keys. Every error is a :class:`~trading_system.errors.ConfigError` naming the
-dotted key; its message is free text.
+read differently are refused here rather than guessed (README.md, Configuration, "Spellings
+refused"): booleans other than ``true``/``false`` (``yes``, ``on`` ...), integers with a leading
+zero, ``_`` or ``:`` (``012``, ``1_000``, ``1:30``), floats with ``_`` or ``:``, numbers in
+exponent form without a dot and a signed exponent (``1e3``), a number or boolean where a file
+gives a text key, and duplicate keys. Every error is a :class:`~trading_system.errors.ConfigError`
+naming the dotted key; its message is free text.
 """
 
 from __future__ import annotations

@@ -356,7 +356,7 @@ def test_yaml_values_both_readings_agree_on() -> None:
 
 
 # Each spelling that YAML 1.1 (PyYAML, here) and YAML 1.2 (serde_yaml_ng, the Rust engine) read
-# differently is refused, naming the key: docs/CONFIG.md, "Spellings refused".
+# differently is refused, naming the key: README.md, Configuration, "Spellings refused".
 
 
 @pytest.mark.parametrize("word", ["yes", "No", "on", "OFF"])

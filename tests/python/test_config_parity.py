@@ -187,7 +187,7 @@ def test_same_environment_refusals(env: dict[str, str], key: str) -> None:
 )
 def test_python_refuses_what_yaml_1_1_reads_as_text(assignment: str) -> None:
     """Numbers only YAML 1.2 reads as numbers: Rust takes them, Python refuses them rather than
-    read them otherwise (docs/CONFIG.md, "Spellings refused")."""
+    read them otherwise (README.md, Configuration, "Spellings refused")."""
     args = [str(rust_binary()), "config", "--config", str(DEFAULT), "--set", assignment]
     assert subprocess.run(args, capture_output=True, text=True).returncode == 0
     assert python_refusal([assignment]) == assignment.split("=")[0]
