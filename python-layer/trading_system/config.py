@@ -495,14 +495,22 @@ class _Loader(yaml.SafeLoader):
         return super().construct_yaml_float(node)
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        mapping = super().construct_mapping(node, deep=deep)
+        # Checked before PyYAML merges `<<: *anchor` keys in (a key may override a merged one).
         seen: set[Any] = set()
+        twice: dict[Any, int] = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
             key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
-            if key in seen:
-                line = key_node.start_mark.line + 1
-                mapping[key] = _Ambiguous(str(key), f"given twice (line {line})")
-            seen.add(key)
+            try:
+                if key in seen:
+                    twice.setdefault(key, key_node.start_mark.line + 1)
+                seen.add(key)
+            except TypeError:
+                pass  # an unhashable key: construct_mapping refuses it
+        mapping = super().construct_mapping(node, deep=deep)
+        for key, line in twice.items():
+            mapping[key] = _Ambiguous(str(key), f"given twice (line {line})")
         return mapping
 
 

@@ -442,6 +442,9 @@ def test_duplicate_keys_are_refused() -> None:
     with pytest.raises(ConfigError) as e:
         parse_presets("presets:\n  a: {}\n  a: {}\n")
     assert e.value.key == "presets.a"
+    # A key overriding one merged in from an anchor is not given twice.
+    text = "presets:\n  a: &a {fast_period: 5}\n  b:\n    <<: *a\n    fast_period: 6\n"
+    assert parse_presets(text)["b"].fast_period == 6
 
 
 def test_yaml_empty_documents_sections_and_structure() -> None:
