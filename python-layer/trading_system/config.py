@@ -1,29 +1,37 @@
-"""Configuration (spec §11): strict pydantic models mirroring the Rust ``EngineConfig`` and
+"""Configuration (spec §11): strict pydantic models of the Rust ``EngineConfig`` and
 ``FileConfig`` (`rust-core/chan-core/src/config.rs`) key for key, with the same defaults, enums,
-range checks and override rules.
+range checks and override rules, read with pydantic-settings.
 
 Sources, each overriding the one before:
 
 1. the YAML file (``config/default.yaml``'s shape; a missing key takes its default);
 2. environment variables ``TRADING_SYSTEM__SECTION__KEY=value`` (e.g.
    ``TRADING_SYSTEM__MACD__FAST_PERIOD=5``): section and key are matched lower-cased, the value
-   is read as a YAML scalar, an empty value changes nothing, and all of them are applied as one
-   set of overrides (so their order does not matter); an unknown key is an error naming it;
+   is read as YAML, a blank value changes nothing, and all of them are applied as one set (so
+   their order does not matter); an unknown key is an error naming it;
 3. a MACD preset from ``config/macd_params.yaml`` (replaces the whole ``macd`` section);
-4. ``--set section.key=value`` assignments, each read as a YAML scalar and checked on its own,
-   in order (as the Rust command line does).
+4. ``--set section.key=value`` assignments, each read as YAML and checked on its own, in order
+   (as the Rust command line does).
 
-YAML is read with the YAML 1.2 core schema that the Rust engine uses (serde_yaml_ng): ``yes``,
-``on`` and ``012`` are strings, not a boolean and a number, so both engines read a file the same.
-Every error is a :class:`~trading_system.errors.ConfigError` naming the dotted key.
+A text key (``server.host``, ``logging.level`` ...) given on the command line or in the
+environment takes the text as written when YAML does not read it as text (``auth_token=0042`` is
+``"0042"``).
+
+YAML is read by PyYAML (YAML 1.1) while the Rust engine reads YAML 1.2; the few spellings the two
+read differently are refused here rather than guessed (README.md, Configuration, "Spellings
+refused"): booleans other than ``true``/``false`` (``yes``, ``on`` ...), integers with a leading
+zero, ``_`` or ``:`` (``012``, ``1_000``, ``1:30``), floats with ``_`` or ``:``, numbers in
+exponent form without a dot and a signed exponent (``1e3``), a number or boolean where a file
+gives a text key, and duplicate keys. Every error is a :class:`~trading_system.errors.ConfigError`
+naming the dotted key; its message is free text.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -39,8 +47,17 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+from pydantic_settings.sources.utils import parse_env_vars
 
-from trading_system._text import WHITESPACE, debug_str, format_number, show
+from trading_system.display import show
 from trading_system.errors import ConfigError
 
 U32_MAX = 2**32 - 1
@@ -259,14 +276,10 @@ def _check_ranges(macd: MacdConfig, signal: SignalConfig) -> None:
         )
     h = macd.histogram_scale
     if not (math.isfinite(h) and h > 0):
-        raise _range_error(
-            "macd.histogram_scale", f"must be a finite number > 0, got {format_number(h)}"
-        )
+        raise _range_error("macd.histogram_scale", f"must be a finite number > 0, got {h}")
     r = signal.divergence_rate
     if not (math.isfinite(r) and r > 0):
-        raise _range_error(
-            "signal.divergence_rate", f"must be a finite number > 0, got {format_number(r)}"
-        )
+        raise _range_error("signal.divergence_rate", f"must be a finite number > 0, got {r}")
 
 
 def _check_server(server: ServerConfig) -> None:
@@ -389,308 +402,243 @@ class FileConfig(_Model):
 Config = TypeVar("Config", EngineConfig, FileConfig)
 Model = TypeVar("Model", bound=BaseModel)
 
-# --- Error messages in the words of serde, so both engines explain a bad value alike ---------
+# --- Errors: the key from pydantic's location, the message in pydantic's words -----------------
 
 
-def _unexpected(v: Any) -> str:
-    if isinstance(v, bool):
-        return f"boolean `{str(v).lower()}`"
-    if isinstance(v, int):
-        return f"integer `{v}`"
-    if isinstance(v, float):
-        text = format_number(v)
-        if math.isfinite(v) and "." not in text:
-            text += ".0"
-        return f"floating point `{text}`"
-    if isinstance(v, str):
-        return f"string {debug_str(v)}"
-    if v is None:
-        return "null"
-    if isinstance(v, Mapping):
-        return "map"
-    if isinstance(v, (list, tuple)):
-        return "sequence"
-    return type(v).__name__
+def _shown(value: Any) -> str:
+    """A value as an error message shows it: text by the display rule, in quotes; anything
+    else as Python writes it (cut by the same rule)."""
+    return f'"{show(value)}"' if isinstance(value, str) else show(repr(value))
 
 
-def _field_at(model: type[BaseModel], loc: tuple[Any, ...]) -> Any:
-    """The pydantic field info at ``loc`` (``None`` when the path leaves the models)."""
-    info = None
-    for part in loc:
-        if not (isinstance(model, type) and issubclass(model, BaseModel)):
-            return None
-        info = model.model_fields.get(str(part))
-        if info is None:
-            return None
-        model = info.annotation  # type: ignore[assignment]
-    return info
-
-
-def _expected(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
-    info = _field_at(model, loc)
-    if info is None:
-        return "a value"
-    ann = info.annotation
-    if isinstance(ann, type) and issubclass(ann, StrEnum):
-        return "string or map"
-    if ann is bool:
-        return "a boolean"
-    if ann is float:
-        return "f64"
-    if ann is str:
-        return "a string"
-    if ann is int:
-        limits = [m.le for m in info.metadata if getattr(m, "le", None) is not None]
-        return "u64" if limits and limits[0] > U32_MAX else "u32"
-    return "a value"
-
-
-def _variants(enum: type[StrEnum]) -> str:
-    names = [f"`{m.value}`" for m in enum]
-    if len(names) == 2:
-        return f"{names[0]} or {names[1]}"
-    return "one of " + ", ".join(names)
-
-
-def _message(model: type[BaseModel], err: Any) -> str:
-    kind, loc, value = err["type"], tuple(err["loc"]), err.get("input")
-    if kind == "extra_forbidden":
-        return "unknown configuration key"
-    if kind in ("model_type", "model_attributes_type", "dict_type"):
-        info = _field_at(model, loc)
-        name = info.annotation.__name__ if info is not None else model.__name__
-        return f"invalid type: {_unexpected(value)}, expected struct {name}"
-    if kind == "enum":
-        info = _field_at(model, loc)
-        if isinstance(value, str) and info is not None:
-            return f"unknown variant `{show(value)}`, expected {_variants(info.annotation)}"
-        return f"invalid type: {_unexpected(value)}, expected string or map"
-    if kind in ("greater_than_equal", "less_than_equal"):
-        return f"invalid value: {_unexpected(value)}, expected {_expected(model, loc)}"
-    if kind.endswith(("_type", "_parsing")):
-        return f"invalid type: {_unexpected(value)}, expected {_expected(model, loc)}"
-    return str(err["msg"])
-
-
-def _config_error(model: type[BaseModel], e: ValidationError, prefix: str = "") -> ConfigError:
-    """The first error of ``e`` as a ConfigError naming its dotted key."""
+def _config_error(e: ValidationError, prefix: str = "", where: str = "") -> ConfigError:
+    """The first error of ``e`` as a ConfigError naming its dotted key (``where``, e.g. the
+    file, follows the message)."""
     err = e.errors(include_url=False)[0]
     if err["type"] == "config_range":
         ctx = err["ctx"]
-        return ConfigError(str(ctx["key"]), str(ctx["message"]))
-    key = prefix + ".".join(str(p) for p in err["loc"])
-    return ConfigError(key.rstrip(".") or "config", _message(model, err))
+        return ConfigError(str(ctx["key"]), f"{ctx['message']}{where}")
+    key = (prefix + ".".join(str(p) for p in err["loc"])).rstrip(".") or "config"
+    if err["type"] == "extra_forbidden":
+        return ConfigError(key, f"unknown configuration key{where}")
+    if err["type"] == "missing":
+        return ConfigError(key, f"missing{where}")
+    return ConfigError(key, f"{err['msg']}, got {_shown(err.get('input'))}{_hint(err)}{where}")
+
+
+def _hint(err: Any) -> str:
+    """Why a YAML value has the wrong type, where PyYAML's reading (YAML 1.1) is the cause."""
+    kind, value = err["type"], err.get("input")
+    if kind == "string_type" and value is not None and not isinstance(value, (dict, list)):
+        return " (quote text in YAML)"
+    if kind == "float_type" and isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return ""
+        return " (YAML 1.1 reads a number without a dot as text: write 1.0e+3, not 1e3)"
+    return ""
 
 
 def _validate(cls: type[Model], data: Any, *, ranges: bool = True, prefix: str = "") -> Model:
     try:
         return cls.model_validate(data, context={"skip_ranges": not ranges})
     except ValidationError as e:
-        raise _config_error(cls, e, prefix) from None
+        raise _config_error(e, prefix) from None
 
 
-# --- YAML with the YAML 1.2 core schema of serde_yaml_ng ---------------------------------------
-
-_NULLS = ("", "~", "null", "Null", "NULL")
-_TRUE = ("true", "True", "TRUE")
-_FALSE = ("false", "False", "FALSE")
-_RUST_FLOAT = re.compile(
-    r"[+-]?(?:inf|infinity|nan|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)",
-    re.IGNORECASE | re.ASCII,
-)
-_DIGITS = {2: "01", 8: "01234567", 10: "0123456789", 16: "0123456789abcdefABCDEF"}
+# --- YAML: PyYAML's reading, refusing what YAML 1.2 (the Rust engine's) reads otherwise --------
 
 
-def parse_rust_float(text: str) -> float | None:
-    """``text`` read as Rust's ``str::parse::<f64>`` reads it (no spaces, no ``_``, ``inf``,
-    ``infinity`` and ``nan`` in any case), or ``None``."""
-    return float(text) if _RUST_FLOAT.fullmatch(text) else None
+@dataclass(frozen=True, slots=True)
+class _Ambiguous:
+    """A value read one way by YAML 1.1 (PyYAML) and another by YAML 1.2 (the Rust engine): kept
+    as this marker while the document is read, refused naming its key (:func:`_refuse`)."""
+
+    text: str
+    why: str
 
 
-def _from_str_radix(s: str, radix: int, signed: bool, lo: int, hi: int) -> int | None:
-    """Rust's ``from_str_radix`` for an integer type spanning ``lo..=hi``."""
-    neg = False
-    if s[:1] == "+":
-        s = s[1:]
-    elif s[:1] == "-" and signed:
-        neg, s = True, s[1:]
-    if not s or any(c not in _DIGITS[radix] for c in s):
-        return None
-    v = -int(s, radix) if neg else int(s, radix)
-    return v if lo <= v <= hi else None
-
-
-def _digits_but_not_number(s: str) -> bool:
-    # A leading zero followed by digits is a string in YAML 1.2 (e.g. "012").
-    s = s[1:] if s[:1] in ("+", "-") else s
-    return len(s) > 1 and s[0] == "0" and all(c in "0123456789" for c in s[1:])
-
-
-def _parse_unsigned(s: str, hi: int) -> int | None:
-    unpositive = s.removeprefix("+")
-    for prefix, radix in (("0x", 16), ("0o", 8), ("0b", 2)):
-        if unpositive.startswith(prefix):
-            rest = unpositive[2:]
-            if rest[:1] in ("+", "-"):
-                return None
-            v = _from_str_radix(rest, radix, False, 0, hi)
-            if v is not None:
-                return v
-    if unpositive[:1] in ("+", "-") or _digits_but_not_number(s):
-        return None
-    return _from_str_radix(unpositive, 10, False, 0, hi)
-
-
-def _parse_negative(s: str, lo: int, hi: int) -> int | None:
-    for prefix, radix in (("-0x", 16), ("-0o", 8), ("-0b", 2)):
-        if s.startswith(prefix):
-            v = _from_str_radix("-" + s[3:], radix, True, lo, hi)
-            if v is not None:
-                return v
-    if _digits_but_not_number(s):
-        return None
-    return _from_str_radix(s, 10, True, lo, hi)
-
-
-def _parse_yaml_float(s: str) -> float | None:
-    unpositive = s.removeprefix("+")
-    if s.startswith("+") and unpositive[:1] in ("+", "-"):
-        return None
-    if unpositive in (".inf", ".Inf", ".INF"):
-        return math.inf
-    if s in ("-.inf", "-.Inf", "-.INF"):
-        return -math.inf
-    if s in (".nan", ".NaN", ".NAN"):
-        return math.nan
-    v = parse_rust_float(unpositive)
-    return v if v is not None and math.isfinite(v) else None
-
-
-def resolve_scalar(text: str) -> Any:
-    """A plain (unquoted) YAML scalar as serde_yaml_ng reads it: null, bool, integer (decimal,
-    ``0x``, ``0o``, ``0b``), float, or else the string itself."""
-    if text in _NULLS:
-        return None
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    for v in (
-        _parse_unsigned(text, 2**64 - 1),
-        _parse_negative(text, -(2**63), 2**63 - 1),
-        _parse_unsigned(text, 2**128 - 1),
-        _parse_negative(text, -(2**127), 2**127 - 1),
-    ):
-        if v is not None:
-            return v
-    if not _digits_but_not_number(text):
-        f = _parse_yaml_float(text)
-        if f is not None:
-            return f
-    return text
-
-
-_PLAIN = "tag:trading-system:plain"
-_STR = "tag:yaml.org,2002:str"
+_BOOLEANS = ("true", "True", "TRUE", "false", "False", "FALSE")
+"""The boolean spellings that YAML 1.1 and 1.2 share; ``yes``, ``on``, ``off`` ... are booleans in
+1.1 only."""
 
 
 class _Loader(yaml.SafeLoader):
-    """Tags every untagged plain scalar as such, so that :func:`resolve_scalar` (YAML 1.2)
-    decides its type rather than PyYAML's YAML 1.1 rules; quoted and ``!!str`` scalars stay
-    strings."""
+    """PyYAML's safe loader, its scalars marked :class:`_Ambiguous` where YAML 1.2 differs, and a
+    key given twice marked too (PyYAML keeps the last one; the Rust engine refuses it)."""
+
+    def construct_yaml_bool(self, node: yaml.ScalarNode) -> Any:
+        if node.value not in _BOOLEANS:
+            return _Ambiguous(
+                node.value, "a boolean in YAML 1.1 but text in YAML 1.2: write true or false"
+            )
+        return super().construct_yaml_bool(node)
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> Any:
+        digits = node.value.lstrip("+-")
+        octal = len(digits) > 1 and digits[0] == "0" and digits[1] not in "xb"
+        if octal or "_" in digits or ":" in digits:
+            return _Ambiguous(
+                node.value,
+                "a number in YAML 1.1 but text in YAML 1.2 (a leading "
+                "zero, `_` or `:`): write the plain decimal number",
+            )
+        return super().construct_yaml_int(node)
+
+    def construct_yaml_float(self, node: yaml.ScalarNode) -> Any:
+        if "_" in node.value or ":" in node.value:
+            return _Ambiguous(
+                node.value,
+                "a number in YAML 1.1 but text in YAML 1.2 (`_` or `:`): write the plain number",
+            )
+        return super().construct_yaml_float(node)
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        # Checked before PyYAML merges `<<: *anchor` keys in (a key may override a merged one).
+        seen: set[Any] = set()
+        twice: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            try:
+                if key in seen:
+                    twice.setdefault(key, key_node.start_mark.line + 1)
+                seen.add(key)
+            except TypeError:
+                pass  # an unhashable key: construct_mapping refuses it
+        mapping = super().construct_mapping(node, deep=deep)
+        for key, line in twice.items():
+            mapping[key] = _Ambiguous(str(key), f"given twice (line {line})")
+        return mapping
 
 
-# Its own, empty table (add_implicit_resolver would otherwise copy SafeLoader's YAML 1.1 rules).
-_Loader.yaml_implicit_resolvers = {}
-_Loader.add_implicit_resolver(_PLAIN, re.compile(".*", re.DOTALL), None)
+_Loader.add_constructor("tag:yaml.org,2002:bool", _Loader.construct_yaml_bool)
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
+_Loader.add_constructor("tag:yaml.org,2002:float", _Loader.construct_yaml_float)
+_Loader.add_constructor("tag:yaml.org,2002:map", _Loader.construct_yaml_map)
 
 
-class _Tree:
-    """A composed YAML document turned into Python data, with the line of every key."""
-
-    def __init__(self, str_keys: frozenset[tuple[str, ...]] = frozenset()) -> None:
-        self.lines: dict[tuple[str, ...], int] = {}
-        self.str_keys = str_keys
-
-    def value(self, node: yaml.Node, path: tuple[str, ...]) -> Any:
-        if isinstance(node, yaml.MappingNode):
-            out: dict[str, Any] = {}
-            for k, v in node.value:
-                if not isinstance(k, yaml.ScalarNode):
-                    raise ConfigError(
-                        ".".join(path) or "file",
-                        f"a key must be a plain name (line {k.start_mark.line + 1})",
-                    )
-                key = (*path, k.value)
-                if k.value in out:
-                    raise ConfigError(
-                        ".".join(key), f"duplicate key (line {k.start_mark.line + 1})"
-                    )
-                self.lines[key] = k.start_mark.line + 1
-                out[k.value] = self.value(v, key)
-            return out
-        if isinstance(node, yaml.SequenceNode):
-            return [self.value(x, path) for x in node.value]
-        if node.tag == _STR:
-            return node.value  # quoted, block or `!!str`: a string
-        v = resolve_scalar(node.value)
-        # serde reads any scalar but null into a string field ("level: 5" is "5").
-        return node.value if path in self.str_keys and v is not None else v
-
-
-def _yaml_problem(e: yaml.YAMLError) -> str:
-    """A YAML syntax error on one line: what is wrong and where."""
-    if isinstance(e, yaml.MarkedYAMLError) and e.problem:
-        mark = e.problem_mark
-        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        what = f"{e.context}, {e.problem}" if e.context else e.problem
-        return f"{what}{where}"
-    return " ".join(str(e).split())
-
-
-def _compose(text: str, source: str) -> yaml.Node | None:
+def _read_yaml(text: str, key: str, what: str, name: str) -> Any:
+    """One YAML document as Python data (``None`` when empty); a syntax error is a ConfigError
+    for ``key`` saying ``what`` could not be read (``name``: the text's name in the marks)."""
+    loader = _Loader(text)
+    loader.name = name
     try:
-        return yaml.compose(text, Loader=_Loader)
+        node = loader.get_single_node()
+        return None if node is None else loader.construct_document(node)
     except yaml.YAMLError as e:
-        raise ConfigError("file", f"{source}: {_yaml_problem(e)}") from None
+        raise ConfigError(key, f"{what}: {' '.join(str(e).split())}") from None
+    finally:
+        loader.dispose()  # type: ignore[no-untyped-call]
 
 
-def _str_keys(model: type[BaseModel]) -> frozenset[tuple[str, ...]]:
-    keys: set[tuple[str, ...]] = set()
-    for section, info in model.model_fields.items():
-        sub = info.annotation
-        if isinstance(sub, type) and issubclass(sub, BaseModel):
-            keys.update((section, k) for k, f in sub.model_fields.items() if f.annotation is str)
-    return frozenset(keys)
+def _refuse(data: Any, path: str = "", where: str = "") -> None:
+    """A ConfigError naming the first :class:`_Ambiguous` value in ``data``, if any."""
+    if isinstance(data, _Ambiguous):
+        raise ConfigError(path or "config", f'"{show(data.text)}" is {data.why}{where}')
+    if isinstance(data, dict):
+        for k, v in data.items():
+            _refuse(v, f"{path}.{k}" if path else str(k), where)
+    elif isinstance(data, list):
+        for v in data:
+            _refuse(v, path, where)
 
 
-def _sections(data: Any, what: str) -> dict[str, Any]:
+def _file_data(text: str, source: str) -> dict[str, Any]:
+    """A configuration file's sections (an empty document, or an empty section, takes the
+    defaults)."""
+    data = _read_yaml(text, "file", f"{source} is not valid YAML", source)
+    _refuse(data, where=f" ({source})")
+    if data is None:
+        return {}
     if not isinstance(data, dict):
-        raise ConfigError("file", f"invalid type: {_unexpected(data)}, expected struct {what}")
-    # An empty section (`macd:`) takes the defaults.
+        raise ConfigError("file", f"{source}: expected a mapping of sections, got {_shown(data)}")
     return {k: v for k, v in data.items() if v is not None}
 
 
-def _with_line(e: ConfigError, tree: _Tree, source: str) -> ConfigError:
-    parts = tuple(e.key.split("."))
-    while parts and parts not in tree.lines:
-        parts = parts[:-1]
-    where = f"{source}, line {tree.lines[parts]}" if parts else source
-    return ConfigError(e.key, f"{e.message} ({where})")
+def _is_text_key(model: type[BaseModel], key: str) -> bool:
+    info = None
+    for part in key.split("."):
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return False
+        info = model.model_fields.get(part)
+        if info is None:
+            return False
+        model = info.annotation  # type: ignore[assignment]
+    return info is not None and info.annotation is str
+
+
+def _read_value(model: type[BaseModel], key: str, raw: str) -> Any:
+    """An override's text (``--set`` or the environment) read as YAML (``5``, ``true``, ``sma``,
+    ``'quoted'``); a text key takes the text as written unless YAML reads it as text."""
+    value = _read_yaml(raw.strip(), key, f'unreadable value "{show(raw)}"', "the value")
+    if _is_text_key(model, key):
+        return value if isinstance(value, str) else raw.strip()
+    _refuse(value, key)
+    return value
+
+
+# --- Sources (pydantic-settings): the file, then the environment -------------------------------
+
+
+class _Settings(BaseSettings, FileConfig):
+    """The file configuration as pydantic-settings builds it from its sources (converted to a
+    plain :class:`FileConfig` at once: that one reads no environment when constructed)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        case_sensitive=False,
+        extra="forbid",
+        frozen=True,
+        # The sections are checked strictly by their own models; strict here would make
+        # pydantic-settings coerce the environment's text itself (``012`` to 12).
+        strict=False,
+    )
+
+
+class _YamlFile(YamlConfigSettingsSource):
+    """The YAML file source, read with :class:`_Loader`."""
+
+    def _read_file(self, file_path: Any) -> dict[str, Any]:
+        return _file_data(file_path.read_text(encoding="utf-8"), os.fspath(file_path))
+
+
+class _Environment(EnvSettingsSource):
+    """The ``TRADING_SYSTEM__SECTION__KEY`` variables of ``environ`` (exactly that prefix, as the
+    Rust engine matches it; blank values left out), each value read by :func:`_read_value`."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = {k: v for k, v in environ.items() if k.startswith(ENV_PREFIX) and v.strip()}
+        super().__init__(_Settings)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(self._environ, False, True, None)
+
+    def __call__(self) -> dict[str, Any]:
+        return {
+            section: {
+                key: _read_value(FileConfig, f"{section}.{key}", raw) for key, raw in values.items()
+            }
+            for section, values in super().__call__().items()
+        }
+
+
+def _built(*sources: PydanticBaseSettingsSource) -> FileConfig:
+    """The configuration pydantic-settings builds from ``sources`` (the first one wins)."""
+    settings = _Settings(_build_sources=(sources, {}))
+    return FileConfig(**{name: getattr(settings, name) for name in FileConfig.model_fields})
 
 
 def parse_config(text: str, source: str = "<string>") -> FileConfig:
     """Parses configuration YAML (the shape of ``config/default.yaml``), rejecting unknown keys,
     wrong types and out-of-range values; an empty document gives the defaults."""
-    node = _compose(text, source)
-    if node is None:
-        return FileConfig()
-    tree = _Tree(_str_keys(FileConfig))
-    data = _sections(tree.value(node, ()), "FileConfig")
     try:
-        return _validate(FileConfig, data)
-    except ConfigError as e:
-        raise _with_line(e, tree, source) from None
+        return FileConfig.model_validate(_file_data(text, source))
+    except ValidationError as e:
+        raise _config_error(e, where=f" ({source})") from None
 
 
 def load_config(
@@ -701,11 +649,14 @@ def load_config(
     """Reads a configuration file (``None``: the defaults), then applies the environment's
     ``TRADING_SYSTEM__SECTION__KEY`` overrides (``environ``: ``os.environ`` unless given; pass
     ``{}`` to ignore the environment)."""
-    if path is None:
-        cfg = FileConfig()
-    else:
-        # A missing file is an OSError, not a bad configuration.
-        cfg = parse_config(Path(path).read_text(encoding="utf-8"), os.fspath(path))
+    cfg = FileConfig()
+    if path is not None:
+        with open(path, "rb"):  # a missing file is an OSError, not a bad configuration
+            pass
+        try:
+            cfg = _built(_YamlFile(_Settings, yaml_file=Path(path)))
+        except ValidationError as e:
+            raise _config_error(e, where=f" ({os.fspath(path)})") from None
     return apply_env(cfg, os.environ if environ is None else environ)
 
 
@@ -726,7 +677,7 @@ def read_token_files(cfg: FileConfig) -> FileConfig:
         except OSError as e:
             raise ConfigError(name, f"cannot read {path}: {e.strerror or e}") from None
         try:
-            token = data.decode("utf-8").rstrip(WHITESPACE)
+            token = data.decode("utf-8").rstrip()
         except UnicodeDecodeError:
             raise ConfigError(name, f"{path} is not UTF-8 text") from None
         if not token:
@@ -754,17 +705,14 @@ def _set_value(cfg: Config, key: str, value: Any, *, ranges: bool) -> Config:
     if isinstance(node, dict):
         raise ConfigError(key, "is a section, not a key")
     parent[parts[-1]] = value
-    return _validate(type(cfg), tree, ranges=ranges)
-
-
-def parse_value(key: str, raw: str) -> Any:
-    """An override's text read as a YAML scalar (``5``, ``true``, ``sma``, ``'quoted'``)."""
     try:
-        node = yaml.compose(raw.strip(), Loader=_Loader)
-        return None if node is None else _Tree().value(node, ())
-    except (yaml.YAMLError, ConfigError) as e:
-        why = e.message if isinstance(e, ConfigError) else _yaml_problem(e)
-        raise ConfigError(key, f"unreadable value {debug_str(raw)}: {why}") from None
+        return type(cfg).model_validate(tree, context={"skip_ranges": not ranges})
+    except ValidationError as e:
+        err = e.errors(include_url=False)[0]
+        if err["type"] == "config_range":
+            raise _config_error(e) from None
+        # The error is about this key's value (a section's error names the section's key).
+        raise ConfigError(key, _config_error(e).message) from None
 
 
 def apply_sets(cfg: Config, assignments: Iterable[str]) -> Config:
@@ -775,22 +723,8 @@ def apply_sets(cfg: Config, assignments: Iterable[str]) -> Config:
         if not sep:
             raise ConfigError(assignment, "an override must have the form section.key=value")
         key = key.strip()
-        value = parse_value(key, raw)
-        if not isinstance(value, str) and _is_text_key(cfg, key):
-            # As in Rust: a text key takes the text as written, even when it reads as a number
-            # (`auth_token=123`) or as nothing (`state_file=`).
-            value = raw.strip()
-        cfg = _set_value(cfg, key, value, ranges=True)
+        cfg = _set_value(cfg, key, _read_value(type(cfg), key, raw), ranges=True)
     return cfg
-
-
-def _is_text_key(cfg: BaseModel, key: str) -> bool:
-    node: Any = cfg.model_dump(mode="python")
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return False
-        node = node[part]
-    return isinstance(node, str)
 
 
 def _leaves(v: Any, path: str, out: list[tuple[str, Any]]) -> None:
@@ -821,64 +755,74 @@ def engine_config(overrides: Mapping[str, Any] | None = None) -> EngineConfig:
     return apply_overrides(EngineConfig(), overrides)
 
 
-def env_overrides(environ: Mapping[str, str]) -> dict[str, tuple[str, Any]]:
-    """The ``TRADING_SYSTEM__SECTION__KEY`` variables as ``{dotted key: (variable, value)}``."""
-    out: dict[str, tuple[str, Any]] = {}
+def _env_keys(environ: Mapping[str, str]) -> dict[str, str]:
+    """The ``TRADING_SYSTEM__SECTION__KEY`` variables with a value, as ``{dotted key: name}``;
+    a name of another form, or naming no key, is an error."""
+    found: dict[str, str] = {}
     for name in sorted(environ):
-        if not name.startswith(ENV_PREFIX):
+        if not name.startswith(ENV_PREFIX) or not environ[name].strip():
             continue
         parts = name[len(ENV_PREFIX) :].split("__")
         if len(parts) != 2 or not all(parts):
             raise ConfigError(name, f"expected the form {ENV_PREFIX}SECTION__KEY")
         key = ".".join(p.lower() for p in parts)
-        out[key] = (name, parse_value(key, environ[name]))
-    return out
+        if key.split(".")[0] not in FileConfig.model_fields or not _is_key(key):
+            raise ConfigError(key, f"unknown configuration key (from the environment: {name})")
+        found[key] = name
+    return found
 
 
-def apply_env(cfg: Config, environ: Mapping[str, str]) -> Config:
-    """Applies the environment's ``TRADING_SYSTEM__SECTION__KEY`` overrides as one set."""
-    found = env_overrides(environ)
+def _is_key(key: str) -> bool:
+    section, name = key.split(".")
+    sub = FileConfig.model_fields[section].annotation
+    return isinstance(sub, type) and issubclass(sub, BaseModel) and name in sub.model_fields
+
+
+def apply_env(cfg: FileConfig, environ: Mapping[str, str]) -> FileConfig:
+    """Applies the environment's ``TRADING_SYSTEM__SECTION__KEY`` overrides as one set, on top
+    of ``cfg`` (the sources of pydantic-settings: the environment over ``cfg``)."""
+    found = _env_keys(environ)
     if not found:
         return cfg
     try:
-        return apply_overrides(cfg, {key: value for key, (_, value) in found.items()})
-    except ConfigError as e:
-        name = found[e.key][0] if e.key in found else ENV_PREFIX + "*"
-        raise ConfigError(e.key, f"{e.message} (from the environment: {name})") from None
+        return _built(
+            _Environment(environ), InitSettingsSource(_Settings, init_kwargs=cfg.model_dump())
+        )
+    except (ConfigError, ValidationError) as e:
+        error = e if isinstance(e, ConfigError) else _config_error(e)
+        name = found.get(error.key, ENV_PREFIX + "*")
+        raise ConfigError(error.key, f"{error.message} (from the environment: {name})") from None
 
 
 # --- MACD presets ------------------------------------------------------------------------------
 
 
+class _PresetsFile(_Model):
+    """The presets file: ``presets:`` maps each name to a ``macd`` section."""
+
+    presets: dict[str, MacdConfig]
+
+
 def parse_presets(text: str, source: str = "<string>") -> dict[str, MacdConfig]:
     """Parses the presets file (``config/macd_params.yaml``): ``presets:`` maps each name to a
     ``macd`` section (missing keys take the defaults), range-checked like ``macd``."""
-    node = _compose(text, source)
-    tree = _Tree()
-    data = {} if node is None else tree.value(node, ())
-    if not isinstance(data, dict):
-        raise ConfigError(
-            "presets", f"invalid type: {_unexpected(data)}, expected struct MacdPresets"
-        )
-    for k in data:
-        if k != "presets":
-            raise ConfigError(k, f"unknown key, expected `presets` ({source})")
-    if "presets" not in data:
-        raise ConfigError("presets", f"missing key `presets` ({source})")
-    table = data["presets"] or {}
-    if not isinstance(table, dict):
-        raise ConfigError("presets", f"invalid type: {_unexpected(table)}, expected a map")
+    data = _read_yaml(text, "presets", f"{source} is not valid YAML", source)
+    where = f" ({source})"
+    _refuse(data, where=where)
+    if isinstance(data, dict) and isinstance(data.get("presets"), dict):
+        # An empty preset (`name:`) takes the defaults.
+        data["presets"] = {k: {} if v is None else v for k, v in data["presets"].items()}
+    try:
+        table = _PresetsFile.model_validate({} if data is None else data).presets
+    except ValidationError as e:
+        raise _config_error(e, where=where) from None
     out: dict[str, MacdConfig] = {}
     for name in sorted(table):
-        prefix = f"presets.{name}."
         try:
-            macd = _validate(MacdConfig, table[name] or {}, prefix=prefix)
-            _validate(EngineConfig, {"macd": macd})
+            _validate(EngineConfig, {"macd": table[name]})
         except ConfigError as e:
-            own = e.key.startswith(prefix) or e.key == prefix[:-1]
-            key = e.key if own else prefix + e.key
-            raise _with_line(ConfigError(key, e.message), tree, source) from None
-        out[name] = macd
+            raise ConfigError(f"presets.{name}.{e.key}", f"{e.message}{where}") from None
+        out[name] = table[name]
     return out
 
 
@@ -891,7 +835,7 @@ def apply_preset(cfg: Config, name: str, presets: Mapping[str, MacdConfig]) -> C
     """``cfg`` with its ``macd`` section replaced by the preset ``name``."""
     if name not in presets:
         known = ", ".join(sorted(presets))
-        raise ConfigError("macd_preset", f"unknown preset {debug_str(name)}; known: {known}")
+        raise ConfigError("macd_preset", f'unknown preset "{show(name)}"; known: {known}')
     tree = cfg.model_dump(mode="python")
     tree["macd"] = presets[name].model_dump(mode="python")
     return _validate(type(cfg), tree)

@@ -26,8 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from trading_system._text import WHITESPACE, debug_str
-from trading_system.config import parse_rust_float
+from trading_system._legacy_text import WHITESPACE, debug_str, parse_rust_float
 from trading_system.engine.timestamp import MAX_YEAR, MIN_YEAR, format_ms
 from trading_system.errors import DataError
 

@@ -1,7 +1,8 @@
 """Errors of the package: one small hierarchy under :class:`ChanError`.
 
-The kinds and messages are those of the Rust core (`rust-core/chan-core/src/error.rs`), so a
-caller sees the same error whichever engine answered.
+The kinds are those of the Rust core (`rust-core/chan-core/src/error.rs`), and so is each
+error's structure — a violation's bar index, field and rule, a configuration error's key — so a
+caller tells the same error whichever engine answered. Messages are free text.
 """
 
 from __future__ import annotations
@@ -70,7 +71,9 @@ class InvalidBars(ChanError, ValueError):
 
 class ConfigError(ChanError, ValueError):
     """A configuration key is unknown, has the wrong type or is out of range; ``key`` names it
-    (dotted, e.g. ``macd.fast_period``)."""
+    (dotted, e.g. ``macd.fast_period``: the part both engines agree on), ``message`` says what
+    is wrong in this engine's words. ``str()`` is ``invalid configuration: <key>: <message>``,
+    as the Rust engine prints it."""
 
     def __init__(self, key: str, message: str) -> None:
         self.key = key

@@ -1,11 +1,13 @@
 """Both languages read the configuration files to the same values: `config/default.yaml`
 and every preset of `config/macd_params.yaml`, also with environment variables and `--set`
-overrides on top (Rust: `trading-engine config`, Python: pydantic)."""
+overrides on top (Rust: `trading-engine config`, Python: pydantic-settings); and both refuse
+the same bad values naming the same key (the messages are each engine's own words)."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,26 @@ def rust(config: Path, sets: list[str], env: dict[str, str]) -> dict[str, Any]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("TRADING_SYSTEM__")}
     out = subprocess.run(args, capture_output=True, text=True, env={**clean, **env}, check=True)
     return json.loads(out.stdout)
+
+
+def rust_refusal(sets: list[str], env: dict[str, str] | None = None) -> str:
+    """The key the Rust engine names when it refuses the configuration (its stderr reads
+    ``invalid configuration: <key>: <message>``)."""
+    args = [str(rust_binary()), "config", "--config", str(DEFAULT)]
+    for s in sets:
+        args += ["--set", s]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TRADING_SYSTEM__")}
+    out = subprocess.run(args, capture_output=True, text=True, env={**clean, **(env or {})})
+    assert out.returncode != 0 and out.stdout == "", out.stdout
+    found = re.search(r"invalid configuration: ([^:\s]+): ", out.stderr)
+    assert found, out.stderr
+    return found.group(1)
+
+
+def python_refusal(sets: list[str], env: dict[str, str] | None = None) -> str:
+    with pytest.raises(ConfigError) as e:
+        apply_sets(load_config(DEFAULT, environ=env or {}), sets)
+    return e.value.key
 
 
 def python(config: Path, sets: list[str], env: dict[str, str]) -> dict[str, Any]:
@@ -61,8 +83,17 @@ def python(config: Path, sets: list[str], env: dict[str, str]) -> dict[str, Any]
                 "TRADING_SYSTEM__LOGGING__FORMAT": "",
             },
         ),
+        (
+            ["client.tls_server_name=yes", "system.state_file=0o17", "macd.histogram_scale=2.5"],
+            {
+                "TRADING_SYSTEM__CLIENT__TLS_CA_FILE": "0042",
+                "TRADING_SYSTEM__LOGGING__LEVEL": "'debug'",
+                "TRADING_SYSTEM__VALIDATION__REPAIR": "TRUE",
+                "TRADING_SYSTEM__MACD__FAST_PERIOD": "0x0a",
+            },
+        ),
     ],
-    ids=["files", "set", "text-keys", "roles", "environment"],
+    ids=["files", "set", "text-keys", "roles", "environment", "text-spellings"],
 )
 def test_same_values(sets: list[str], env: dict[str, str]) -> None:
     want = python(DEFAULT, sets, env)
@@ -104,27 +135,65 @@ def test_the_defaults_are_the_file() -> None:
     ],
 )
 def test_same_range_errors(assignment: str) -> None:
-    """A value out of range is refused by both with the same key and message."""
+    """A value out of range is refused by both, naming the same key."""
+    assert rust_refusal([assignment]) == python_refusal([assignment]) == assignment.split("=")[0]
+
+
+@pytest.mark.parametrize(
+    ("sets", "key"),
+    [
+        (["macd.fast_period=30"], "macd.fast_period"),
+        (["macd.slow_period=5"], "macd.fast_period"),
+        (["macd.histogram_scale=0"], "macd.histogram_scale"),
+        (["signal.divergence_rate=.nan"], "signal.divergence_rate"),
+        (["macd.fast_period=x"], "macd.fast_period"),
+        (["macd.fast_period=-1"], "macd.fast_period"),
+        (["macd.fast_period=5.5"], "macd.fast_period"),
+        (["macd.fast_period=4294967296"], "macd.fast_period"),
+        (["pen.definition=old"], "pen.definition"),
+        (["validation.repair=1"], "validation.repair"),
+        (["server.python_port=65536"], "server.python_port"),
+        (["macd.fastt=3"], "macd.fastt"),
+        (["macd=3"], "macd"),
+        (["macd.fast_period"], "macd.fast_period"),
+        (["macd.slow_period=40", "macd.fast_period=50"], "macd.fast_period"),
+        # Refused by both: YAML 1.1 reads these as a boolean and a number, YAML 1.2 as text.
+        (["validation.repair=yes"], "validation.repair"),
+        (["macd.fast_period=012"], "macd.fast_period"),
+    ],
+)
+def test_same_refusals(sets: list[str], key: str) -> None:
+    assert rust_refusal(sets) == python_refusal(sets) == key
+
+
+@pytest.mark.parametrize(
+    ("env", "key"),
+    [
+        ({"TRADING_SYSTEM__MACD__FASTT": "3"}, "macd.fastt"),
+        ({"TRADING_SYSTEM__NOPE__KEY": "3"}, "nope.key"),
+        ({"TRADING_SYSTEM__MACD": "3"}, "TRADING_SYSTEM__MACD"),
+        ({"TRADING_SYSTEM__MACD__FAST_PERIOD": "zero"}, "macd.fast_period"),
+        ({"TRADING_SYSTEM__MACD__FAST_PERIOD": "40"}, "macd.fast_period"),
+        ({"TRADING_SYSTEM__SERVER__REPLAY_WINDOW": "0"}, "server.replay_window"),
+    ],
+)
+def test_same_environment_refusals(env: dict[str, str], key: str) -> None:
+    assert rust_refusal([], env) == python_refusal([], env) == key
+
+
+@pytest.mark.parametrize(
+    "assignment",
+    ["macd.histogram_scale=1e1", "macd.histogram_scale=1.5e3", "macd.fast_period=0o17"],
+)
+def test_python_refuses_what_yaml_1_1_reads_as_text(assignment: str) -> None:
+    """Numbers only YAML 1.2 reads as numbers: Rust takes them, Python refuses them rather than
+    read them otherwise (README.md, Configuration, "Spellings refused")."""
     args = [str(rust_binary()), "config", "--config", str(DEFAULT), "--set", assignment]
-    out = subprocess.run(args, capture_output=True, text=True)
-    assert out.returncode != 0 and out.stdout == ""
-    with pytest.raises(ConfigError) as e:
-        apply_sets(load_config(DEFAULT, environ={}), [assignment])
-    assert f"invalid configuration: {e.value.key}: {e.value.message}" in out.stderr
+    assert subprocess.run(args, capture_output=True, text=True).returncode == 0
+    assert python_refusal([assignment]) == assignment.split("=")[0]
 
 
 @pytest.mark.parametrize("key", ["auth_token", "operator_token"])
 def test_a_token_and_its_file_conflict_alike(key: str) -> None:
     sets = [f"server.{key}=x", f"server.{key}_file=/run/token"]
-    args = [str(rust_binary()), "config", "--config", str(DEFAULT)]
-    for s in sets:
-        args += ["--set", s]
-    out = subprocess.run(args, capture_output=True, text=True)
-    assert out.returncode != 0 and out.stdout == ""
-    with pytest.raises(ConfigError) as e:
-        apply_sets(load_config(DEFAULT, environ={}), sets)
-    assert (e.value.key, e.value.message) == (
-        f"server.{key}_file",
-        f"cannot be set together with server.{key}",
-    )
-    assert f"invalid configuration: {e.value.key}: {e.value.message}" in out.stderr
+    assert rust_refusal(sets) == python_refusal(sets) == f"server.{key}_file"

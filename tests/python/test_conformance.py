@@ -1,7 +1,9 @@
 """One conformance suite against both engine servers (docs/GRPC.md): real processes on loopback
 ports, the same requests, and identical answers except the ``engine`` field (and uptime) —
 batch, streams with appends, replacements, duplicates, gaps, resumes, every error case, health,
-info and configuration."""
+info and configuration. An error is compared by its structure — status code, violated field,
+rule and bar index, configuration key — not by its message, which is each engine's own text
+(but for user text echoed by the shared display rule, checked on both)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import hashlib
 import json
 import math
 import os
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -75,12 +78,38 @@ def strip(m: Any) -> Any:
     return d  # JSON-safe already: NaN is the string "NaN", 64-bit integers are strings
 
 
-def same(stubs: dict[str, rpc.TradingStub], call: Callable[[rpc.TradingStub], Any]) -> Any:
-    """Runs ``call`` on both servers and asserts identical outcomes; returns the Rust one."""
-    got = {e: outcome(lambda e=e: call(stubs[e])) for e in ENGINES}
+RULE = re.compile(r"([a-z_]+): ")
+"""A bar violation's description: its rule's stable name (docs/CHAN_THEORY.md §12.1), then text."""
+
+
+def structure(answer: Any) -> Any:
+    """What both engines must answer alike: the answer less its free text. A message goes; a
+    violation keeps its field (``config.macd.fast_period``, ``bars[3].high``), its bar index and
+    its rule (the ``reason`` of a stream's violation; the head of a BadRequest description on a
+    ``bars`` field)."""
+    if isinstance(answer, dict):
+        return {k: structure(v) for k, v in answer.items() if k not in ("message", "description")}
+    if isinstance(answer, list):
+        return [structure(v) for v in answer]
+    if isinstance(answer, tuple):  # a BadRequest violation: (field, description)
+        field, description = answer
+        rule = RULE.match(description) if field.startswith("bars") else None
+        return (field, rule.group(1) if rule else None)
+    return answer
+
+
+def each(stubs: dict[str, Any], call: Callable[[Any], Any]) -> dict[str, Any]:
+    """``call``'s outcome on every server."""
+    return {e: outcome(lambda e=e: call(stubs[e])) for e in ENGINES}
+
+
+def same(stubs: dict[str, Any], call: Callable[[Any], Any]) -> Any:
+    """Runs ``call`` on both servers and asserts outcomes of the same structure
+    (:func:`structure`); returns the first engine's (Rust's) outcome, messages included."""
+    got = each(stubs, call)
     first = got[ENGINES[0]]
     for e in ENGINES[1:]:
-        assert got[e] == first, f"{ENGINES[0]} and {e} differ"
+        assert structure(got[e]) == structure(first), f"{ENGINES[0]} and {e} differ"
     return first
 
 
@@ -128,6 +157,30 @@ def test_every_bad_bar_rule(stubs: dict[str, rpc.TradingStub], name: str, case: 
         for v in case["expected_error"]
     ]
     assert answer["violations"] == want
+
+
+@pytest.mark.parametrize(
+    ("config", "field"),
+    [
+        ({"macd": {"fast_period": 40}}, "config.macd.fast_period"),
+        ({"macd": {"signal_period": 0}}, "config.macd.signal_period"),
+        ({"macd": {"histogram_scale": "NaN"}}, "config.macd.histogram_scale"),
+        ({"macd": {"seed": "median"}}, "config.macd.seed"),
+        ({"pen": {"definition": "old"}}, "config.pen.definition"),
+        ({"signal": {"strength": "Area"}}, "config.signal.strength"),
+        ({"signal": {"divergence_rate": 0}}, "config.signal.divergence_rate"),
+    ],
+)
+def test_bad_configuration_names_the_key(
+    stubs: dict[str, rpc.TradingStub], config: dict[str, Any], field: str
+) -> None:
+    """A refused configuration names the same key on both engines, in a batch and on a stream's
+    open (the messages are each engine's own)."""
+    bars = load_csv(BTC)
+    batch = same(stubs, lambda s: s.Analyze(request(bars, config)))
+    assert (batch["code"], [f for f, _ in batch["violations"]]) == ("INVALID_ARGUMENT", [field])
+    opened = same(stubs, lambda s: converse(s, [open_msg("CFG", **config)]))
+    assert (opened["code"], [f for f, _ in opened["violations"]]) == ("INVALID_ARGUMENT", [field])
 
 
 def test_bad_configuration_and_columns(stubs: dict[str, rpc.TradingStub]) -> None:
@@ -904,14 +957,17 @@ def test_identifier_display(
     symbol: str,
     shown: str,
 ) -> None:
-    opened = same(stubs, lambda s: converse(s, [open_msg(symbol)]))
-    assert opened["code"] == "INVALID_ARGUMENT"
-    assert f'symbol "{shown}" must be' in opened["message"]
-    snap = same(stubs, lambda s: s.GetSnapshot(pb.SnapshotRequest(symbol=symbol, timeframe="1m")))
-    assert snap["violations"][0] == (
-        "symbol",
-        f'symbol "{shown}" must be 1 to 64 characters of A-Z a-z 0-9 . _ : / -',
-    )
+    # The display rule is shared: every engine's text shows the symbol alike.
+    same(stubs, lambda s: converse(s, [open_msg(symbol)]))
+    for opened in each(stubs, lambda s: converse(s, [open_msg(symbol)])).values():
+        assert opened["code"] == "INVALID_ARGUMENT"
+        assert f'symbol "{shown}" must be' in opened["message"]
+    snaps = each(stubs, lambda s: s.GetSnapshot(pb.SnapshotRequest(symbol=symbol, timeframe="1m")))
+    for snap in snaps.values():
+        assert snap["violations"][0] == (
+            "symbol",
+            f'symbol "{shown}" must be 1 to 64 characters of A-Z a-z 0-9 . _ : / -',
+        )
     got = same(replicas, lambda r: r.CatchUp(catch_up(entry(symbol, [], True))))
     assert got["sessions"][0]["session"] == f"{shown}/30m"
 

@@ -278,9 +278,9 @@ def test_empty_series_and_column_lengths(stub: rpc.TradingStub) -> None:
     [
         ({"macd": {"fast_period": 40}}, "macd.fast_period", "must be < macd.slow_period (26), "),
         ({"macd": {"signal_period": 0}}, "macd.signal_period", "must be >= 1, got 0"),
-        ({"macd": {"seed": "median"}}, "macd.seed", "unknown variant `median`"),
-        ({"pen": {"definition": "old"}}, "pen.definition", "unknown variant `old`"),
-        ({"signal": {"strength": "Area"}}, "signal.strength", "unknown variant `Area`"),
+        ({"macd": {"seed": "median"}}, "macd.seed", "'first_close' or 'sma', got \"median\""),
+        ({"pen": {"definition": "old"}}, "pen.definition", "'traditional', got \"old\""),
+        ({"signal": {"strength": "Area"}}, "signal.strength", "'amplitude', got \"Area\""),
         ({"macd": {"histogram_scale": "NaN"}}, "macd.histogram_scale", "must be a finite"),
         ({"signal": {"divergence_rate": 0}}, "signal.divergence_rate", "must be a finite"),
     ],
@@ -293,7 +293,7 @@ def test_bad_configuration_overrides(
     assert f.code == grpc.StatusCode.INVALID_ARGUMENT
     [(got_field, got_description)] = f.violations
     assert got_field == f"config.{field}"
-    assert got_description.startswith(description)
+    assert description in got_description  # free text: what the range or the choices are
     assert f.message == f"invalid configuration: {field}: {got_description}"
 
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from trading_system._text import show
+from trading_system.display import show
 from trading_system.monitor import ENGINES
 from trading_system.monitor.journal import UNKNOWN, Journal, session_name
 from trading_system.monitor.router import other

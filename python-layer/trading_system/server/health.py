@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from trading_system._text import debug_str
+from trading_system.display import show
 from trading_system.server import SERVICE_NAME, log
 
 SERVICES = ("", SERVICE_NAME)
@@ -65,7 +65,7 @@ class Health(health_pb2_grpc.HealthServicer):
         if status is None:
             log.health("Health/Check", request.service, started, grpc.StatusCode.NOT_FOUND)
             await context.abort(
-                grpc.StatusCode.NOT_FOUND, f"unknown service {debug_str(request.service)}"
+                grpc.StatusCode.NOT_FOUND, f'unknown service "{show(request.service)}"'
             )
         log.health("Health/Check", request.service, started, grpc.StatusCode.OK)
         return health_pb2.HealthCheckResponse(status=status)

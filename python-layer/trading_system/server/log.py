@@ -17,7 +17,7 @@ from typing import Any, TextIO
 import grpc
 import structlog
 
-from trading_system._text import debug_str, show
+from trading_system.display import show
 from trading_system.server import ENGINE
 
 ACCESS = "access"
@@ -51,10 +51,10 @@ def _head(_: Any, method: str, event: MutableMapping[str, Any]) -> MutableMappin
 
 
 def level_of(name: str) -> int:
-    """The level of ``logging.level``; ValueError with the Rust server's message otherwise."""
+    """The level of ``logging.level``; ValueError naming the key otherwise."""
     if name not in LEVELS:
         raise ValueError(
-            f"logging.level must be one of trace, debug, info, warn, error, got {debug_str(name)}"
+            f'logging.level must be one of trace, debug, info, warn, error, got "{show(name)}"'
         )
     return LEVELS[name]
 
@@ -72,7 +72,7 @@ def configure(level: str, fmt: str, stream: TextIO | None = None, name: str = EN
     elif fmt == "text":
         renderer = structlog.processors.KeyValueRenderer()
     else:
-        raise ValueError(f"logging.format must be json or text, got {debug_str(fmt)}")
+        raise ValueError(f'logging.format must be json or text, got "{show(fmt)}"')
     structlog.configure(
         processors=[structlog.processors.format_exc_info, _head, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(threshold),

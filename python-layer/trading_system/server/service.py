@@ -26,8 +26,8 @@ from google.protobuf.message import DecodeError, Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 
 from trading_system import __version__
-from trading_system._text import show
 from trading_system.config import EngineConfig
+from trading_system.display import show
 from trading_system.engine.analysis import analyze
 from trading_system.errors import InvalidBars, StateError
 from trading_system.proto import trading_pb2 as pb

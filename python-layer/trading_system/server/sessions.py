@@ -28,8 +28,8 @@ from collections.abc import Iterable, Sequence
 
 import grpc
 
-from trading_system._text import show
 from trading_system.config import EngineConfig
+from trading_system.display import show
 from trading_system.engine.analysis import Bar, BatchError, BatchOp
 from trading_system.engine.analysis import Session as EngineSession
 from trading_system.errors import InvalidBars, StateError
@@ -84,7 +84,7 @@ def session_name(symbol: str, timeframe: str, prefix: str) -> str:
 
 def shown_name(symbol: str, timeframe: str) -> str:
     """A session's name as answers show it: ``<symbol>/<timeframe>`` when both are valid, else
-    each shown by the one rule (:func:`~trading_system._text.show`)."""
+    each shown by the one rule (:func:`~trading_system.display.show`)."""
     if check_symbol(symbol) is None and check_timeframe(timeframe) is None:
         return f"{symbol}/{timeframe}"
     return f"{show(symbol)}/{show(timeframe)}"
