@@ -97,6 +97,12 @@ def rule(e: BaseException) -> Rule | None:
     return None
 
 
+def exit_status(e: BaseException) -> int:
+    """The exit status of ``e`` by the table (1 for what no rule names)."""
+    r = rule(e)
+    return r.status_of(e) if r is not None else FAILED
+
+
 def outcome(e: BaseException, subject: str = "") -> Failure | None:
     """``e`` as a :class:`Failure` (its status and message, ``subject`` named in the message),
     or None when no rule names it."""

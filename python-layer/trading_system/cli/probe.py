@@ -12,7 +12,7 @@ import argparse
 from typing import TYPE_CHECKING, TextIO
 
 from trading_system.cli import common
-from trading_system.cli.exits import BAD_INPUT, FAILED, OK, framed, rule
+from trading_system.cli.exits import BAD_INPUT, FAILED, OK, exit_status, framed
 
 if TYPE_CHECKING:
     from trading_system.cli.common import Subparsers
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     except TlsError as e:
         print(f"{where} {label} TLS_FAILURE", file=out)
         print(f"error: {where}: {e}", file=err)
-        return rule(e).status_of(e)
+        return exit_status(e)
     except ClientError as e:
         word = {
             grpc.StatusCode.NOT_FOUND: "SERVICE_UNKNOWN",
@@ -79,6 +79,6 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"{where} {label} {word}", file=out)
         if word == "UNREACHABLE" or word.startswith("ERROR_"):
             print(f"error: {where}: {e.message}", file=err)
-        return rule(e).status_of(e)
+        return exit_status(e)
     print(f"{where} {label} {word}", file=out)
     return OK if word == "SERVING" else FAILED
