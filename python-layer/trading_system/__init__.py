@@ -8,6 +8,7 @@ with the same results. Configuration: :mod:`trading_system.config`; input forms:
 (:mod:`trading_system.client`) call the engine servers over gRPC.
 """
 
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from trading_system.api import Analysis, Session, Update, analyze
@@ -22,7 +23,12 @@ from trading_system.errors import (
     Violation,
 )
 
-__version__ = "0.1.0"
+try:
+    # The distribution's version: the Rust workspace's (Cargo.toml), which maturin writes into
+    # the package metadata at build time.
+    __version__ = version("trading-system")
+except PackageNotFoundError:  # a source tree on sys.path that was never installed
+    __version__ = "0+unknown"
 
 _CLIENT = ("AsyncClient", "Client", "ClientError")
 

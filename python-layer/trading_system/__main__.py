@@ -1,4 +1,4 @@
-"""``python -m trading_system``: the command line (see :mod:`trading_system.cli`)."""
+"""``python -m trading_system``: the command line (the package :mod:`trading_system.cli`)."""
 
 import sys
 

@@ -1,8 +1,8 @@
-"""Rust's text forms that the file loader (:mod:`trading_system.data`) and the command line's
-summary still follow: numbers as Rust's ``{}`` prints an ``f64``, strings as Rust's ``{:?}``
-quotes them, Rust's whitespace and Rust's reading of a float. They stay only until the loader is
-replaced and the command line's summary moves; nothing else uses them (configuration and server
-messages use Python's own forms and :func:`trading_system.display.show`)."""
+"""Rust's text forms that the file loader (:mod:`trading_system.data`) still follows: numbers
+as Rust's ``{}`` prints an ``f64``, strings as Rust's ``{:?}`` quotes them, Rust's whitespace and
+Rust's reading of a float. They stay only until the loader is replaced (the data issue: pyarrow
+and pandas readers); nothing else uses them (configuration, server messages and the command
+line use Python's own forms and :func:`trading_system.display.show`)."""
 
 from __future__ import annotations
 

@@ -19,10 +19,15 @@ once and behave identically in both.
 - Connection settings (TLS, mutual TLS, the client and operator tokens) come from
   :mod:`trading_system.transport`: explicit arguments, or a configuration
   (:meth:`AsyncClient.from_config`, the ``client`` and ``server`` sections).
+- Operations: :meth:`AsyncClient.status` and :meth:`AsyncClient.set_mode` call the monitor's
+  ``Admin`` service with the operator token; :meth:`AsyncClient.health` is a ``grpc.health.v1``
+  Check of any server (no token). When one of them ends ``UNAVAILABLE`` because TLS failed (a
+  certificate not trusted or refused, TLS on one side only) it raises :class:`TlsError`, which
+  says what to set (:func:`trading_system.transport.tls_problem`).
 - Errors: :class:`~trading_system.errors.InvalidBars` (violations decoded from
   ``google.rpc.BadRequest`` or the in-band ``StreamError``),
   :class:`~trading_system.errors.ConfigError` (``config.<section>.<key>``), anything else
-  :class:`ClientError` with the gRPC status code.
+  :class:`ClientError` with the gRPC status code (:class:`TlsError` for a TLS failure named).
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ import grpc
 import grpc.aio
 from google.protobuf import json_format
 from google.rpc import error_details_pb2, status_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from trading_system import transport
 from trading_system.config import FileConfig
@@ -59,6 +65,7 @@ __all__ = [
     "RemoteUpdate",
     "Retry",
     "StreamSession",
+    "TlsError",
 ]
 
 T = TypeVar("T")
@@ -70,6 +77,15 @@ RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXC
 RECONNECT = RETRYABLE | {grpc.StatusCode.INTERNAL}
 """Codes after which a stream reconnects and resends: also INTERNAL, which grpcio gives a write
 on a connection that just broke; resending is safe there, the server drops duplicates."""
+
+TRADING_SERVICE = "trading.v1.Trading"
+"""The service :meth:`AsyncClient.health` checks by default (the contract's)."""
+
+MODES = ("auto", "rust", "python")
+"""The monitor's routing modes (:meth:`AsyncClient.set_mode`): by health, or held on one engine."""
+
+TLS_PROBE_S = 2.0
+"""The longest the diagnosis of a failed call waits for its own TLS handshake."""
 
 _CODES = {c.value[0]: c for c in grpc.StatusCode}
 _BAR_FIELD = re.compile(r"bars\[(\d+)\]\.(\w+)")
@@ -114,6 +130,20 @@ class ClientError(ChanError):
         self.message = message
         self.expected_seq = expected_seq
         super().__init__(f"{code.name}: {message}")
+
+
+class TlsError(ClientError):
+    """A call that ended ``UNAVAILABLE`` because TLS failed: ``problem`` names the side and
+    what to set (an untrusted or mismatched certificate, TLS against plaintext or plaintext
+    against TLS, a client certificate missing or refused under mutual TLS); ``message`` is
+    gRPC's own text. ``str()`` is ``TLS: <problem>``."""
+
+    def __init__(self, message: str, problem: str) -> None:
+        super().__init__(grpc.StatusCode.UNAVAILABLE, message)
+        self.problem = problem
+
+    def __str__(self) -> str:
+        return f"TLS: {self.problem}"
 
 
 def _violation(field: str, description: str) -> Violation | None:
@@ -317,7 +347,8 @@ class AsyncClient:
     :class:`~trading_system.transport.Settings` or a
     :class:`~trading_system.config.FileConfig`, see :meth:`from_config`), not both: ``token``:
     sent as ``authorization: Bearer <token>`` on trading calls; ``operator_token``: sent instead
-    on administrative calls (:meth:`update_config`; default: ``token``); ``tls_ca`` (and
+    on administrative calls (:meth:`update_config`, :meth:`status`, :meth:`set_mode`; default:
+    ``token``); ``tls_ca`` (and
     ``tls_cert`` + ``tls_key`` for mutual TLS): PEM data or file paths, switching to TLS;
     ``tls_server_name``: the name to verify in the server's certificate (default: the host).
 
@@ -352,6 +383,8 @@ class AsyncClient:
             address, self.settings, options=[*CHANNEL_OPTIONS, *options], aio=True
         )
         self._stub = rpc.TradingStub(self._channel)
+        self._admin = rpc.AdminStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
 
     @classmethod
     def from_config(cls, cfg: FileConfig, address: str | None = None, **kwargs: Any) -> AsyncClient:
@@ -371,14 +404,21 @@ class AsyncClient:
     async def close(self) -> None:
         await self._channel.close()
 
-    async def _unary(self, method: Any, request: Any, timeout: float | None) -> Any:
+    async def _unary(
+        self,
+        method: Any,
+        request: Any,
+        timeout: float | None,
+        metadata: tuple[tuple[str, str], ...] | None = None,
+    ) -> Any:
         """An idempotent call with a deadline per attempt, retried on RETRYABLE codes within
-        the retry budget."""
+        the retry budget; ``metadata``: the client token's unless given."""
         deadline = self.timeout if timeout is None else timeout
+        sent = self._metadata if metadata is None else metadata
         attempts = self.retry.attempts()
         while True:
             try:
-                return await method(request, timeout=deadline, metadata=self._metadata)
+                return await method(request, timeout=deadline, metadata=sent)
             except grpc.aio.AioRpcError as e:
                 if e.code() not in RETRYABLE or _tls_refused(e.code(), e.details()):
                     raise _error(e) from e
@@ -386,6 +426,36 @@ class AsyncClient:
                 if pause is None:
                     raise _error(e) from e
             await asyncio.sleep(pause)
+
+    async def _once(
+        self,
+        method: Any,
+        request: Any,
+        timeout: float | None,
+        metadata: tuple[tuple[str, str], ...],
+    ) -> Any:
+        """A call sent once (not idempotent in effect): any failure is raised."""
+        deadline = self.timeout if timeout is None else timeout
+        try:
+            return await method(request, timeout=deadline, metadata=metadata)
+        except grpc.aio.AioRpcError as e:
+            raise _error(e) from e
+
+    async def _diagnosed(self, call: Coroutine[Any, Any, T], timeout: float | None) -> T:
+        """``call``'s answer; when it ends UNAVAILABLE because TLS failed, a TlsError saying
+        why (found by one more connection, off the event loop: see transport.tls_problem)."""
+        try:
+            return await call
+        except ClientError as e:
+            if e.code != grpc.StatusCode.UNAVAILABLE:
+                raise
+            wait = min(self.timeout if timeout is None else timeout, TLS_PROBE_S)
+            problem = await asyncio.to_thread(
+                transport.tls_problem, self.address, self.settings, e.message, wait
+            )
+            if problem:
+                raise TlsError(e.message, problem) from e
+            raise
 
     async def analyze(
         self,
@@ -430,14 +500,38 @@ class AsyncClient:
         writers, so it is sent once: UNAVAILABLE is a ClientError (the change may or may not
         have been applied: read it back with :meth:`get_config`)."""
         request = pb.UpdateConfigRequest(config=_overrides(config))
-        deadline = self.timeout if timeout is None else timeout
-        try:
-            answer = await self._stub.UpdateConfig(
-                request, timeout=deadline, metadata=self._operator
-            )
-        except grpc.aio.AioRpcError as e:
-            raise _error(e) from e
+        answer = await self._once(self._stub.UpdateConfig, request, timeout, self._operator)
         return _as_dict(answer)
+
+    async def status(self, timeout: float | None = None) -> pb.StatusResponse:
+        """The monitor's ``Admin.Status`` (the active engine, the epoch, the mode, each
+        engine's state), sent with the operator token; retried like the other idempotent
+        calls. A TLS failure is a :class:`TlsError`."""
+        call = self._unary(self._admin.Status, pb.StatusRequest(), timeout, self._operator)
+        return await self._diagnosed(call, timeout)
+
+    async def set_mode(self, mode: str, timeout: float | None = None) -> pb.StatusResponse:
+        """The monitor's ``Admin.SetMode``: ``"auto"`` (route by health) or ``"rust"`` /
+        ``"python"`` (a manual override, held until ``"auto"``); the status after it. Sent
+        once with the operator token (a switch is not to be repeated blindly: read
+        :meth:`status` after an ``UNAVAILABLE``). A TLS failure is a :class:`TlsError`."""
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}: one of {', '.join(MODES)}")
+        request = pb.SetModeRequest(mode=mode)
+        call = self._once(self._admin.SetMode, request, timeout, self._operator)
+        return await self._diagnosed(call, timeout)
+
+    async def health(self, service: str = TRADING_SERVICE, timeout: float | None = None) -> str:
+        """A ``grpc.health.v1`` Check of ``service`` (``""``: the whole server) on any server
+        (an engine or the monitor; no token): the serving status's name, ``"SERVING"``,
+        ``"NOT_SERVING"``, ``"UNKNOWN"`` (or ``"SERVICE_UNKNOWN"`` from a watching server).
+        A service the server does not know is a ClientError ``NOT_FOUND``; a TLS failure a
+        :class:`TlsError`. Retried like the other idempotent calls."""
+        request = health_pb2.HealthCheckRequest(service=service)
+        call = self._unary(self._health.Check, request, timeout, ())
+        answer = await self._diagnosed(call, timeout)
+        serving = health_pb2.HealthCheckResponse.ServingStatus
+        return serving.Name(answer.status) if answer.status in serving.values() else "UNKNOWN"
 
     def stream(
         self,
@@ -757,6 +851,18 @@ class Client:
     ) -> dict[str, Any]:
         """See :meth:`AsyncClient.update_config` (the operator token; sent once)."""
         return self._loop.run(self._async.update_config(config, timeout))
+
+    def status(self, timeout: float | None = None) -> pb.StatusResponse:
+        """See :meth:`AsyncClient.status` (the operator token)."""
+        return self._loop.run(self._async.status(timeout))
+
+    def set_mode(self, mode: str, timeout: float | None = None) -> pb.StatusResponse:
+        """See :meth:`AsyncClient.set_mode` (the operator token; sent once)."""
+        return self._loop.run(self._async.set_mode(mode, timeout))
+
+    def health(self, service: str = TRADING_SERVICE, timeout: float | None = None) -> str:
+        """See :meth:`AsyncClient.health` (no token)."""
+        return self._loop.run(self._async.health(service, timeout))
 
     def stream(
         self,

@@ -2,9 +2,10 @@
 bot using it.
 
 Starts the Rust engine, the Python engine and the monitor (each on a free port, their logs in
-``var/demo/``), then a demo bot streams a bundled real series through the monitor with the
-client library, printing the monitor's health and every buy/sell point as it appears (and
-when one disappears); at the end it prints the health again, writes a chart of the session and
+``var/demo/`` of the source checkout, else of the working directory), then a demo bot streams
+a real series (the checkout's BTC/USD 30-minute bars, or the one named) through the monitor
+with the client library, printing the monitor's health and every buy/sell point as it appears
+(and when one disappears); at the end it prints the health again, writes a chart of the session and
 stops every process. Ctrl-C stops everything cleanly at any time.
 """
 
@@ -20,14 +21,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from trading_system import resources
 from trading_system.data import Bars, format_time, load
 from trading_system.results import Signal
 
 if TYPE_CHECKING:
     from trading_system.transport import Settings
 
-ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / "tests" / "data" / "BTCUSD-BITSTAMP_30m.csv"
+ROOT = resources.checkout()
+"""The source checkout the demo runs in (None for an installed package: the working directory
+then holds its files)."""
+SERIES = Path("tests") / "data" / "BTCUSD-BITSTAMP_30m.csv"
+"""The demo's series, in the checkout (a real one: BTC/USD, 30-minute bars)."""
+DATA = ROOT / SERIES if ROOT is not None else None
+"""The default series; None outside a checkout (the demo then needs one named)."""
 STARTUP_S = 60.0
 
 
@@ -164,15 +171,12 @@ def main(
     out: TextIO,
 ) -> int:
     from trading_system import transport
-    from trading_system.cli import status_text
+    from trading_system.cli.admin import status_text
     from trading_system.client import Client
     from trading_system.config import load_config
-    from trading_system.proto import trading_pb2 as pb
-    from trading_system.proto import trading_pb2_grpc as rpc
 
     # The bot and the status calls connect as the configuration says (TLS, tokens).
     settings = transport.Settings.from_config(load_config(config))
-    admin_metadata = settings.metadata("operator")
     bars = load(data)
     out.write(f"demo: {len(bars):,} bars of {data.name} as {symbol}/{timeframe}\n")
 
@@ -183,15 +187,13 @@ def main(
 
     previous = signal.signal(signal.SIGTERM, on_signal)
     try:
-        with stack(config, rust_binary, ROOT / "var" / "demo", out) as monitor:
-            with transport.channel(monitor.address, settings) as ch:
-                admin = rpc.AdminStub(ch)
-                status = admin.Status(pb.StatusRequest(), timeout=10, metadata=admin_metadata)
-                out.write(status_text(status))
+        logs = (ROOT or Path()) / "var" / "demo"
+        with stack(config, rust_binary, logs, out) as monitor:
+            with Client(monitor.address, settings=settings, timeout=10.0) as admin:
+                out.write(status_text(admin.status()))
                 points = run_bot(monitor.address, bars, symbol, timeframe, rate, out, settings)
                 out.write(f"demo: streamed {len(bars):,} bars, {points} buy/sell points now\n")
-                status = admin.Status(pb.StatusRequest(), timeout=10, metadata=admin_metadata)
-                out.write(status_text(status))
+                out.write(status_text(admin.status()))
             if chart is not None:
                 with Client(monitor.address, settings=settings, timeout=60.0) as client:
                     analysis = client.snapshot(symbol, timeframe)

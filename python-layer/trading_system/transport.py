@@ -1,8 +1,9 @@
 """How every client of the servers connects: one place that turns the configuration into gRPC
 channels and call metadata (issue 14; the rules of ``config/default.yaml``'s ``client`` section).
 
-Used by the command line (``health``, ``failover``, ``override``, ``probe``), the client library
-(:mod:`trading_system.client`) and the monitor's channels to the engines.
+Used by the client library (:mod:`trading_system.client`, and through it the command line's
+``health``, ``failover``, ``override``, ``probe`` and ``demo``) and the monitor's channels to
+the engines.
 
 - **TLS** when ``client.tls_ca_file`` or ``server.tls_cert_file`` is set: the server is trusted
   through ``client.tls_ca_file`` (else the system's roots); ``client.tls_cert_file`` with

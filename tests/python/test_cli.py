@@ -5,24 +5,28 @@ and mutual TLS from one shared configuration file, with the operator token."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 import pytest
 import servers
 import shared_config
 from cluster import wait_for
 
 import trading_system
-from trading_system import analyze, load_csv
-from trading_system.cli import main
-from trading_system.client import Client
+from trading_system import analyze, demo, load_csv, resources
+from trading_system.cli import exits, main
+from trading_system.client import Client, ClientError, TlsError
 from trading_system.config import apply_sets, load_config
+from trading_system.errors import ConfigError, DataError, InvalidBars, Violation
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
@@ -236,6 +240,14 @@ def test_usage(capsys: pytest.CaptureFixture[str]) -> None:
     assert trading_system.__version__ in capsys.readouterr().out
 
 
+def test_version_is_the_distribution_metadata() -> None:
+    """Not a string in the source: the installed distribution's, which maturin takes from the
+    Rust workspace (Cargo.toml)."""
+    assert trading_system.__version__ == importlib.metadata.version("trading-system")
+    cargo = (ROOT / "Cargo.toml").read_text(encoding="utf-8")
+    assert f'version = "{trading_system.__version__}"' in cargo
+
+
 def test_module_entry_point_in_a_process(tmp_path: Path) -> None:
     env = dict(os.environ)
     package_dir = Path(trading_system.__file__).resolve().parents[1]
@@ -337,6 +349,21 @@ def test_admin_failures_over_tls(tls_stack: TlsStack, capsys: pytest.CaptureFixt
     assert (code, out) == (1, "") and "UNAUTHENTICATED" in err
 
 
+def test_admin_calls_of_the_client_library(tls_stack: TlsStack) -> None:
+    """What health, failover and override call: the monitor's Admin service through the
+    client library, with the operator token (the client token alone is refused)."""
+    cfg = load_config(tls_stack.config)
+    ops = apply_sets(cfg, ["server.auth_token=bot", "server.operator_token=op"])
+    with Client.from_config(ops, tls_stack.monitor.address, timeout=10.0) as c:
+        assert c.status().mode in ("auto", "rust", "python")
+        assert c.set_mode("auto").mode == "auto"
+        assert c.health() == "SERVING"
+    bot = apply_sets(cfg, ["server.auth_token=bot"])
+    with Client.from_config(bot, tls_stack.monitor.address) as c, pytest.raises(ClientError) as e:
+        c.status()
+    assert e.value.code == grpc.StatusCode.UNAUTHENTICATED
+
+
 def test_client_library_through_the_tls_monitor(tls_stack: TlsStack) -> None:
     cfg = apply_sets(load_config(tls_stack.config), ["server.auth_token=op"])
     rows = list(load_csv(BTC).rows())
@@ -346,3 +373,133 @@ def test_client_library_through_the_tls_monitor(tls_stack: TlsStack) -> None:
             for row in rows[:30]:
                 s.append(row)
             assert s.snapshot().last_seq == 30
+
+
+# ---- Package data, the Rust server, exit statuses ---------------------------------------------
+
+
+@pytest.mark.parametrize("name", [resources.DEFAULT_CONFIG, resources.PRESETS])
+def test_bundled_files_are_the_repository_config(name: str) -> None:
+    """The package carries config/'s files (links in the repository, copies in the wheel),
+    found through importlib.resources."""
+    assert resources.read_bundled(name) == (ROOT / "config" / name).read_text(encoding="utf-8")
+    link = Path(trading_system.__file__).parent / "defaults" / name
+    assert link.is_symlink() and link.resolve() == (ROOT / "config" / name).resolve()
+
+
+def test_the_python_image_builds_the_wheel_with_the_linked_files() -> None:
+    """The builder stage copies what the package's links point to, so the wheel holds them."""
+    dockerfile = (ROOT / "Dockerfile.python").read_text(encoding="utf-8")
+    builder = dockerfile.split("\nFROM ")[2]  # rust toolchain, builder, runtime
+    copied = {m.group(1) for m in re.finditer(r"^COPY (\S+) ", builder, re.MULTILINE)}
+    package = Path(trading_system.__file__).parent
+    for link in package.rglob("*"):
+        if link.is_symlink():
+            target = link.resolve().relative_to(ROOT)
+            assert target.parts[0] in copied, f"{link.name} -> {target}: not in the builder"
+
+
+def test_presets_without_the_working_directory_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Elsewhere than the repository root, --macd-preset reads the bundled presets; a
+    config/macd_params.yaml of the working directory comes first."""
+    monkeypatch.chdir(tmp_path)
+    argv = ["analyze", str(BTC), "--engine", "python", "--json", "-", "--macd-preset", "talib"]
+    code, out, _ = run(capsys, *argv)
+    assert code == 0 and json.loads(out)["config"]["macd"]["seed"] == "sma"
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "macd_params.yaml").write_text(
+        "presets:\n  talib:\n    fast_period: 5\n", encoding="utf-8"
+    )
+    code, out, _ = run(capsys, *argv)
+    assert code == 0 and json.loads(out)["config"]["macd"]["fast_period"] == 5
+
+
+def executable(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/bin/sh\nexit 0\n", encoding="utf-8")
+    path.chmod(0o755)
+    return path
+
+
+def test_rust_server_lookup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """TRADING_ENGINE_BIN, else the checkout's build, else trading-engine on PATH, else (for
+    the message) the checkout's path or the bare name."""
+    on_path = executable(tmp_path / "bin" / "trading-engine")
+    checkout = tmp_path / "repo"
+    monkeypatch.setenv("PATH", str(on_path.parent))
+    monkeypatch.setenv("TRADING_ENGINE_BIN", "/opt/engine")
+    monkeypatch.setattr(resources, "checkout", lambda: checkout)
+    assert resources.rust_server() == Path("/opt/engine")
+    monkeypatch.delenv("TRADING_ENGINE_BIN")
+    assert resources.rust_server() == on_path  # the checkout has no build
+    built = executable(checkout / "target" / "service" / "trading-engine")
+    assert resources.rust_server() == built
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
+    built.unlink()
+    assert resources.rust_server() == built
+    monkeypatch.setattr(resources, "checkout", lambda: None)
+    assert resources.rust_server() == Path("trading-engine")
+    monkeypatch.setenv("PATH", str(on_path.parent))
+    assert resources.rust_server() == on_path
+
+
+def test_checkout_is_found_from_the_package() -> None:
+    assert resources.checkout() == ROOT
+
+
+def test_missing_rust_server_exits_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "no-engine"
+    monkeypatch.setenv("TRADING_ENGINE_BIN", str(missing))
+    for argv in (["serve", "rust"], ["demo"]):
+        code, out, err = run(capsys, *argv)
+        assert (code, out) == (1, "")
+        assert err.startswith(f"error: the Rust server {missing} is missing: "), err
+
+
+def test_demo_outside_a_checkout_needs_data(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TRADING_ENGINE_BIN", "/bin/true")
+    monkeypatch.setattr(demo, "DATA", None)
+    code, out, err = run(capsys, "demo")
+    assert (code, out) == (2, "")
+    assert err.startswith("error: no series: give --data FILE")
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "message"),
+    [
+        (ConfigError("pen.definition", "bad"), 2, "error: invalid configuration: pen.definition"),
+        (InvalidBars([Violation(0, "low", "low_range", "x")]), 2, "error: invalid bars: "),
+        (DataError("not a number", source="f.csv", line=3), 2, "error: reading f.csv"),
+        (FileNotFoundError(2, "No such file or directory", "c.yaml"), 1, "error: reading c.yaml"),
+        (ImportError("no module named x"), 1, "error: no module named x"),
+        (RuntimeError("monitor did not start"), 1, "error: monitor did not start"),
+        (TlsError("handshake", "plaintext client"), 4, "error: TLS: plaintext client"),
+        (ClientError(grpc.StatusCode.UNAVAILABLE, "gone"), 3, "error: UNAVAILABLE: gone"),
+        (ClientError(grpc.StatusCode.DEADLINE_EXCEEDED, "late"), 3, "error: DEADLINE_EXCEEDED"),
+        (ClientError(grpc.StatusCode.UNAUTHENTICATED, "token"), 1, "error: UNAUTHENTICATED"),
+        (exits.Failure("error: as said", 2), 2, "error: as said"),
+    ],
+)
+def test_exit_status_table(error: Exception, status: int, message: str) -> None:
+    """One table for every command: the status and the start of the message of each failure."""
+    failure = exits.outcome(error)
+    assert failure is not None
+    assert failure.status == status and failure.message.startswith(message), failure.message
+    framed = exits.outcome(error, "monitor h:1")
+    assert framed is not None and framed.status == status
+    assert isinstance(error, exits.Failure) or framed.message.startswith("error: monitor h:1: ")
+
+
+def test_an_error_no_rule_names_propagates(capsys: pytest.CaptureFixture[str]) -> None:
+    def broken(args: object, out: object, err: object) -> int:
+        raise KeyError("a bug")
+
+    assert exits.outcome(KeyError("a bug")) is None
+    with pytest.raises(KeyError):
+        exits.run(broken, None, sys.stdout, sys.stderr)

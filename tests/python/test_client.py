@@ -19,7 +19,7 @@ from servers import Server, start
 from test_server_python import _pki
 
 from trading_system import analyze, load_csv
-from trading_system.client import AsyncClient, Client, ClientError, Retry
+from trading_system.client import AsyncClient, Client, ClientError, Retry, TlsError
 from trading_system.errors import ConfigError, InvalidBars, Violation
 
 ENGINES = ("rust", "python")
@@ -174,6 +174,25 @@ def test_stream_survives_broken_connections(server: Server, proxy: FaultProxy) -
     assert snap.to_dict() == analyze(ROWS[:120], engine=server.engine).to_dict()
 
 
+# ---- Health --------------------------------------------------------------------------------------
+
+
+def test_health_check(client: Client) -> None:
+    """grpc.health.v1 on either engine: the contract's service by default, the whole server
+    with "", NOT_FOUND for a service the server does not know."""
+    assert client.health() == "SERVING"
+    assert client.health("") == "SERVING"
+    with pytest.raises(ClientError) as e:
+        client.health("no.such.Service")
+    assert e.value.code == grpc.StatusCode.NOT_FOUND
+
+
+def test_set_mode_names_the_modes() -> None:
+    """An unknown mode is refused before anything is sent (no server here)."""
+    with Client("127.0.0.1:1", retry=Retry(max_attempts=1)) as c, pytest.raises(ValueError):
+        c.set_mode("fastest")
+
+
 # ---- Token and TLS ----------------------------------------------------------------------------
 
 
@@ -189,6 +208,9 @@ def test_bearer_token(engine: str) -> None:
             with Client(s.address, token=token) as c, pytest.raises(ClientError) as e:
                 c.analyze(ROWS[:50])
             assert e.value.code == grpc.StatusCode.UNAUTHENTICATED
+            # Health needs no token (the containers' checks have none).
+            with Client(s.address, token=token) as c:
+                assert c.health() == "SERVING"
     finally:
         assert s.stop() == 0
 
@@ -213,6 +235,13 @@ def test_mutual_tls(engine: str, tmp_path: Path) -> None:
         with no_cert, pytest.raises(ClientError) as e:
             no_cert.analyze(ROWS[:50])
         assert e.value.code == grpc.StatusCode.UNAVAILABLE
+        # The operations' calls name the failure as TLS (how precisely depends on how the
+        # server hangs up: test_probe.py checks the words).
+        no_cert = Client(f"localhost:{port}", tls_ca=pki.ca, retry=Retry(max_attempts=1))
+        with no_cert, pytest.raises(TlsError) as tls:
+            no_cert.health()
+        assert tls.value.code == grpc.StatusCode.UNAVAILABLE
+        assert tls.value.problem and str(tls.value) == f"TLS: {tls.value.problem}"
     finally:
         assert s.stop() == 0
 

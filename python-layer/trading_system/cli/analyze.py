@@ -1,0 +1,205 @@
+"""``trading-system analyze FILE``: a readable summary (counts, then the last pens, segments,
+pivots and buy/sell points), the analysis document (``--json``) and its chart (``--chart``).
+
+Also what ``chart`` shares with it: the engine and configuration arguments, reading and
+analyzing the file, rendering the page."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from trading_system.api import analyze
+from trading_system.cli import common
+from trading_system.cli.exits import BAD_INPUT, OK, Failure
+from trading_system.data import Bars, file_format, format_time, load_with_lines
+from trading_system.errors import InvalidBars
+from trading_system.results import Analysis, Point
+
+if TYPE_CHECKING:
+    from trading_system.cli.common import Subparsers
+
+LAST = 5
+"""How many of the latest pens, segments, pivots and points the summary shows."""
+
+
+def register(sub: Subparsers) -> None:
+    a = sub.add_parser(
+        "analyze",
+        help="analyze a CSV file (time,open,high,low,close,volume)",
+        description="Analyze a CSV file (header time,open,high,low,close,volume; time as epoch "
+        "milliseconds, an ISO date or an ISO date-time) and print a summary.",
+    )
+    a.add_argument(
+        "file", type=Path, help="the bars: a CSV (.csv, .txt) or Parquet (.parquet, .pq) file"
+    )
+    analysis_arguments(a)
+    a.add_argument("--with-macd", action="store_true", help="include the MACD series")
+    a.add_argument(
+        "--json", metavar="OUT.json", help="write the analysis document there ('-': stdout)"
+    )
+    a.add_argument("--chart", metavar="OUT.html", help="write the chart there (docs/CHARTS.md)")
+    a.set_defaults(run=run)
+
+
+def analysis_arguments(p: argparse.ArgumentParser) -> None:
+    """The engine and its configuration (``analyze``, ``chart``)."""
+    p.add_argument(
+        "--engine", choices=("rust", "python"), default="rust", help="engine (default: rust)"
+    )
+    common.config_arguments(p, "pen.definition=traditional")
+    p.add_argument("--macd-preset", metavar="NAME", help="a named MACD preset")
+    p.add_argument(
+        "--presets",
+        type=Path,
+        help=f"the MACD presets file (default: {common.PRESETS.as_posix()} when it exists, "
+        "else the presets the package carries)",
+    )
+
+
+def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    bars, a = read_and_analyze(args, args.with_macd)
+    first = format_time(bars.time[0]) if len(bars) else ""
+    last = format_time(bars.time[-1]) if len(bars) else ""
+    text = summary(a, str(args.file), args.engine, first, last)
+    page = chart_page(bars, a, args, args.file.name) if args.chart is not None else None
+    if args.json == "-":
+        if page is not None:
+            common.write_output(args.chart, page)
+        out.write(a.to_json() + "\n")
+        err.write(text)
+        return OK
+    if args.json is not None:
+        common.write_output(args.json, a.to_json() + "\n")
+    if page is not None:
+        try:
+            common.write_output(args.chart, page)
+        except Failure:
+            if args.json is not None:
+                Path(args.json).unlink(missing_ok=True)  # all outputs or none
+            raise
+    out.write(text)
+    return OK
+
+
+def read_and_analyze(args: argparse.Namespace, with_macd: bool) -> tuple[Bars, Analysis]:
+    """The bars of ``args.file`` and their analysis under the configuration the arguments
+    name. Bad bars are a Failure naming each at its CSV line (Parquet row)."""
+    cfg = common.analysis_configuration(args)
+    try:
+        bars, lines = load_with_lines(args.file)
+    except OSError as e:
+        raise Failure(f"error: reading {args.file}: {e.strerror or e}") from e
+    try:
+        a = analyze(bars, cfg.engine(), engine=args.engine, with_macd=with_macd)
+    except InvalidBars as e:
+        unit = "row" if file_format(args.file) == "parquet" else "line"
+        raise Failure(violations(e, args.file, lines, unit), BAD_INPUT) from e
+    return bars, a
+
+
+def chart_page(bars: Bars, a: Analysis, args: argparse.Namespace, title: str) -> str:
+    """The chart's HTML page. Imported here: plotly takes a while to load, and only charts
+    need it."""
+    try:
+        from trading_system.chart import render
+    except ImportError as e:
+        raise Failure(f"error: charts need plotly ({e}): install with scripts/setup.sh") from e
+    return render(bars, a, title, getattr(args, "last", None), engine=args.engine)
+
+
+def violations(e: InvalidBars, file: Path, lines: Sequence[int], unit: str = "line") -> str:
+    """The bad bars, each at its place in the file: ``unit`` ``lines[i]`` ("line N" in a CSV
+    file, "row N" in a Parquet file)."""
+    out = [
+        f"error: {file}: {len(e.violations)} bar rule violation(s); nothing was analyzed:",
+    ]
+    for v in e.violations:
+        if v.index is None:
+            out.append(f"  {v.message} [rule {v.rule}]")
+        else:
+            line = lines[v.index] if v.index < len(lines) else v.index + 2
+            out.append(f"  {unit} {line}: {v.message} [field {v.field}, rule {v.rule}]")
+    if any(v.rule in ("high_range", "low_range") for v in e.violations):
+        out.append("hint: --set validation.repair=true widens such high/low instead")
+    return "\n".join(out)
+
+
+def _price(x: float) -> str:
+    """A price for people: up to ten significant digits, no trailing zeros."""
+    return f"{x:.10g}"
+
+
+def _at(p: Point) -> list[str]:
+    return [p.time, _price(p.price)]
+
+
+def _latest(n: int) -> range:
+    return range(max(0, n - LAST), n)
+
+
+def summary(a: Analysis, name: str, engine: str, first: str = "", last: str = "") -> str:
+    """A readable digest of an analysis: counts, then the latest pens, segments, pivots and
+    buy/sell points as aligned lines with times and prices."""
+    confirmed = sum(s.confirmed for s in a.segments)
+    span = f" ({first} .. {last})" if first else ""
+    out = [
+        f"{name}  ({engine} engine)",
+        f"  {a.bars} bars{span}",
+        f"  -> {a.merged_bars} merged bars, {len(a.fractals)} fractals, {len(a.pens)} pens, "
+        f"{len(a.segments)} segments ({confirmed} confirmed), {len(a.pivots)} pivots, "
+        f"{len(a.signals)} buy/sell points",
+    ]
+    if a.repairs:
+        out.append(f"  {len(a.repairs)} bars repaired (high/low widened to cover open/close)")
+
+    rows = []
+    for i in _latest(len(a.pens)):
+        p = a.pens[i]
+        state = "" if p.final else "may extend"
+        rows.append([f"#{i}", p.direction, *_at(p.start), "->", *_at(p.end), state])
+    if a.forming_pen is not None:
+        p = a.forming_pen
+        rows.append(["forming", p.direction, *_at(p.start), "->", *_at(p.end), "forming"])
+    out += ["last pens (笔):", *common.table(rows, {3, 6})]
+
+    rows = []
+    for i in _latest(len(a.segments)):
+        s = a.segments[i]
+        state = ("confirmed" if s.confirmed else "forming") + (", gap" if s.gap else "")
+        pens = f"pens {s.first_pen}..{s.last_pen}"
+        rows.append([f"#{i}", s.direction, *_at(s.start), "->", *_at(s.end), pens, state])
+    out += ["last segments (线段):", *common.table(rows, {3, 6})]
+
+    rows = []
+    for i in _latest(len(a.pivots)):
+        z = a.pivots[i]
+        rows.append(
+            [
+                f"#{i}",
+                "ZD",
+                _price(z.zd),
+                "ZG",
+                _price(z.zg),
+                "DD",
+                _price(z.dd),
+                "GG",
+                _price(z.gg),
+                z.start.time,
+                "->",
+                z.end.time,
+                f"pens {z.first_pen}..{z.last_pen}",
+                "confirmed" if z.confirmed else "forming",
+            ]
+        )
+    out += ["last pivots (中枢):", *common.table(rows, {2, 4, 6, 8})]
+
+    rows = []
+    for i in _latest(len(a.signals)):
+        g = a.signals[i]
+        state = "final" if g.final else "may change"
+        rows.append([f"type {g.type}", g.side, g.time, _price(g.price), f"pen {g.pen}", state])
+    out += ["last buy/sell points (买卖点):", *common.table(rows, {3})]
+    return "\n".join(out) + "\n"
