@@ -7,9 +7,16 @@ Figures, each the best (and median) of --repeat timed runs on one CSV series:
 - native analyze:      trading_system.native.analyze on numpy arrays (no document)
 - native + document:   the same plus the JSON document
 - rust core (chan-bench): the pure-Rust batch, with a cold and a warm heap
-Prints a markdown table and the ratios the issue asks for; --json FILE writes the figures.
+Then, per bar on a --walk-bar random walk (--sections session):
+- native Session.append and trading_system.Session.append (engine "rust"): p50 and mean of
+  each call timed alone, the mean of an untimed loop, and the same with the change report
+  read (``.tail`` and the splices, as a client applying it does);
+- the floor of a native call (a getter) and of the timer, and the pure-Rust core's own
+  incremental cost per bar on the same bars (chan-bench), as baselines of the same run.
+Prints markdown tables and the ratios the issue asks for; --json FILE writes the figures.
 
 Usage: scripts/bench_engines.py [--csv ../shared/data/000001.SH_1m.csv] [--repeat 5]
+                                [--sections batch,session] [--walk-bars 100000]
 Run on an otherwise idle machine: the figures are single-threaded wall-clock times.
 """
 
@@ -24,6 +31,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 CHANPY_BARS_PER_S = 24_500  # chan.py on this machine (issue 2), the reference for the target
@@ -38,13 +46,15 @@ def timed(fn: Callable[[], object], repeat: int) -> list[float]:
     return out
 
 
-def rust_core(csv: Path, repeat: int) -> dict[str, float]:
-    """Pure-Rust batch bars/s from chan-bench (best of its runs), cold and warm heap."""
+def rust_core(
+    csv: Path, repeat: int, mode: str = "batch", heaps: tuple[str, ...] = ("cold", "warm")
+) -> dict[str, float]:
+    """Pure-Rust bars/s of `mode` from chan-bench (best of its runs), per heap policy."""
     subprocess.run(
         ["cargo", "build", "--release", "--locked", "-q", "-p", "chan-bench"], cwd=ROOT, check=True
     )
     rates = {}
-    for heap in ("cold", "warm"):
+    for heap in heaps:
         with tempfile.NamedTemporaryFile(suffix=".json") as f:
             subprocess.run(
                 [
@@ -54,7 +64,7 @@ def rust_core(csv: Path, repeat: int) -> dict[str, float]:
                     "--synthetic",
                     "0",
                     "--modes",
-                    "batch",
+                    mode,
                     "--no-structure",
                     "--repeat",
                     str(repeat),
@@ -73,8 +83,104 @@ def rust_core(csv: Path, repeat: int) -> dict[str, float]:
                 stderr=subprocess.DEVNULL,
             )
             rows = json.loads(Path(f.name).read_text())["rows"]
-            rates[heap] = max(r["best_bars_per_s"] for r in rows if r["mode"] == "batch")
+            rates[heap] = max(r["best_bars_per_s"] for r in rows if r["mode"] == mode)
     return rates
+
+
+def walk(n: int, seed: int = 7) -> list[tuple[int, float, float, float, float, float]]:
+    """A random walk with wicks (scripts/bench_grpc.py's), as bar rows of Python numbers."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    close = 1000.0 * np.exp(np.cumsum(rng.normal(0, 0.002, n)))
+    open_ = np.concatenate([[close[0]], close[:-1]])
+    high = np.maximum(open_, close) * (1 + rng.uniform(0, 0.001, n))
+    low = np.minimum(open_, close) * (1 - rng.uniform(0, 0.001, n))
+    t = 1_600_000_000_000 + np.arange(n, dtype=np.int64) * 60_000
+    cols = [c.tolist() for c in (t, open_, high, low, close, high)]
+    return list(zip(*cols, strict=True))
+
+
+def per_call(fn: Callable[..., object], rows: list[Any]) -> list[int]:
+    """Nanoseconds of each call `fn(*row)`, timed alone."""
+    clock = time.perf_counter_ns
+    out = [0] * len(rows)
+    for i, r in enumerate(rows):
+        t0 = clock()
+        fn(*r)
+        out[i] = clock() - t0
+    return out
+
+
+def loop(fn: Callable[..., object], rows: list[Any]) -> float:
+    """Mean nanoseconds per call of an untimed loop."""
+    t0 = time.perf_counter_ns()
+    for r in rows:
+        fn(*r)
+    return (time.perf_counter_ns() - t0) / len(rows)
+
+
+def read_report(u: Any) -> None:
+    """What a client applying the change report reads of it."""
+    if isinstance(u, str):  # the update document as JSON text (before typed results)
+        json.loads(u)
+        return
+    u.tail  # noqa: B018
+    u.fractals, u.pens, u.segments, u.pivots, u.signals  # noqa: B018
+    u.last_pen, u.forming_pen  # noqa: B018
+
+
+def session_figures(n: int, repeat: int, rust: bool) -> dict[str, dict[str, float]]:
+    """Per-bar cost of a session's append on an n-bar walk (µs): p50 and mean of calls timed
+    alone (each figure the median over `repeat` sessions), the untimed loop's mean."""
+    from trading_system import Session, native
+
+    rows = walk(n)
+    api_rows = [(r,) for r in rows]
+    cases: dict[str, tuple[Callable[[], Any], list[Any]]] = {
+        "native Session.append": (lambda: native.Session().append, rows),
+        "native Session.append, report read": (
+            lambda: (lambda s: lambda *r: read_report(s.append(*r)))(native.Session()),
+            rows,
+        ),
+        "Session.append (engine rust)": (lambda: Session(engine="rust").append, api_rows),
+        "Session.append (engine rust), report read": (
+            lambda: (lambda s: lambda r: read_report(s.append(r)))(Session(engine="rust")),
+            api_rows,
+        ),
+        # Floors: a native call that does nothing much, and the timer itself.
+        "native call floor (Session.bars getter)": (
+            lambda: (lambda s: lambda *r: s.bars)(native.Session()),
+            rows,
+        ),
+        "timer floor": (lambda: lambda *r: None, rows),
+    }
+    out: dict[str, dict[str, float]] = {}
+    for name, (make, args) in cases.items():
+        p50s, means, loops = [], [], []
+        for _ in range(repeat):
+            ns = per_call(make(), args)
+            p50s.append(statistics.median(ns))
+            means.append(statistics.fmean(ns))
+            loops.append(loop(make(), args))
+        out[name] = {
+            "p50_us": statistics.median(p50s) / 1000,
+            "mean_us": statistics.median(means) / 1000,
+            "loop_mean_us": statistics.median(loops) / 1000,
+        }
+    if rust:
+        with tempfile.NamedTemporaryFile("w", suffix=".csv") as f:
+            f.write("time,open,high,low,close,volume\n")
+            f.writelines(",".join(map(repr, r)) + "\n" for r in rows)
+            f.flush()
+            rate = rust_core(Path(f.name), repeat, "incremental", ("warm",))["warm"]
+        us = 1e6 / rate
+        out["rust core Session::append (chan-bench, warm heap)"] = {
+            "p50_us": float("nan"),
+            "mean_us": us,
+            "loop_mean_us": us,
+        }
+    return out
 
 
 def main() -> int:
@@ -83,8 +189,38 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--no-rust", action="store_true", help="skip the chan-bench figures")
+    ap.add_argument("--sections", default="batch,session", help="batch, session (comma list)")
+    ap.add_argument("--walk-bars", type=int, default=100_000, help="bars of the session walk")
     args = ap.parse_args()
+    sections = set(args.sections.split(","))
+    results: dict[str, Any] = {}
+    if "batch" in sections:
+        results.update(batch(args))
+    if "session" in sections:
+        results["session"] = session(args)
+    if args.json:
+        args.json.write_text(json.dumps(results))
+    return 0
 
+
+def session(args: argparse.Namespace) -> dict[str, Any]:
+    figures = session_figures(args.walk_bars, args.repeat, not args.no_rust)
+    print(f"\nsession append on a {args.walk_bars:,}-bar random walk, median of {args.repeat}")
+    print("sessions (µs per bar)\n")
+    print("| what | p50 | mean | untimed loop mean |")
+    print("|---|---:|---:|---:|")
+    for k, f in figures.items():
+        p50 = "" if f["p50_us"] != f["p50_us"] else f"{f['p50_us']:.3f}"
+        print(f"| {k} | {p50} | {f['mean_us']:.3f} | {f['loop_mean_us']:.3f} |")
+    nat = figures["native Session.append"]
+    print(
+        f"\nnative Session.append: p50 {nat['p50_us']:.2f} µs, mean {nat['mean_us']:.2f} µs"
+        " (targets <= 1 µs p50, <= 2 µs mean)"
+    )
+    return {"bars": args.walk_bars, **figures}
+
+
+def batch(args: argparse.Namespace) -> dict[str, Any]:
     from trading_system import native
     from trading_system.config import engine_config
     from trading_system.data import load_csv
@@ -138,9 +274,7 @@ def main() -> int:
         if key in figures:
             ratio = nat / figures[key]["best_bars_per_s"]
             print(f"native / pure Rust ({heap} heap): {ratio:.0%} (target >= 80%)")
-    if args.json:
-        args.json.write_text(json.dumps({"series": str(args.csv.name), "bars": n, **figures}))
-    return 0
+    return {"series": str(args.csv.name), "bars": n, **figures}
 
 
 if __name__ == "__main__":
