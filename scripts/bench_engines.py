@@ -7,7 +7,7 @@ Figures, each the best (and median) of --repeat timed runs on one CSV series:
 - native analyze:      trading_system.native.analyze on numpy arrays (no document)
 - native + document:   the same plus the JSON document
 - rust core (chan-bench): the pure-Rust batch, with a cold and a warm heap
-Then, per bar on a --walk-bar random walk (--sections session):
+Then, per bar on a --walk-bars random walk (--sections session):
 - native Session.append and trading_system.Session.append (engine "rust"): p50 and mean of
   each call timed alone, the mean of an untimed loop, and the same with the change report
   read (``.tail`` and the splices, as a client applying it does);
@@ -17,6 +17,9 @@ Prints markdown tables and the ratios the issue asks for; --json FILE writes the
 
 Usage: scripts/bench_engines.py [--csv ../shared/data/000001.SH_1m.csv] [--repeat 5]
                                 [--sections batch,session] [--walk-bars 100000]
+                                [--old-native OLD/native.so] [--no-python] [--no-rust]
+--old-native adds the session rows of another build of the module (say the commit before a
+change, built and copied aside), measured in the same run.
 Run on an otherwise idle machine: the figures are single-threaded wall-clock times.
 """
 
@@ -130,14 +133,35 @@ def read_report(u: Any) -> None:
     u.last_pen, u.forming_pen  # noqa: B018
 
 
-def session_figures(n: int, repeat: int, rust: bool) -> dict[str, dict[str, float]]:
+def load_native(path: Path) -> Any:
+    """Another build of the native module (an older commit's, for a before/after comparison)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("native", path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def session_figures(
+    n: int, repeat: int, rust: bool, old: Path | None = None
+) -> dict[str, dict[str, float]]:
     """Per-bar cost of a session's append on an n-bar walk (µs): p50 and mean of calls timed
     alone (each figure the median over `repeat` sessions), the untimed loop's mean."""
     from trading_system import Session, native
 
     rows = walk(n)
     api_rows = [(r,) for r in rows]
-    cases: dict[str, tuple[Callable[[], Any], list[Any]]] = {
+    cases: dict[str, tuple[Callable[[], Any], list[Any]]] = {}
+    if old is not None:
+        before = load_native(old)
+        cases["old build: native Session.append"] = (lambda: before.Session().append, rows)
+        cases["old build: native Session.append, report read"] = (
+            lambda: (lambda s: lambda *r: read_report(s.append(*r)))(before.Session()),
+            rows,
+        )
+    cases |= {
         "native Session.append": (lambda: native.Session().append, rows),
         "native Session.append, report read": (
             lambda: (lambda s: lambda *r: read_report(s.append(*r)))(native.Session()),
@@ -191,6 +215,10 @@ def main() -> int:
     ap.add_argument("--no-rust", action="store_true", help="skip the chan-bench figures")
     ap.add_argument("--sections", default="batch,session", help="batch, session (comma list)")
     ap.add_argument("--walk-bars", type=int, default=100_000, help="bars of the session walk")
+    ap.add_argument(
+        "--old-native", type=Path, help="another build of native*.so to compare with (session)"
+    )
+    ap.add_argument("--no-python", action="store_true", help="skip the Python engine (batch)")
     args = ap.parse_args()
     sections = set(args.sections.split(","))
     results: dict[str, Any] = {}
@@ -204,7 +232,7 @@ def main() -> int:
 
 
 def session(args: argparse.Namespace) -> dict[str, Any]:
-    figures = session_figures(args.walk_bars, args.repeat, not args.no_rust)
+    figures = session_figures(args.walk_bars, args.repeat, not args.no_rust, args.old_native)
     print(f"\nsession append on a {args.walk_bars:,}-bar random walk, median of {args.repeat}")
     print("sessions (µs per bar)\n")
     print("| what | p50 | mean | untimed loop mean |")
@@ -237,9 +265,15 @@ def batch(args: argparse.Namespace) -> dict[str, Any]:
             s.append(*r)
 
     cols = (bars.time, bars.open, bars.high, bars.low, bars.close, bars.volume)
-    runs = {
-        "python batch": timed(lambda: analyze(bars, cfg), args.repeat),
-        "python incremental": timed(incremental, max(1, args.repeat // 2)),
+    runs = (
+        {}
+        if args.no_python
+        else {
+            "python batch": timed(lambda: analyze(bars, cfg), args.repeat),
+            "python incremental": timed(incremental, max(1, args.repeat // 2)),
+        }
+    )
+    runs |= {
         "native analyze (numpy)": timed(lambda: native.analyze(*cols), args.repeat),
         "native analyze + JSON document": timed(
             lambda: native.analyze(*cols).to_json(), args.repeat
@@ -263,11 +297,12 @@ def batch(args: argparse.Namespace) -> dict[str, Any]:
         med = f["median_bars_per_s"]
         med_text = "" if med != med else f"{med:,.0f}"
         print(f"| {k} | {f['best_bars_per_s']:,.0f} | {med_text} |")
-    py = figures["python batch"]["best_bars_per_s"]
-    print(
-        f"\npython batch / chan.py ({CHANPY_BARS_PER_S:,} bars/s): {py / CHANPY_BARS_PER_S:.1f}x"
-        " (target >= 5x, i.e. >= 125,000 bars/s)"
-    )
+    if not args.no_python:
+        py = figures["python batch"]["best_bars_per_s"]
+        print(
+            f"\npython batch / chan.py ({CHANPY_BARS_PER_S:,} bars/s): "
+            f"{py / CHANPY_BARS_PER_S:.1f}x (target >= 5x, i.e. >= 125,000 bars/s)"
+        )
     nat = figures["native analyze (numpy)"]["best_bars_per_s"]
     for heap in ("cold", "warm"):
         key = f"rust core batch ({heap} heap)"
