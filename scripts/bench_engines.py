@@ -18,8 +18,8 @@ Prints markdown tables and the ratios the issue asks for; --json FILE writes the
 Usage: scripts/bench_engines.py [--csv ../shared/data/000001.SH_1m.csv] [--repeat 5]
                                 [--sections batch,session] [--walk-bars 100000]
                                 [--old-native OLD/native.so] [--no-python] [--no-rust]
---old-native adds the session rows of another build of the module (say the commit before a
-change, built and copied aside), measured in the same run.
+--old-native adds the rows of another build of the module (say the commit before a change,
+built and copied aside), measured in the same run, taking turns with the current build's.
 Run on an otherwise idle machine: the figures are single-threaded wall-clock times.
 """
 
@@ -115,12 +115,20 @@ def per_call(fn: Callable[..., object], rows: list[Any]) -> list[int]:
     return out
 
 
-def loop(fn: Callable[..., object], rows: list[Any]) -> float:
-    """Mean nanoseconds per call of an untimed loop."""
-    t0 = time.perf_counter_ns()
+def loop(fn: Callable[..., object], rows: list[Any]) -> tuple[float, float]:
+    """Mean nanoseconds per call of an untimed loop: wall clock, and the thread's CPU time
+    (which a shared machine's other processes do not inflate: it excludes the time the thread
+    waited to be scheduled)."""
+    t0, c0 = time.perf_counter_ns(), time.thread_time_ns()
     for r in rows:
         fn(*r)
-    return (time.perf_counter_ns() - t0) / len(rows)
+    c1, t1 = time.thread_time_ns(), time.perf_counter_ns()
+    return (t1 - t0) / len(rows), (c1 - c0) / len(rows)
+
+
+def typed_lists(a: Any) -> None:
+    """Reads the typed lists of a results.Analysis."""
+    a.fractals, a.pens, a.segments, a.pivots, a.signals  # noqa: B018
 
 
 def read_report(u: Any) -> None:
@@ -181,16 +189,19 @@ def session_figures(
     }
     out: dict[str, dict[str, float]] = {}
     for name, (make, args) in cases.items():
-        p50s, means, loops = [], [], []
+        p50s, means, loops, cpu = [], [], [], []
         for _ in range(repeat):
             ns = per_call(make(), args)
             p50s.append(statistics.median(ns))
             means.append(statistics.fmean(ns))
-            loops.append(loop(make(), args))
+            wall, thread = loop(make(), args)
+            loops.append(wall)
+            cpu.append(thread)
         out[name] = {
             "p50_us": statistics.median(p50s) / 1000,
             "mean_us": statistics.median(means) / 1000,
             "loop_mean_us": statistics.median(loops) / 1000,
+            "loop_cpu_mean_us": statistics.median(cpu) / 1000,
         }
     if rust:
         with tempfile.NamedTemporaryFile("w", suffix=".csv") as f:
@@ -203,6 +214,7 @@ def session_figures(
             "p50_us": float("nan"),
             "mean_us": us,
             "loop_mean_us": us,
+            "loop_cpu_mean_us": float("nan"),
         }
     return out
 
@@ -215,9 +227,7 @@ def main() -> int:
     ap.add_argument("--no-rust", action="store_true", help="skip the chan-bench figures")
     ap.add_argument("--sections", default="batch,session", help="batch, session (comma list)")
     ap.add_argument("--walk-bars", type=int, default=100_000, help="bars of the session walk")
-    ap.add_argument(
-        "--old-native", type=Path, help="another build of native*.so to compare with (session)"
-    )
+    ap.add_argument("--old-native", type=Path, help="another build of native*.so to compare with")
     ap.add_argument("--no-python", action="store_true", help="skip the Python engine (batch)")
     args = ap.parse_args()
     sections = set(args.sections.split(","))
@@ -235,11 +245,12 @@ def session(args: argparse.Namespace) -> dict[str, Any]:
     figures = session_figures(args.walk_bars, args.repeat, not args.no_rust, args.old_native)
     print(f"\nsession append on a {args.walk_bars:,}-bar random walk, median of {args.repeat}")
     print("sessions (µs per bar)\n")
-    print("| what | p50 | mean | untimed loop mean |")
-    print("|---|---:|---:|---:|")
+    print("| what | p50 | mean | untimed loop mean | its CPU time |")
+    print("|---|---:|---:|---:|---:|")
+    show = lambda x: "" if x != x else f"{x:.3f}"  # noqa: E731
     for k, f in figures.items():
-        p50 = "" if f["p50_us"] != f["p50_us"] else f"{f['p50_us']:.3f}"
-        print(f"| {k} | {p50} | {f['mean_us']:.3f} | {f['loop_mean_us']:.3f} |")
+        row = (f["p50_us"], f["mean_us"], f["loop_mean_us"], f["loop_cpu_mean_us"])
+        print(f"| {k} | " + " | ".join(map(show, row)) + " |")
     nat = figures["native Session.append"]
     print(
         f"\nnative Session.append: p50 {nat['p50_us']:.2f} µs, mean {nat['mean_us']:.2f} µs"
@@ -253,6 +264,7 @@ def batch(args: argparse.Namespace) -> dict[str, Any]:
     from trading_system.config import engine_config
     from trading_system.data import load_csv
     from trading_system.engine import Session, analyze
+    from trading_system.results import Analysis
 
     bars = load_csv(args.csv)
     n = len(bars)
@@ -265,7 +277,7 @@ def batch(args: argparse.Namespace) -> dict[str, Any]:
             s.append(*r)
 
     cols = (bars.time, bars.open, bars.high, bars.low, bars.close, bars.volume)
-    runs = (
+    runs: dict[str, list[float]] = (
         {}
         if args.no_python
         else {
@@ -273,12 +285,29 @@ def batch(args: argparse.Namespace) -> dict[str, Any]:
             "python incremental": timed(incremental, max(1, args.repeat // 2)),
         }
     )
-    runs |= {
-        "native analyze (numpy)": timed(lambda: native.analyze(*cols), args.repeat),
-        "native analyze + JSON document": timed(
-            lambda: native.analyze(*cols).to_json(), args.repeat
-        ),
-    }
+    builds = {"": native}
+    if args.old_native is not None:
+        builds["old build: "] = load_native(args.old_native)
+    cases: dict[str, Callable[[], object]] = {}
+    for tag, module in builds.items():
+        cases[f"{tag}native analyze (numpy)"] = lambda m=module: m.analyze(*cols)
+        cases[f"{tag}native analyze + JSON document"] = lambda m=module: m.analyze(*cols).to_json()
+        # What trading_system.analyze(engine="rust") users read: the typed lists. The old
+        # build answered in JSON text, parsed into the same classes.
+        old = tag != ""
+        cases[f"{tag}native analyze + typed lists (results.Analysis)"] = lambda m=module, old=old: (
+            typed_lists(
+                Analysis(text=m.analyze(*cols).to_json())
+                if old
+                else Analysis(native=m.analyze(*cols))
+            )
+        )
+    # Builds and cases take turns, so that a slow spell of the machine hits them alike.
+    for k in cases:
+        runs[k] = []
+    for _ in range(args.repeat):
+        for k, fn in cases.items():
+            runs[k] += timed(fn, 1)
     figures = {
         k: {"best_bars_per_s": n / min(v), "median_bars_per_s": n / statistics.median(v)}
         for k, v in runs.items()
