@@ -10,6 +10,27 @@ import numpy as np
 import numpy.typing as npt
 
 __version__: str
+__all__ = [
+    "__version__",
+    "Analysis",
+    "ConfigError",
+    "Fractal",
+    "InvalidBars",
+    "Macd",
+    "MacdPoint",
+    "Pen",
+    "Pivot",
+    "Point",
+    "Repair",
+    "Segment",
+    "Session",
+    "Signal",
+    "Splice",
+    "StateError",
+    "Tail",
+    "Update",
+    "analyze",
+]
 
 _T = TypeVar("_T")
 
@@ -255,7 +276,7 @@ class Update:
 class Session:
     """An incremental session: append bars, replace the last one, read the analysis."""
 
-    def __init__(self, config: str | None = None, with_macd: bool = False) -> None: ...
+    def __new__(cls, config: str | None = None, with_macd: bool = False) -> Session: ...
     def append(
         self, time: int, open: float, high: float, low: float, close: float, volume: float
     ) -> Update: ...

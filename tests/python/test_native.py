@@ -8,6 +8,8 @@ from __future__ import annotations
 import csv
 import json
 import re
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -525,16 +527,35 @@ def test_reports_read_later_are_those_of_their_call(
     assert later.to_json() == now.to_json()
 
 
-def test_the_package_ships_a_typed_stub() -> None:
-    """native.pyi declares every public name of the module."""
-    stub = (ROOT / "python-layer" / "trading_system" / "native.pyi").read_text()
-    declared = set(re.findall(r"^(?:class|def) (\w+)", stub, re.MULTILINE))
-    declared |= set(re.findall(r"^(\w+): ", stub, re.MULTILINE))
-    public = {n for n in dir(native) if not n.startswith("_")} | {"__version__"}
-    assert public <= declared | {"native"}, public - declared
-    for name in FIELDS:
-        cls = getattr(native, name)
-        body = stub.split(f"\nclass {name}", 1)[1].split("\nclass ", 1)[0]
-        for field in FIELDS[name]:
-            assert f"def {field}(self)" in body, (name, field)
-            assert hasattr(cls, field), (name, field)
+CALLER = """
+from trading_system import native
+
+s = native.Session(with_macd=True)
+u = s.append(0, 1.0, 1.0, 1.0, 1.0, 1.0)
+price: float = u.pens.items[0].start.price
+wrong: int = u.pens.items[0].start.price
+count = len(u.tail.segments)
+pens: tuple[native.Pen, ...] = s.analysis().pens
+"""
+
+
+def test_the_stub_is_the_module_and_checks_callers(tmp_path: Path) -> None:
+    """native.pyi declares exactly what the built module has (mypy's stubtest), and a type
+    checker reading it catches a caller's mistakes."""
+    layer = ROOT / "python-layer"
+    run = lambda *args: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", *args], cwd=layer, capture_output=True, text=True, timeout=300
+    )
+    stubtest = run("mypy.stubtest", "trading_system.native")
+    assert stubtest.returncode == 0, stubtest.stdout + stubtest.stderr
+    caller = tmp_path / "caller.py"
+    caller.write_text(CALLER)
+    checked = run("mypy", "--no-incremental", "--follow-imports=silent", str(caller))
+    errors = [
+        line.split(": error: ")[1] for line in checked.stdout.splitlines() if ": error: " in line
+    ]
+    assert errors == [
+        'Incompatible types in assignment (expression has type "float", variable has type "int")'
+        "  [assignment]",
+        'Item "None" of "Tail | None" has no attribute "segments"  [union-attr]',
+    ], checked.stdout
