@@ -75,7 +75,7 @@ impl Session {
 
     fn apply(slf: &Bound<'_, Self>, bar: Bar, replace: bool) -> PyResult<Update> {
         let report = {
-            let mut s = slf.borrow_mut();
+            let mut s = slf.try_borrow_mut()?;
             s.settle();
             let u = if replace {
                 s.inner.replace_last(bar)
@@ -108,7 +108,6 @@ impl Session {
     }
 
     /// Appends a bar; returns its change report. A rejected bar changes nothing.
-    #[allow(clippy::too_many_arguments)]
     fn append(
         slf: &Bound<'_, Self>,
         time: i64,
@@ -123,7 +122,6 @@ impl Session {
     }
 
     /// Replaces the last bar; returns its change report. StateError when empty.
-    #[allow(clippy::too_many_arguments)]
     fn replace_last(
         slf: &Bound<'_, Self>,
         time: i64,
