@@ -128,31 +128,37 @@ def _rust_analyze(bars: Bars, cfg: EngineConfig, with_macd: bool) -> Analysis:
         if converted is None:
             raise
         raise converted from None
-    return Analysis(text=result.to_json())
+    return Analysis(native=result)
 
 
 class _RustSession:
     def __init__(self, cfg: EngineConfig, with_macd: bool) -> None:
         self._native = _native()
-        self._session = self._call(self._native.Session, _config_json(cfg), with_macd)
-
-    def _call(self, fn: Any, *args: Any) -> Any:
         try:
-            return fn(*args)
+            self._session = self._native.Session(_config_json(cfg), with_macd)
         except Exception as e:
-            converted = _native_error(self._native, e)
-            if converted is None:
-                raise
-            raise converted from None
+            raise self._error(e) from None
 
+    def _error(self, e: Exception) -> Exception:
+        converted = _native_error(self._native, e)
+        return e if converted is None else converted
+
+    # The calls per bar: the binding's change report is wrapped, not converted (it is
+    # rendered only when read), and no helper call is added on the path of every bar.
     def append(self, bar: Bar) -> Update:
-        return Update(text=self._call(self._session.append, *bar))
+        try:
+            return Update.of_native(self._session.append(*bar))
+        except Exception as e:
+            raise self._error(e) from None
 
     def replace_last(self, bar: Bar) -> Update:
-        return Update(text=self._call(self._session.replace_last, *bar))
+        try:
+            return Update.of_native(self._session.replace_last(*bar))
+        except Exception as e:
+            raise self._error(e) from None
 
     def document(self) -> Analysis:
-        return Analysis(text=self._session.to_json())
+        return Analysis(native=self._session.analysis())
 
 
 def _python_engine() -> ModuleType:

@@ -582,10 +582,15 @@ def bar_values(bar: Any) -> tuple[int, float, float, float, float, float]:
     if type(bar) in (tuple, list) and len(bar) == 6:
         t, o, h, lo, c, v = bar
         # The common case, checked cheaply: an int time and float prices (no bool, no text).
+        # Spelled out: a generator over the five values cost more than the engine's append.
         if (
             type(t) is int
+            and type(o) is float
+            and type(h) is float
+            and type(lo) is float
+            and type(c) is float
+            and type(v) is float
             and I64_MIN <= t <= I64_MAX
-            and all(type(x) is float for x in (o, h, lo, c, v))
         ):
             return t, o, h, lo, c, v
     if isinstance(bar, Mapping):

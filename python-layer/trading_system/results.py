@@ -1,8 +1,10 @@
 """Typed results: the analysis document (docs/CHAN_THEORY.md §12.6) and the update document
 (§12.7) as frozen dataclasses. Field names are those of the JSON (``final``, ``type`` …) and
 every object's ``to_dict()`` gives its JSON form back exactly. :class:`Analysis` and
-:class:`Update` keep the document and build the typed lists on first access, so a batch
-analysis does not pay for objects nobody reads."""
+:class:`Update` keep their source and build the typed lists on first access, so a batch
+analysis does not pay for objects nobody reads. The source is a document (the Python engine, a
+server's answer) or a result of the native module (the Rust engine), whose typed objects are
+converted in one place (the ``_from_native`` functions below), never through JSON."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 import numpy as np
 
@@ -336,20 +338,112 @@ class Tail:
         }
 
 
-class _Document:
-    """A document given as a dict or as JSON text, parsed on first use (the Rust engine answers
-    in JSON; a caller who only forwards it never pays for the parse)."""
+# --- From the native module: its typed results (trading_system.native) as the classes above ---
 
-    def __init__(self, document: Doc | None = None, text: str | None = None) -> None:
-        if document is None and text is None:
-            raise TypeError("a document or its JSON text is required")
+
+def _point_from_native(p: Any) -> Point:
+    return Point(p.index, p.time, p.price)
+
+
+def _fractal_from_native(f: Any) -> Fractal:
+    return Fractal(f.kind, f.merged_index, f.index, f.time, f.price)
+
+
+def _pen_from_native(p: Any) -> Pen:
+    return Pen(p.direction, _point_from_native(p.start), _point_from_native(p.end), p.final)
+
+
+def _segment_from_native(s: Any) -> Segment:
+    return Segment(
+        s.direction,
+        _point_from_native(s.start),
+        _point_from_native(s.end),
+        s.first_pen,
+        s.last_pen,
+        s.confirmed,
+        s.gap,
+    )
+
+
+def _pivot_from_native(z: Any) -> Pivot:
+    return Pivot(
+        z.segment,
+        z.first_pen,
+        z.last_pen,
+        z.zd,
+        z.zg,
+        z.dd,
+        z.gg,
+        _point_from_native(z.start),
+        _point_from_native(z.end),
+        z.confirmed,
+    )
+
+
+def _signal_from_native(g: Any) -> Signal:
+    return Signal(g.type, g.side, g.pen, g.index, g.time, g.price, g.final)
+
+
+def _repair_from_native(r: Any) -> Repair:
+    return Repair(r.index, r.old_high, r.old_low, r.new_high, r.new_low)
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
+
+
+def _macd_from_native(m: Any) -> Macd:
+    return Macd(_readonly(m.dif), _readonly(m.dea), _readonly(m.histogram))
+
+
+def _pen_or_none(p: Any) -> Pen | None:
+    return None if p is None else _pen_from_native(p)
+
+
+def _splice_from_native(s: Any, convert: Any) -> Splice[Any]:
+    return Splice(s.start, tuple(map(convert, s.items)))
+
+
+def _tail_from_native(t: Any) -> Tail:
+    return Tail(
+        tuple(map(_segment_from_native, t.segments)),
+        tuple(map(_pivot_from_native, t.pivots)),
+        tuple(map(_signal_from_native, t.signals)),
+    )
+
+
+# --- Documents ---------------------------------------------------------------------------------
+
+
+class _Document:
+    """A document given as a dict, as JSON text or as a result of the native module (the Rust
+    engine's ``Analysis`` or ``Update``), rendered as a dict only when asked for (a caller who
+    reads the typed views or only forwards the text never pays for the parse)."""
+
+    _native: Any = None
+    _text: str | None = None
+
+    def __init__(
+        self, document: Doc | None = None, text: str | None = None, *, native: Any = None
+    ) -> None:
+        if document is None and text is None and native is None:
+            raise TypeError("a document, its JSON text or a native result is required")
         if document is not None:
             self.__dict__["_doc"] = document  # the cached_property's slot
         self._text = text
+        self._native = native
+
+    @classmethod
+    def of_native(cls, native: Any) -> Self:
+        """Wraps a result of the native module (the fast path of a session's every call)."""
+        self = cls.__new__(cls)
+        self._native = native
+        return self
 
     @cached_property
     def _doc(self) -> Doc:
-        doc: Doc = json.loads(self._text or "null")
+        doc: Doc = json.loads(self.to_json())
         return doc
 
     def to_dict(self) -> Doc:
@@ -358,11 +452,23 @@ class _Document:
 
     def to_json(self, indent: int | None = None) -> str:
         """The document as JSON text."""
-        if indent is None and self._text is not None:
-            return self._text
+        if indent is None:
+            if self._text is not None:
+                return self._text
+            if self._native is not None:
+                text: str = self._native.to_json()
+                return text
         # Compact like the Rust engine's output unless an indent is asked for.
         seps = (",", ":") if indent is None else None
         return json.dumps(self._doc, indent=indent, separators=seps, ensure_ascii=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A native result does not pickle: its document does.
+        state = self.__dict__.copy()
+        if state.get("_native") is not None:
+            state["_doc"] = self._doc
+            state["_native"] = None
+        return state
 
 
 class Analysis(_Document):
@@ -372,62 +478,93 @@ class Analysis(_Document):
     @property
     def bars(self) -> int:
         """Number of raw bars."""
+        if self._native is not None:
+            return int(self._native.bars)
         return int(self._doc["bars"])
 
     @property
     def merged_bars(self) -> int:
         """Number of bars after inclusion handling (包含处理)."""
+        if self._native is not None:
+            return int(self._native.merged_bars)
         return int(self._doc["merged_bars"])
 
     @cached_property
     def fractals(self) -> tuple[Fractal, ...]:
+        if self._native is not None:
+            return tuple(map(_fractal_from_native, self._native.fractals))
         return tuple(Fractal.from_dict(x) for x in self._doc["fractals"])
 
     @cached_property
     def pens(self) -> tuple[Pen, ...]:
         """Every pen; all but the last are final."""
+        if self._native is not None:
+            return tuple(map(_pen_from_native, self._native.pens))
         return tuple(Pen.from_dict(x) for x in self._doc["pens"])
 
     @cached_property
     def forming_pen(self) -> Pen | None:
+        if self._native is not None:
+            return _pen_or_none(self._native.forming_pen)
         d = self._doc["forming_pen"]
         return None if d is None else Pen.from_dict(d)
 
     @cached_property
     def segments(self) -> tuple[Segment, ...]:
         """Confirmed segments first, then the non-confirmed tail."""
+        if self._native is not None:
+            return tuple(map(_segment_from_native, self._native.segments))
         return tuple(Segment.from_dict(x) for x in self._doc["segments"])
 
     @cached_property
     def pivots(self) -> tuple[Pivot, ...]:
+        if self._native is not None:
+            return tuple(map(_pivot_from_native, self._native.pivots))
         return tuple(Pivot.from_dict(x) for x in self._doc["pivots"])
 
     @cached_property
     def signals(self) -> tuple[Signal, ...]:
+        if self._native is not None:
+            return tuple(map(_signal_from_native, self._native.signals))
         return tuple(Signal.from_dict(x) for x in self._doc["signals"])
 
     @cached_property
     def macd(self) -> Macd | None:
         """The MACD series (only when asked for with ``with_macd``)."""
+        if self._native is not None:
+            m = self._native.macd
+            return None if m is None else _macd_from_native(m)
         d = self._doc.get("macd")
         return None if d is None else Macd.from_dict(d)
 
     @cached_property
     def repairs(self) -> tuple[Repair, ...]:
+        if self._native is not None:
+            return tuple(map(_repair_from_native, self._native.repairs))
         return tuple(Repair.from_dict(x) for x in self._doc["repairs"])
 
     @cached_property
     def config(self) -> EngineConfig:
         """The configuration the analysis used."""
+        if self._native is not None:
+            return EngineConfig.model_validate(json.loads(self._native.config_json()))
         return EngineConfig.model_validate(self._doc["config"])
 
-    def __repr__(self) -> str:
+    def _counts(self) -> dict[str, int]:
+        if self._native is not None:
+            counts: dict[str, int] = self._native.counts()
+            return counts
         d = self._doc
+        lists = ("fractals", "pens", "segments", "pivots", "signals")
+        return {"bars": d["bars"], "merged_bars": d["merged_bars"]} | {k: len(d[k]) for k in lists}
+
+    def __repr__(self) -> str:
+        c = self._counts()
         return (
-            f"Analysis(bars={d['bars']}, merged_bars={d['merged_bars']}, "
-            f"fractals={len(d['fractals'])}, pens={len(d['pens'])}, "
-            f"segments={len(d['segments'])}, pivots={len(d['pivots'])}, "
-            f"signals={len(d['signals'])})"
+            f"Analysis(bars={c['bars']}, merged_bars={c['merged_bars']}, "
+            f"fractals={c['fractals']}, pens={c['pens']}, "
+            f"segments={c['segments']}, pivots={c['pivots']}, "
+            f"signals={c['signals']})"
         )
 
 
@@ -439,69 +576,98 @@ class Update(_Document):
     @property
     def index(self) -> int:
         """The index of the bar appended or replaced."""
+        if self._native is not None:
+            return int(self._native.index)
         return int(self._doc["index"])
 
     @property
     def replaced(self) -> bool:
+        if self._native is not None:
+            return bool(self._native.replaced)
         return bool(self._doc["replaced"])
 
     @property
     def repaired(self) -> bool:
         """The bar's high/low were repaired (``validation.repair``)."""
+        if self._native is not None:
+            return bool(self._native.repaired)
         return bool(self._doc["repaired"])
 
     @property
     def bars(self) -> int:
+        if self._native is not None:
+            return int(self._native.bars)
         return int(self._doc["bars"])
 
     @property
     def merged_bars(self) -> int:
+        if self._native is not None:
+            return int(self._native.merged_bars)
         return int(self._doc["merged_bars"])
 
     @cached_property
     def macd(self) -> MacdPoint:
+        if self._native is not None:
+            m = self._native.macd
+            return MacdPoint(m.dif, m.dea, m.histogram)
         return MacdPoint.from_dict(self._doc["macd"])
 
     @cached_property
     def fractals(self) -> Splice[Fractal]:
+        if self._native is not None:
+            return _splice_from_native(self._native.fractals, _fractal_from_native)
         return _splice(self._doc["fractals"], Fractal)
 
     @cached_property
     def pens(self) -> Splice[Pen]:
         """Final pens (every pen but the last)."""
+        if self._native is not None:
+            return _splice_from_native(self._native.pens, _pen_from_native)
         return _splice(self._doc["pens"], Pen)
 
     @cached_property
     def segments(self) -> Splice[Segment]:
+        if self._native is not None:
+            return _splice_from_native(self._native.segments, _segment_from_native)
         return _splice(self._doc["segments"], Segment)
 
     @cached_property
     def pivots(self) -> Splice[Pivot]:
+        if self._native is not None:
+            return _splice_from_native(self._native.pivots, _pivot_from_native)
         return _splice(self._doc["pivots"], Pivot)
 
     @cached_property
     def signals(self) -> Splice[Signal]:
+        if self._native is not None:
+            return _splice_from_native(self._native.signals, _signal_from_native)
         return _splice(self._doc["signals"], Signal)
 
     @cached_property
     def last_pen(self) -> Pen | None:
+        if self._native is not None:
+            return _pen_or_none(self._native.last_pen)
         d = self._doc["last_pen"]
         return None if d is None else Pen.from_dict(d)
 
     @cached_property
     def forming_pen(self) -> Pen | None:
+        if self._native is not None:
+            return _pen_or_none(self._native.forming_pen)
         d = self._doc["forming_pen"]
         return None if d is None else Pen.from_dict(d)
 
     @cached_property
     def tail(self) -> Tail | None:
+        if self._native is not None:
+            t = self._native.tail
+            return None if t is None else _tail_from_native(t)
         d = self._doc["tail"]
         return None if d is None else Tail.from_dict(d)
 
     def __repr__(self) -> str:
-        d = self._doc
         return (
-            f"Update(index={d['index']}, replaced={d['replaced']}, bars={d['bars']}, "
-            f"pens=+{len(d['pens']['items'])}@{d['pens']['from']}, "
-            f"tail={'changed' if d['tail'] is not None else 'same'})"
+            f"Update(index={self.index}, replaced={self.replaced}, bars={self.bars}, "
+            f"pens=+{len(self.pens.items)}@{self.pens.start}, "
+            f"tail={'changed' if self.tail is not None else 'same'})"
         )

@@ -1,12 +1,15 @@
 """The native module ``trading_system.native`` (the Rust core through PyO3): batch analysis
-against the golden files, errors, argument checks, and sessions whose update documents rebuild
-the full document."""
+against the golden files, errors, argument checks, typed results that are the document field by
+field, and sessions whose change reports (read at once, later, or never) rebuild the full
+document."""
 
 from __future__ import annotations
 
 import csv
 import json
 import re
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -85,6 +88,63 @@ def violations(err: pytest.ExceptionInfo[Any]) -> list[dict[str, Any]]:
     return json.loads(listed)
 
 
+# Fields of the native classes, in the documents' order (§12.6, §12.7).
+FIELDS = {
+    "Point": ("index", "time", "price"),
+    "Fractal": ("kind", "merged_index", "index", "time", "price"),
+    "Pen": ("direction", "start", "end", "final"),
+    "Segment": ("direction", "start", "end", "first_pen", "last_pen", "confirmed", "gap"),
+    "Pivot": (
+        *("segment", "first_pen", "last_pen", "zd", "zg", "dd", "gg"),
+        *("start", "end", "confirmed"),
+    ),
+    "Signal": ("type", "side", "pen", "index", "time", "price", "final"),
+    "Repair": ("index", "old_high", "old_low", "new_high", "new_low"),
+    "MacdPoint": ("dif", "dea", "histogram"),
+    "Tail": ("segments", "pivots", "signals"),
+    "Update": (
+        *("index", "replaced", "repaired", "bars", "merged_bars", "macd"),
+        *("fractals", "pens", "segments", "pivots", "signals"),
+        *("last_pen", "forming_pen", "tail"),
+    ),
+}
+
+
+def typed_doc(x: Any) -> Any:
+    """The document form of a native result, read through its typed attributes only."""
+    if isinstance(x, tuple):
+        return [typed_doc(v) for v in x]
+    if x is None or isinstance(x, (bool, int, float, str)):
+        return x
+    name = type(x).__name__
+    assert type(x).__module__ == "trading_system.native", name
+    if name == "Splice":
+        return {"from": x.start, "items": typed_doc(x.items)}
+    if name == "Macd":
+        arrays = (x.dif, x.dea, x.histogram)
+        assert all(a.dtype == np.float64 and len(a) == len(x) for a in arrays)
+        as_list = lambda a: [None if v != v else v for v in a.tolist()]  # noqa: E731
+        return {k: as_list(a) for k, a in zip(FIELDS["MacdPoint"], arrays, strict=True)}
+    if name == "Analysis":
+        d = {"bars": x.bars, "merged_bars": x.merged_bars}
+        for k in ("fractals", "pens", "forming_pen", "segments", "pivots", "signals"):
+            d[k] = typed_doc(getattr(x, k))
+        if x.macd is not None:
+            d["macd"] = typed_doc(x.macd)
+        d["repairs"] = typed_doc(x.repairs)
+        d["config"] = json.loads(x.config_json())
+        return d
+    d = {k: typed_doc(getattr(x, k)) for k in FIELDS[name]}
+    if name == "Pen" and d["final"] is None:
+        del d["final"]  # the forming pen has no `final` key
+    return d
+
+
+def same_text(want: Any, got: Any) -> None:
+    """Equal, keys in the same order (the JSON text would be the same)."""
+    assert json.dumps(got) == json.dumps(want)
+
+
 # --- batch analysis ---------------------------------------------------------------------------
 
 
@@ -103,6 +163,39 @@ def test_real_btc_series_gives_the_golden_document() -> None:
         **{k: len(doc[k]) for k in ("fractals", "pens", "segments", "pivots", "signals")},
     }
     assert doc["segments"] and doc["pivots"] and doc["signals"], "the series reaches everything"
+
+
+@pytest.mark.parametrize(
+    ("golden", "config"),
+    [
+        ("99_real_btc_macd.json", None),
+        ("99_real_btc_default.json", '{"validation": {"repair": true}}'),
+    ],
+)
+def test_typed_results_are_the_document(golden: str, config: str | None) -> None:
+    """Every typed attribute is the document's value, in every list, bit for bit."""
+    case = load(golden)
+    cols = read_csv(BTC_CSV)
+    if config is not None:
+        # Two bars whose high falls short of the body: repaired, not rejected.
+        _, o, h, lo, c, _ = cols
+        for i in (5, 9):
+            top = max(o[i], c[i])
+            assert top > lo[i]
+            h[i] = (top + lo[i]) / 2
+    a = native.analyze(
+        *cols, config=config or json.dumps(case["config"]), with_macd=case["with_macd"]
+    )
+    doc = json.loads(a.to_json())
+    same_text(doc, typed_doc(a))
+    assert (len(a.repairs) == 2) == (config is not None)
+    assert a.macd is None or np.isnan(a.macd.dif).sum() == doc["macd"]["dif"].count(None)
+    # Frozen values with equality: the same item read twice is equal, and cannot be set.
+    p = a.pens[0]
+    assert p == a.pens[0] and p.start == a.pens[0].start and p != a.pens[1]
+    with pytest.raises(AttributeError):
+        p.direction = "down"  # type: ignore[misc]
+    assert repr(p).startswith("Pen(direction=")
 
 
 @pytest.mark.parametrize("path", sorted(GOLDEN.glob("*.json")), ids=lambda p: p.stem)
@@ -266,6 +359,14 @@ def test_version() -> None:
 
 def check(client: UpdateClient, s: native.Session) -> None:
     assert (client.document(), client.repaired) == comparable(s.to_json())
+    assert json.loads(s.analysis().to_json()) == json.loads(s.to_json())
+
+
+def report(u: native.Update) -> dict[str, Any]:
+    """The update document of a change report, checked against its typed attributes."""
+    doc = json.loads(u.to_json())
+    same_text(doc, typed_doc(u))
+    return doc
 
 
 def rows(cols: Columns) -> list[tuple[int, float, float, float, float, float]]:
@@ -285,9 +386,9 @@ def test_update_documents_rebuild_the_document(golden: str, with_macd: bool) -> 
     tails = 0
     for i, (t, o, h, lo, c, v) in enumerate(bars):
         # Each bar first arrives as a provisional flat bar at its open, then is replaced.
-        u = client.apply(s.append(t, o, o, o, o, 0.0))
+        u = client.apply(report(s.append(t, o, o, o, o, 0.0)))
         assert (u["index"], u["replaced"]) == (i, False)
-        u = client.apply(s.replace_last(t, o, h, lo, c, v))
+        u = client.apply(report(s.replace_last(t, o, h, lo, c, v)))
         assert (u["index"], u["replaced"]) == (i, True)
         tails += u["tail"] is not None
         # The whole document on the first bars after every call, then now and then.
@@ -302,12 +403,12 @@ def test_update_documents_rebuild_the_document(golden: str, with_macd: bool) -> 
 def test_repairs_are_flagged() -> None:
     s = native.Session('{"validation": {"repair": true}}')
     client = UpdateClient(False)
-    u = client.apply(s.append(0, 10.0, 9.0, 8.0, 10.0, 1.0))
+    u = client.apply(report(s.append(0, 10.0, 9.0, 8.0, 10.0, 1.0)))
     assert u["repaired"] is True
-    u = client.apply(s.replace_last(0, 10.0, 11.0, 8.0, 10.0, 1.0))
+    u = client.apply(report(s.replace_last(0, 10.0, 11.0, 8.0, 10.0, 1.0)))
     assert u["repaired"] is False
     check(client, s)
-    u = client.apply(s.append(60_000, 10.0, 11.0, 10.5, 10.0, 1.0))
+    u = client.apply(report(s.append(60_000, 10.0, 11.0, 10.5, 10.0, 1.0)))
     assert u["repaired"] is True
     check(client, s)
 
@@ -323,8 +424,9 @@ def test_replace_last_on_an_empty_session_is_a_state_error() -> None:
 def test_rejected_bars_change_nothing() -> None:
     s = native.Session(with_macd=True)
     client = UpdateClient(True)
-    for row in rows(read_csv(BTC_CSV))[:300]:
-        client.apply(s.append(*row))
+    for row in rows(read_csv(BTC_CSV))[:299]:
+        client.apply(report(s.append(*row)))
+    held = s.append(*rows(read_csv(BTC_CSV))[299])  # read after the rejected calls
     before = s.to_json()
     t = rows(read_csv(BTC_CSV))[299][0]
     bad = [
@@ -341,8 +443,10 @@ def test_rejected_bars_change_nothing() -> None:
         }
         assert s.to_json() == before
         assert s.bars == 300
+    client.apply(report(held))
+    check(client, s)
     # The session is still usable, and the client still in step.
-    client.apply(s.append(t + 60_000, 10.0, 11.0, 9.0, 10.0, 1.0))
+    client.apply(report(s.append(t + 60_000, 10.0, 11.0, 9.0, 10.0, 1.0)))
     check(client, s)
 
 
@@ -386,7 +490,7 @@ def test_update_documents_on_random_streams(stream: tuple[str, bool, list[Any]])
     s = native.Session(config, with_macd)
     client = UpdateClient(with_macd)
     for replace, bar in ops:
-        client.apply(s.replace_last(*bar) if replace else s.append(*bar))
+        client.apply(report(s.replace_last(*bar) if replace else s.append(*bar)))
     check(client, s)
     series: dict[int, tuple[Any, ...]] = {}
     for replace, bar in ops:
@@ -396,3 +500,62 @@ def test_update_documents_on_random_streams(stream: tuple[str, bool, list[Any]])
     cols = [np.array(c) for c in zip(*series.values(), strict=True)]
     batch = native.analyze(cols[0].astype(np.int64), *cols[1:], config=config, with_macd=with_macd)
     assert json.loads(batch.to_json()) == json.loads(s.to_json())
+
+
+@settings(max_examples=30, deadline=None)
+@given(streams(), st.randoms(use_true_random=False))
+def test_reports_read_later_are_those_of_their_call(
+    stream: tuple[str, bool, list[Any]], rnd: Any
+) -> None:
+    """A change report is read lazily: one kept and read after later calls still tells what its
+    own call changed; one dropped unread costs nothing and breaks nothing."""
+    config, with_macd, ops = stream
+    now, later = native.Session(config, with_macd), native.Session(config, with_macd)
+    want, kept = [], []
+    for replace, bar in ops:
+        want.append((now.replace_last if replace else now.append)(*bar).to_json())
+        u = (later.replace_last if replace else later.append)(*bar)
+        if rnd.random() < 0.2:
+            u.index  # noqa: B018 (a field that needs no rendering)
+        if rnd.random() < 0.1:
+            u.tail  # noqa: B018 (read now: rendered now)
+        kept.append(u if rnd.random() < 0.5 else None)
+    for w, u in zip(want, kept, strict=True):
+        if u is not None:
+            assert u.to_json() == w
+            same_text(json.loads(w), typed_doc(u))
+    assert later.to_json() == now.to_json()
+
+
+CALLER = """
+from trading_system import native
+
+s = native.Session(with_macd=True)
+u = s.append(0, 1.0, 1.0, 1.0, 1.0, 1.0)
+price: float = u.pens.items[0].start.price
+wrong: int = u.pens.items[0].start.price
+count = len(u.tail.segments)
+pens: tuple[native.Pen, ...] = s.analysis().pens
+"""
+
+
+def test_the_stub_is_the_module_and_checks_callers(tmp_path: Path) -> None:
+    """native.pyi declares exactly what the built module has (mypy's stubtest), and a type
+    checker reading it catches a caller's mistakes."""
+    layer = ROOT / "python-layer"
+    run = lambda *args: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", *args], cwd=layer, capture_output=True, text=True, timeout=300
+    )
+    stubtest = run("mypy.stubtest", "trading_system.native")
+    assert stubtest.returncode == 0, stubtest.stdout + stubtest.stderr
+    caller = tmp_path / "caller.py"
+    caller.write_text(CALLER)
+    checked = run("mypy", "--no-incremental", "--follow-imports=silent", str(caller))
+    errors = [
+        line.split(": error: ")[1] for line in checked.stdout.splitlines() if ": error: " in line
+    ]
+    assert errors == [
+        'Incompatible types in assignment (expression has type "float", variable has type "int")'
+        "  [assignment]",
+        'Item "None" of "Tail | None" has no attribute "segments"  [union-attr]',
+    ], checked.stdout

@@ -2,20 +2,28 @@
 //!
 //! - `analyze(time, open, high, low, close, volume, config=None, with_macd=False)` analyzes a
 //!   whole series given as numpy arrays (`time`: int64 epoch milliseconds, the others float64)
-//!   and returns an `Analysis`, whose `to_json()` is the document the command line prints.
+//!   and returns an `Analysis`: typed views of the analysis document (`pens`, `segments` …,
+//!   frozen classes of [`results`]), and `to_json()`, the document the command line prints.
 //! - `Session(config=None, with_macd=False)` is the incremental engine: `append` and
-//!   `replace_last` return the JSON of an update document (`docs/CHAN_THEORY.md` §12.7).
+//!   `replace_last` return an `Update`, the change report of the update document
+//!   (`docs/CHAN_THEORY.md` §12.7), rendered only when read ([`session`]).
+//! - The types are declared for type checkers in `python-layer/trading_system/native.pyi`.
 //! - `config` is `None` or a JSON object of overrides in sections, e.g.
 //!   `'{"pen": {"definition": "traditional"}}'`.
 //! - Errors: `InvalidBars(ValueError)` with args `(message, violations_json)`,
 //!   `ConfigError(ValueError)` with args `(message, key)`, `StateError(RuntimeError)`.
+
+mod results;
+mod session;
 
 use chan_core::{Bar, ChanError, EngineConfig};
 use numpy::{PyReadonlyArray1, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+
+use results::Analysis;
+use session::{Session, Update};
 
 create_exception!(
     trading_system.native,
@@ -37,7 +45,7 @@ create_exception!(
     "A call the session's state does not allow (replace_last on an empty session)."
 );
 
-fn to_py(e: ChanError) -> PyErr {
+pub(crate) fn to_py(e: ChanError) -> PyErr {
     let message = e.to_string();
     match e {
         ChanError::InvalidBars(v) => {
@@ -49,12 +57,12 @@ fn to_py(e: ChanError) -> PyErr {
     }
 }
 
-fn json_error(e: serde_json::Error) -> PyErr {
+pub(crate) fn json_error(e: serde_json::Error) -> PyErr {
     PyRuntimeError::new_err(format!("serializing the document: {e}"))
 }
 
 /// `None` → defaults; otherwise a JSON object of overrides in sections.
-fn engine_config(config: Option<&str>) -> PyResult<EngineConfig> {
+pub(crate) fn engine_config(config: Option<&str>) -> PyResult<EngineConfig> {
     let Some(text) = config else {
         return Ok(EngineConfig::default());
     };
@@ -134,45 +142,6 @@ fn bars_of(
         .collect())
 }
 
-/// The result of `analyze`: the structure of a whole series.
-#[pyclass(frozen, module = "trading_system.native")]
-struct Analysis {
-    inner: chan_core::Analysis,
-}
-
-#[pymethods]
-impl Analysis {
-    /// The analysis document as JSON: exactly what `trading-engine analyze` prints.
-    fn to_json(&self, py: Python<'_>) -> PyResult<String> {
-        py.detach(|| serde_json::to_string(&self.inner.document()))
-            .map_err(json_error)
-    }
-
-    /// Number of raw bars.
-    #[getter]
-    fn bars(&self) -> usize {
-        self.inner.engine.bars()
-    }
-
-    /// The lengths of the document's lists, without building it.
-    fn counts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let (e, t) = (&self.inner.engine, &self.inner.tail);
-        let d = PyDict::new(py);
-        d.set_item("bars", e.bars())?;
-        d.set_item("merged_bars", e.merged().len())?;
-        d.set_item("fractals", e.fractals().len())?;
-        d.set_item("pens", e.pens().len())?;
-        d.set_item("segments", e.confirmed_segments().len() + t.segments.len())?;
-        d.set_item("pivots", e.confirmed_pivots().len() + t.pivots.len())?;
-        d.set_item("signals", e.final_signals().len() + t.signals.len())?;
-        Ok(d)
-    }
-
-    fn __repr__(&self) -> String {
-        format!("<Analysis bars={}>", self.inner.engine.bars())
-    }
-}
-
 /// Analyzes a whole series. `time`: numpy int64 epoch milliseconds; the others numpy float64;
 /// `config`: `None` or a JSON object of overrides. The GIL is released while it runs.
 #[pyfunction]
@@ -194,76 +163,7 @@ fn analyze(
     let inner = py
         .detach(|| chan_core::analyze(&bars, &cfg, with_macd))
         .map_err(to_py)?;
-    Ok(Analysis { inner })
-}
-
-/// An incremental session: append bars, replace the last one, read the document.
-#[pyclass(module = "trading_system.native")]
-struct Session {
-    inner: chan_core::Session,
-}
-
-impl Session {
-    fn answer(&self, u: chan_core::Update) -> PyResult<String> {
-        serde_json::to_string(&self.inner.update_doc(&u)).map_err(json_error)
-    }
-}
-
-#[pymethods]
-impl Session {
-    #[new]
-    #[pyo3(signature = (config=None, with_macd=false))]
-    fn new(config: Option<&str>, with_macd: bool) -> PyResult<Self> {
-        let cfg = engine_config(config)?;
-        let inner = chan_core::Session::new(cfg, with_macd).map_err(to_py)?;
-        Ok(Self { inner })
-    }
-
-    /// Appends a bar; returns the update document (JSON). A rejected bar changes nothing.
-    fn append(
-        &mut self,
-        time: i64,
-        open: f64,
-        high: f64,
-        low: f64,
-        close: f64,
-        volume: f64,
-    ) -> PyResult<String> {
-        let bar = Bar::new(time, open, high, low, close, volume);
-        let u = self.inner.append(bar).map_err(to_py)?;
-        self.answer(u)
-    }
-
-    /// Replaces the last bar; returns the update document (JSON). StateError when empty.
-    fn replace_last(
-        &mut self,
-        time: i64,
-        open: f64,
-        high: f64,
-        low: f64,
-        close: f64,
-        volume: f64,
-    ) -> PyResult<String> {
-        let bar = Bar::new(time, open, high, low, close, volume);
-        let u = self.inner.replace_last(bar).map_err(to_py)?;
-        self.answer(u)
-    }
-
-    /// The full analysis document of the series so far (JSON).
-    fn to_json(&self, py: Python<'_>) -> PyResult<String> {
-        py.detach(|| serde_json::to_string(&self.inner.document()))
-            .map_err(json_error)
-    }
-
-    /// Number of bars applied.
-    #[getter]
-    fn bars(&self) -> usize {
-        self.inner.bars()
-    }
-
-    fn __repr__(&self) -> String {
-        format!("<Session bars={}>", self.inner.bars())
-    }
+    Ok(Analysis::batch(inner))
 }
 
 #[pymodule]
@@ -273,6 +173,18 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(analyze, m)?)?;
     m.add_class::<Analysis>()?;
     m.add_class::<Session>()?;
+    m.add_class::<Update>()?;
+    m.add_class::<results::Point>()?;
+    m.add_class::<results::Fractal>()?;
+    m.add_class::<results::Pen>()?;
+    m.add_class::<results::Segment>()?;
+    m.add_class::<results::Pivot>()?;
+    m.add_class::<results::Signal>()?;
+    m.add_class::<results::Repair>()?;
+    m.add_class::<results::MacdPoint>()?;
+    m.add_class::<results::Macd>()?;
+    m.add_class::<results::Splice>()?;
+    m.add_class::<results::Tail>()?;
     m.add("InvalidBars", py.get_type::<InvalidBars>())?;
     m.add("ConfigError", py.get_type::<ConfigError>())?;
     m.add("StateError", py.get_type::<StateError>())?;
