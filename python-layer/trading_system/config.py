@@ -1,5 +1,5 @@
 """Configuration (spec §11): strict pydantic models mirroring the Rust ``EngineConfig`` and
-``FileConfig`` (`rust-core/chan-core/src/config.rs`) key for key, with the same defaults, enums,
+``FileConfig`` (`rust-core/chan-core/src/config.rs`, `rust-core/trading-config`) key for key, with the same defaults, enums,
 range checks and override rules.
 
 Sources, each overriding the one before:

@@ -20,7 +20,7 @@ pub mod signal;
 pub mod timestamp;
 
 pub use analysis::{analyze, Analysis, BarOp, BatchError, Engine, Session, Tail, Update};
-pub use config::{EngineConfig, FileConfig, MacdPresets};
+pub use config::EngineConfig;
 pub use document::{Document, UpdateDoc};
 pub use error::{ChanError, Violation};
 pub use kline::{Bar, Direction};

@@ -9,8 +9,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use chan_core::{analyze, ChanError, FileConfig, MacdPresets};
+use chan_core::{analyze, ChanError};
 use clap::{Parser, Subcommand};
+use trading_config::{FileConfig, MacdPresets, YamlConfig};
 use trading_engine::{csv_input, summary};
 
 #[derive(Parser)]

@@ -6,10 +6,10 @@
 //! (single-role mode). Health calls need no token. Tokens are compared in constant time and are
 //! never logged.
 
-use chan_core::config::ServerConfig;
 use chan_core::ChanError;
 use tonic::metadata::MetadataMap;
 use tonic::Status;
+use trading_config::ServerConfig;
 
 use crate::server::ServerError;
 use crate::status;

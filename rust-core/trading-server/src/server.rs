@@ -8,13 +8,14 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use chan_core::config::ServerConfig;
-use chan_core::{ChanError, FileConfig};
+use chan_core::ChanError;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::pb::health_check_response::ServingStatus;
+use trading_config::FileConfig;
+use trading_config::ServerConfig;
 
 use crate::auth::Tokens;
 use crate::health::HealthState;

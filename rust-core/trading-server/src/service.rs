@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use chan_core::display::shown;
-use chan_core::{ChanError, EngineConfig, FileConfig};
+use chan_core::{ChanError, EngineConfig};
 use prost::Message;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -15,6 +15,7 @@ use tonic::codegen::{http, Context, Future, Pin, Poll, Service};
 use tonic::server::NamedService;
 use tonic::{Code, Request, Response, Status, Streaming};
 use tonic_types::FieldViolation;
+use trading_config::FileConfig;
 
 use crate::auth::{Role, Tokens};
 use crate::pb::replica_server::{Replica, ReplicaServer};

@@ -4,7 +4,7 @@
 mod common;
 
 use chan_core::kline::validate_series;
-use chan_core::{analyze, Bar, ChanError, EngineConfig, FileConfig};
+use chan_core::{analyze, Bar, ChanError, EngineConfig};
 use common::*;
 use prost::Message;
 use tokio_stream::StreamExt;
@@ -13,6 +13,7 @@ use tonic::{Code, Request};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
+use trading_config::FileConfig;
 use trading_server::pb;
 
 const SAMPLES: [&str; 3] = [

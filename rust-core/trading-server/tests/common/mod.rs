@@ -11,12 +11,13 @@ use chan_core::document::{
 };
 use chan_core::kline::Repair;
 use chan_core::timestamp::{format_ms, parse_time};
-use chan_core::{Bar, EngineConfig, FileConfig};
+use chan_core::{Bar, EngineConfig};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 use tonic::{Status, Streaming};
+use trading_config::FileConfig;
 use trading_server::pb;
 use trading_server::pb::trading_client::TradingClient;
 use trading_server::ServerError;
