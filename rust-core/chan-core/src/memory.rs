@@ -8,20 +8,24 @@
 //!
 //! A batch over millions of bars writes tens of bytes per bar into fresh memory, and on some
 //! machines each first touch of a 4 KiB page costs microseconds. Asking Linux for transparent
-//! huge pages on these buffers cuts the number of faults by up to 512.
+//! huge pages on these buffers cuts the number of faults by up to 512. That request is a system
+//! call (`madvise`, through `libc`), so it is made only with the crate's `os-memory-hints`
+//! feature, which the server, the command line, the Python module and the benchmark turn on;
+//! without it the core makes no call to the operating system.
 
 use std::ops::{Index, Range};
 
 /// Buffers smaller than this gain nothing from the hint.
 const MIN_BYTES: usize = 2 << 20;
 
-/// Advises the kernel to back `v`'s spare capacity with huge pages (Linux only, best effort).
+/// Advises the kernel to back `v`'s spare capacity with huge pages (Linux with the
+/// `os-memory-hints` feature, best effort; elsewhere nothing).
 pub(crate) fn prefer_huge_pages<T>(v: &Vec<T>) {
     let bytes = v.capacity() * std::mem::size_of::<T>();
     if bytes < MIN_BYTES {
         return;
     }
-    #[cfg(target_os = "linux")]
+    #[cfg(all(feature = "os-memory-hints", target_os = "linux"))]
     {
         const PAGE: usize = 4096;
         let start = (v.as_ptr() as usize).div_ceil(PAGE) * PAGE;
