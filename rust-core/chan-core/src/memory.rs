@@ -144,6 +144,10 @@ impl<T: Copy> Column<T> {
     }
 
     /// Keeps the first `n` items.
+    ///
+    /// # Panics
+    ///
+    /// Only if the column's own count of sealed items is wrong (a bug).
     pub fn truncate(&mut self, n: usize) {
         while n < self.sealed_len {
             let block = self.sealed.pop().expect("sealed items are in blocks");
@@ -188,6 +192,10 @@ impl<T: Copy> Column<T> {
     }
 
     /// The items of `r` as contiguous runs, in order (one run unless `r` crosses a block).
+    ///
+    /// # Panics
+    ///
+    /// When `r` is not a range of the column.
     pub fn slices(&self, r: Range<usize>) -> Slices<'_, T> {
         assert!(
             r.start <= r.end && r.end <= self.len(),
@@ -305,7 +313,7 @@ mod tests {
         }
         assert_eq!(c.get(n), None);
         let r = 3..block + 9;
-        let runs: Vec<usize> = c.slices(r.clone()).map(|s| s.len()).collect();
+        let runs: Vec<usize> = c.slices(r.clone()).map(<[u64]>::len).collect();
         assert_eq!(runs, vec![2, block, 4]);
         let got: Vec<u64> = c.range(r.clone()).copied().collect();
         let want: Vec<u64> = r.map(|i| i as u64 * 3).collect();

@@ -49,7 +49,7 @@ fn to_py(e: ChanError) -> PyErr {
     }
 }
 
-fn json_error(e: serde_json::Error) -> PyErr {
+fn json_error(e: &serde_json::Error) -> PyErr {
     PyRuntimeError::new_err(format!("serializing the document: {e}"))
 }
 
@@ -78,7 +78,7 @@ fn describe(obj: &Bound<'_, PyAny>) -> String {
     }
 }
 
-/// One column, borrowed read-only (any strides); a wrong type or dtype is a TypeError naming it.
+/// One column, borrowed read-only (any strides); a wrong type or dtype is a `TypeError` naming it.
 fn column<'py, T: numpy::Element>(
     obj: &Bound<'py, PyAny>,
     name: &str,
@@ -145,7 +145,7 @@ impl Analysis {
     /// The analysis document as JSON: exactly what `trading-engine analyze` prints.
     fn to_json(&self, py: Python<'_>) -> PyResult<String> {
         py.detach(|| serde_json::to_string(&self.inner.document()))
-            .map_err(json_error)
+            .map_err(|e| json_error(&e))
     }
 
     /// Number of raw bars.
@@ -204,8 +204,8 @@ struct Session {
 }
 
 impl Session {
-    fn answer(&self, u: chan_core::Update) -> PyResult<String> {
-        serde_json::to_string(&self.inner.update_doc(&u)).map_err(json_error)
+    fn answer(&self, u: &chan_core::Update) -> PyResult<String> {
+        serde_json::to_string(&self.inner.update_doc(u)).map_err(|e| json_error(&e))
     }
 }
 
@@ -231,10 +231,10 @@ impl Session {
     ) -> PyResult<String> {
         let bar = Bar::new(time, open, high, low, close, volume);
         let u = self.inner.append(bar).map_err(to_py)?;
-        self.answer(u)
+        self.answer(&u)
     }
 
-    /// Replaces the last bar; returns the update document (JSON). StateError when empty.
+    /// Replaces the last bar; returns the update document (JSON). `StateError` when empty.
     fn replace_last(
         &mut self,
         time: i64,
@@ -246,13 +246,13 @@ impl Session {
     ) -> PyResult<String> {
         let bar = Bar::new(time, open, high, low, close, volume);
         let u = self.inner.replace_last(bar).map_err(to_py)?;
-        self.answer(u)
+        self.answer(&u)
     }
 
     /// The full analysis document of the series so far (JSON).
     fn to_json(&self, py: Python<'_>) -> PyResult<String> {
         py.detach(|| serde_json::to_string(&self.inner.document()))
-            .map_err(json_error)
+            .map_err(|e| json_error(&e))
     }
 
     /// Number of bars applied.

@@ -87,6 +87,7 @@ impl FileConfig {
     }
 
     /// A copy fit to print: the tokens that are set show [`REDACTED`](crate::REDACTED).
+    #[must_use]
     pub fn redacted(&self) -> Self {
         Self {
             server: self.server.redacted(),

@@ -24,7 +24,7 @@ pub struct SystemConfig {
     pub health_check_interval_ms: u64,
     /// Deadline of probes, stream messages and small calls: how soon a hang is found.
     pub call_timeout_ms: u64,
-    /// Deadline of the monitor's Analyze and GetSnapshot calls (their size is the client's).
+    /// Deadline of the monitor's Analyze and `GetSnapshot` calls (their size is the client's).
     pub batch_timeout_ms: u64,
     pub latency_budget_ms: u64,
     pub auto_failback: bool,
@@ -161,7 +161,7 @@ pub struct ServerConfig {
     /// The client token read from this file when the server starts (trailing whitespace
     /// stripped); not together with `auth_token`.
     pub auth_token_file: String,
-    /// Non-empty: administrative calls (UpdateConfig, Replica, Admin) need this token, and
+    /// Non-empty: administrative calls (`UpdateConfig`, Replica, Admin) need this token, and
     /// the client token is refused for them.
     pub operator_token: String,
     /// `operator_token` read from this file (as `auth_token_file`).
@@ -263,6 +263,7 @@ impl ServerConfig {
     }
 
     /// A copy with the secrets replaced by [`REDACTED`] (those that are set), for printing.
+    #[must_use]
     pub fn redacted(&self) -> Self {
         let hide = |s: &str| {
             if s.is_empty() {

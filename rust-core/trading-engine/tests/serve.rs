@@ -113,7 +113,7 @@ fn bar(seq: u64, t: i64, p: f64) -> pb::StreamRequest {
     }
 }
 
-/// SIGTERM: health NOT_SERVING first, the call in flight (an open stream) completes, exit 0;
+/// SIGTERM: health `NOT_SERVING` first, the call in flight (an open stream) completes, exit 0;
 /// one JSON log line per call and stream message.
 #[test]
 fn sigterm_drains_in_flight_calls_and_exits_0() {

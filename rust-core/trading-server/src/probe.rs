@@ -311,7 +311,7 @@ mod tests {
         let p = check(
             &format!("127.0.0.1:{port}"),
             "",
-            Duration::from_millis(2000),
+            Duration::from_secs(2),
             None,
         )
         .await;

@@ -423,13 +423,13 @@ impl Mirror {
         assert_eq!(pens, a.pens);
         assert_eq!(self.forming_pen, a.forming_pen);
         let mut segments = self.segments.clone();
-        segments.extend(self.tail.segments.iter().cloned());
+        segments.extend(self.tail.segments.iter().copied());
         assert_eq!(segments, a.segments);
         let mut pivots = self.pivots.clone();
-        pivots.extend(self.tail.pivots.iter().cloned());
+        pivots.extend(self.tail.pivots.iter().copied());
         assert_eq!(pivots, a.pivots);
         let mut signals = self.signals.clone();
-        signals.extend(self.tail.signals.iter().cloned());
+        signals.extend(self.tail.signals.iter().copied());
         assert_eq!(signals, a.signals);
     }
 }
