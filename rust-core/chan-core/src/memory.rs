@@ -15,22 +15,18 @@
 
 use std::ops::{Index, Range};
 
-/// Buffers smaller than this gain nothing from the hint.
-const MIN_BYTES: usize = 2 << 20;
-
 /// Advises the kernel to back `v`'s spare capacity with huge pages (Linux with the
 /// `os-memory-hints` feature, best effort; elsewhere nothing).
 pub(crate) fn prefer_huge_pages<T>(v: &Vec<T>) {
-    let bytes = v.capacity() * std::mem::size_of::<T>();
-    if bytes < MIN_BYTES {
-        return;
-    }
     #[cfg(all(feature = "os-memory-hints", target_os = "linux"))]
     {
+        /// Buffers smaller than this gain nothing from the hint.
+        const MIN_BYTES: usize = 2 << 20;
         const PAGE: usize = 4096;
+        let bytes = v.capacity() * std::mem::size_of::<T>();
         let start = (v.as_ptr() as usize).div_ceil(PAGE) * PAGE;
         let end = (v.as_ptr() as usize + bytes) / PAGE * PAGE;
-        if end > start {
+        if bytes >= MIN_BYTES && end > start {
             // SAFETY: madvise only advises; the range lies inside `v`'s own allocation, which
             // stays alive and is not moved by this call. A refusal (EINVAL where THP is off)
             // is harmless, so its result is ignored.
@@ -39,6 +35,8 @@ pub(crate) fn prefer_huge_pages<T>(v: &Vec<T>) {
             }
         }
     }
+    #[cfg(not(all(feature = "os-memory-hints", target_os = "linux")))]
+    let _ = v;
 }
 
 /// Bytes per block: a few huge pages, small next to a long series.
