@@ -1,5 +1,6 @@
 """Configuration (trading_system.config): the same keys, defaults, types, ranges and override
-rules as the Rust crates' (chan-core's config.rs, trading-config), and the same reading of YAML (the 1.2 core schema)."""
+rules as the Rust crates' (chan-core's config.rs, trading-config), and the same reading of YAML
+(the 1.2 core schema)."""
 
 from __future__ import annotations
 
