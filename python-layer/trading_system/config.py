@@ -1,6 +1,6 @@
-"""Configuration (spec §11): strict pydantic models of the Rust ``EngineConfig`` and
-``FileConfig`` (`rust-core/chan-core/src/config.rs`) key for key, with the same defaults, enums,
-range checks and override rules, read with pydantic-settings.
+"""Configuration (spec §11): strict pydantic models of the Rust ``EngineConfig``
+(`rust-core/chan-core/src/config.rs`) and ``FileConfig`` (`rust-core/trading-config`) key for
+key, with the same defaults, enums, range checks and override rules, read with pydantic-settings.
 
 Sources, each overriding the one before:
 

@@ -1,6 +1,6 @@
 """Configuration (trading_system.config): the same keys, defaults, types, ranges and override
-rules as the Rust core's config.rs; the spellings YAML 1.1 and 1.2 read apart are refused. Errors
-are compared by their key; their messages are free text (pydantic's words)."""
+rules as the Rust crates' (chan-core's config.rs, trading-config); the spellings YAML 1.1 and 1.2
+read apart are refused. Errors are compared by their key; their messages are free text."""
 
 from __future__ import annotations
 

@@ -112,13 +112,14 @@ pub fn random_walk(n: usize, seed: u64) -> Vec<Bar> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chan_core::config::ValidationConfig;
     use chan_core::kline::validate_series;
 
     #[test]
     fn walk_is_valid_deterministic_and_has_ties() {
         let a = random_walk(100_000, 7);
         assert_eq!(a, random_walk(100_000, 7));
-        assert!(validate_series(&a, &Default::default()).is_ok());
+        assert!(validate_series(&a, &ValidationConfig::default()).is_ok());
         assert!(a.windows(2).all(|w| w[1].open == w[0].close));
         let flat = a.iter().filter(|b| b.high == b.low).count();
         assert!(flat > 1_000, "{flat} flat bars");

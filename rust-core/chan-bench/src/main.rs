@@ -31,6 +31,8 @@ fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+// The doc comments below are the --help text, read in a terminal: no Markdown.
+#[allow(clippy::doc_markdown)]
 #[derive(Parser, Debug)]
 #[command(
     name = "chan-bench",
@@ -117,7 +119,7 @@ impl Row {
         if n % 2 == 1 {
             s[n / 2]
         } else {
-            (s[n / 2 - 1] + s[n / 2]) / 2.0
+            f64::midpoint(s[n / 2 - 1], s[n / 2])
         }
     }
 
@@ -215,6 +217,8 @@ fn provisional(b: &Bar) -> Bar {
 
 /// Panics unless `r` is `Ok`; keeps the result observable without moving it out (a move of the
 /// large `Update` would add a copy per call that belongs to the bench, not the engine).
+// Always inlined: a call here would be timed as part of the engine's work.
+#[allow(clippy::inline_always)]
 #[inline(always)]
 fn consume<T, E: std::fmt::Debug>(r: &Result<T, E>) {
     if let Err(e) = r {
@@ -370,12 +374,13 @@ fn main() -> Result<()> {
         .map(|s| s.lines().filter(|l| l.starts_with("processor")).count())
         .ok()
         .filter(|&n| n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(0, |n| n.get()));
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(0, std::num::NonZero::get));
     let cpu = cpu_model();
     // The load when the run starts: anything else running skews single-threaded timings.
-    let load = std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into());
+    let load = std::fs::read_to_string("/proc/loadavg").map_or_else(
+        |_| "unknown".into(),
+        |s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+    );
     let cpus = std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

@@ -192,7 +192,7 @@ impl<'a> Render<'a> {
         self.pivot(z, e.segments[z.segment as usize].len() >= 3)
     }
 
-    fn signal(&self, s: &Signal) -> SignalDoc {
+    fn signal(&self, s: Signal) -> SignalDoc {
         let end = &self.pens[s.pen as usize].end;
         SignalDoc {
             kind: s.kind.to_string(),
@@ -213,7 +213,7 @@ impl<'a> Render<'a> {
                 .map(|s| self.segment(s, false))
                 .collect(),
             pivots: tail.pivots.iter().map(|z| self.pivot(z, false)).collect(),
-            signals: tail.signals.iter().map(|s| self.signal(s)).collect(),
+            signals: tail.signals.iter().map(|s| self.signal(*s)).collect(),
         }
     }
 }
@@ -250,7 +250,7 @@ impl Document {
             signals: e
                 .signals
                 .iter()
-                .map(|s| r.signal(s))
+                .map(|s| r.signal(*s))
                 .chain(tail.signals)
                 .collect(),
             macd: e.keeps_macd().then(|| MacdDoc {
@@ -349,7 +349,7 @@ impl Session {
             pens: splice(&r.pens[..finals], &u.pens, |p| r.pen(p, Some(true))),
             segments: splice(&e.segments, &u.segments, |s| r.final_segment(s)),
             pivots: splice(&e.pivots, &u.pivots, |z| r.final_pivot(e, z)),
-            signals: splice(&e.signals, &u.signals, |s| r.signal(s)),
+            signals: splice(&e.signals, &u.signals, |s| r.signal(*s)),
             last_pen: r.pens.last().map(|p| r.pen(p, Some(false))),
             forming_pen: e.forming_pen().map(|p| r.pen(&p, None)),
             tail: u.tail_changed.then(|| r.tail(self.tail())),

@@ -1,5 +1,7 @@
 //! Errors of the core: bad bars and bad configuration.
 
+use std::fmt::Write;
+
 use serde::Serialize;
 
 /// One broken rule of spec §1: which bar, which field, which rule, and a readable message.
@@ -37,7 +39,8 @@ fn summarize(v: &[Violation]) -> String {
         .collect::<Vec<_>>()
         .join("; ");
     if v.len() > 20 {
-        s.push_str(&format!("; … and {} more", v.len() - 20));
+        // Writing to a String cannot fail.
+        let _ = write!(s, "; … and {} more", v.len() - 20);
     }
     s
 }

@@ -43,6 +43,7 @@ pub enum Direction {
 impl Direction {
     /// The other direction.
     #[inline]
+    #[must_use]
     pub fn opposite(self) -> Self {
         match self {
             Direction::Up => Direction::Down,
@@ -92,6 +93,8 @@ pub fn empty_series() -> Violation {
 }
 
 /// Whether a bar passes every rule of spec §1 (the fast path of [`check_bar`]).
+// Always inlined: it runs for every bar, in the engine's loop.
+#[allow(clippy::inline_always)]
 #[inline(always)]
 pub fn bar_ok(bar: &Bar, prev_time: Option<i64>, cfg: &ValidationConfig) -> bool {
     let Bar {
@@ -132,6 +135,8 @@ pub fn check_bar(
 
 /// The rules one by one, for a bar that failed [`bar_ok`].
 #[cold]
+// `cfg` by reference as in `check_bar`, whose slow path this is.
+#[allow(clippy::trivially_copy_pass_by_ref)]
 pub(crate) fn check_bar_slow(
     index: usize,
     bar: &Bar,
@@ -145,7 +150,7 @@ pub(crate) fn check_bar_slow(
             field,
             rule,
             message: format!("bar {index}: {message}"),
-        })
+        });
     };
     if let Some(t) = prev_time {
         if bar.time == t {

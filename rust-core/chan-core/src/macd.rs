@@ -82,9 +82,9 @@ impl MacdState {
     #[inline]
     fn push_sma(&mut self, cfg: &MacdConfig, i: u64, x: f64) -> MacdPoint {
         let (fast, slow, signal) = (
-            cfg.fast_period as u64,
-            cfg.slow_period as u64,
-            cfg.signal_period as u64,
+            u64::from(cfg.fast_period),
+            u64::from(cfg.slow_period),
+            u64::from(cfg.signal_period),
         );
         let absent = MacdPoint {
             dif: f64::NAN,
@@ -128,7 +128,7 @@ impl MacdState {
 /// `(2·x + (N − 1)·prev) / (N + 1)`, in exactly this order (spec §2).
 #[inline]
 fn ema_cn(x: f64, prev: f64, n: u32) -> f64 {
-    (2.0 * x + (n as f64 - 1.0) * prev) / (n as f64 + 1.0)
+    (2.0 * x + (f64::from(n) - 1.0) * prev) / (f64::from(n) + 1.0)
 }
 
 /// TA-Lib's `((x − prev) · k) + prev` with `k = 2 / (N + 1)`.

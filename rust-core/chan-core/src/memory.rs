@@ -8,25 +8,25 @@
 //!
 //! A batch over millions of bars writes tens of bytes per bar into fresh memory, and on some
 //! machines each first touch of a 4 KiB page costs microseconds. Asking Linux for transparent
-//! huge pages on these buffers cuts the number of faults by up to 512.
+//! huge pages on these buffers cuts the number of faults by up to 512. That request is a system
+//! call (`madvise`, through `libc`), so it is made only with the crate's `os-memory-hints`
+//! feature, which the server, the command line, the Python module and the benchmark turn on;
+//! without it the core makes no call to the operating system.
 
 use std::ops::{Index, Range};
 
-/// Buffers smaller than this gain nothing from the hint.
-const MIN_BYTES: usize = 2 << 20;
-
-/// Advises the kernel to back `v`'s spare capacity with huge pages (Linux only, best effort).
+/// Advises the kernel to back `v`'s spare capacity with huge pages (Linux with the
+/// `os-memory-hints` feature, best effort; elsewhere nothing).
 pub(crate) fn prefer_huge_pages<T>(v: &Vec<T>) {
-    let bytes = v.capacity() * std::mem::size_of::<T>();
-    if bytes < MIN_BYTES {
-        return;
-    }
-    #[cfg(target_os = "linux")]
+    #[cfg(all(feature = "os-memory-hints", target_os = "linux"))]
     {
+        /// Buffers smaller than this gain nothing from the hint.
+        const MIN_BYTES: usize = 2 << 20;
         const PAGE: usize = 4096;
+        let bytes = v.capacity() * std::mem::size_of::<T>();
         let start = (v.as_ptr() as usize).div_ceil(PAGE) * PAGE;
         let end = (v.as_ptr() as usize + bytes) / PAGE * PAGE;
-        if end > start {
+        if bytes >= MIN_BYTES && end > start {
             // SAFETY: madvise only advises; the range lies inside `v`'s own allocation, which
             // stays alive and is not moved by this call. A refusal (EINVAL where THP is off)
             // is harmless, so its result is ignored.
@@ -35,6 +35,8 @@ pub(crate) fn prefer_huge_pages<T>(v: &Vec<T>) {
             }
         }
     }
+    #[cfg(not(all(feature = "os-memory-hints", target_os = "linux")))]
+    let _ = v;
 }
 
 /// Bytes per block: a few huge pages, small next to a long series.
@@ -140,6 +142,10 @@ impl<T: Copy> Column<T> {
     }
 
     /// Keeps the first `n` items.
+    ///
+    /// # Panics
+    ///
+    /// Only if the column's own count of sealed items is wrong (a bug).
     pub fn truncate(&mut self, n: usize) {
         while n < self.sealed_len {
             let block = self.sealed.pop().expect("sealed items are in blocks");
@@ -184,6 +190,10 @@ impl<T: Copy> Column<T> {
     }
 
     /// The items of `r` as contiguous runs, in order (one run unless `r` crosses a block).
+    ///
+    /// # Panics
+    ///
+    /// When `r` is not a range of the column.
     pub fn slices(&self, r: Range<usize>) -> Slices<'_, T> {
         assert!(
             r.start <= r.end && r.end <= self.len(),
@@ -301,7 +311,7 @@ mod tests {
         }
         assert_eq!(c.get(n), None);
         let r = 3..block + 9;
-        let runs: Vec<usize> = c.slices(r.clone()).map(|s| s.len()).collect();
+        let runs: Vec<usize> = c.slices(r.clone()).map(<[u64]>::len).collect();
         assert_eq!(runs, vec![2, block, 4]);
         let got: Vec<u64> = c.range(r.clone()).copied().collect();
         let want: Vec<u64> = r.map(|i| i as u64 * 3).collect();

@@ -176,15 +176,12 @@ impl PenBuilder {
                 && self.span_and_validity(merged, k, &f, merged.get(n + 1))
                 && end_is_extreme(merged, k.merged as usize, &f)
         });
-        match found {
-            Some(k) => {
-                self.push(k, f);
-                PenEvent::Added
-            }
-            None => {
-                self.kept.push(f);
-                PenEvent::None
-            }
+        if let Some(k) = found {
+            self.push(k, f);
+            PenEvent::Added
+        } else {
+            self.kept.push(f);
+            PenEvent::None
         }
     }
 
@@ -211,7 +208,7 @@ impl PenBuilder {
             PenDefinition::Traditional => ei >= si + 4,
             PenDefinition::New3Kline => {
                 // At least 3 raw bars strictly between the two extreme bars.
-                ei >= si + 3 && e.index as i64 - s.index as i64 - 1 >= 3
+                ei >= si + 3 && i64::from(e.index) - i64::from(s.index) - 1 >= 3
             }
         };
         if !span {

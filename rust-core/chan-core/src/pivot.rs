@@ -17,6 +17,10 @@ pub struct Pivot {
 }
 
 /// Finds the pivots of one segment (index `segment`), appending them to `out`.
+///
+/// # Panics
+///
+/// When `span` names pens beyond `pens`.
 // Inlined: run for every tail segment each time the pens change.
 #[inline]
 pub fn find_pivots(pens: &[Pen], span: &SegmentSpan, segment: u32, out: &mut Vec<Pivot>) {

@@ -41,13 +41,13 @@ fn bar_params() -> impl Strategy<Value = (i32, u8, u8, u8, u8, bool)> {
 
 fn make_bar(time: i64, base: f64, p: (i32, u8, u8, u8, u8, bool), tick: f64) -> (Bar, f64) {
     let (step, up, down, o, c, flat) = p;
-    let mid = (base + step as f64 * tick).max(tick * 10.0);
+    let mid = (base + f64::from(step) * tick).max(tick * 10.0);
     if flat {
         return (Bar::new(time, mid, mid, mid, mid, 1.0), mid);
     }
-    let high = mid + up as f64 * tick;
-    let low = (mid - down as f64 * tick).max(tick);
-    let at = |q: u8| low + (high - low) * (q as f64 / 100.0);
+    let high = mid + f64::from(up) * tick;
+    let low = (mid - f64::from(down) * tick).max(tick);
+    let at = |q: u8| low + (high - low) * (f64::from(q) / 100.0);
     let (open, close) = (at(o), at(c));
     (Bar::new(time, open, high, low, close, 10.0), close)
 }
@@ -66,7 +66,7 @@ fn ops() -> impl Strategy<Value = (Vec<Op>, f64)> {
             for (p, kind) in steps {
                 // About one message in four replaces the last bar (same or later time).
                 if have && kind < 3 {
-                    let (b, _) = make_bar(time + kind as i64, base, p, tick);
+                    let (b, _) = make_bar(time + i64::from(kind), base, p, tick);
                     out.push(Op::Replace(b));
                 } else {
                     time += 60_000;
@@ -370,9 +370,9 @@ fn generated_series_reach_the_whole_structure() {
             };
         }
         let d = s.document();
-        confirmed += d.segments.iter().any(|x| x.confirmed) as u32;
-        pivots += !d.pivots.is_empty() as u32;
-        signals += !d.signals.is_empty() as u32;
+        confirmed += u32::from(d.segments.iter().any(|x| x.confirmed));
+        pivots += u32::from(!d.pivots.is_empty());
+        signals += u32::from(!d.signals.is_empty());
     }
     assert!(
         confirmed >= 40 && pivots >= 40 && signals >= 40,

@@ -9,10 +9,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use chan_core::{analyze, ChanError, FileConfig, MacdPresets};
+use chan_core::{analyze, ChanError};
 use clap::{Parser, Subcommand};
+use trading_config::{FileConfig, MacdPresets, YamlConfig};
 use trading_engine::{csv_input, summary};
 
+// The doc comments below are the --help text, read in a terminal: no Markdown.
+#[allow(clippy::doc_markdown)]
 #[derive(Parser)]
 #[command(name = "trading-engine", version, about = "Chan theory (缠论) engine")]
 struct Cli {
@@ -20,6 +23,8 @@ struct Cli {
     command: Command,
 }
 
+// The doc comments below are the --help text, read in a terminal: no Markdown.
+#[allow(clippy::doc_markdown)]
 #[derive(Subcommand)]
 enum Command {
     /// Analyze a CSV file (time,open,high,low,close,volume) and print the document as JSON.
@@ -142,14 +147,12 @@ fn serve(port: Option<u16>, cfg: FileConfig) -> Result<()> {
 
 /// `probe`: one health check; prints its line and returns the exit status.
 fn probe(address: Option<String>, service: &str, timeout_ms: u64, cfg: &FileConfig) -> Result<u8> {
-    let address = match address {
-        Some(a) => a,
-        None => {
-            let port = u16::try_from(cfg.server.rust_port).with_context(|| {
-                format!("server.rust_port {} is not a port", cfg.server.rust_port)
-            })?;
-            trading_server::probe::local_address(&cfg.server.host, port)
-        }
+    let address = if let Some(a) = address {
+        a
+    } else {
+        let port = u16::try_from(cfg.server.rust_port)
+            .with_context(|| format!("server.rust_port {} is not a port", cfg.server.rust_port))?;
+        trading_server::probe::local_address(&cfg.server.host, port)
     };
     let tls = trading_server::probe::client_tls(cfg)?;
     let runtime = tokio::runtime::Builder::new_current_thread()

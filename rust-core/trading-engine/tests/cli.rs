@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
+use trading_config::YamlConfig;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -83,7 +84,7 @@ fn set_and_config_file_apply() {
 fn every_macd_preset_loads() {
     let f = csv("preset.csv", GOOD);
     let text = std::fs::read_to_string(repo().join("config/macd_params.yaml")).unwrap();
-    let presets = chan_core::MacdPresets::from_yaml(&text).unwrap();
+    let presets = trading_config::MacdPresets::from_yaml(&text).unwrap();
     assert!(presets.presets.len() >= 3);
     for (name, m) in &presets.presets {
         let out = engine(&["analyze", f.to_str().unwrap(), "--macd-preset", name]);
@@ -100,7 +101,7 @@ fn every_macd_preset_loads() {
 #[test]
 fn default_yaml_parses_to_the_spec_defaults() {
     let text = std::fs::read_to_string(repo().join("config/default.yaml")).unwrap();
-    let cfg = chan_core::FileConfig::from_yaml(&text).unwrap();
+    let cfg = trading_config::FileConfig::from_yaml(&text).unwrap();
     assert_eq!(cfg.engine(), chan_core::EngineConfig::default());
 }
 

@@ -113,7 +113,7 @@ fn bar(seq: u64, t: i64, p: f64) -> pb::StreamRequest {
     }
 }
 
-/// SIGTERM: health NOT_SERVING first, the call in flight (an open stream) completes, exit 0;
+/// SIGTERM: health `NOT_SERVING` first, the call in flight (an open stream) completes, exit 0;
 /// one JSON log line per call and stream message.
 #[test]
 fn sigterm_drains_in_flight_calls_and_exits_0() {
@@ -290,7 +290,7 @@ fn config_prints_the_parsed_configuration() {
         String::from_utf8_lossy(&out.stderr)
     );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let mut expected = chan_core::FileConfig::default();
+    let mut expected = trading_config::FileConfig::default();
     expected.server.rust_port = 0;
     expected.macd.seed = chan_core::config::MacdSeed::Sma;
     assert_eq!(v["config"], serde_json::to_value(&expected).unwrap());
@@ -301,7 +301,7 @@ fn config_prints_the_parsed_configuration() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         v,
-        serde_json::json!({ "config": serde_json::to_value(chan_core::FileConfig::default()).unwrap() })
+        serde_json::json!({ "config": serde_json::to_value(trading_config::FileConfig::default()).unwrap() })
     );
     let out = engine()
         .args(["config", "--set", "server.python_port=70000"])

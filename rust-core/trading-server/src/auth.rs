@@ -1,15 +1,15 @@
 //! Bearer tokens and roles (`docs/GRPC.md`, "Authentication"). The client token
 //! (`server.auth_token`, or read from `server.auth_token_file`) opens the trading calls; the
 //! operator token (`server.operator_token[_file]`) opens them too, and when it is set only it
-//! opens the administrative calls (UpdateConfig, `Replica.*`): the client token gets
+//! opens the administrative calls (`UpdateConfig`, `Replica.*`): the client token gets
 //! `PERMISSION_DENIED` there. Without an operator token every call falls under the client token
 //! (single-role mode). Health calls need no token. Tokens are compared in constant time and are
 //! never logged.
 
-use chan_core::config::ServerConfig;
 use chan_core::ChanError;
 use tonic::metadata::MetadataMap;
 use tonic::Status;
+use trading_config::ServerConfig;
 
 use crate::server::ServerError;
 use crate::status;
@@ -17,9 +17,9 @@ use crate::status;
 /// Which credential a call needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
-    /// Analyze, Stream, GetSnapshot, GetInfo, GetConfig.
+    /// Analyze, Stream, `GetSnapshot`, `GetInfo`, `GetConfig`.
     Trading,
-    /// UpdateConfig and the `Replica` calls.
+    /// `UpdateConfig` and the `Replica` calls.
     Admin,
 }
 
@@ -62,10 +62,10 @@ impl Tokens {
     /// The tokens of the `server` section, the files read now (when the server starts).
     pub fn load(s: &ServerConfig) -> Result<Self, ServerError> {
         let pick = |value: &str, key: &'static str, file: &str| {
-            if !file.is_empty() {
-                read_token(key, file).map(Some)
-            } else {
+            if file.is_empty() {
                 Ok((!value.is_empty()).then(|| value.to_owned()))
+            } else {
+                read_token(key, file).map(Some)
             }
         };
         Ok(Self {
@@ -141,11 +141,11 @@ mod tests {
 
     #[test]
     fn roles() {
+        use Code::*;
         let t = Tokens {
             client: Some("c".into()),
             operator: Some("o".into()),
         };
-        use Code::*;
         for (token, trading, admin) in [
             (Some("c"), Ok, PermissionDenied),
             (Some("o"), Ok, Ok),

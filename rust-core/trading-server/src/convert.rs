@@ -10,6 +10,8 @@ use chan_core::pivot::Pivot;
 use chan_core::segment::SegmentSpan;
 use chan_core::signal::{Side, Signal};
 use chan_core::{Bar, ChanError, Column, Direction, Engine, EngineConfig, Session, Tail, Update};
+use std::fmt::Write;
+
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -203,7 +205,13 @@ pub fn config_version(c: &pb::EngineConfig) -> String {
     use prost::Message;
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(c.encode_to_vec());
-    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    digest[..8]
+        .iter()
+        .fold(String::with_capacity(16), |mut s, b| {
+            // Writing to a String cannot fail.
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 fn direction(d: Direction) -> i32 {
@@ -297,7 +305,7 @@ impl<'a> Render<'a> {
         self.pivot(z, confirmed)
     }
 
-    fn signal(&self, s: &Signal) -> pb::Signal {
+    fn signal(&self, s: Signal) -> pb::Signal {
         pb::Signal {
             r#type: u32::from(s.kind),
             side: match s.side {
@@ -318,7 +326,7 @@ impl<'a> Render<'a> {
                 .map(|s| self.segment(s, false))
                 .collect(),
             pivots: tail.pivots.iter().map(|z| self.pivot(z, false)).collect(),
-            signals: tail.signals.iter().map(|s| self.signal(s)).collect(),
+            signals: tail.signals.iter().map(|s| self.signal(*s)).collect(),
         }
     }
 }
@@ -354,7 +362,7 @@ pub fn analysis(e: &Engine, tail: &Tail) -> pb::Analysis {
         signals: e
             .final_signals()
             .iter()
-            .map(|s| r.signal(s))
+            .map(|s| r.signal(*s))
             .chain(t.signals)
             .collect(),
         macd: e.keeps_macd().then(|| pb::Macd {
@@ -430,7 +438,7 @@ pub fn update(s: &Session, u: &Update) -> pb::Update {
             from: u.signals.start as u64,
             items: e.final_signals()[u.signals.clone()]
                 .iter()
-                .map(|x| r.signal(x))
+                .map(|x| r.signal(*x))
                 .collect(),
         }),
         last_pen: r.pens.last().map(|p| r.pen(p, false)),

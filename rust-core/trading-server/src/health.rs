@@ -100,7 +100,7 @@ impl Health for HealthService {
             Some(s) => Ok(Response::new(answer(s))),
             None => Err(Status::not_found(format!("unknown service {service:?}"))),
         };
-        let code = r.as_ref().map_or_else(|e| e.code(), |_| Code::Ok);
+        let code = r.as_ref().map_or_else(tonic::Status::code, |_| Code::Ok);
         log::health("Health/Check", &service, started, code);
         r
     }
@@ -149,7 +149,7 @@ impl Health for HealthService {
                         }
                         break;
                     }
-                    _ = tx.closed() => break,
+                    () = tx.closed() => break,
                 }
             }
         });

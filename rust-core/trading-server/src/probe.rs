@@ -7,12 +7,13 @@
 
 use std::time::Duration;
 
-use chan_core::{ChanError, FileConfig};
+use chan_core::ChanError;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
+use trading_config::FileConfig;
 
 /// What a health check found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -310,7 +311,7 @@ mod tests {
         let p = check(
             &format!("127.0.0.1:{port}"),
             "",
-            Duration::from_millis(2000),
+            Duration::from_secs(2),
             None,
         )
         .await;

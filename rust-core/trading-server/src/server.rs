@@ -8,13 +8,14 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use chan_core::config::ServerConfig;
-use chan_core::{ChanError, FileConfig};
+use chan_core::ChanError;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::pb::health_check_response::ServingStatus;
+use trading_config::FileConfig;
+use trading_config::ServerConfig;
 
 use crate::auth::Tokens;
 use crate::health::HealthState;
@@ -132,6 +133,10 @@ impl EngineServer {
     }
 
     /// The address it listens on (with port 0, the port it got).
+    ///
+    /// # Panics
+    ///
+    /// Only if the operating system cannot name a bound socket's address.
     pub fn local_addr(&self) -> SocketAddr {
         self.listener
             .local_addr()
@@ -181,12 +186,13 @@ impl EngineServer {
         health.set_all(ServingStatus::NotServing);
         health.close();
         stop.send_replace(true);
-        match tokio::time::timeout(grace, &mut serving).await {
-            Ok(r) => r?,
-            Err(_) => tracing::warn!(
+        if let Ok(r) = tokio::time::timeout(grace, &mut serving).await {
+            r?;
+        } else {
+            tracing::warn!(
                 message = "shutdown grace period over: calls still running are cut off",
                 grace_ms = self.cfg.server.shutdown_grace_ms,
-            ),
+            );
         }
         tracing::info!(message = "stopped");
         Ok(())

@@ -1,5 +1,5 @@
-//! The `trading.v1.Trading` service (`docs/GRPC.md`): Analyze, Stream, GetSnapshot, GetInfo,
-//! GetConfig and UpdateConfig, and the `trading.v1.Replica` service (CatchUp, CloseSessions,
+//! The `trading.v1.Trading` service (`docs/GRPC.md`): Analyze, Stream, `GetSnapshot`, `GetInfo`,
+//! `GetConfig` and `UpdateConfig`, and the `trading.v1.Replica` service (`CatchUp`, `CloseSessions`,
 //! Apply) the monitor uses. Every call is authorized ([`crate::auth`]), size-checked against
 //! `server.max_message_bytes`, and logged as one JSON line.
 
@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use chan_core::display::shown;
-use chan_core::{ChanError, EngineConfig, FileConfig};
+use chan_core::{ChanError, EngineConfig};
 use prost::Message;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -15,6 +15,7 @@ use tonic::codegen::{http, Context, Future, Pin, Poll, Service};
 use tonic::server::NamedService;
 use tonic::{Code, Request, Response, Status, Streaming};
 use tonic_types::FieldViolation;
+use trading_config::FileConfig;
 
 use crate::auth::{Role, Tokens};
 use crate::pb::replica_server::{Replica, ReplicaServer};
@@ -84,7 +85,11 @@ impl TradingService {
     }
 
     fn config(&self) -> EngineConfig {
-        *self.shared.config.read().unwrap_or_else(|e| e.into_inner())
+        *self
+            .shared
+            .config
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Checks `authorization: Bearer <token>` for a call of `role` ([`crate::auth`]).
@@ -104,7 +109,7 @@ impl TradingService {
         Ok(m)
     }
 
-    fn analyze_now(&self, req: pb::AnalyzeRequest) -> Result<pb::AnalyzeResponse, Status> {
+    fn analyze_now(&self, req: &pb::AnalyzeRequest) -> Result<pb::AnalyzeResponse, Status> {
         let cfg = convert::apply_overrides(&self.config(), req.config.as_ref())
             .map_err(|e| status::from_chan(&e))?;
         let bars = convert::bars(req.bars.as_ref()).map_err(|c| status::column_lengths(&c))?;
@@ -627,7 +632,7 @@ fn check_names(symbol: &str, timeframe: &str, prefix: &str) -> Result<String, St
     names(symbol, timeframe, prefix).map_err(|b| status::bad_request(b.message, b.violations))
 }
 
-/// The answer of GetConfig and UpdateConfig.
+/// The answer of `GetConfig` and `UpdateConfig`.
 fn config_response(c: &EngineConfig) -> pb::ConfigResponse {
     let config = convert::config(c);
     pb::ConfigResponse {
@@ -670,7 +675,7 @@ impl Trading for TradingService {
         let r = match self.admit(request, Role::Trading) {
             Ok(req) => {
                 let svc = self.clone();
-                blocking(move || svc.analyze_now(req)).await
+                blocking(move || svc.analyze_now(&req)).await
             }
             Err(s) => Err(s),
         };
@@ -768,7 +773,7 @@ impl Trading for TradingService {
                 .shared
                 .config
                 .write()
-                .unwrap_or_else(|e| e.into_inner());
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             *cfg = convert::apply_overrides(&cfg, req.config.as_ref())
                 .map_err(|e| status::from_chan(&e))?;
             Ok(config_response(&cfg))

@@ -75,7 +75,7 @@ impl Payload {
             op: m.op,
             bar: m.bar.as_ref().map(|b| {
                 [
-                    b.time as u64,
+                    b.time.cast_unsigned(),
                     b.open.to_bits(),
                     b.high.to_bits(),
                     b.low.to_bits(),
@@ -376,7 +376,9 @@ pub type SharedSession = Arc<SessionSlot>;
 
 /// Locks a session; a panic while it was held (a bug) does not make it unusable.
 pub fn lock(s: &SharedSession) -> MutexGuard<'_, SessionState> {
-    s.state.lock().unwrap_or_else(|e| e.into_inner())
+    s.state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A stream's hold on its session: while it lives, the session is not closed to make room.
@@ -445,7 +447,9 @@ impl Sessions {
     }
 
     fn map(&self) -> MutexGuard<'_, HashMap<String, SharedSession>> {
-        self.map.lock().unwrap_or_else(|e| e.into_inner())
+        self.map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Marks a session as used now.

@@ -208,7 +208,7 @@ pub fn stream_error_from_chan(e: &ChanError, expected_seq: u64) -> pb::StreamErr
                     field: violation_field(x),
                     description: violation_description(x),
                     reason: x.rule.to_string(),
-                    index: x.index.map_or(-1, |i| i as i64),
+                    index: x.index.map_or(-1, |i| i64::try_from(i).unwrap_or(i64::MAX)),
                 })
                 .chain((v.len() > MAX_VIOLATIONS).then(|| truncated(v.len() - MAX_VIOLATIONS)))
                 .collect(),
@@ -237,6 +237,7 @@ pub fn stream_error_from_chan(e: &ChanError, expected_seq: u64) -> pb::StreamErr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chan_core::config::ValidationConfig;
     use chan_core::kline::{empty_series, validate_series};
     use chan_core::Bar;
 
@@ -246,7 +247,7 @@ mod tests {
             Bar::new(0, 1.0, 2.0, 0.5, 1.5, 1.0),
             Bar::new(0, 1.0, 1.2, 0.5, 1.5, -1.0),
         ];
-        let v = validate_series(&bars, &Default::default()).unwrap_err();
+        let v = validate_series(&bars, &ValidationConfig::default()).unwrap_err();
         let e = ChanError::InvalidBars(v);
         let s = from_chan(&e);
         assert_eq!(s.code(), Code::InvalidArgument);
@@ -315,7 +316,7 @@ mod tests {
         let bars: Vec<Bar> = (0..25)
             .map(|i| Bar::new(i * 60, 1.0, 0.5, 1.0, 1.0, 1.0))
             .collect();
-        let v = validate_series(&bars, &Default::default()).unwrap_err();
+        let v = validate_series(&bars, &ValidationConfig::default()).unwrap_err();
         let n = v.len();
         assert!(n > MAX_VIOLATIONS);
         let e = ChanError::InvalidBars(v);

@@ -192,9 +192,9 @@ async fn apply_answers_as_a_stream() {
     }
     loop {
         let mut any = false;
-        for s in scripts.iter_mut() {
+        for s in &mut scripts {
             // A few messages of this session (1 to 3), so runs of one session alternate.
-            for _ in 0..1 + (round + s.symbol.len()) % 3 {
+            for _ in 0..=((round + s.symbol.len()) % 3) {
                 let Some(&(op, b)) = s.ops.get(s.next) else {
                     break;
                 };
@@ -510,7 +510,7 @@ async fn snapshot(c: &mut TradingClient<Channel>, symbol: &str, tf: &str) -> pb:
     .into_inner()
 }
 
-/// With an operator token, Apply needs it: the client token gets PERMISSION_DENIED, none
+/// With an operator token, Apply needs it: the client token gets `PERMISSION_DENIED`, none
 /// UNAUTHENTICATED; the operator's works.
 #[tokio::test]
 async fn apply_needs_the_operator() {
@@ -548,7 +548,7 @@ async fn apply_needs_the_operator() {
     assert_eq!(code_of(&got.answers[0]), Code::NotFound);
 }
 
-/// ApplyRequest with `messages` (field 1, a message) sent as a varint.
+/// `ApplyRequest` with `messages` (field 1, a message) sent as a varint.
 #[derive(Clone, PartialEq, prost::Message)]
 struct WrongApply {
     #[prost(uint64, tag = "1")]
@@ -556,8 +556,8 @@ struct WrongApply {
 }
 
 /// A request over `server.max_message_bytes`: every message answered in-band with
-/// RESOURCE_EXHAUSTED, nothing applied, the stream open. Undecodable bytes end the stream with
-/// INVALID_ARGUMENT naming the type.
+/// `RESOURCE_EXHAUSTED`, nothing applied, the stream open. Undecodable bytes end the stream with
+/// `INVALID_ARGUMENT` naming the type.
 #[tokio::test]
 async fn oversized_and_undecodable_requests() {
     let mut cfg = config();
@@ -611,20 +611,19 @@ async fn oversized_and_undecodable_requests() {
     let s = c.apply(huge).await.unwrap_err();
     assert_eq!(s.code(), Code::ResourceExhausted, "{s:?}");
 
-    use tonic::codegen::http::uri::PathAndQuery;
     let mut grpc = tonic::client::Grpc::new(server.channel().await);
     grpc.ready().await.unwrap();
     let out = tokio_stream::iter(vec![WrongApply { messages: 7 }]);
     let r = grpc
         .streaming::<_, WrongApply, pb::ApplyResponse, _>(
             Request::new(out),
-            PathAndQuery::from_static("/trading.v1.Replica/Apply"),
+            tonic::codegen::http::uri::PathAndQuery::from_static("/trading.v1.Replica/Apply"),
             tonic_prost::ProstCodec::default(),
         )
         .await;
     let s = match r {
         Err(s) => s,
-        Ok(resp) => resp.into_inner().message().await.unwrap_err(),
+        Ok(response) => response.into_inner().message().await.unwrap_err(),
     };
     assert_eq!(
         (s.code(), s.message()),

@@ -4,7 +4,7 @@
 mod common;
 
 use chan_core::kline::validate_series;
-use chan_core::{analyze, Bar, ChanError, EngineConfig, FileConfig};
+use chan_core::{analyze, Bar, ChanError, EngineConfig};
 use common::*;
 use prost::Message;
 use tokio_stream::StreamExt;
@@ -13,6 +13,7 @@ use tonic::{Code, Request};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
+use trading_config::FileConfig;
 use trading_server::pb;
 
 const SAMPLES: [&str; 3] = [
@@ -123,7 +124,7 @@ fn b(t: i64, o: f64, h: f64, l: f64, c: f64) -> Bar {
     Bar::new(t, o, h, l, c, 1.0)
 }
 
-/// Every rule of spec §1 gives INVALID_ARGUMENT with one field violation per broken rule.
+/// Every rule of spec §1 gives `INVALID_ARGUMENT` with one field violation per broken rule.
 #[tokio::test]
 async fn every_bar_rule_is_a_named_violation() {
     let server = TestServer::default().await;
@@ -197,7 +198,7 @@ async fn every_bar_rule_is_a_named_violation() {
     );
     assert_eq!(got[2].1, "finite: bar 3: open is NaN, not a finite number");
     // The descriptions are the core's messages.
-    let core = validate_series(&bars, &Default::default()).unwrap_err();
+    let core = validate_series(&bars, &chan_core::config::ValidationConfig::default()).unwrap_err();
     assert_eq!(
         s.message(),
         ChanError::InvalidBars(core.clone()).to_string()
@@ -284,7 +285,7 @@ async fn every_bar_rule_is_a_named_violation() {
     server.stop().await.unwrap();
 }
 
-/// Bad configuration overrides name the key; UpdateConfig validates as a whole.
+/// Bad configuration overrides name the key; `UpdateConfig` validates as a whole.
 #[tokio::test]
 async fn bad_overrides_name_the_key() {
     let server = TestServer::default().await;
@@ -397,7 +398,7 @@ async fn streams_equal_batch() {
     for (i, bar) in bars.iter().enumerate() {
         if i % 3 == 1 {
             // A provisional bar first (a still-forming candle), then the real one replaces it.
-            let mid = (bar.high + bar.low) / 2.0;
+            let mid = f64::midpoint(bar.high, bar.low);
             let early = Bar::new(
                 bar.time,
                 bar.open,
@@ -495,7 +496,7 @@ async fn streams_equal_batch() {
 }
 
 /// Duplicates get the cached answer and are not applied twice; a different payload is ABORTED;
-/// a gap or 0 is FAILED_PRECONDITION naming the expected number; rejected bars consume nothing.
+/// a gap or 0 is `FAILED_PRECONDITION` naming the expected number; rejected bars consume nothing.
 #[tokio::test]
 async fn exactly_once() {
     let mut cfg = config();
@@ -581,7 +582,7 @@ async fn exactly_once() {
     server.stop().await.unwrap();
 }
 
-/// REPLACE_LAST on an empty session, an unknown op: in-band errors; the stream stays usable.
+/// `REPLACE_LAST` on an empty session, an unknown op: in-band errors; the stream stays usable.
 #[tokio::test]
 async fn in_band_errors_keep_the_stream() {
     let server = TestServer::default().await;
@@ -767,7 +768,7 @@ async fn bad_opens() {
     server.stop().await.unwrap();
 }
 
-/// Requests over server.max_message_bytes: RESOURCE_EXHAUSTED with the documented message; the
+/// Requests over `server.max_message_bytes`: `RESOURCE_EXHAUSTED` with the documented message; the
 /// transport refuses more than twice that by itself.
 #[tokio::test]
 async fn oversized_requests() {
@@ -820,7 +821,7 @@ async fn oversized_requests() {
     server.stop().await.unwrap();
 }
 
-/// With server.auth_token, every call but health needs the bearer token.
+/// With `server.auth_token`, every call but health needs the bearer token.
 #[tokio::test]
 async fn bearer_token() {
     let mut cfg = config();
@@ -892,9 +893,9 @@ async fn bearer_token() {
     server.stop().await.unwrap();
 }
 
-/// Health: "" and trading.v1.Trading are SERVING; Check of an unknown service is NOT_FOUND;
-/// Watch of an unknown service sends SERVICE_UNKNOWN and stays open; a shutdown sends
-/// NOT_SERVING to watchers.
+/// Health: "" and trading.v1.Trading are SERVING; Check of an unknown service is `NOT_FOUND`;
+/// Watch of an unknown service sends `SERVICE_UNKNOWN` and stays open; a shutdown sends
+/// `NOT_SERVING` to watchers.
 #[tokio::test]
 async fn health_check_and_watch() {
     let mut server = TestServer::default().await;
@@ -961,8 +962,8 @@ async fn health_check_and_watch() {
     server.stop().await.unwrap();
 }
 
-/// UpdateConfig changes what new sessions and Analyze use; running (and resumed) sessions keep
-/// the configuration they were opened with. GetInfo reports the configuration in force.
+/// `UpdateConfig` changes what new sessions and Analyze use; running (and resumed) sessions keep
+/// the configuration they were opened with. `GetInfo` reports the configuration in force.
 #[tokio::test]
 async fn update_config_leaves_running_sessions_alone() {
     let server = TestServer::default().await;
@@ -1085,7 +1086,7 @@ async fn a_port_in_use_is_refused() {
         .unwrap_err();
     match &e {
         trading_server::ServerError::Bind { source, .. } => {
-            assert_eq!(source.kind(), std::io::ErrorKind::AddrInUse, "{e}")
+            assert_eq!(source.kind(), std::io::ErrorKind::AddrInUse, "{e}");
         }
         other => panic!("not a bind error: {other}"),
     }

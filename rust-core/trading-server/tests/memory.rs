@@ -15,19 +15,22 @@ static CURRENT: AtomicIsize = AtomicIsize::new(0);
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        CURRENT.fetch_add(layout.size() as isize, Relaxed);
+        CURRENT.fetch_add(layout.size().cast_signed(), Relaxed);
         // SAFETY: forwarded unchanged to the system allocator.
         unsafe { System.alloc(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        CURRENT.fetch_sub(layout.size() as isize, Relaxed);
+        CURRENT.fetch_sub(layout.size().cast_signed(), Relaxed);
         // SAFETY: forwarded unchanged to the system allocator.
         unsafe { System.dealloc(ptr, layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        CURRENT.fetch_add(new_size as isize - layout.size() as isize, Relaxed);
+        CURRENT.fetch_add(
+            new_size.cast_signed() - layout.size().cast_signed(),
+            Relaxed,
+        );
         // SAFETY: forwarded unchanged to the system allocator.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -51,7 +54,14 @@ fn walk(n: usize) -> Vec<Bar> {
             let open = price;
             price = (price + (next() - 0.5) * 2.0).max(1.0);
             let (hi, lo) = (open.max(price) + next(), open.min(price) - next());
-            Bar::new(i as i64 * 60_000, open, hi, lo.max(0.5), price, 1.0)
+            Bar::new(
+                i64::try_from(i).unwrap() * 60_000,
+                open,
+                hi,
+                lo.max(0.5),
+                price,
+                1.0,
+            )
         })
         .collect()
 }

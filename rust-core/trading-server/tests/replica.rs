@@ -1,4 +1,4 @@
-//! `trading.v1.Replica` (CatchUp, CloseSessions), operator roles, `config_version`, and the
+//! `trading.v1.Replica` (`CatchUp`, `CloseSessions`), operator roles, `config_version`, and the
 //! limits and messages of `docs/GRPC.md`, through real gRPC on loopback.
 
 mod common;
@@ -11,6 +11,7 @@ use prost::Message;
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 use tonic::{Code, Request};
+use tonic_types::StatusExt;
 use trading_server::pb;
 use trading_server::pb::replica_client::ReplicaClient;
 use trading_server::pb::trading_client::TradingClient;
@@ -146,7 +147,7 @@ fn bytes(s: &pb::SnapshotResponse) -> Vec<u8> {
     s.analysis.as_ref().unwrap().encode_to_vec()
 }
 
-/// CatchUp (a fresh batch, then batches after it) leaves exactly the session a stream of the
+/// `CatchUp` (a fresh batch, then batches after it) leaves exactly the session a stream of the
 /// same messages leaves; afterwards the caught-up numbers are out of the replay window, and the
 /// stream goes on from the next number as on the streamed session.
 #[tokio::test]
@@ -317,8 +318,8 @@ async fn refused_entries_change_nothing() {
         .iter()
         .filter(|m| m.op == pb::Op::Append as i32)
         .count() as u64;
-    let replaces = (bad_bar[k].op == pb::Op::ReplaceLast as i32) as u64;
-    let index = (count + appends - replaces) as i64;
+    let replaces = u64::from(bad_bar[k].op == pb::Op::ReplaceLast as i32);
+    let index = i64::try_from(count + appends - replaces).unwrap();
     assert!(
         e.field_violations
             .iter()
@@ -634,10 +635,6 @@ async fn base_refusals_change_nothing() {
         assert_eq!((g.last_seq, g.bars), standing, "{k}: {g:?}");
     }
     let err = |k: usize| got[k].error.as_ref().unwrap();
-    fn only(e: &pb::StreamError) -> (&str, &str, &str, i64) {
-        assert_eq!(e.field_violations.len(), 1, "{e:?}");
-        violation(e)
-    }
     let not_fresh = "invalid catch-up: base is only for a fresh session";
     for k in [0, 1] {
         assert_eq!(err(k).message, not_fresh);
@@ -683,7 +680,10 @@ async fn base_refusals_change_nothing() {
         assert_eq!(err(k).message, streamed.message, "{k}");
         assert_eq!(err(k).field_violations, streamed.field_violations, "{k}");
         assert!(
-            err(k).field_violations.iter().all(|v| v.index == i as i64),
+            err(k)
+                .field_violations
+                .iter()
+                .all(|v| v.index == i64::try_from(i).unwrap()),
             "{k}: {:?}",
             err(k)
         );
@@ -756,8 +756,8 @@ async fn base_refusals_change_nothing() {
     assert_eq!((got[0].error.as_ref(), got[0].last_seq), (None, last));
 }
 
-/// CloseSessions removes what it names (unknown names are no error); a stream attached to a
-/// closed session ends with NOT_FOUND at its next message.
+/// `CloseSessions` removes what it names (unknown names are no error); a stream attached to a
+/// closed session ends with `NOT_FOUND` at its next message.
 #[tokio::test]
 async fn close_sessions() {
     let server = TestServer::default().await;
@@ -791,7 +791,7 @@ async fn close_sessions() {
     );
 }
 
-/// server.max_sessions: one more session closes the least recently used one with no stream
+/// `server.max_sessions`: one more session closes the least recently used one with no stream
 /// attached; with every one attached, the open is refused.
 #[tokio::test]
 async fn max_sessions_evicts_the_least_recently_used_idle_session() {
@@ -847,7 +847,7 @@ fn authed<T>(m: T, token: &str) -> Request<T> {
 }
 
 /// With an operator token, administrative calls need it: the client token gets
-/// PERMISSION_DENIED, no token UNAUTHENTICATED; trading calls take either token.
+/// `PERMISSION_DENIED`, no token UNAUTHENTICATED; trading calls take either token.
 #[tokio::test]
 async fn operator_role() {
     let mut cfg = config();
@@ -895,8 +895,8 @@ async fn operator_role() {
     assert_eq!(s.code(), Code::Unauthenticated);
 }
 
-/// config_version: 16 hex digits of the configuration's digest, the same in GetInfo, GetConfig
-/// and UpdateConfig for the same configuration, another for another.
+/// `config_version`: 16 hex digits of the configuration's digest, the same in `GetInfo`, `GetConfig`
+/// and `UpdateConfig` for the same configuration, another for another.
 #[tokio::test]
 async fn config_version() {
     let server = TestServer::default().await;
@@ -953,7 +953,7 @@ async fn config_version() {
     assert_eq!(back.config_version, v);
 }
 
-/// A thousand bad bars: a clean INVALID_ARGUMENT with 20 violations and the truncated entry.
+/// A thousand bad bars: a clean `INVALID_ARGUMENT` with 20 violations and the truncated entry.
 #[tokio::test]
 async fn a_thousand_bad_bars() {
     let server = TestServer::default().await;
@@ -967,7 +967,6 @@ async fn a_thousand_bad_bars() {
         .unwrap_err();
     assert_eq!(s.code(), Code::InvalidArgument);
     assert!(s.message().starts_with("invalid bars: "), "{}", s.message());
-    use tonic_types::StatusExt;
     let d = s.get_details_bad_request().unwrap();
     assert_eq!(d.field_violations.len(), 21);
     let last = &d.field_violations[20];
@@ -978,21 +977,21 @@ async fn a_thousand_bad_bars() {
     );
 }
 
-/// AnalyzeRequest with `with_macd` (field 3, a varint) sent as text: the wrong wire type.
+/// `AnalyzeRequest` with `with_macd` (field 3, a varint) sent as text: the wrong wire type.
 #[derive(Clone, PartialEq, prost::Message)]
 struct WrongAnalyze {
     #[prost(string, tag = "3")]
     with_macd: String,
 }
 
-/// StreamRequest with `open` (field 1, a message) sent as a varint.
+/// `StreamRequest` with `open` (field 1, a message) sent as a varint.
 #[derive(Clone, PartialEq, prost::Message)]
 struct WrongStream {
     #[prost(uint64, tag = "1")]
     open: u64,
 }
 
-/// Bytes that are not a valid request: INVALID_ARGUMENT naming the message type, no library
+/// Bytes that are not a valid request: `INVALID_ARGUMENT` naming the message type, no library
 /// text; a stream ends with that status.
 #[tokio::test]
 async fn undecodable_requests() {
@@ -1125,11 +1124,11 @@ async fn negative_zero_is_kept_and_equal_in_stream_and_batch() {
     );
 }
 
-/// Throughput of CatchUp (batches of 4,096, as `system.catch_up_batch_bars`) against a stream
+/// Throughput of `CatchUp` (batches of 4,096, as `system.catch_up_batch_bars`) against a stream
 /// with its messages pipelined: `cargo test --profile ci --test replica -- --ignored
 /// --nocapture`. A measurement, not a check.
 #[tokio::test]
-#[ignore]
+#[ignore = "a measurement, run by hand"]
 async fn catch_up_speed() {
     let server = TestServer::default().await;
     let mut client = server.client().await;
@@ -1138,7 +1137,7 @@ async fn catch_up_speed() {
     let base = sample("BTCUSD-BITSTAMP_30m.csv");
     let bars: Vec<Bar> = (0..100_000)
         .map(|i| Bar {
-            time: i as i64 * 60_000,
+            time: i64::try_from(i).unwrap() * 60_000,
             ..base[i % base.len()]
         })
         .collect();
@@ -1194,4 +1193,10 @@ async fn catch_up_speed() {
         snapshot(&mut client, "P", "2m").await,
     );
     assert_eq!(bytes(&a), bytes(&b));
+}
+
+/// The one violation of a stream error.
+fn only(e: &pb::StreamError) -> (&str, &str, &str, i64) {
+    assert_eq!(e.field_violations.len(), 1, "{e:?}");
+    violation(e)
 }

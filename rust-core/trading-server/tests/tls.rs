@@ -38,8 +38,13 @@ fn new_ca(name: &str) -> Ca {
 
 /// A certificate signed by `ca`: (certificate PEM, key PEM).
 fn leaf(ca: &Ca, names: &[&str], usage: ExtendedKeyUsagePurpose) -> (String, String) {
-    let mut params =
-        CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+    let mut params = CertificateParams::new(
+        names
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
     params.distinguished_name.push(DnType::CommonName, names[0]);
     params.extended_key_usages = vec![usage];
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
@@ -149,8 +154,9 @@ async fn mutual_tls_requires_a_client_certificate_from_the_ca() {
     cfg.server.tls_client_ca_file = write(&d, "clients-ca.pem", &client_ca.pem);
     let server = TestServer::start(cfg).await;
 
-    let (ccert, ckey) = leaf(&client_ca, &["bot-1"], ExtendedKeyUsagePurpose::ClientAuth);
-    let mut client = connect(&server, &ca.pem, Some((&ccert, &ckey)))
+    let (client_cert, client_key) =
+        leaf(&client_ca, &["bot-1"], ExtendedKeyUsagePurpose::ClientAuth);
+    let mut client = connect(&server, &ca.pem, Some((&client_cert, &client_key)))
         .await
         .unwrap();
     let info = client
@@ -199,7 +205,7 @@ async fn the_probe_uses_tls_and_names_tls_failures() {
     cfg.server.tls_client_ca_file = write(&d, "clients-ca.pem", &client_ca.pem);
     let mutual = TestServer::start(cfg.clone()).await;
     let plain = TestServer::default().await;
-    let t = Duration::from_millis(3000);
+    let t = Duration::from_secs(3);
     let at = |s: &TestServer| format!("127.0.0.1:{}", s.addr.port());
 
     let mut client = config();
@@ -230,10 +236,11 @@ async fn the_probe_uses_tls_and_names_tls_failures() {
     // Mutual TLS: without a client certificate refused (4); with one from the CA, served.
     let p = check(&at(&mutual), "", t, tls()).await;
     assert_eq!(p.exit_code(), 4, "{p:?}");
-    let (ccert, ckey) = leaf(&client_ca, &["bot-1"], ExtendedKeyUsagePurpose::ClientAuth);
+    let (client_cert, client_key) =
+        leaf(&client_ca, &["bot-1"], ExtendedKeyUsagePurpose::ClientAuth);
     let mut with_cert = client.clone();
-    with_cert.client.tls_cert_file = write(&d, "client.pem", &ccert);
-    with_cert.client.tls_key_file = write(&d, "client.key", &ckey);
+    with_cert.client.tls_cert_file = write(&d, "client.pem", &client_cert);
+    with_cert.client.tls_key_file = write(&d, "client.key", &client_key);
     let p = check(&at(&mutual), "", t, client_tls(&with_cert).unwrap()).await;
     assert_eq!(p.exit_code(), 0, "{p:?}");
 

@@ -11,12 +11,13 @@ use chan_core::document::{
 };
 use chan_core::kline::Repair;
 use chan_core::timestamp::{format_ms, parse_time};
-use chan_core::{Bar, EngineConfig, FileConfig};
+use chan_core::{Bar, EngineConfig};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 use tonic::{Status, Streaming};
+use trading_config::FileConfig;
 use trading_server::pb;
 use trading_server::pb::trading_client::TradingClient;
 use trading_server::ServerError;
@@ -422,13 +423,13 @@ impl Mirror {
         assert_eq!(pens, a.pens);
         assert_eq!(self.forming_pen, a.forming_pen);
         let mut segments = self.segments.clone();
-        segments.extend(self.tail.segments.iter().cloned());
+        segments.extend(self.tail.segments.iter().copied());
         assert_eq!(segments, a.segments);
         let mut pivots = self.pivots.clone();
-        pivots.extend(self.tail.pivots.iter().cloned());
+        pivots.extend(self.tail.pivots.iter().copied());
         assert_eq!(pivots, a.pivots);
         let mut signals = self.signals.clone();
-        signals.extend(self.tail.signals.iter().cloned());
+        signals.extend(self.tail.signals.iter().copied());
         assert_eq!(signals, a.signals);
     }
 }
