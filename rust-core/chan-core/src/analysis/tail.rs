@@ -302,6 +302,9 @@ pub(super) struct LiveTail {
     tail: Tail,
     fresh: Tail,
     work: TailWork,
+    /// Unit tests: how often each plan was carried out (Keep, RecomputeLastPoints, DeriveFrom).
+    #[cfg(test)]
+    taken: [u32; 3],
 }
 
 impl LiveTail {
@@ -327,7 +330,16 @@ impl LiveTail {
         let stable = change.stable(pens);
         engine.tail_segments(&mut self.fresh, &mut self.work, stable);
         let facts = self.facts(engine, change, pens, stable);
-        let changed = match plan(&facts) {
+        let plan = plan(&facts);
+        #[cfg(test)]
+        {
+            self.taken[match plan {
+                TailPlan::Keep => 0,
+                TailPlan::RecomputeLastPoints => 1,
+                TailPlan::DeriveFrom { .. } => 2,
+            }] += 1;
+        }
+        let changed = match plan {
             TailPlan::Keep => false,
             TailPlan::RecomputeLastPoints => {
                 self.recompute_last_points(engine);
@@ -436,5 +448,147 @@ impl LiveTail {
         }
         #[cfg(not(debug_assertions))]
         let _ = engine;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::EngineConfig;
+    use crate::kline::Bar;
+
+    /// Facts under which each fast path is possible: the segments are the same, the tail reads
+    /// the last of 20 pens, and there is one segment.
+    fn facts(change: PenChange) -> TailFacts {
+        TailFacts {
+            change,
+            pens: 20,
+            stable: 19,
+            same_segments: true,
+            reach: 20,
+            earlier_reach: 0,
+            new_pen_changes_no_point: None,
+        }
+    }
+
+    const DERIVE: TailPlan = TailPlan::DeriveFrom { stable: 19 };
+
+    #[test]
+    fn other_segments_are_derived_again() {
+        for change in [PenChange::LastMovedOn, PenChange::Added] {
+            let f = TailFacts {
+                same_segments: false,
+                reach: 0,
+                new_pen_changes_no_point: Some(true),
+                ..facts(change)
+            };
+            assert_eq!(plan(&f), DERIVE, "{change:?}");
+        }
+    }
+
+    #[test]
+    fn a_replaced_bar_is_derived_from_the_pen_before_it() {
+        let f = TailFacts {
+            stable: 7,
+            reach: 0,
+            ..facts(PenChange::Replaced { from: 7 })
+        };
+        assert_eq!(plan(&f), TailPlan::DeriveFrom { stable: 7 });
+    }
+
+    #[test]
+    fn a_last_pen_moving_on_unread_keeps_the_tail() {
+        let f = |reach| TailFacts {
+            reach,
+            ..facts(PenChange::LastMovedOn)
+        };
+        assert_eq!(plan(&f(19)), TailPlan::Keep);
+        assert_eq!(plan(&f(0)), TailPlan::Keep);
+        assert_eq!(plan(&f(20)), TailPlan::RecomputeLastPoints);
+    }
+
+    #[test]
+    fn a_last_pen_read_by_an_earlier_segment_derives_again() {
+        let f = |earlier_reach| TailFacts {
+            earlier_reach,
+            ..facts(PenChange::LastMovedOn)
+        };
+        // The segment before the last reads pens below 19: only the last one reads pen 19.
+        assert_eq!(plan(&f(19)), TailPlan::RecomputeLastPoints);
+        assert_eq!(plan(&f(20)), DERIVE);
+    }
+
+    #[test]
+    fn a_new_pen_keeps_the_tail_only_when_checked_to_change_no_point() {
+        let f = |checked| TailFacts {
+            new_pen_changes_no_point: checked,
+            ..facts(PenChange::Added)
+        };
+        assert_eq!(plan(&f(Some(true))), TailPlan::Keep);
+        assert_eq!(plan(&f(Some(false))), DERIVE);
+        assert_eq!(plan(&f(None)), DERIVE);
+    }
+
+    #[test]
+    fn append_events_map_to_changes() {
+        assert_eq!(PenChange::of_append(PenEvent::None), None);
+        assert_eq!(
+            PenChange::of_append(PenEvent::Extended),
+            Some(PenChange::LastMovedOn)
+        );
+        assert_eq!(
+            PenChange::of_append(PenEvent::Added),
+            Some(PenChange::Added)
+        );
+        assert_eq!(PenChange::LastMovedOn.stable(20), 19);
+        assert_eq!(PenChange::Added.stable(20), 19);
+        assert_eq!(PenChange::Replaced { from: 7 }.stable(20), 7);
+    }
+
+    /// A random walk of `n` one-minute bars on a 0.01 grid (a fixed linear congruential
+    /// generator: the same series on every machine).
+    fn walk(n: usize) -> Vec<Bar> {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |m: u64| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) % m
+        };
+        let mut close = 100_000_i64;
+        (0..n)
+            .map(|i| {
+                let open = close;
+                close = (open + next(41) as i64 - 20).max(1_000);
+                let high = open.max(close) + next(6) as i64;
+                let low = open.min(close) - next(6) as i64;
+                let p = |c: i64| c as f64 / 100.0;
+                let time = 1_600_000_000_000 + 60_000 * i as i64;
+                Bar::new(time, p(open), p(high), p(low), p(close), 1.0)
+            })
+            .collect()
+    }
+
+    /// The fast paths are taken, as often as the rules allow: a guard made stricter than its
+    /// invariant needs leaves every tail right (the proptests and the debug check cannot see
+    /// it) but takes a fast path less often, and changes these counts. After a change of the
+    /// rules, check the new counts and pin them.
+    #[test]
+    fn the_fast_paths_are_taken() {
+        let mut engine = Engine::new(EngineConfig::default(), false);
+        let mut live = LiveTail::default();
+        let mut changed = 0;
+        for bar in walk(20_000) {
+            if let Some(change) = PenChange::of_append(engine.push(&bar)) {
+                changed += u32::from(live.refresh(&engine, change));
+            }
+        }
+        assert_eq!(*live.get(), engine.tail());
+        let [keep, recompute, derive] = live.taken;
+        eprintln!(
+            "keep {keep}, recompute last points {recompute}, derive {derive}, changed {changed}"
+        );
+        assert!(keep > 0 && recompute > 0 && derive > 0);
+        assert_eq!((keep, recompute, derive, changed), (972, 787, 838, 1625));
     }
 }
