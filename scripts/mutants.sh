@@ -11,6 +11,7 @@
 # cases of each property test; arguments pass through to cargo mutants, e.g.
 #   scripts/mutants.sh --list            # the mutants, without running them
 #   scripts/mutants.sh --shard 0/4       # a quarter of them
+#   MUTANTS_RE='[^:]plan|LiveTail::' scripts/mutants.sh   # the tail plan and its execution
 # The report goes to target/mutants.out (outcomes.json, caught.txt, missed.txt, ...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +26,8 @@ only='LiveTail::|[^:]plan|PenChange::|Tail::|Tail>::|Engine::tail|Engine::derive
 only+='|Session::(append|replace_last|report|apply_batch)'
 only+='|SegmentEngine::(tail|settled_by|last_feed_ends_nothing|tail_by_run|pending_and_forming|forming)'
 only+='|StrengthCache::'
+# MUTANTS_RE narrows the run to other names, e.g. MUTANTS_RE='plan|LiveTail::' (the plan alone).
+only="${MUTANTS_RE:-$only}"
 export PROPTEST_CASES="${PROPTEST_CASES:-64}"
 exec cargo mutants --package chan-core \
   --file "$src/analysis/tail.rs" \
