@@ -1,5 +1,5 @@
 # One name per task; `make help` lists them.
-.PHONY: help build test run lint fmt bench-all bench bench-engines bench-grpc bench-failover peer engines slow golden proto
+.PHONY: help build test run lint fmt bench-all bench bench-engines bench-grpc bench-failover peer engines slow golden proto mutants
 
 help: ## list the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -53,6 +53,9 @@ slow: ## the slow tests: 10,000 differential examples, 1,000 streams, the fault 
 peer: ## compare with chan.py's outputs in ../shared/reference/chanpy
 	cargo build --release -p trading-engine
 	python3 scripts/peer_check.py
+
+mutants: ## mutation testing of the incremental tail's fast paths (cargo-mutants; long)
+	scripts/mutants.sh
 
 golden: ## regenerate the expected documents of tests/golden (hand-derived checks still apply)
 	GOLDEN_UPDATE=1 cargo test -p chan-core --test golden

@@ -171,6 +171,16 @@ pub struct Inputs<'a> {
     pub cfg: &'a SignalConfig,
 }
 
+/// How many pens past its anchor a buy/sell point rule reads: type 2 reads the second pen after
+/// its type-1 point (the segment's last pen), type 3 the pen leaving a pivot and the pullback
+/// after it (the first and second pens after the pivot's last pen). A pivot ends before its
+/// segment's last pen, so no rule reads further than this past the segment.
+///
+/// The incremental tail relies on it: a segment whose last pen lies this far below the pens a
+/// bar may change keeps its points, and only points anchored this close to a new pen can read
+/// it. [`segment_signals`] asserts every read against it (debug builds, tests included).
+pub const POINT_READ_AHEAD: u32 = 2;
+
 /// Appends the buy/sell points of one segment (its pivots given), sorted by pen then type.
 /// `confirmed` says whether the segment is; a point is final only if every pen it uses is final
 /// too (all pens but the last).
@@ -191,6 +201,21 @@ pub fn segment_signals(
     } = *inputs;
     let base = out.len();
     let n = pens.len() as u32;
+    // The pen `i` read past the pen `anchor` (the segment's last pen or a pivot's last pen), when
+    // it exists; a read further than the tail's guards allow fails here, not in a stream.
+    let after = |anchor: u32, i: u32| {
+        debug_assert!(
+            i <= anchor + POINT_READ_AHEAD,
+            "a point rule reads pen {i}, more than POINT_READ_AHEAD past pen {anchor}"
+        );
+        pens.get(i as usize)
+    };
+    debug_assert!(
+        pivots
+            .iter()
+            .all(|z| span.first_pen < z.first_pen && z.last_pen < span.last_pen),
+        "a pivot lies inside its segment, before its last pen"
+    );
     let mut add = |kind: u8, pen: u32| {
         out.push(Signal {
             kind,
@@ -216,7 +241,7 @@ pub fn segment_signals(
                 if s_out < cfg.divergence_rate * s_in {
                     add(1, p);
                     // Type 2: the next pullback stays short of the type-1 extreme.
-                    if let Some(q) = pens.get(p as usize + 2) {
+                    if let Some(q) = after(p, p + 2) {
                         let holds = match pen.dir {
                             Direction::Up => q.high() < pen.high(),
                             Direction::Down => q.low() > pen.low(),
@@ -232,7 +257,7 @@ pub fn segment_signals(
     // Type 3: a pen leaves a pivot and the pullback after it stays outside.
     for z in pivots {
         let l = z.last_pen + 1;
-        let (Some(lp), Some(back)) = (pens.get(l as usize), pens.get(l as usize + 1)) else {
+        let (Some(lp), Some(back)) = (after(z.last_pen, l), after(z.last_pen, l + 1)) else {
             continue;
         };
         let ok = match lp.dir {

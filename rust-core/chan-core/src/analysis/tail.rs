@@ -1,0 +1,619 @@
+//! The non-final tail (spec §10) and how a session keeps it up to date.
+//!
+//! The tail is a function of the pens alone: [`Engine::tail`] derives it from scratch (as a
+//! batch analysis does). A session does not: after each bar that changes the pens it chooses,
+//! from a few named facts ([`TailFacts`]), one [`TailPlan`] (keep the tail, recompute the points
+//! of its last segment, or derive it again reusing what read only unchanged pens) and carries it
+//! out. `docs/design/incremental-tail.md` lists each fast path, the invariant it rests on and the
+//! tests that guard it; in debug builds (tests included) every refresh is checked against a tail
+//! derived from scratch.
+
+use super::engine::{derive, Engine};
+use crate::fractal::Fractal;
+use crate::pen::{Pen, PenEvent};
+use crate::pivot::Pivot;
+use crate::segment::{FormingMemo, SegmentEngine, SegmentSpan};
+use crate::signal::{segment_signals, Signal, StrengthCache, POINT_READ_AHEAD};
+
+/// The non-final part of the structure: segments that are not confirmed (ending with the last
+/// pen, pending a gap confirmation, or forming), their pivots and the points they give.
+#[derive(Debug, Clone, Default)]
+pub struct Tail {
+    pub segments: Vec<SegmentSpan>,
+    pub pivots: Vec<Pivot>,
+    pub signals: Vec<Signal>,
+    /// The chart points its items show (raw bar index and price of each segment's and pivot's
+    /// start and end, each buy/sell point's pen end): the last pen can move while the spans stay
+    /// the same, and then the tail as output changes.
+    ends: Vec<(u32, f64)>,
+    /// Index (in the whole segment list) of the first tail segment.
+    first: usize,
+    /// Per tail segment, where its pivots and its points end in `pivots` and `signals`.
+    bounds: Vec<(u32, u32)>,
+}
+
+impl Tail {
+    /// One past the last pen any item reads a point of. Segments come in pen order; a pivot
+    /// lies inside its segment; a point may be read from a pen after its segment's end.
+    fn reach(&self) -> u32 {
+        let spans = self.segments.last().map_or(0, |s| s.last_pen + 1);
+        let points = self.signals.iter().map(|g| g.pen + 1).max().unwrap_or(0);
+        spans.max(points)
+    }
+
+    /// The pivots and points of segment `index` when it is `span` here.
+    fn derived(&self, index: usize, span: &SegmentSpan) -> Option<(&[Pivot], &[Signal])> {
+        let k = index.checked_sub(self.first)?;
+        if self.segments.get(k) != Some(span) {
+            return None;
+        }
+        Some(self.items(k))
+    }
+
+    /// Where the pivots and points of tail segment `k` start in `pivots` and `signals`.
+    #[inline]
+    fn starts(&self, k: usize) -> (u32, u32) {
+        if k == 0 {
+            (0, 0)
+        } else {
+            self.bounds[k - 1]
+        }
+    }
+
+    /// Records the chart points the items show with `pens`.
+    fn show(&mut self, pens: &[Pen]) {
+        let at = |f: &Fractal| (f.index, f.price);
+        let span = |a: u32, b: u32| [at(&pens[a as usize].start), at(&pens[b as usize].end)];
+        let ends = &mut self.ends;
+        ends.clear();
+        ends.reserve(2 * (self.segments.len() + self.pivots.len()) + self.signals.len());
+        for s in &self.segments {
+            ends.extend_from_slice(&span(s.first_pen, s.last_pen));
+        }
+        for z in &self.pivots {
+            ends.extend_from_slice(&span(z.first_pen, z.last_pen));
+        }
+        ends.extend(self.signals.iter().map(|g| at(&pens[g.pen as usize].end)));
+    }
+
+    /// The pivots and points of tail segment `k`.
+    #[inline]
+    fn items(&self, k: usize) -> (&[Pivot], &[Signal]) {
+        let (z0, g0) = self.starts(k);
+        let (z1, g1) = self.bounds[k];
+        (
+            &self.pivots[z0 as usize..z1 as usize],
+            &self.signals[g0 as usize..g1 as usize],
+        )
+    }
+}
+
+/// Equal as output: the same items showing the same points.
+impl PartialEq for Tail {
+    fn eq(&self, o: &Self) -> bool {
+        // The points first: a tail that changes almost always shows a point elsewhere.
+        self.ends == o.ends
+            && self.segments == o.segments
+            && self.pivots == o.pivots
+            && self.signals == o.signals
+    }
+}
+
+/// Working space for computing tails, kept across calls: the copy of the segment engine that is
+/// run on the last pen (reused, not allocated per call), the scans of the forming segments, the
+/// strengths already computed and the points of one segment computed again.
+#[derive(Debug, Clone)]
+struct TailWork {
+    segments: SegmentEngine,
+    forming: FormingMemo,
+    strengths: StrengthCache,
+    signals: Vec<Signal>,
+    /// Unit tests: how often a tail segment kept its pivots and points, kept its pivots only,
+    /// or was derived again.
+    #[cfg(test)]
+    reused: [u32; 3],
+}
+
+impl Default for TailWork {
+    fn default() -> Self {
+        Self {
+            // Overwritten from the engine's own before each use.
+            segments: SegmentEngine::new(true, true),
+            forming: FormingMemo::default(),
+            strengths: StrengthCache::default(),
+            signals: Vec::new(),
+            #[cfg(test)]
+            reused: [0; 3],
+        }
+    }
+}
+
+impl Engine {
+    /// Computes the non-final tail into `out` with the working space `work`. `prev` is the
+    /// tail computed before with every pen below `stable` the same as now: a segment found
+    /// there again, at the same index and using only those pens, keeps its pivots and points.
+    fn tail_into(&self, out: &mut Tail, work: &mut TailWork, prev: Option<(&Tail, u32)>) {
+        self.tail_segments(out, work, prev.map_or(0, |(_, stable)| stable));
+        self.derive_tail(out, work, prev);
+    }
+
+    /// The tail's segments into `out` (the rest of it is left to [`Self::derive_tail`]); the
+    /// scans of forming segments in `work` that read only pens below `stable` are resumed.
+    fn tail_segments(&self, out: &mut Tail, work: &mut TailWork, stable: u32) {
+        out.segments.clear();
+        let (scratch, memo) = (&mut work.segments, &mut work.forming);
+        self.seg
+            .tail(self.pens.pens(), scratch, memo, stable, &mut out.segments);
+    }
+
+    /// The pivots and points of the tail's segments, and the points they show.
+    fn derive_tail(&self, out: &mut Tail, work: &mut TailWork, prev: Option<(&Tail, u32)>) {
+        out.pivots.clear();
+        out.signals.clear();
+        out.bounds.clear();
+        let pens = self.pens.pens();
+        let inputs = self.inputs();
+        let first = self.segments.len();
+        out.first = first;
+        for (j, span) in out.segments.iter().enumerate() {
+            let (pivots, signals) = (&mut out.pivots, &mut out.signals);
+            // A segment starts and ends with pens of its direction, and its pivots are made of
+            // the pens between (its last pen is not read); its points read up to
+            // `POINT_READ_AHEAD` pens after it. What read only pens below `stable` is kept.
+            let old = prev.and_then(|(old, stable)| Some((old.derived(first + j, span)?, stable)));
+            match old {
+                Some(((z, g), stable)) if span.last_pen + POINT_READ_AHEAD < stable => {
+                    #[cfg(test)]
+                    {
+                        work.reused[0] += 1;
+                    }
+                    pivots.extend(z.iter().copied());
+                    signals.extend(g.iter().copied());
+                }
+                Some(((z, _), stable)) if span.last_pen <= stable => {
+                    #[cfg(test)]
+                    {
+                        work.reused[1] += 1;
+                    }
+                    let from = pivots.len();
+                    pivots.extend(z.iter().copied());
+                    let cache = &mut work.strengths;
+                    segment_signals(&inputs, span, &pivots[from..], false, cache, signals);
+                }
+                _ => {
+                    #[cfg(test)]
+                    {
+                        work.reused[2] += 1;
+                    }
+                    derive(
+                        &inputs,
+                        span,
+                        first + j,
+                        false,
+                        &mut work.strengths,
+                        pivots,
+                        signals,
+                    )
+                }
+            }
+            out.bounds
+                .push((out.pivots.len() as u32, out.signals.len() as u32));
+        }
+        out.show(pens);
+    }
+
+    /// The non-final tail.
+    pub fn tail(&self) -> Tail {
+        let mut t = Tail::default();
+        self.tail_into(&mut t, &mut TailWork::default(), None);
+        t
+    }
+}
+
+/// How the pens changed in the call whose tail is refreshed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum PenChange {
+    /// An appended bar moved the last pen's end on ([`PenEvent::Extended`]); its start and every
+    /// pen before it are as they were.
+    LastMovedOn,
+    /// An appended bar added a pen ([`PenEvent::Added`]); every pen before it is as it was.
+    Added,
+    /// The last bar was replaced and the pens differ: those from pen `from` on (the last pen
+    /// before the replaced bar) may be other than the tail was computed from.
+    Replaced { from: u32 },
+}
+
+impl PenChange {
+    /// The change an appended bar made, from what [`Engine::push`] returned; `None` when it
+    /// left the pens (and so the tail) as they were.
+    pub(super) fn of_append(event: PenEvent) -> Option<Self> {
+        match event {
+            PenEvent::None => None,
+            PenEvent::Extended => Some(Self::LastMovedOn),
+            PenEvent::Added => Some(Self::Added),
+        }
+    }
+
+    /// The pens below this index are those the current tail was computed from, given `pens`
+    /// pens now: one bar extends the last pen or adds one after it (leaving the one before as it
+    /// was); a replacement undoes a bar and applies another.
+    fn stable(self, pens: u32) -> u32 {
+        match self {
+            Self::LastMovedOn | Self::Added => pens - 1,
+            Self::Replaced { from } => from,
+        }
+    }
+}
+
+/// What the choice of a [`TailPlan`] depends on, gathered before the tail is touched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct TailFacts {
+    /// How the pens changed.
+    pub change: PenChange,
+    /// Number of pens now.
+    pub pens: u32,
+    /// The pens below it are those the current tail was computed from.
+    pub stable: u32,
+    /// The tail's segments, computed again, are the same, at the same indices (no segment was
+    /// confirmed meanwhile).
+    pub same_segments: bool,
+    /// One past the last pen any item of the current tail reads a point of ([`Tail::reach`]).
+    pub reach: u32,
+    /// One past the last pen the points of the tail segments before the last one may read (the
+    /// one before the last's last pen plus [`POINT_READ_AHEAD`], plus one); 0 when the tail has
+    /// fewer than two segments.
+    pub earlier_reach: u32,
+    /// Only when a pen was added and the segments are the same: whether the points that may
+    /// read the new pen come out as they are when computed again ([`LiveTail::new_pen_changes_no_point`]).
+    /// `None` when not checked (the plan does not need it).
+    pub new_pen_changes_no_point: Option<bool>,
+}
+
+/// What a refresh of the tail does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum TailPlan {
+    /// The tail stays as it is: nothing it shows reads a pen that changed. Reported unchanged.
+    Keep,
+    /// The last pen moved on and the tail reads it, with the same segments: the pivots stay, the
+    /// points of the last segment are computed again in place (those of the segments before it
+    /// do not read the last pen). Reported changed: a point it shows moved.
+    RecomputeLastPoints,
+    /// The pivots and points of the segments computed again, reusing those of a segment found
+    /// at the same index that read only pens below `stable`; compared with the tail before.
+    DeriveFrom { stable: u32 },
+}
+
+/// Chooses how to refresh the tail. Pure: every fact it reads is in `f`.
+///
+/// With the same segments at the same indices, only points can change: every pivot lies inside
+/// its segment, before the segment's last pen; every point reads at most [`POINT_READ_AHEAD`]
+/// pens after its segment's end (or its pivot's); every pen below `stable` is the same.
+pub(super) fn plan(f: &TailFacts) -> TailPlan {
+    let derive = TailPlan::DeriveFrom { stable: f.stable };
+    if !f.same_segments {
+        return derive;
+    }
+    match f.change {
+        // A replaced bar may have moved the last pen back, or removed one: derived again.
+        PenChange::Replaced { .. } => derive,
+        PenChange::LastMovedOn => {
+            let last = f.pens - 1;
+            if f.reach <= last {
+                // No item reads the last pen. A pen that moves on only makes the breaks of types
+                // 2 and 3 it would complete harder to reach; such points, if shown, read it.
+                TailPlan::Keep
+            } else if f.earlier_reach <= last {
+                TailPlan::RecomputeLastPoints
+            } else {
+                derive
+            }
+        }
+        PenChange::Added => match f.new_pen_changes_no_point {
+            Some(true) => TailPlan::Keep,
+            _ => derive,
+        },
+    }
+}
+
+/// A session's tail kept up to date: the tail, the one being computed (then swapped with it)
+/// and the working space both are computed with.
+#[derive(Debug, Clone, Default)]
+pub(super) struct LiveTail {
+    tail: Tail,
+    fresh: Tail,
+    work: TailWork,
+    /// Unit tests: how often each plan was carried out (Keep, RecomputeLastPoints, DeriveFrom).
+    #[cfg(test)]
+    taken: [u32; 3],
+}
+
+impl LiveTail {
+    /// The current tail.
+    pub(super) fn get(&self) -> &Tail {
+        &self.tail
+    }
+
+    /// The tail from scratch, as a batch analysis computes it: nothing of the tail before is
+    /// read (the forming-segment memo and the strengths cached were for other pens).
+    pub(super) fn rebuild(&mut self, engine: &Engine) {
+        self.work = TailWork::default();
+        engine.tail_into(&mut self.fresh, &mut self.work, None);
+        std::mem::swap(&mut self.fresh, &mut self.tail);
+        self.check(engine);
+    }
+
+    /// Recomputes the tail after the pens changed (`change`); returns whether it changed as
+    /// output.
+    #[inline(never)]
+    pub(super) fn refresh(&mut self, engine: &Engine, change: PenChange) -> bool {
+        let pens = engine.pens().len() as u32;
+        let stable = change.stable(pens);
+        engine.tail_segments(&mut self.fresh, &mut self.work, stable);
+        let facts = self.facts(engine, change, pens, stable);
+        let plan = plan(&facts);
+        #[cfg(test)]
+        {
+            self.taken[match plan {
+                TailPlan::Keep => 0,
+                TailPlan::RecomputeLastPoints => 1,
+                TailPlan::DeriveFrom { .. } => 2,
+            }] += 1;
+        }
+        let changed = match plan {
+            TailPlan::Keep => false,
+            TailPlan::RecomputeLastPoints => {
+                self.recompute_last_points(engine);
+                true
+            }
+            TailPlan::DeriveFrom { stable } => {
+                let prev = Some((&self.tail, stable));
+                engine.derive_tail(&mut self.fresh, &mut self.work, prev);
+                let changed = self.fresh != self.tail;
+                // Kept even when equal as output: its segment indices are the current ones.
+                std::mem::swap(&mut self.fresh, &mut self.tail);
+                changed
+            }
+        };
+        self.check(engine);
+        changed
+    }
+
+    /// The facts [`plan`] reads, with the fresh segments in `self.fresh`.
+    fn facts(&mut self, engine: &Engine, change: PenChange, pens: u32, stable: u32) -> TailFacts {
+        let tail = &self.tail;
+        let same_segments =
+            self.fresh.segments == tail.segments && engine.segments.len() == tail.first;
+        let earlier_reach = match tail.segments.len().checked_sub(2) {
+            Some(k) => tail.segments[k].last_pen + POINT_READ_AHEAD + 1,
+            None => 0,
+        };
+        let reach = tail.reach();
+        let new_pen_changes_no_point = (same_segments && change == PenChange::Added)
+            .then(|| self.new_pen_changes_no_point(engine, pens));
+        TailFacts {
+            change,
+            pens,
+            stable,
+            same_segments,
+            reach,
+            earlier_reach,
+            new_pen_changes_no_point,
+        }
+    }
+
+    /// Whether the tail stays as it is when a streamed bar added a pen (the one before stays
+    /// as it was) and left the tail's segments as they were. The points that may read the new
+    /// pen, those of a segment with a pivot ending [`POINT_READ_AHEAD`] pens or less before it
+    /// (type 3) or with a point of type 1 that close (type 2), are computed again and must come
+    /// out the same (see [`plan`] for why nothing else can change).
+    fn new_pen_changes_no_point(&mut self, engine: &Engine, pens: u32) -> bool {
+        let (tail, work) = (&self.tail, &mut self.work);
+        let newest = pens - 1;
+        let inputs = engine.inputs();
+        for (k, span) in tail.segments.iter().enumerate() {
+            let (pivots, signals) = tail.items(k);
+            let near = pivots
+                .iter()
+                .any(|z| z.last_pen + POINT_READ_AHEAD >= newest)
+                || signals
+                    .iter()
+                    .any(|g| g.kind == 1 && g.pen + POINT_READ_AHEAD >= newest);
+            if near {
+                work.signals.clear();
+                let (cache, out) = (&mut work.strengths, &mut work.signals);
+                segment_signals(&inputs, span, pivots, false, cache, out);
+                if work.signals[..] != *signals {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// [`TailPlan::RecomputeLastPoints`]: the points of the last segment computed again in
+    /// place, and the points the tail shows.
+    fn recompute_last_points(&mut self, engine: &Engine) {
+        let tail = &mut self.tail;
+        // The plan chose this because an item reads the last pen: there is a segment.
+        let k = tail.segments.len() - 1;
+        let ((z0, g0), z1) = (tail.starts(k), tail.bounds[k].0);
+        tail.signals.truncate(g0 as usize);
+        let inputs = engine.inputs();
+        let pivots = &tail.pivots[z0 as usize..z1 as usize];
+        let cache = &mut self.work.strengths;
+        segment_signals(
+            &inputs,
+            &tail.segments[k],
+            pivots,
+            false,
+            cache,
+            &mut tail.signals,
+        );
+        tail.bounds[k].1 = tail.signals.len() as u32;
+        tail.show(engine.pens());
+    }
+
+    /// Debug builds (tests included): the tail kept equals one derived from scratch, item by
+    /// item, with the same bookkeeping. Compiled out of release builds.
+    #[inline]
+    fn check(&self, engine: &Engine) {
+        #[cfg(debug_assertions)]
+        {
+            let fresh = engine.tail();
+            let kept = &self.tail;
+            assert!(
+                *kept == fresh && kept.first == fresh.first && kept.bounds == fresh.bounds,
+                "the kept tail differs from one derived from scratch\nkept:  {kept:?}\nfresh: {fresh:?}"
+            );
+        }
+        #[cfg(not(debug_assertions))]
+        let _ = engine;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::EngineConfig;
+    use crate::kline::Bar;
+
+    /// Facts under which each fast path is possible: the segments are the same, the tail reads
+    /// the last of 20 pens, and there is one segment.
+    fn facts(change: PenChange) -> TailFacts {
+        TailFacts {
+            change,
+            pens: 20,
+            stable: 19,
+            same_segments: true,
+            reach: 20,
+            earlier_reach: 0,
+            new_pen_changes_no_point: None,
+        }
+    }
+
+    const DERIVE: TailPlan = TailPlan::DeriveFrom { stable: 19 };
+
+    #[test]
+    fn other_segments_are_derived_again() {
+        for change in [PenChange::LastMovedOn, PenChange::Added] {
+            let f = TailFacts {
+                same_segments: false,
+                reach: 0,
+                new_pen_changes_no_point: Some(true),
+                ..facts(change)
+            };
+            assert_eq!(plan(&f), DERIVE, "{change:?}");
+        }
+    }
+
+    #[test]
+    fn a_replaced_bar_is_derived_from_the_pen_before_it() {
+        let f = TailFacts {
+            stable: 7,
+            reach: 0,
+            ..facts(PenChange::Replaced { from: 7 })
+        };
+        assert_eq!(plan(&f), TailPlan::DeriveFrom { stable: 7 });
+    }
+
+    #[test]
+    fn a_last_pen_moving_on_unread_keeps_the_tail() {
+        let f = |reach| TailFacts {
+            reach,
+            ..facts(PenChange::LastMovedOn)
+        };
+        assert_eq!(plan(&f(19)), TailPlan::Keep);
+        assert_eq!(plan(&f(0)), TailPlan::Keep);
+        assert_eq!(plan(&f(20)), TailPlan::RecomputeLastPoints);
+    }
+
+    #[test]
+    fn a_last_pen_read_by_an_earlier_segment_derives_again() {
+        let f = |earlier_reach| TailFacts {
+            earlier_reach,
+            ..facts(PenChange::LastMovedOn)
+        };
+        // The segment before the last reads pens below 19: only the last one reads pen 19.
+        assert_eq!(plan(&f(19)), TailPlan::RecomputeLastPoints);
+        assert_eq!(plan(&f(20)), DERIVE);
+    }
+
+    #[test]
+    fn a_new_pen_keeps_the_tail_only_when_checked_to_change_no_point() {
+        let f = |checked| TailFacts {
+            new_pen_changes_no_point: checked,
+            ..facts(PenChange::Added)
+        };
+        assert_eq!(plan(&f(Some(true))), TailPlan::Keep);
+        assert_eq!(plan(&f(Some(false))), DERIVE);
+        assert_eq!(plan(&f(None)), DERIVE);
+    }
+
+    #[test]
+    fn append_events_map_to_changes() {
+        assert_eq!(PenChange::of_append(PenEvent::None), None);
+        assert_eq!(
+            PenChange::of_append(PenEvent::Extended),
+            Some(PenChange::LastMovedOn)
+        );
+        assert_eq!(
+            PenChange::of_append(PenEvent::Added),
+            Some(PenChange::Added)
+        );
+        assert_eq!(PenChange::LastMovedOn.stable(20), 19);
+        assert_eq!(PenChange::Added.stable(20), 19);
+        assert_eq!(PenChange::Replaced { from: 7 }.stable(20), 7);
+    }
+
+    /// A random walk of `n` one-minute bars on a 0.01 grid (a fixed linear congruential
+    /// generator: the same series on every machine).
+    fn walk(n: usize) -> Vec<Bar> {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |m: u64| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) % m
+        };
+        let mut close = 100_000_i64;
+        (0..n)
+            .map(|i| {
+                let open = close;
+                close = (open + next(41) as i64 - 20).max(1_000);
+                let high = open.max(close) + next(6) as i64;
+                let low = open.min(close) - next(6) as i64;
+                let p = |c: i64| c as f64 / 100.0;
+                let time = 1_600_000_000_000 + 60_000 * i as i64;
+                Bar::new(time, p(open), p(high), p(low), p(close), 1.0)
+            })
+            .collect()
+    }
+
+    /// The fast paths are taken, as often as the rules allow: a guard made stricter than its
+    /// invariant needs leaves every tail right (the proptests and the debug check cannot see
+    /// it) but takes a fast path less often, and changes these counts (the plans carried out,
+    /// and how [`Engine::derive_tail`] treated each segment). After a change of the rules, check
+    /// the new counts and pin them.
+    #[test]
+    fn the_fast_paths_are_taken() {
+        let mut engine = Engine::new(EngineConfig::default(), false);
+        let mut live = LiveTail::default();
+        let mut changed = 0;
+        for bar in walk(20_000) {
+            if let Some(change) = PenChange::of_append(engine.push(&bar)) {
+                changed += u32::from(live.refresh(&engine, change));
+            }
+        }
+        assert_eq!(*live.get(), engine.tail());
+        let [keep, recompute, derive] = live.taken;
+        let [kept, pivots_kept, derived] = live.work.reused;
+        eprintln!(
+            "keep {keep}, recompute last points {recompute}, derive {derive}, changed {changed}; \
+             segments derived again: points kept {kept}, pivots kept {pivots_kept}, derived {derived}"
+        );
+        assert!(keep > 0 && recompute > 0 && derive > 0);
+        assert!(kept > 0 && pivots_kept > 0 && derived > 0);
+        assert_eq!((keep, recompute, derive, changed), (972, 787, 838, 1625));
+        assert_eq!((kept, pivots_kept, derived), (467, 325, 568));
+    }
+}
