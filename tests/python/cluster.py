@@ -23,9 +23,9 @@ from faults import FaultProxy
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from servers import ROOT, Server, command, monitor_command, spawn, start
 
+from trading_system import convert
 from trading_system.proto import trading_pb2 as pb
 from trading_system.proto import trading_pb2_grpc as rpc
-from trading_system.server import convert
 
 WAIT = 60.0
 """The generous deadline conditions are awaited with (never asserted on)."""

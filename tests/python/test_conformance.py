@@ -26,10 +26,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 from servers import Server, start
 
+from trading_system import convert
 from trading_system.data import Bars, load_csv
 from trading_system.proto import trading_pb2 as pb
 from trading_system.proto import trading_pb2_grpc as rpc
-from trading_system.server import convert
 
 ENGINES = tuple(os.environ.get("CONFORMANCE_ENGINES", "rust,python").split(","))
 """The servers compared (``CONFORMANCE_ENGINES=python`` runs the suite against one alone, e.g.

@@ -3,9 +3,10 @@ loopback port, spoken to with the generated stubs: Analyze equals the Python eng
 every validation rule, exactly-once streams, sizes, the bearer token, TLS and mutual TLS,
 health, configuration updates, graceful shutdown and port conflicts.
 
-Answers are turned back into documents here (independently of ``trading_system.server.convert``,
-whose own reading is checked against this one) and compared bit for bit with the engine's. No
-assertion depends on how long anything takes.
+Answers are turned back into documents with ``trading_system.convert`` (the client's and the
+monitor's reading) and compared bit for bit with the engine's documents: a field the server
+wrote wrong, or the reading got wrong, fails here. No assertion depends on how long anything
+takes.
 """
 
 from __future__ import annotations
@@ -37,14 +38,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 from servers import ROOT, Server, start
 
-from trading_system import __version__
+from trading_system import __version__, convert
 from trading_system.config import engine_config
 from trading_system.data import Bars, load_csv
 from trading_system.engine import Session, analyze
+from trading_system.engine.document import AnalysisDoc
 from trading_system.errors import InvalidBars, StateError, summarize
 from trading_system.proto import trading_pb2 as pb
 from trading_system.proto import trading_pb2_grpc as rpc
-from trading_system.server import convert
 from trading_system.server.service import Sized, TradingService
 
 DATA = ROOT / "tests" / "data"
@@ -78,7 +79,7 @@ def stub(server: Server) -> rpc.TradingStub:
 # ---- Answers back into documents --------------------------------------------------------------
 
 
-def config_doc(c: pb.EngineConfig) -> dict[str, Any]:
+def config_doc(c: pb.EngineConfig) -> dict[str, dict[str, Any]]:
     """The configuration in an answer: every field of every section set."""
     for section in convert.SECTIONS:
         sub = getattr(c, section)
@@ -86,7 +87,7 @@ def config_doc(c: pb.EngineConfig) -> dict[str, Any]:
     return convert.config_document(c)
 
 
-def analysis_doc(a: pb.Analysis) -> dict[str, Any]:
+def analysis_doc(a: pb.Analysis) -> AnalysisDoc:
     config_doc(a.config)
     return convert.analysis_document(a)
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -30,6 +29,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from trading_system import transport
 from trading_system.config import FileConfig
+from trading_system.convert import config_version
 from trading_system.monitor import ENGINES
 from trading_system.monitor.applier import Applier
 from trading_system.monitor.decode import Undecodable, parse
@@ -67,11 +67,6 @@ DEADLINE_REFRESH = 0.1
 """How often an engine's adaptive stream deadline is computed again (seconds)."""
 SWEEP_INTERVAL = 1.0
 """How often idle sessions are looked for (seconds)."""
-
-
-def config_version(config: pb.EngineConfig) -> str:
-    """The configuration digest the engines report (docs/GRPC.md)."""
-    return hashlib.sha256(config.SerializeToString(deterministic=True)).hexdigest()[:16]
 
 
 class EngineGone(Exception):
