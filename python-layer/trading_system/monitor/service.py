@@ -25,7 +25,7 @@ from typing import Any
 
 import grpc
 from google.protobuf.message import Message
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
 from trading_system import transport
 from trading_system.config import FileConfig
@@ -42,6 +42,7 @@ from trading_system.proto import trading_pb2 as pb
 from trading_system.proto import trading_pb2_grpc as rpc
 from trading_system.server import SERVICE_NAME, log
 from trading_system.signal_store import SignalBook, SignalStore
+from trading_system.stubs import Health, Trading
 
 CHANNEL_OPTIONS = [
     # A restarted engine is seen within a probe interval or two, not after minutes of backoff:
@@ -127,7 +128,7 @@ class Monitor:
             e: transport.channel(addresses[e], settings, options=CHANNEL_OPTIONS, aio=True)
             for e in ENGINES
         }
-        self.stubs = {e: rpc.TradingStub(ch) for e, ch in self.channels.items()}
+        self.stubs = {e: Trading(ch) for e, ch in self.channels.items()}
         self.replicas = {e: rpc.ReplicaStub(ch) for e, ch in self.channels.items()}
         # CatchUp requests are assembled from the journal's stored bytes: sent as they are.
         self.replica_stubs = {
@@ -138,7 +139,7 @@ class Monitor:
             )
             for e, ch in self.channels.items()
         }
-        self.health = {e: health_pb2_grpc.HealthStub(ch) for e, ch in self.channels.items()}
+        self.health = {e: Health(ch) for e, ch in self.channels.items()}
         self.journals: dict[str, Journal] = {}
         """Every session streamed through this monitor, by name (``symbol/timeframe``)."""
         self.signals = SignalStore(system.signals_file) if system.signals_file else None
