@@ -73,7 +73,7 @@ Req = TypeVar("Req", bound=Message)
 Resp = TypeVar("Resp", bound=Message)
 Pem = transport.Pem
 Metadata = tuple[tuple[str, str], ...]
-StreamCall = grpc.aio.StreamStreamCall[pb.StreamRequest, pb.StreamResponse]
+StreamCall = stubs.StreamCall
 
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 """Codes after which a call may be sent again (the request may or may not have been applied)."""

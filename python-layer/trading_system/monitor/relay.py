@@ -35,7 +35,7 @@ from trading_system.monitor.router import other
 from trading_system.monitor.wire import session_field
 from trading_system.proto import trading_pb2 as pb
 from trading_system.server import log
-from trading_system.stubs import read
+from trading_system.stubs import StreamCall, read
 
 if TYPE_CHECKING:
     from trading_system.monitor.service import Monitor
@@ -91,9 +91,7 @@ class Refused(Exception):
 class Leg:
     """One engine's stream for a client stream; ``millis``: the last exchange's latency."""
 
-    def __init__(
-        self, engine: str, call: grpc.aio.StreamStreamCall[pb.StreamRequest, pb.StreamResponse]
-    ) -> None:
+    def __init__(self, engine: str, call: StreamCall) -> None:
         self.engine = engine
         self.call = call
         self.millis = 0.0
