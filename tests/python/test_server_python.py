@@ -22,11 +22,11 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import numpy as np
@@ -34,9 +34,10 @@ import pytest
 from golden import as_json, bars_of, cases, exact_diff
 from google.protobuf import json_format
 from google.rpc import error_details_pb2
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 from grpc_status import rpc_status
 from servers import ROOT, Server, start
+from typed import Health, as_is, raw_unary
 
 from trading_system import __version__, convert
 from trading_system.config import engine_config
@@ -57,6 +58,8 @@ SETS = [f"server.max_message_bytes={MAX_BYTES}", f"server.replay_window={WINDOW}
 TIMEOUT = 60.0
 """A bound on every call, so a broken server fails the test instead of hanging it."""
 BIG = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
+UNDEFINED_OP = cast(pb.Op, 7)
+"""An ``op`` the contract does not define (the generated type admits only the defined ones)."""
 
 
 pytestmark = pytest.mark.usefixtures("no_environment_overrides")
@@ -213,7 +216,9 @@ def test_analyze_equals_the_engine(
     want = as_json(analyze(bars, engine_config(config), with_macd=True))
     got = analysis_doc(answer.analysis)
     assert exact_diff(want, got) is None
-    assert any(x is None for x in got["macd"]["dif"]) == ("macd" in config), "sma: absent values"
+    macd = got.get("macd")
+    assert macd is not None
+    assert any(x is None for x in macd["dif"]) == ("macd" in config), "sma: absent values"
     no_macd = stub.Analyze(analyze_request(bars, config), timeout=TIMEOUT)
     assert not no_macd.analysis.HasField("macd")
 
@@ -331,7 +336,7 @@ def test_oversize_requests(server: Server, stub: rpc.TradingStub) -> None:
     padding = b"\x7a" + _varint(MAX_BYTES) + b"x" * MAX_BYTES  # field 15, length-delimited
     raw = server.channel().stream_stream(
         "/trading.v1.Trading/Stream",
-        request_serializer=lambda b: b,
+        request_serializer=as_is,
         response_deserializer=pb.StreamResponse.FromString,
     )
     big_open = open_msg("BIG").SerializeToString() + padding
@@ -676,7 +681,7 @@ def test_bearer_token() -> None:
         good = [("authorization", f"Bearer {token}")]
         answers = list(stub.Stream(iter([open_msg("AUTH")]), metadata=good, timeout=TIMEOUT))
         assert answers[0].opened.session == "AUTH/30m"
-        health = health_pb2_grpc.HealthStub(s.channel())
+        health = Health(s.channel())
         assert (
             health.Check(health_pb2.HealthCheckRequest()).status
             == health_pb2.HealthCheckResponse.SERVING
@@ -849,7 +854,7 @@ def test_tls_settings_are_checked(sets: list[str], message: str) -> None:
 
 def test_health_check_and_watch() -> None:
     s = start("python", ["server.shutdown_grace_ms=60000"])
-    health = health_pb2_grpc.HealthStub(s.channel())
+    health = Health(s.channel())
     serving = health_pb2.HealthCheckResponse.SERVING
     try:
         for service in ("", "trading.v1.Trading"):
@@ -888,7 +893,7 @@ def test_sigterm_drains_an_in_flight_analyze() -> None:
     try:
         _wait_for(s, lambda e: e.get("message") == "call started" and e["method"] == "Analyze")
         # The event loop answers health checks while the engine works in a thread.
-        health = health_pb2_grpc.HealthStub(s.channel())
+        health = Health(s.channel())
         assert health.Check(health_pb2.HealthCheckRequest(), timeout=TIMEOUT).status == (
             health_pb2.HealthCheckResponse.SERVING
         )
@@ -944,7 +949,7 @@ def test_a_port_in_use_is_refused(server: Server) -> None:
     assert done.returncode == 1 and done.stdout == ""
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
     # The first server is untouched.
-    health = health_pb2_grpc.HealthStub(server.channel())
+    health = Health(server.channel())
     assert health.Check(health_pb2.HealthCheckRequest()).status == 1
 
 
@@ -1140,7 +1145,7 @@ def test_catch_up_refusals_change_nothing(server: Server, stub: rpc.TradingStub)
     assert not start_with.HasField("error") and start_with.last_seq == 50
     before = snapshot(stub, "KEEP")
 
-    def bar_at(seq: int, row: Row, op: int = pb.APPEND) -> pb.BarMessage:
+    def bar_at(seq: int, row: Row, op: pb.Op = pb.APPEND) -> pb.BarMessage:
         t, o, h, lo, c, v = row
         return pb.BarMessage(
             seq=seq, op=op, bar=pb.Bar(time=t, open=o, high=h, low=lo, close=c, volume=v)
@@ -1150,7 +1155,7 @@ def test_catch_up_refusals_change_nothing(server: Server, stub: rpc.TradingStub)
     bad_row = (rows[200][0], -1.0, *rows[200][2:])  # a negative open, after good bars
     later = bars[50:53] + [bar_at(54, bad_row)] + bars[54:60]
     no_bar = pb.BarMessage(seq=51, op=pb.APPEND)
-    bad_op = pb.BarMessage(seq=51, op=7, bar=bars[50].bar)
+    bad_op = pb.BarMessage(seq=51, op=UNDEFINED_OP, bar=bars[50].bar)
     gap = bars[50:52] + [bar_at(60, rows[100])]
     cases: list[tuple[pb.SessionCatchUp, grpc.StatusCode, str, list[tuple[str, str, int]], int]] = [
         (entry("KEEP", good, after_seq=49), grpc.StatusCode.FAILED_PRECONDITION,
@@ -1553,7 +1558,7 @@ def with_refusals(messages: list[pb.StreamRequest]) -> list[pb.StreamRequest]:
                 edited(m, seq + 1, open=math.nan),
                 pb.StreamRequest(bar=pb.BarMessage(seq=seq + 1, op=pb.APPEND, bar=b)),
                 pb.StreamRequest(bar=pb.BarMessage(seq=seq + 1, op=pb.APPEND)),
-                pb.StreamRequest(bar=pb.BarMessage(seq=seq + 1, op=7, bar=b)),
+                pb.StreamRequest(bar=pb.BarMessage(seq=seq + 1, op=UNDEFINED_OP, bar=b)),
             ][(k // 9) % 9]
         )
     return out
@@ -1726,7 +1731,7 @@ def test_apply_takes_a_held_session_in_turn() -> None:
             y = svc.sessions.create("Y/30m", svc.config, False)
 
             async def run(*batches: list[pb.SessionMessage]) -> list[list[pb.StreamResponse]]:
-                async def requests() -> Any:
+                async def requests() -> AsyncIterator[Sized[pb.ApplyRequest]]:
                     for b in batches:
                         r = pb.ApplyRequest(messages=b)
                         yield Sized(r.ByteSize(), r)
@@ -1799,7 +1804,7 @@ def test_apply_limits_and_undecodable_requests(server: Server, stub: rpc.Trading
     answers: list[pb.ApplyResponse] = []
     raw = server.channel().stream_stream(
         "/trading.v1.Replica/Apply",
-        request_serializer=lambda b: b,
+        request_serializer=as_is,
         response_deserializer=pb.ApplyResponse.FromString,
     )
     # SessionMessage.bar.seq (field 1 of field 2 of field 1) as fixed64.
@@ -1959,10 +1964,8 @@ def test_a_thousand_bad_bars(stub: rpc.TradingStub) -> None:
     assert f.violations[-1] == ("bars", "truncated: 980 more violations not listed")
 
 
-def _raw_unary(server: Server, method: str) -> Callable[[bytes], Any]:
-    return server.channel().unary_unary(
-        method, request_serializer=lambda b: b, response_deserializer=lambda b: b
-    )
+def _raw_unary(server: Server, method: str) -> grpc.UnaryUnaryMultiCallable[bytes, bytes]:
+    return raw_unary(server.channel(), method)
 
 
 @pytest.mark.parametrize(
@@ -2001,7 +2004,7 @@ def test_unknown_field_numbers_are_not_errors(server: Server) -> None:
 def test_an_undecodable_stream_message_ends_the_stream(server: Server) -> None:
     raw = server.channel().stream_stream(
         "/trading.v1.Trading/Stream",
-        request_serializer=lambda b: b,
+        request_serializer=as_is,
         response_deserializer=pb.StreamResponse.FromString,
     )
     # BarMessage.seq (field 1 of field 2) as fixed64.
