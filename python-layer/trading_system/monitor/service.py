@@ -87,7 +87,8 @@ def _millis(started: float) -> float:
 
 def _with_epoch(m: Message, epoch: int) -> Message:
     if "epoch" in m.DESCRIPTOR.fields_by_name:
-        m.epoch = epoch  # type: ignore[attr-defined]
+        # Only the answers whose type has the field (checked above); Message declares none.
+        m.epoch = epoch  # pyright: ignore[reportAttributeAccessIssue]
     return m
 
 
@@ -518,9 +519,9 @@ class Monitor:
     async def _level_for(self, engine: str, method: str, request: Message) -> bool:
         """A snapshot is answered only by an engine holding every acknowledged bar of the
         session: levelled with the journal first."""
-        if method != "GetSnapshot":
+        if method != "GetSnapshot" or not isinstance(request, pb.SnapshotRequest):
             return True
-        j = self.journals.get(session_name(request))  # type: ignore[arg-type]
+        j = self.journals.get(session_name(request))
         if j is None or j.behind(engine) == 0:
             return True
         return await self.feeders[engine].level(j, self.batch_timeout)
