@@ -9,7 +9,7 @@ with the same results. Configuration: :mod:`trading_system.config`; input forms:
 """
 
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trading_system.api import Analysis, Session, Update, analyze
 from trading_system.config import EngineConfig, FileConfig, load_config, load_presets
@@ -31,6 +31,9 @@ except PackageNotFoundError:  # a source tree on sys.path that was never install
     __version__ = "0+unknown"
 
 _CLIENT = ("AsyncClient", "Client", "ClientError")
+
+if TYPE_CHECKING:  # what __getattr__ gives, for type checkers
+    from trading_system.client import AsyncClient, Client, ClientError
 
 
 def __getattr__(name: str) -> Any:

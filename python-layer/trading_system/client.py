@@ -37,24 +37,24 @@ import random
 import re
 import threading
 import time
-from collections.abc import Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import grpc
 import grpc.aio
-from google.protobuf import json_format
-from google.rpc import error_details_pb2, status_pb2
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from google.protobuf.message import Message
+from google.rpc.error_details_pb2 import BadRequest
+from google.rpc.status_pb2 import Status
+from grpc_health.v1 import health_pb2
 
-from trading_system import transport
+from trading_system import convert, stubs, transport
 from trading_system.config import FileConfig
 from trading_system.data import bar_values, to_bars
+from trading_system.engine.document import AnalysisDoc, UpdateDoc
 from trading_system.errors import ChanError, ConfigError, InvalidBars, Violation
 from trading_system.proto import trading_pb2 as pb
-from trading_system.proto import trading_pb2_grpc as rpc
 from trading_system.results import Analysis, Update
-from trading_system.server import convert
 
 __all__ = [
     "AsyncClient",
@@ -69,7 +69,11 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+Req = TypeVar("Req", bound=Message)
+Resp = TypeVar("Resp", bound=Message)
 Pem = transport.Pem
+Metadata = tuple[tuple[str, str], ...]
+StreamCall = stubs.StreamCall
 
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 """Codes after which a call may be sent again (the request may or may not have been applied)."""
@@ -95,14 +99,18 @@ _DETAILS_KEY = "grpc-status-details-bin"
 # --- Results and errors --------------------------------------------------------------------------
 
 
+def _plain(document: AnalysisDoc | UpdateDoc) -> dict[str, Any]:
+    # The result views (trading_system.results) take a document as dict[str, Any], which a
+    # TypedDict is not assignable to; it is that dict.
+    return cast("dict[str, Any]", document)
+
+
 class RemoteAnalysis(Analysis):
     """An analysis as a server answered it: ``engine`` (``"rust"`` / ``"python"``) and, for a
     snapshot, the session's ``last_seq``."""
 
-    def __init__(
-        self, document: Mapping[str, Any], engine: str, last_seq: int | None = None
-    ) -> None:
-        super().__init__(document)
+    def __init__(self, document: AnalysisDoc, engine: str, last_seq: int | None = None) -> None:
+        super().__init__(_plain(document))
         self.engine = engine
         self.last_seq = last_seq
 
@@ -111,8 +119,8 @@ class RemoteUpdate(Update):
     """A stream answer: the update document (§12.7), its sequence number, the engine and the
     monitor's epoch it was given under (0 from an engine directly)."""
 
-    def __init__(self, document: Mapping[str, Any], engine: str, seq: int, epoch: int = 0) -> None:
-        super().__init__(document)
+    def __init__(self, document: UpdateDoc, engine: str, seq: int, epoch: int = 0) -> None:
+        super().__init__(_plain(document))
         self.engine = engine
         self.seq = seq
         self.epoch = epoch
@@ -178,17 +186,11 @@ def _error(e: grpc.aio.AioRpcError) -> ChanError:
     for key, value in e.trailing_metadata() or ():
         if key != _DETAILS_KEY or not isinstance(value, bytes):
             continue
-        for detail in status_pb2.Status.FromString(value).details:
-            bad = error_details_pb2.BadRequest()
+        for detail in Status.FromString(value).details:
+            bad = BadRequest()
             if detail.Unpack(bad):
                 fields += [(v.field, v.description) for v in bad.field_violations]
     return _decode(e.code(), e.details() or "", fields)
-
-
-def _as_dict(answer: Any) -> dict[str, Any]:
-    return json_format.MessageToDict(
-        answer, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
-    )
 
 
 def _stream_error(err: pb.StreamError) -> ChanError:
@@ -204,33 +206,8 @@ def _columns(data: Any) -> pb.Bars:
     return convert.bars_message(to_bars(data))
 
 
-def _overrides(config: Mapping[str, Any] | None) -> pb.EngineConfig:
-    """Overrides (``{"pen": {"definition": "traditional"}}`` or dotted ``{"pen.definition": …}``)
-    as an ``EngineConfig`` with only those fields set; the server checks the values."""
-    msg = pb.EngineConfig()
-    nested: dict[str, dict[str, Any]] = {}
-    for key, value in (config or {}).items():
-        if "." in key:
-            section, name = key.split(".", 1)
-            nested.setdefault(section, {})[name] = value
-        elif isinstance(value, Mapping):
-            nested.setdefault(key, {}).update(value)
-        else:
-            raise ConfigError(key, "expected a section of overrides")
-    for section, keys in nested.items():
-        if section not in convert.SECTIONS:
-            raise ConfigError(section, "unknown section")
-        for name, value in keys.items():
-            try:
-                json_format.ParseDict({section: {name: value}}, msg)
-            except json_format.ParseError as e:
-                raise ConfigError(f"{section}.{name}", str(e)) from None
-    return msg
-
-
 def _bar(op: pb.Op, seq: int, bar: Any) -> pb.StreamRequest:
-    t, o, h, lo, c, v = bar_values(bar)
-    b = pb.Bar(time=t, open=o, high=h, low=lo, close=c, volume=v)
+    b = convert.bar_message(bar_values(bar))
     return pb.StreamRequest(bar=pb.BarMessage(seq=seq, op=op, bar=b))
 
 
@@ -382,9 +359,9 @@ class AsyncClient:
         self._channel = transport.channel(
             address, self.settings, options=[*CHANNEL_OPTIONS, *options], aio=True
         )
-        self._stub = rpc.TradingStub(self._channel)
-        self._admin = rpc.AdminStub(self._channel)
-        self._health = health_pb2_grpc.HealthStub(self._channel)
+        self._stub = stubs.Trading(self._channel)
+        self._admin = stubs.Admin(self._channel)
+        self._health = stubs.Health(self._channel)
 
     @classmethod
     def from_config(cls, cfg: FileConfig, address: str | None = None, **kwargs: Any) -> AsyncClient:
@@ -406,11 +383,11 @@ class AsyncClient:
 
     async def _unary(
         self,
-        method: Any,
-        request: Any,
+        method: grpc.aio.UnaryUnaryMultiCallable[Req, Resp],
+        request: Req,
         timeout: float | None,
-        metadata: tuple[tuple[str, str], ...] | None = None,
-    ) -> Any:
+        metadata: Metadata | None = None,
+    ) -> Resp:
         """An idempotent call with a deadline per attempt, retried on RETRYABLE codes within
         the retry budget; ``metadata``: the client token's unless given."""
         deadline = self.timeout if timeout is None else timeout
@@ -429,11 +406,11 @@ class AsyncClient:
 
     async def _once(
         self,
-        method: Any,
-        request: Any,
+        method: grpc.aio.UnaryUnaryMultiCallable[Req, Resp],
+        request: Req,
         timeout: float | None,
-        metadata: tuple[tuple[str, str], ...],
-    ) -> Any:
+        metadata: Metadata,
+    ) -> Resp:
         """A call sent once (not idempotent in effect): any failure is raised."""
         deadline = self.timeout if timeout is None else timeout
         try:
@@ -468,7 +445,7 @@ class AsyncClient:
         :func:`trading_system.data.to_bars` reads; ``config``: overrides of the server's
         configuration. Raises InvalidBars, ConfigError, DataError or ClientError."""
         request = pb.AnalyzeRequest(
-            bars=_columns(data), config=_overrides(config), with_macd=with_macd
+            bars=_columns(data), config=convert.overrides_message(config), with_macd=with_macd
         )
         answer = await self._unary(self._stub.Analyze, request, timeout)
         return RemoteAnalysis(convert.analysis_document(answer.analysis), answer.engine)
@@ -485,12 +462,12 @@ class AsyncClient:
     async def info(self, timeout: float | None = None) -> dict[str, Any]:
         """``GetInfo`` as a dict (engine, version, uptime_ms, sessions, config, protocol)."""
         answer = await self._unary(self._stub.GetInfo, pb.InfoRequest(), timeout)
-        return _as_dict(answer)
+        return convert.message_dict(answer)
 
     async def get_config(self, timeout: float | None = None) -> dict[str, Any]:
         """``GetConfig`` as a dict (engine, config, and config_version where served)."""
         answer = await self._unary(self._stub.GetConfig, pb.GetConfigRequest(), timeout)
-        return _as_dict(answer)
+        return convert.message_dict(answer)
 
     async def update_config(
         self, config: Mapping[str, Any], timeout: float | None = None
@@ -499,9 +476,9 @@ class AsyncClient:
         operator token: the new configuration as a dict. Not idempotent in effect with other
         writers, so it is sent once: UNAVAILABLE is a ClientError (the change may or may not
         have been applied: read it back with :meth:`get_config`)."""
-        request = pb.UpdateConfigRequest(config=_overrides(config))
+        request = pb.UpdateConfigRequest(config=convert.overrides_message(config))
         answer = await self._once(self._stub.UpdateConfig, request, timeout, self._operator)
-        return _as_dict(answer)
+        return convert.message_dict(answer)
 
     async def status(self, timeout: float | None = None) -> pb.StatusResponse:
         """The monitor's ``Admin.Status`` (the active engine, the epoch, the mode, each
@@ -543,7 +520,16 @@ class AsyncClient:
     ) -> AsyncStreamSession:
         """A session ``<symbol>/<timeframe>``, opened by ``async with`` (or ``await open()``):
         new (replacing one of that name), or with ``resume`` the existing one."""
-        return AsyncStreamSession(self, symbol, timeframe, _overrides(config), with_macd, resume)
+        overrides = convert.overrides_message(config)
+        return AsyncStreamSession(
+            self,
+            lambda: self._stub.Stream(metadata=self._metadata),
+            symbol,
+            timeframe,
+            overrides,
+            with_macd,
+            resume,
+        )
 
 
 class AsyncStreamSession:
@@ -553,6 +539,7 @@ class AsyncStreamSession:
     def __init__(
         self,
         client: AsyncClient,
+        connect: Callable[[], StreamCall],
         symbol: str,
         timeframe: str,
         config: pb.EngineConfig,
@@ -560,10 +547,11 @@ class AsyncStreamSession:
         resume: bool,
     ) -> None:
         self._client = client
+        self._new_call = connect
         self._open = pb.OpenSession(
             symbol=symbol, timeframe=timeframe, config=config, with_macd=with_macd, resume=resume
         )
-        self._call: Any = None
+        self._call: StreamCall | None = None
         self._last_seq = 0
         self.engine = ""
         self.opened: pb.Opened | None = None
@@ -614,7 +602,7 @@ class AsyncStreamSession:
             return
         try:
             await asyncio.wait_for(call.done_writing(), self._client.timeout)
-            while await asyncio.wait_for(call.read(), self._client.timeout) is not grpc.aio.EOF:
+            while await asyncio.wait_for(stubs.read(call), self._client.timeout) is not None:
                 pass
         except (grpc.aio.AioRpcError, TimeoutError, asyncio.InvalidStateError):
             pass  # the stream is ending anyway; the session is unaffected
@@ -626,13 +614,13 @@ class AsyncStreamSession:
             self._call.cancel()
             self._call = None
 
-    async def _exchange(self, call: Any, request: pb.StreamRequest) -> pb.StreamResponse:
+    async def _exchange(self, call: StreamCall, request: pb.StreamRequest) -> pb.StreamResponse:
         """Sends one message and reads its answer within the deadline; a broken connection or
         a missed deadline is _Broken (after cancelling the call), other statuses raise."""
         timeout = self._client.timeout
         try:
             await asyncio.wait_for(call.write(request), timeout)
-            answer = await asyncio.wait_for(call.read(), timeout)
+            answer = await asyncio.wait_for(stubs.read(call), timeout)
         except TimeoutError:
             call.cancel()
             raise _Broken(grpc.StatusCode.DEADLINE_EXCEEDED, "no answer in time") from None
@@ -646,13 +634,13 @@ class AsyncStreamSession:
             if e.code() in RECONNECT and not _tls_refused(e.code(), e.details()):
                 raise _Broken(e.code(), e.details() or "") from None
             raise _error(e) from e
-        if answer is grpc.aio.EOF:  # the server ended the stream without a status error
+        if answer is None:  # the server ended the stream without a status error
             raise _Broken(grpc.StatusCode.UNAVAILABLE, "the stream ended")
         return answer
 
     async def _connect(self, open_msg: pb.OpenSession) -> pb.Opened:
         self._drop()
-        call = self._client._stub.Stream(metadata=self._client._metadata)
+        call = self._new_call()
         answer = await self._exchange(call, pb.StreamRequest(open=open_msg))
         if answer.WhichOneof("kind") != "opened":
             call.cancel()
@@ -662,7 +650,7 @@ class AsyncStreamSession:
         self.opened = answer.opened
         return answer.opened
 
-    async def _resume(self, seq: int) -> None:
+    async def _resume(self, seq: int) -> StreamCall:
         """Reconnects to the session; its ``last_seq`` must be ``seq - 1`` (the message was
         lost) or ``seq`` (applied, the answer lost: the resend gets the cached answer)."""
         resume = pb.OpenSession()
@@ -677,6 +665,8 @@ class AsyncStreamSession:
                 f"session {opened.session} is at sequence {opened.last_seq}, this client at "
                 f"{seq - 1}: it was replaced or written by another client",
             )
+        assert self._call is not None  # set by _connect
+        return self._call
 
     async def _send(self, op: pb.Op, bar: Any) -> RemoteUpdate:
         seq = self._last_seq + 1
@@ -684,9 +674,8 @@ class AsyncStreamSession:
         attempts = self._client.retry.attempts()
         while True:
             try:
-                if self._call is None:
-                    await self._resume(seq)
-                answer = await self._exchange(self._call, request)
+                call = self._call if self._call is not None else await self._resume(seq)
+                answer = await self._exchange(call, request)
                 code = _CODES.get(answer.error.code) if answer.HasField("error") else None
                 if code is not None and code in RETRYABLE:
                     # In-band, so nothing was applied (e.g. no engine served for a moment): the

@@ -415,7 +415,7 @@ def _config_error(e: ValidationError, prefix: str = "", where: str = "") -> Conf
     """The first error of ``e`` as a ConfigError naming its dotted key (``where``, e.g. the
     file, follows the message)."""
     err = e.errors(include_url=False)[0]
-    if err["type"] == "config_range":
+    if err["type"] == "config_range" and "ctx" in err:  # our range errors always carry it
         ctx = err["ctx"]
         return ConfigError(str(ctx["key"]), f"{ctx['message']}{where}")
     key = (prefix + ".".join(str(p) for p in err["loc"])).rstrip(".") or "config"
@@ -628,7 +628,9 @@ class _Environment(EnvSettingsSource):
 
 def _built(*sources: PydanticBaseSettingsSource) -> FileConfig:
     """The configuration pydantic-settings builds from ``sources`` (the first one wins)."""
-    settings = _Settings(_build_sources=(sources, {}))
+    # BaseSettings.__init__ takes `_build_sources`; pyright checks the call against the __init__
+    # it synthesizes from the model's fields (pydantic's dataclass_transform) instead.
+    settings = _Settings(_build_sources=(sources, {}))  # pyright: ignore[reportCallIssue]
     return FileConfig(**{name: getattr(settings, name) for name in FileConfig.model_fields})
 
 

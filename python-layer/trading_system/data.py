@@ -785,10 +785,9 @@ def _arrow_values(col: Any, column: str) -> np.ndarray:
     """An Arrow column as numpy (times with a zone in UTC); a null is an error naming its row
     (``index``, 0-based, turned into the file's row by the caller)."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     if col.null_count:
-        first = int(np.argmax(pc.is_null(col).to_numpy(zero_copy_only=False)))
+        first = int(np.argmax(col.is_null().to_numpy(zero_copy_only=False)))
         raise DataError("missing value (null)", index=first, column=column)
     if pa.types.is_dictionary(col.type):
         col = col.cast(col.type.value_type)

@@ -132,17 +132,9 @@ def run_bot(
     started = time.monotonic()
     client = Client(address, settings=settings, timeout=30.0)
     with client, client.stream(symbol, timeframe) as s:
-        for i in range(len(bars)):
+        for i, row in enumerate(bars.rows()):
             if rate > 0:
                 time.sleep(max(0.0, started + i / rate - time.monotonic()))
-            row = (
-                int(bars.time[i]),
-                float(bars.open[i]),
-                float(bars.high[i]),
-                float(bars.low[i]),
-                float(bars.close[i]),
-                float(bars.volume[i]),
-            )
             u = s.append(row)
             u.signals.apply(final)
             if u.tail is not None:

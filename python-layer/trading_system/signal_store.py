@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from trading_system.convert import side_name, splice_start
 from trading_system.proto import trading_pb2 as pb
 
 SCHEMA = """
@@ -65,12 +66,8 @@ class StoredSignal:
         return dict(self.__dict__)
 
 
-def _side(s: pb.Signal) -> str:
-    return "buy" if s.side == pb.BUY else "sell"
-
-
 def _key(s: pb.Signal) -> Key:
-    return (str(s.type), _side(s), s.point.time)
+    return (str(s.type), side_name(s.side), s.point.time)
 
 
 class SignalStore:
@@ -162,7 +159,7 @@ class SignalBook:
     def apply(self, update: pb.Update) -> None:
         """One update the client was given: the final list spliced, the tail replaced."""
         splice = update.signals
-        start = getattr(splice, "from")
+        start = splice_start(splice)
         spliced = start != len(self.final) or bool(splice.items)
         if spliced:
             self.final[start:] = list(splice.items)

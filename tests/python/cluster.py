@@ -20,12 +20,14 @@ from typing import Any
 
 import grpc
 from faults import FaultProxy
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 from servers import ROOT, Server, command, monitor_command, spawn, start
+from typed import Health
 
+from trading_system import convert
+from trading_system.engine.document import UpdateDoc
 from trading_system.proto import trading_pb2 as pb
 from trading_system.proto import trading_pb2_grpc as rpc
-from trading_system.server import convert
 
 WAIT = 60.0
 """The generous deadline conditions are awaited with (never asserted on)."""
@@ -146,7 +148,7 @@ class Cluster:
 def serving(server: Server) -> bool:
     with server.channel() as ch:
         try:
-            answer = health_pb2_grpc.HealthStub(ch).Check(
+            answer = Health(ch).Check(
                 health_pb2.HealthCheckRequest(service="trading.v1.Trading"), timeout=5
             )
         except grpc.RpcError:
@@ -233,7 +235,8 @@ class Ack:
     seq: int
     engine: str
     epoch: int
-    doc: dict[str, Any] = field(default_factory=dict, repr=False)
+    # As read off the wire (trading_system.convert), or as the client library gave it.
+    doc: UpdateDoc | dict[str, Any] = field(default_factory=dict, repr=False)
 
 
 def check(c: Cluster, symbol: str, bars: list[pb.Bar], acks: list[Ack]) -> None:
@@ -263,7 +266,7 @@ def check(c: Cluster, symbol: str, bars: list[pb.Bar], acks: list[Ack]) -> None:
     assert snap.analysis.SerializeToString() == batch.analysis.SerializeToString()
 
 
-def no_fault_run(c: Cluster, symbol: str, bars: list[pb.Bar]) -> list[dict[str, Any]]:
+def no_fault_run(c: Cluster, symbol: str, bars: list[pb.Bar]) -> list[UpdateDoc | dict[str, Any]]:
     """The update documents of ``bars`` streamed straight to an engine that serves."""
     engine = next(e for e in ENGINES if c.engines[e].proc.poll() is None and serving(c.engines[e]))
     s = Stream(c.stub(c.engines[engine]))

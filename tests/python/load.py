@@ -23,7 +23,7 @@ import grpc
 from cluster import series
 
 from trading_system.proto import trading_pb2 as pb
-from trading_system.proto import trading_pb2_grpc as rpc
+from trading_system.stubs import StreamCall, Trading, read
 
 TIMEFRAME = "1m"
 
@@ -48,7 +48,7 @@ class Bot:
     """When each acknowledgement arrived (``time.perf_counter``)."""
 
 
-async def _open(stub: rpc.TradingStub, symbol: str, resume: bool) -> tuple[object, int]:
+async def _open(stub: Trading, symbol: str, resume: bool) -> tuple[StreamCall, int]:
     call = stub.Stream()
     request = pb.StreamRequest(
         open=pb.OpenSession(symbol=symbol, timeframe=TIMEFRAME, resume=resume)
@@ -58,8 +58,8 @@ async def _open(stub: rpc.TradingStub, symbol: str, resume: bool) -> tuple[objec
     except grpc.aio.AioRpcError:
         # The server ended the call first: its own status, not grpcio's write failure.
         pass
-    answer = await call.read()
-    if answer is grpc.aio.EOF:
+    answer = await read(call)
+    if answer is None:
         raise grpc.aio.AioRpcError(
             await call.code(), grpc.aio.Metadata(), grpc.aio.Metadata(), await call.details()
         )
@@ -80,7 +80,7 @@ async def run_bot(
     """Streams the bot's bars through ``address``; ``pace``: seconds between bars (0: as fast
     as acknowledgements come)."""
     async with grpc.aio.insecure_channel(address) as channel:
-        stub = rpc.TradingStub(channel)
+        stub = Trading(channel)
         try:
             call, _ = await _open(stub, bot.symbol, False)
         except (grpc.aio.AioRpcError, AssertionError) as e:
@@ -101,8 +101,8 @@ async def run_bot(
                         bar=pb.BarMessage(seq=seq, op=pb.APPEND, bar=bot.bars[seq - 1])
                     )
                 )
-                answer = await call.read()
-                if answer is grpc.aio.EOF:
+                answer = await read(call)
+                if answer is None:
                     raise grpc.aio.AioRpcError(
                         await call.code(),
                         grpc.aio.Metadata(),

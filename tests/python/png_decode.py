@@ -52,7 +52,7 @@ def read_png(path: Path) -> np.ndarray:
     if not data.startswith(SIGNATURE):
         raise ValueError(f"{path}: not a PNG file")
     pos = len(SIGNATURE)
-    header: tuple[int, ...] = ()
+    header: tuple[int, ...] | None = None
     idat = bytearray()
     while pos < len(data):
         (length,) = struct.unpack(">I", data[pos : pos + 4])
@@ -65,6 +65,8 @@ def read_png(path: Path) -> np.ndarray:
             idat += body
         elif kind == b"IEND":
             break
+    if header is None:
+        raise ValueError(f"{path}: no IHDR chunk")
     width, height, depth, colour, _, _, interlace = header
     if depth != 8 or colour not in CHANNELS or interlace != 0:
         raise ValueError(

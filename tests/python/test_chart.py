@@ -11,6 +11,7 @@ import struct
 import subprocess
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -186,7 +187,7 @@ def traces(fig: object) -> dict[str, dict]:
     return {t.get("name"): t for t in data}
 
 
-def decode(values: object) -> np.ndarray:
+def decode(values: dict[str, Any] | list[float | None]) -> np.ndarray:
     """A trace's array from the figure's JSON (plotly sends numpy arrays base64-encoded)."""
     if isinstance(values, dict):
         import base64

@@ -17,6 +17,7 @@ from faults import FaultProxy
 from golden import GOLDEN, bars_of, cases
 from servers import Server, start
 from test_server_python import _pki
+from typed import engine_choice
 
 from trading_system import analyze, load_csv
 from trading_system.client import AsyncClient, Client, ClientError, Retry, TlsError
@@ -60,7 +61,7 @@ def test_analyze_equals_the_engines_document(
     server: Server, client: Client, config: dict[str, Any] | None
 ) -> None:
     got = client.analyze(BTC, config=config, with_macd=True)
-    want = analyze(BTC, config=config, engine=server.engine, with_macd=True)
+    want = analyze(BTC, config=config, engine=engine_choice(server.engine), with_macd=True)
     assert got.engine == server.engine
     assert got.to_dict() == want.to_dict()
     assert got.pens == want.pens  # the typed views work on the answer too
@@ -117,7 +118,11 @@ def test_stream_equals_batch(server: Server, client: Client) -> None:
             assert u.engine == server.engine and u.seq == s.last_seq and u.index == i
         snap = s.snapshot()
         assert snap.last_seq == s.last_seq == 165
-    want = analyze(ROWS[:150], config={"pen": {"definition": "traditional"}}, engine=server.engine)
+    want = analyze(
+        ROWS[:150],
+        config={"pen": {"definition": "traditional"}},
+        engine=engine_choice(server.engine),
+    )
     assert snap.to_dict() == want.to_dict()
 
 
@@ -171,7 +176,7 @@ def test_stream_survives_broken_connections(server: Server, proxy: FaultProxy) -
         assert s.reconnects == 8 and answers_lost == 4
         snap = s.snapshot()
     assert snap.last_seq == 120
-    assert snap.to_dict() == analyze(ROWS[:120], engine=server.engine).to_dict()
+    assert snap.to_dict() == analyze(ROWS[:120], engine=engine_choice(server.engine)).to_dict()
 
 
 # ---- Health --------------------------------------------------------------------------------------
@@ -254,7 +259,7 @@ def test_async_client(server: Server) -> None:
         async with AsyncClient(server.address, retry=FAST) as c:
             got = await c.analyze(BTC, with_macd=True)
             assert got.engine == server.engine
-            want = analyze(BTC, engine=server.engine, with_macd=True)
+            want = analyze(BTC, engine=engine_choice(server.engine), with_macd=True)
             assert got.to_dict() == want.to_dict()
             with pytest.raises(InvalidBars):
                 await c.analyze([bad_bar(ROWS[0])])
@@ -266,7 +271,7 @@ def test_async_client(server: Server) -> None:
                 assert (await s.replace_last(ROWS[80])).seq == 81
                 snap = await s.snapshot()
             rows = [*ROWS[:79], ROWS[80]]
-            assert snap.to_dict() == analyze(rows, engine=server.engine).to_dict()
+            assert snap.to_dict() == analyze(rows, engine=engine_choice(server.engine)).to_dict()
 
     asyncio.run(main())
 
@@ -283,7 +288,7 @@ def test_async_stream_survives_broken_connections(server: Server, proxy: FaultPr
                     assert (await s.append(row)).seq == i + 1
                 assert s.reconnects == 2
                 snap = await s.snapshot()
-        assert snap.to_dict() == analyze(ROWS[:60], engine=server.engine).to_dict()
+        assert snap.to_dict() == analyze(ROWS[:60], engine=engine_choice(server.engine)).to_dict()
 
     asyncio.run(main())
 

@@ -19,6 +19,7 @@ import shared_config
 from cluster import cluster, series
 from servers import Server, command, spawn, start
 from test_probe import closed_port
+from typed import engine_choice
 
 from trading_system import analyze
 from trading_system.client import Client, ClientError, RemoteAnalysis, Retry
@@ -210,7 +211,7 @@ def test_stream_rides_out_a_monitor_restart(tmp_path: Path) -> None:
         assert len(during) == 1 and during[0][0].bars == 50
         assert during[0][1] >= OUTAGE - 1.0, during[0][1]
         assert snap.last_seq == n
-        assert snap.to_dict() == analyze(data, engine=snap.engine).to_dict()
+        assert snap.to_dict() == analyze(data, engine=engine_choice(snap.engine)).to_dict()
 
 
 def test_client_from_the_shared_configuration(tmp_path: Path) -> None:

@@ -3,6 +3,8 @@ Router driven by probe, call and latency results on a fake clock."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from trading_system.config import SystemConfig
@@ -19,7 +21,7 @@ class Clock:
         return self.now
 
 
-def router(clock: Clock, **system: object) -> Router:
+def router(clock: Clock, **system: Any) -> Router:
     r = Router("rust", ADDRESSES, SystemConfig(**system), clock)
     r.ok("python", 1.0, probe=True)  # the standby answers first: no switch before the round
     r.ok("rust", 1.0, probe=True)

@@ -3,9 +3,10 @@ loopback port, spoken to with the generated stubs: Analyze equals the Python eng
 every validation rule, exactly-once streams, sizes, the bearer token, TLS and mutual TLS,
 health, configuration updates, graceful shutdown and port conflicts.
 
-Answers are turned back into documents here (independently of ``trading_system.server.convert``,
-whose own reading is checked against this one) and compared bit for bit with the engine's. No
-assertion depends on how long anything takes.
+Answers are turned back into documents with ``trading_system.convert`` (the client's and the
+monitor's reading) and compared bit for bit with the engine's documents: a field the server
+wrote wrong, or the reading got wrong, fails here. No assertion depends on how long anything
+takes.
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import numpy as np
@@ -33,18 +34,19 @@ import pytest
 from golden import as_json, bars_of, cases, exact_diff
 from google.protobuf import json_format
 from google.rpc import error_details_pb2
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 from grpc_status import rpc_status
 from servers import ROOT, Server, start
+from typed import Health, as_is, raw_unary
 
-from trading_system import __version__
+from trading_system import __version__, convert
 from trading_system.config import engine_config
 from trading_system.data import Bars, load_csv
 from trading_system.engine import Session, analyze
+from trading_system.engine.document import AnalysisDoc
 from trading_system.errors import InvalidBars, StateError, summarize
 from trading_system.proto import trading_pb2 as pb
 from trading_system.proto import trading_pb2_grpc as rpc
-from trading_system.server import convert
 from trading_system.server.service import Sized, TradingService
 
 DATA = ROOT / "tests" / "data"
@@ -56,6 +58,8 @@ SETS = [f"server.max_message_bytes={MAX_BYTES}", f"server.replay_window={WINDOW}
 TIMEOUT = 60.0
 """A bound on every call, so a broken server fails the test instead of hanging it."""
 BIG = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
+UNDEFINED_OP = cast(pb.Op, 7)
+"""An ``op`` the contract does not define (the generated type admits only the defined ones)."""
 
 
 pytestmark = pytest.mark.usefixtures("no_environment_overrides")
@@ -78,7 +82,7 @@ def stub(server: Server) -> rpc.TradingStub:
 # ---- Answers back into documents --------------------------------------------------------------
 
 
-def config_doc(c: pb.EngineConfig) -> dict[str, Any]:
+def config_doc(c: pb.EngineConfig) -> dict[str, dict[str, Any]]:
     """The configuration in an answer: every field of every section set."""
     for section in convert.SECTIONS:
         sub = getattr(c, section)
@@ -86,7 +90,7 @@ def config_doc(c: pb.EngineConfig) -> dict[str, Any]:
     return convert.config_document(c)
 
 
-def analysis_doc(a: pb.Analysis) -> dict[str, Any]:
+def analysis_doc(a: pb.Analysis) -> AnalysisDoc:
     config_doc(a.config)
     return convert.analysis_document(a)
 
@@ -212,7 +216,9 @@ def test_analyze_equals_the_engine(
     want = as_json(analyze(bars, engine_config(config), with_macd=True))
     got = analysis_doc(answer.analysis)
     assert exact_diff(want, got) is None
-    assert any(x is None for x in got["macd"]["dif"]) == ("macd" in config), "sma: absent values"
+    macd = got.get("macd")
+    assert macd is not None
+    assert any(x is None for x in macd["dif"]) == ("macd" in config), "sma: absent values"
     no_macd = stub.Analyze(analyze_request(bars, config), timeout=TIMEOUT)
     assert not no_macd.analysis.HasField("macd")
 
@@ -330,7 +336,7 @@ def test_oversize_requests(server: Server, stub: rpc.TradingStub) -> None:
     padding = b"\x7a" + _varint(MAX_BYTES) + b"x" * MAX_BYTES  # field 15, length-delimited
     raw = server.channel().stream_stream(
         "/trading.v1.Trading/Stream",
-        request_serializer=lambda b: b,
+        request_serializer=as_is,
         response_deserializer=pb.StreamResponse.FromString,
     )
     big_open = open_msg("BIG").SerializeToString() + padding
@@ -675,7 +681,7 @@ def test_bearer_token() -> None:
         good = [("authorization", f"Bearer {token}")]
         answers = list(stub.Stream(iter([open_msg("AUTH")]), metadata=good, timeout=TIMEOUT))
         assert answers[0].opened.session == "AUTH/30m"
-        health = health_pb2_grpc.HealthStub(s.channel())
+        health = Health(s.channel())
         assert (
             health.Check(health_pb2.HealthCheckRequest()).status
             == health_pb2.HealthCheckResponse.SERVING
@@ -848,7 +854,7 @@ def test_tls_settings_are_checked(sets: list[str], message: str) -> None:
 
 def test_health_check_and_watch() -> None:
     s = start("python", ["server.shutdown_grace_ms=60000"])
-    health = health_pb2_grpc.HealthStub(s.channel())
+    health = Health(s.channel())
     serving = health_pb2.HealthCheckResponse.SERVING
     try:
         for service in ("", "trading.v1.Trading"):
@@ -887,7 +893,7 @@ def test_sigterm_drains_an_in_flight_analyze() -> None:
     try:
         _wait_for(s, lambda e: e.get("message") == "call started" and e["method"] == "Analyze")
         # The event loop answers health checks while the engine works in a thread.
-        health = health_pb2_grpc.HealthStub(s.channel())
+        health = Health(s.channel())
         assert health.Check(health_pb2.HealthCheckRequest(), timeout=TIMEOUT).status == (
             health_pb2.HealthCheckResponse.SERVING
         )
@@ -943,7 +949,7 @@ def test_a_port_in_use_is_refused(server: Server) -> None:
     assert done.returncode == 1 and done.stdout == ""
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
     # The first server is untouched.
-    health = health_pb2_grpc.HealthStub(server.channel())
+    health = Health(server.channel())
     assert health.Check(health_pb2.HealthCheckRequest()).status == 1
 
 
@@ -1139,7 +1145,7 @@ def test_catch_up_refusals_change_nothing(server: Server, stub: rpc.TradingStub)
     assert not start_with.HasField("error") and start_with.last_seq == 50
     before = snapshot(stub, "KEEP")
 
-    def bar_at(seq: int, row: Row, op: int = pb.APPEND) -> pb.BarMessage:
+    def bar_at(seq: int, row: Row, op: pb.Op = pb.APPEND) -> pb.BarMessage:
         t, o, h, lo, c, v = row
         return pb.BarMessage(
             seq=seq, op=op, bar=pb.Bar(time=t, open=o, high=h, low=lo, close=c, volume=v)
@@ -1149,7 +1155,7 @@ def test_catch_up_refusals_change_nothing(server: Server, stub: rpc.TradingStub)
     bad_row = (rows[200][0], -1.0, *rows[200][2:])  # a negative open, after good bars
     later = bars[50:53] + [bar_at(54, bad_row)] + bars[54:60]
     no_bar = pb.BarMessage(seq=51, op=pb.APPEND)
-    bad_op = pb.BarMessage(seq=51, op=7, bar=bars[50].bar)
+    bad_op = pb.BarMessage(seq=51, op=UNDEFINED_OP, bar=bars[50].bar)
     gap = bars[50:52] + [bar_at(60, rows[100])]
     cases: list[tuple[pb.SessionCatchUp, grpc.StatusCode, str, list[tuple[str, str, int]], int]] = [
         (entry("KEEP", good, after_seq=49), grpc.StatusCode.FAILED_PRECONDITION,
@@ -1552,7 +1558,7 @@ def with_refusals(messages: list[pb.StreamRequest]) -> list[pb.StreamRequest]:
                 edited(m, seq + 1, open=math.nan),
                 pb.StreamRequest(bar=pb.BarMessage(seq=seq + 1, op=pb.APPEND, bar=b)),
                 pb.StreamRequest(bar=pb.BarMessage(seq=seq + 1, op=pb.APPEND)),
-                pb.StreamRequest(bar=pb.BarMessage(seq=seq + 1, op=7, bar=b)),
+                pb.StreamRequest(bar=pb.BarMessage(seq=seq + 1, op=UNDEFINED_OP, bar=b)),
             ][(k // 9) % 9]
         )
     return out
@@ -1725,7 +1731,7 @@ def test_apply_takes_a_held_session_in_turn() -> None:
             y = svc.sessions.create("Y/30m", svc.config, False)
 
             async def run(*batches: list[pb.SessionMessage]) -> list[list[pb.StreamResponse]]:
-                async def requests() -> Any:
+                async def requests() -> AsyncIterator[Sized[pb.ApplyRequest]]:
                     for b in batches:
                         r = pb.ApplyRequest(messages=b)
                         yield Sized(r.ByteSize(), r)
@@ -1798,7 +1804,7 @@ def test_apply_limits_and_undecodable_requests(server: Server, stub: rpc.Trading
     answers: list[pb.ApplyResponse] = []
     raw = server.channel().stream_stream(
         "/trading.v1.Replica/Apply",
-        request_serializer=lambda b: b,
+        request_serializer=as_is,
         response_deserializer=pb.ApplyResponse.FromString,
     )
     # SessionMessage.bar.seq (field 1 of field 2 of field 1) as fixed64.
@@ -1958,10 +1964,8 @@ def test_a_thousand_bad_bars(stub: rpc.TradingStub) -> None:
     assert f.violations[-1] == ("bars", "truncated: 980 more violations not listed")
 
 
-def _raw_unary(server: Server, method: str) -> Callable[[bytes], Any]:
-    return server.channel().unary_unary(
-        method, request_serializer=lambda b: b, response_deserializer=lambda b: b
-    )
+def _raw_unary(server: Server, method: str) -> grpc.UnaryUnaryMultiCallable[bytes, bytes]:
+    return raw_unary(server.channel(), method)
 
 
 @pytest.mark.parametrize(
@@ -2000,7 +2004,7 @@ def test_unknown_field_numbers_are_not_errors(server: Server) -> None:
 def test_an_undecodable_stream_message_ends_the_stream(server: Server) -> None:
     raw = server.channel().stream_stream(
         "/trading.v1.Trading/Stream",
-        request_serializer=lambda b: b,
+        request_serializer=as_is,
         response_deserializer=pb.StreamResponse.FromString,
     )
     # BarMessage.seq (field 1 of field 2) as fixed64.

@@ -19,7 +19,7 @@ from trading_system.proto import trading_pb2 as pb
 from trading_system.signal_store import SignalBook, SignalStore
 
 
-def signal(t: int, side: int, time: int, price: float, final: bool, pen: int = 3) -> pb.Signal:
+def signal(t: int, side: pb.Side, time: int, price: float, final: bool, pen: int = 3) -> pb.Signal:
     return pb.Signal(
         type=t, side=side, pen=pen, point=pb.Point(index=7, time=time, price=price), final=final
     )

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 from servers import Server, start
 from test_server_python import Pki, _pki
+from typed import Health
 
 from trading_system import transport
 from trading_system.config import FileConfig, apply_sets
@@ -79,7 +80,7 @@ def info(address: str, source: transport.Source) -> str:
 
 def failure(address: str, source: transport.Source) -> grpc.RpcError:
     with transport.channel(address, source) as ch:
-        stub = health_pb2_grpc.HealthStub(ch)
+        stub = Health(ch)
         with pytest.raises(grpc.RpcError) as e:
             stub.Check(health_pb2.HealthCheckRequest(), timeout=TIMEOUT)
     return e.value

@@ -64,18 +64,19 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     first = format_time(bars.time[0]) if len(bars) else ""
     last = format_time(bars.time[-1]) if len(bars) else ""
     text = summary(a, str(args.file), args.engine, first, last)
-    page = chart_page(bars, a, args, args.file.name) if args.chart is not None else None
+    # (file, page) of the chart asked for, if one was.
+    chart = None if args.chart is None else (args.chart, chart_page(bars, a, args, args.file.name))
     if args.json == "-":
-        if page is not None:
-            common.write_output(args.chart, page)
+        if chart is not None:
+            common.write_output(*chart)
         out.write(a.to_json() + "\n")
         err.write(text)
         return OK
     if args.json is not None:
         common.write_output(args.json, a.to_json() + "\n")
-    if page is not None:
+    if chart is not None:
         try:
-            common.write_output(args.chart, page)
+            common.write_output(*chart)
         except Failure:
             if args.json is not None:
                 Path(args.json).unlink(missing_ok=True)  # all outputs or none

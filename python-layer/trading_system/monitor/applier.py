@@ -24,6 +24,7 @@ import grpc
 from trading_system.monitor.relay import LegFailed, engine_failed
 from trading_system.monitor.wire import session_message
 from trading_system.proto import trading_pb2 as pb
+from trading_system.stubs import read
 
 if TYPE_CHECKING:
     from trading_system.monitor.service import Monitor
@@ -105,8 +106,8 @@ class Applier:
     async def _read(self, x: _Exchange) -> None:
         try:
             while True:
-                answer = await x.call.read()
-                if answer is grpc.aio.EOF:
+                answer = await read(x.call)
+                if answer is None:
                     code = await x.call.code()
                     self._fail(x, f"Apply stream ended ({code.name if code else 'no status'})")
                     return

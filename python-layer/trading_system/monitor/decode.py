@@ -37,7 +37,8 @@ def _misread(m: Message) -> bool:
         if fd.type != FieldDescriptor.TYPE_MESSAGE:
             continue
         if fd.is_repeated:
-            if fd.message_type.GetOptions().map_entry:
+            entry = fd.message_type  # set for every message field (None only for scalars)
+            if entry is not None and entry.GetOptions().map_entry:
                 continue
             if any(_misread(v) for v in value):
                 return True

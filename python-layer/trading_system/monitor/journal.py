@@ -28,6 +28,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from trading_system.convert import bar_message, bar_row
 from trading_system.monitor import ENGINES
 from trading_system.proto import trading_pb2 as pb
 
@@ -62,13 +63,13 @@ class Series:
 
     def apply(self, op: int, bar: pb.Bar) -> int:
         """Appends ``bar`` or replaces the last one with it; the bar's index."""
-        values = (bar.open, bar.high, bar.low, bar.close, bar.volume)
+        t, *values = bar_row(bar)
         if op == pb.REPLACE_LAST and self.time:
-            self.time[-1] = bar.time
+            self.time[-1] = t
             for column, v in zip(self.columns, values, strict=True):
                 column[-1] = v
         else:
-            self.time.append(bar.time)
+            self.time.append(t)
             for column, v in zip(self.columns, values, strict=True):
                 column.append(v)
         return len(self.time) - 1
@@ -79,7 +80,7 @@ class Series:
 
     def bar(self, index: int) -> pb.Bar:
         o, h, lo, c, v = (column[index] for column in self.columns)
-        return pb.Bar(time=self.time[index], open=o, high=h, low=lo, close=c, volume=v)
+        return bar_message((self.time[index], o, h, lo, c, v))
 
 
 @dataclass

@@ -35,6 +35,7 @@ from trading_system.monitor.router import other
 from trading_system.monitor.wire import session_field
 from trading_system.proto import trading_pb2 as pb
 from trading_system.server import log
+from trading_system.stubs import StreamCall, read
 
 if TYPE_CHECKING:
     from trading_system.monitor.service import Monitor
@@ -90,7 +91,7 @@ class Refused(Exception):
 class Leg:
     """One engine's stream for a client stream; ``millis``: the last exchange's latency."""
 
-    def __init__(self, engine: str, call: Any) -> None:
+    def __init__(self, engine: str, call: StreamCall) -> None:
         self.engine = engine
         self.call = call
         self.millis = 0.0
@@ -98,17 +99,16 @@ class Leg:
     async def _exchange(self, request: pb.StreamRequest) -> pb.StreamResponse:
         try:
             await self.call.write(request)
-            answer = await self.call.read()
+            answer = await read(self.call)
         except asyncio.InvalidStateError as e:  # the call already ended
             raise LegFailed(f"stream closed: {e}") from None
-        if answer is grpc.aio.EOF:
+        if answer is None:
             code = await self.call.code()
             if engine_failed(code):
                 raise LegFailed(f"stream ended ({code.name if code else 'no status'})")
             details = await self.call.details()
             trailers = await self.call.trailing_metadata()
             raise grpc.aio.AioRpcError(code, grpc.aio.Metadata(), trailers, details)
-        assert isinstance(answer, pb.StreamResponse)
         return answer
 
     async def exchange(self, request: pb.StreamRequest, timeout: float) -> pb.StreamResponse:
@@ -215,10 +215,7 @@ class Relay:
         """The answer to one client message (its epoch set); raises Refused to end the stream."""
         if self.journal is None:
             answer = await self._first(request)
-            if self.journal is not None:
-                self.m.streaming[self.journal.name] = self
-                symbol, timeframe = self.journal.name.rsplit("/", 1)
-                self.session = session_field(symbol, timeframe)
+            self._started()
         else:
             answer = await self._next(request)
         answer.epoch = self.router.epoch
@@ -228,6 +225,13 @@ class Relay:
             except Exception as e:  # the record must never cost the client its answer
                 log.logger().error("signals not recorded", session=self.journal.name, error=str(e))
         return answer
+
+    def _started(self) -> None:
+        """After the first message: the session it opened (if it did) is this stream's."""
+        if self.journal is not None:
+            self.m.streaming[self.journal.name] = self
+            symbol, timeframe = self.journal.name.rsplit("/", 1)
+            self.session = session_field(symbol, timeframe)
 
     def _new_leg(self, engine: str) -> Leg:
         return Leg(engine, self.m.stubs[engine].Stream(metadata=self.m.metadata))

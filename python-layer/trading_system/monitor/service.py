@@ -19,17 +19,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 from google.protobuf.message import Message
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
 from trading_system import transport
 from trading_system.config import FileConfig
+from trading_system.convert import config_version
 from trading_system.monitor import ENGINES
 from trading_system.monitor.applier import Applier
 from trading_system.monitor.decode import Undecodable, parse
@@ -42,6 +42,7 @@ from trading_system.proto import trading_pb2 as pb
 from trading_system.proto import trading_pb2_grpc as rpc
 from trading_system.server import SERVICE_NAME, log
 from trading_system.signal_store import SignalBook, SignalStore
+from trading_system.stubs import Health, Trading
 
 CHANNEL_OPTIONS = [
     # A restarted engine is seen within a probe interval or two, not after minutes of backoff:
@@ -69,11 +70,6 @@ SWEEP_INTERVAL = 1.0
 """How often idle sessions are looked for (seconds)."""
 
 
-def config_version(config: pb.EngineConfig) -> str:
-    """The configuration digest the engines report (docs/GRPC.md)."""
-    return hashlib.sha256(config.SerializeToString(deterministic=True)).hexdigest()[:16]
-
-
 class EngineGone(Exception):
     """The engine a call waits on was found failed: the call goes to the other one."""
 
@@ -91,7 +87,8 @@ def _millis(started: float) -> float:
 
 def _with_epoch(m: Message, epoch: int) -> Message:
     if "epoch" in m.DESCRIPTOR.fields_by_name:
-        m.epoch = epoch  # type: ignore[attr-defined]
+        # Only the answers whose type has the field (checked above); Message declares none.
+        m.epoch = epoch  # pyright: ignore[reportAttributeAccessIssue]
     return m
 
 
@@ -132,7 +129,7 @@ class Monitor:
             e: transport.channel(addresses[e], settings, options=CHANNEL_OPTIONS, aio=True)
             for e in ENGINES
         }
-        self.stubs = {e: rpc.TradingStub(ch) for e, ch in self.channels.items()}
+        self.stubs = {e: Trading(ch) for e, ch in self.channels.items()}
         self.replicas = {e: rpc.ReplicaStub(ch) for e, ch in self.channels.items()}
         # CatchUp requests are assembled from the journal's stored bytes: sent as they are.
         self.replica_stubs = {
@@ -143,7 +140,7 @@ class Monitor:
             )
             for e, ch in self.channels.items()
         }
-        self.health = {e: health_pb2_grpc.HealthStub(ch) for e, ch in self.channels.items()}
+        self.health = {e: Health(ch) for e, ch in self.channels.items()}
         self.journals: dict[str, Journal] = {}
         """Every session streamed through this monitor, by name (``symbol/timeframe``)."""
         self.signals = SignalStore(system.signals_file) if system.signals_file else None
@@ -522,9 +519,9 @@ class Monitor:
     async def _level_for(self, engine: str, method: str, request: Message) -> bool:
         """A snapshot is answered only by an engine holding every acknowledged bar of the
         session: levelled with the journal first."""
-        if method != "GetSnapshot":
+        if method != "GetSnapshot" or not isinstance(request, pb.SnapshotRequest):
             return True
-        j = self.journals.get(session_name(request))  # type: ignore[arg-type]
+        j = self.journals.get(session_name(request))
         if j is None or j.behind(engine) == 0:
             return True
         return await self.feeders[engine].level(j, self.batch_timeout)

@@ -2,7 +2,8 @@
 (``proto/trading.proto``) with the semantics of ``docs/GRPC.md``, answer for answer as the Rust
 server gives them but for ``engine = "python"``. grpcio asyncio over the pure-Python engine.
 
-- :mod:`.convert`: documents and update documents as messages, requests as bars and configuration;
+- :mod:`.requests`: a request's bars and configuration, refused as the contract says when bad
+  (the conversions themselves: :mod:`trading_system.convert`);
 - :mod:`.status`: errors as gRPC statuses with ``google.rpc.BadRequest`` details;
 - :mod:`.sessions`: streaming sessions with their exactly-once bookkeeping;
 - :mod:`.service`: the ``Trading`` and ``Replica`` services;

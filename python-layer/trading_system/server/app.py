@@ -14,10 +14,10 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import grpc
 
@@ -171,7 +171,9 @@ def ignore_stop_signals() -> None:
         signal.signal(sig, signal.SIG_IGN)
 
 
-def run_until_stopped(cfg: FileConfig, name: str, main: Callable[[], Awaitable[int]]) -> int:
+def run_until_stopped(
+    cfg: FileConfig, name: str, main: Callable[[], Coroutine[Any, Any, int]]
+) -> int:
     """Configures the log (as ``name``) and runs ``main``; the exit status: 2 for a bad log
     setting, 1 when the server cannot start."""
     try:

@@ -16,7 +16,7 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol, cast
 
 import grpc
 
@@ -27,6 +27,13 @@ MESSAGE = "the server is shutting down"
 LINGER_S = 0.25
 """How long connections stay open after the last call ends: what a client has left to read is
 bounded by the socket buffers, not by the answer's size."""
+
+
+class _Handler(Protocol):
+    """grpc's method handlers are named tuples (``grpc._utilities.RpcMethodHandler``); typeshed
+    declares only their abstract interface, without the named tuple's ``_replace``."""
+
+    def _replace(self, **changes: Any) -> grpc.RpcMethodHandler: ...
 
 
 class Drain(grpc.aio.ServerInterceptor):
@@ -41,7 +48,9 @@ class Drain(grpc.aio.ServerInterceptor):
     def _begin(self, context: grpc.aio.ServicerContext) -> None:
         self.calls += 1
         self._idle.clear()
-        context.add_done_callback(self._end)
+        # typeshed declares the callback type as a class (not a protocol), which no function
+        # matches; grpc calls it with the context.
+        context.add_done_callback(self._end)  # pyright: ignore[reportArgumentType]
 
     def _end(self, _: object) -> None:
         self.calls -= 1
@@ -58,7 +67,7 @@ class Drain(grpc.aio.ServerInterceptor):
             return handler
         if self.draining:
             return refusal(handler, details, grpc.StatusCode.UNAVAILABLE, MESSAGE)
-        return handler._replace(
+        return cast(_Handler, handler)._replace(
             unary_unary=self._counted(handler.unary_unary),
             unary_stream=self._counted(handler.unary_stream),
             stream_unary=self._counted(handler.stream_unary),

@@ -13,7 +13,6 @@ sessions: each is applied inline too, through the same :meth:`Session.handle`.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -25,7 +24,7 @@ import grpc
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 
-from trading_system import __version__
+from trading_system import __version__, convert
 from trading_system.config import EngineConfig
 from trading_system.display import show
 from trading_system.engine.analysis import analyze
@@ -36,8 +35,8 @@ from trading_system.server import (
     PROTOCOL,
     REPLICA_SERVICE_NAME,
     SERVICE_NAME,
-    convert,
     log,
+    requests,
 )
 from trading_system.server.sessions import (
     Session,
@@ -104,12 +103,6 @@ def misread(m: Message) -> bool:
 def undecodable(full_name: str) -> Failure:
     """INVALID_ARGUMENT for bytes that are not a valid message of the request type."""
     return Failure(grpc.StatusCode.INVALID_ARGUMENT, f"the request is not a valid {full_name}")
-
-
-def config_version(config: pb.EngineConfig) -> str:
-    """The configuration's digest (docs/GRPC.md): the first 8 bytes of the SHA-256 of its
-    deterministic encoding, in lowercase hex; equal on both engines for the same configuration."""
-    return hashlib.sha256(config.SerializeToString(deterministic=True)).digest()[:8].hex()
 
 
 class TradingService:
@@ -273,13 +266,13 @@ class TradingService:
     def _config_answer(self) -> pb.ConfigResponse:
         config = self._config_message()
         return pb.ConfigResponse(
-            engine=ENGINE, config=config, config_version=config_version(config)
+            engine=ENGINE, config=config, config_version=convert.config_version(config)
         )
 
     # --- Unary calls: (answer, session name for the log) ---------------------------------------
 
     async def analyze(self, req: pb.AnalyzeRequest) -> tuple[pb.AnalyzeResponse, None]:
-        cfg = convert.apply_config(self.config, req.config if req.HasField("config") else None)
+        cfg = requests.apply_config(self.config, req.config if req.HasField("config") else None)
         return await self._in_thread(_analyze, req, cfg), None
 
     async def snapshot(self, req: pb.SnapshotRequest) -> tuple[pb.SnapshotResponse, str]:
@@ -312,7 +305,7 @@ class TradingService:
             sessions=len(self.sessions),
             config=config,
             protocol=PROTOCOL,
-            config_version=config_version(config),
+            config_version=convert.config_version(config),
         ), None
 
     async def get_config(self, _: pb.GetConfigRequest) -> tuple[pb.ConfigResponse, None]:
@@ -320,7 +313,7 @@ class TradingService:
 
     async def update_config(self, req: pb.UpdateConfigRequest) -> tuple[pb.ConfigResponse, None]:
         # Validated as a whole; running sessions keep the configuration they were opened with.
-        self.config = convert.apply_config(
+        self.config = requests.apply_config(
             self.config, req.config if req.HasField("config") else None
         )
         return self._config_answer(), None
@@ -340,7 +333,7 @@ class TradingService:
             name = session_name(o.symbol, o.timeframe, "open.")
             found = self.sessions.get(name)
             if entry.fresh:
-                base = [] if convert.is_empty(entry.base) else convert.rows(entry.base, "base")
+                base = [] if convert.is_empty(entry.base) else requests.rows(entry.base, "base")
                 if not base and entry.after_seq != 0:
                     why = f"must be 0 for a fresh session, got {entry.after_seq}"
                     raise Failure(
@@ -348,7 +341,7 @@ class TradingService:
                         f"invalid catch-up: after_seq {why}",
                         (FieldViolation("after_seq", why),),
                     )
-                cfg = convert.apply_config(self.config, o.config if o.HasField("config") else None)
+                cfg = requests.apply_config(self.config, o.config if o.HasField("config") else None)
                 s = Session(name, cfg, o.with_macd, self.sessions.replay_window)
                 if len(base) + len(entry.bars) <= INLINE_CATCH_UP:
                     s.catch_up(entry.after_seq, entry.bars, base)
@@ -502,7 +495,7 @@ class TradingService:
         if o.resume:
             s = self.sessions.resume(name)
             return s, s.opened(resumed=True)
-        cfg = convert.apply_config(self.config, o.config if o.HasField("config") else None)
+        cfg = requests.apply_config(self.config, o.config if o.HasField("config") else None)
         s = self.sessions.create(name, cfg, o.with_macd)
         return s, s.opened(resumed=False)
 
@@ -586,7 +579,7 @@ def _serialize(m: Message) -> bytes:
 
 def _analyze(req: pb.AnalyzeRequest, cfg: EngineConfig) -> pb.AnalyzeResponse:
     """The whole of an Analyze, in a worker thread: columns, engine, message."""
-    bars = convert.bars(req.bars)
+    bars = requests.bars(req.bars)
     try:
         doc = analyze(bars, cfg, req.with_macd)
     except InvalidBars as e:

@@ -28,13 +28,14 @@ from collections.abc import Iterable, Sequence
 
 import grpc
 
+from trading_system import convert
 from trading_system.config import EngineConfig
 from trading_system.display import show
 from trading_system.engine.analysis import Bar, BatchError, BatchOp
 from trading_system.engine.analysis import Session as EngineSession
 from trading_system.errors import InvalidBars, StateError
 from trading_system.proto import trading_pb2 as pb
-from trading_system.server import ENGINE, convert, log
+from trading_system.server import ENGINE, log
 from trading_system.server.status import Failure, FieldViolation, invalid_bars, stream_error
 
 SYMBOL = re.compile(r"[A-Za-z0-9._:/-]{1,64}")
@@ -237,7 +238,7 @@ class Session:
         else:
             raise bad_op(seq, msg.op)
         try:
-            doc = apply(*convert.bar(msg.bar))
+            doc = apply(*convert.bar_row(msg.bar))
         except (InvalidBars, StateError) as e:
             raise engine_failure(e, self.last_seq) from None
         return convert.update(doc, self.engine.engine.times)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol, cast
 
 import grpc
 from google.protobuf import any_pb2
@@ -142,12 +142,21 @@ def refusal(
     return grpc.unary_unary_rpc_method_handler(refuse)
 
 
+class _AbortsWithStatus(Protocol):
+    """grpc.aio's servicer context has ``abort_with_status``; typeshed's stubs declare it on the
+    synchronous context only."""
+
+    async def abort_with_status(self, status: grpc.Status) -> NoReturn: ...
+
+
 async def abort(context: grpc.aio.ServicerContext, failure: Failure) -> NoReturn:
     """Ends the call with the failure's status; with field violations the ``google.rpc.Status``
     goes along (the ``grpc-status-details-bin`` trailer that grpcio-status and tonic-types
     read)."""
     if failure.violations:
-        await context.abort_with_status(rpc_status.to_status(failure.rpc_status()))
+        await cast(_AbortsWithStatus, context).abort_with_status(
+            rpc_status.to_status(failure.rpc_status())
+        )
     else:
         await context.abort(failure.code, failure.message)
     raise AssertionError("abort returned")  # both always raise
