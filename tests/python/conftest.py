@@ -1,10 +1,83 @@
-"""Fixtures shared by the Python tests."""
+"""Fixtures and settings shared by the Python tests: the binaries the tests need (checked once,
+failing at once with how to build them), per-test timeouts (pytest-timeout; ``slow`` tests get a
+longer one) and the tests that run alone under pytest-xdist."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+from pathlib import Path
 
 import pytest
+import servers
+
+# Processes the tests start (`trading-system serve rust`, `demo`, ...) run the same server binary
+# as servers.start: the test build unless the caller's shell names another.
+os.environ.setdefault("TRADING_ENGINE_BIN", str(servers.TEST_SERVER))
+
+SLOW_TIMEOUT_S = 1800
+"""Per-test timeout of ``slow`` tests (pyproject's ``timeout`` is everyone else's): the longest,
+the fault suite at 10,000 bars, takes minutes."""
+
+SERIAL_MODULES = frozenset({"test_faults.py", "test_load.py", "test_client_recovery.py"})
+"""Timing-sensitive modules (failover deadlines, load with faults, restarts within a retry
+budget): under pytest-xdist they run in the ``serial`` group, one test at a time on one worker,
+so none of them competes with another of them for the machine's cores."""
+
+
+def _uses_rust_server(module: object) -> bool:
+    """Whether a test module starts the Rust server: it imports the helpers that do."""
+    return any(
+        getattr(v, "__name__", None) in ("servers", "cluster")
+        or getattr(v, "__module__", None) in ("servers", "cluster")
+        for v in vars(module).values()
+    )
+
+
+def missing_binaries() -> list[str]:
+    """What the Python tests need built and is not there, each with how to build it."""
+    missing = []
+    binary = servers.rust_binary()
+    if not os.access(binary, os.X_OK):
+        how = f"build it with `{servers.TEST_SERVER_BUILD}` (scripts/test.sh does)"
+        if binary != servers.TEST_SERVER:
+            how = f"TRADING_ENGINE_BIN names it; unset that to use {servers.TEST_SERVER} ({how})"
+        missing.append(f"the Rust server {binary} is missing: {how}")
+    if importlib.util.find_spec("trading_system.native") is None:
+        package = Path(importlib.util.find_spec("trading_system").origin or "").parent
+        missing.append(
+            f"the native module trading_system.native is missing from {package}: build it with "
+            "scripts/setup.sh"
+        )
+    return missing
+
+
+@pytest.fixture(scope="session")
+def built_binaries() -> None:
+    """Fails at once when a binary the tests start is missing, naming it and how to build it
+    (instead of every test waiting for a server that cannot start). Requested for every test of
+    a module that starts the Rust server (see ``_needs_built_binaries``)."""
+    if missing := missing_binaries():
+        pytest.fail("\n".join(missing), pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _needs_built_binaries(request: pytest.FixtureRequest) -> None:
+    if request.module is not None and _uses_rust_server(request.module):
+        request.getfixturevalue("built_binaries")
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    lines = [f"rust server: {servers.rust_binary()}"]
+    return lines + [f"MISSING: {m}" for m in missing_binaries()]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT_S))
+        if item.path.name in SERIAL_MODULES:
+            item.add_marker(pytest.mark.xdist_group("serial"))
 
 
 @pytest.fixture
