@@ -2,9 +2,13 @@
 # Builds everything and runs every check and test: formatting, lints, unit, golden, property
 # and CLI tests (Rust), then ruff and pytest (Python, against the native module). Exits non-zero
 # on the first failure; ends with one line of totals over cargo's and pytest's counts.
+# The Python tests start the server that `cargo test --profile ci` builds (target/ci/
+# trading-engine), so no separate fat-LTO build is made here, and run on every core
+# (pytest-xdist); the timing-sensitive fault and load tests run one at a time (tests/python/
+# conftest.py). Arguments go to pytest (`scripts/test.sh -n 0` runs it in one process).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --tests
 
 log=$(mktemp)
 pylog=$(mktemp)
@@ -22,7 +26,8 @@ echo "== ruff"
 .venv/bin/ruff format --check python-layer tests/python scripts
 echo "== pytest"
 status=0
-.venv/bin/python -m pytest -q -p no:cacheprovider 2>&1 | tee "$pylog" || status=$?
+.venv/bin/python -m pytest -q -p no:cacheprovider -n auto --dist loadgroup "$@" 2>&1 |
+  tee "$pylog" || status=$?
 
 # Totals in the plain form CI reads: cargo's "test result:" lines plus pytest's summary line
 # ("N passed, M failed, K skipped, J deselected ... in Ts"; errors count as failures).
