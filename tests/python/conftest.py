@@ -20,9 +20,11 @@ SLOW_TIMEOUT_S = 1800
 the fault suite at 10,000 bars, takes minutes."""
 
 SERIAL_MODULES = frozenset({"test_faults.py", "test_load.py", "test_client_recovery.py"})
-"""Timing-sensitive modules (failover deadlines, load with faults, restarts within a retry
-budget): under pytest-xdist they run in the ``serial`` group, one test at a time on one worker,
-so none of them competes with another of them for the machine's cores."""
+"""Timing-sensitive modules (failover deadlines of tens of milliseconds, load with faults,
+restarts within a retry budget): they run alone, after the others (scripts/test.sh runs pytest
+with ``SERIAL_TESTS=exclude`` and ``-n auto``, then with ``SERIAL_TESTS=only``); another test on
+the cores can make an engine miss a deadline and fail over. Marked ``serial``, and in one xdist
+group should they run under xdist all the same."""
 
 
 def _uses_rust_server(module: object) -> bool:
@@ -77,7 +79,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
             item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT_S))
         if item.path.name in SERIAL_MODULES:
+            item.add_marker(pytest.mark.serial)
             item.add_marker(pytest.mark.xdist_group("serial"))
+    # SERIAL_TESTS: "exclude" or "only" those tests (unset: all tests). An environment variable,
+    # not an option: options can only be added by a conftest at the root of the repository.
+    which = os.environ.get("SERIAL_TESTS", "all")
+    if which not in ("all", "exclude", "only"):
+        raise pytest.UsageError(f"SERIAL_TESTS={which}: expected exclude or only")
+    if which != "all":
+        keep, dropped = [], []
+        for item in items:
+            wanted = (item.get_closest_marker("serial") is not None) == (which == "only")
+            (keep if wanted else dropped).append(item)
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = keep
 
 
 @pytest.fixture
