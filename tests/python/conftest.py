@@ -13,7 +13,7 @@ import servers
 
 # Processes the tests start (`trading-system serve rust`, `demo`, ...) run the same server binary
 # as servers.start: the test build unless the caller's shell names another.
-os.environ.setdefault("TRADING_ENGINE_BIN", str(servers.TEST_SERVER))
+os.environ["TRADING_ENGINE_BIN"] = str(servers.rust_binary())
 
 SLOW_TIMEOUT_S = 1800
 """Per-test timeout of ``slow`` tests (pyproject's ``timeout`` is everyone else's): the longest,
@@ -41,9 +41,10 @@ def missing_binaries() -> list[str]:
     missing = []
     binary = servers.rust_binary()
     if not os.access(binary, os.X_OK):
-        how = f"build it with `{servers.TEST_SERVER_BUILD}` (scripts/test.sh does)"
+        build = f"`{servers.TEST_SERVER_BUILD}` (scripts/test.sh runs it)"
+        how = f"build it with {build}"
         if binary != servers.TEST_SERVER:
-            how = f"TRADING_ENGINE_BIN names it; unset that to use {servers.TEST_SERVER} ({how})"
+            how = f"TRADING_ENGINE_BIN names it; unset, {servers.TEST_SERVER}, built by {build}"
         missing.append(f"the Rust server {binary} is missing: {how}")
     if importlib.util.find_spec("trading_system.native") is None:
         package = Path(importlib.util.find_spec("trading_system").origin or "").parent

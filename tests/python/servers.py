@@ -30,8 +30,9 @@ TEST_SERVER_BUILD = "cargo build --profile ci -p trading-engine --bin trading-en
 
 
 def rust_binary() -> Path:
-    """``TRADING_ENGINE_BIN`` when set (conftest sets it to ``TEST_SERVER`` otherwise)."""
-    return Path(os.environ.get("TRADING_ENGINE_BIN", TEST_SERVER))
+    """``TRADING_ENGINE_BIN`` when set and not empty (as the CLI reads it), else ``TEST_SERVER``
+    (conftest sets the variable to it, for the processes the tests start)."""
+    return Path(os.environ.get("TRADING_ENGINE_BIN") or TEST_SERVER)
 
 
 def command(engine: str, sets: list[str], config: Path = CONFIG) -> list[str]:
