@@ -47,7 +47,8 @@ engines: ## both engines on every file of ../shared/data: do they agree?
 	.venv/bin/python scripts/check_engines.py
 
 slow: ## the slow tests: 10,000 differential examples, 1,000 streams, the fault suite at 10,000 bars
-	scripts/setup.sh
+	scripts/setup.sh --tests
+	cargo build --profile ci --locked -p trading-engine --bin trading-engine
 	.venv/bin/python -m pytest -q -m slow
 
 peer: ## compare with chan.py's outputs in ../shared/reference/chanpy

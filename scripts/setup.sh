@@ -2,8 +2,22 @@
 # Installs what the project needs beyond a Rust toolchain and Python 3 (idempotent), and builds
 # the Rust engine's server binary target/service/trading-engine.
 # The Rust toolchain itself is pinned in rust-toolchain.toml and comes from rustup.
+#
+# With --tests (scripts/test.sh): everything but the service build of the server. The tests start
+# target/ci/trading-engine, which `cargo test --profile ci` builds anyway, so a cold test run
+# skips the fat-LTO build (the longest of all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+service_server=1
+case "${1:-}" in
+  --tests) service_server=0 ;;
+  "") ;;
+  *)
+    echo "usage: scripts/setup.sh [--tests]" >&2
+    exit 2
+    ;;
+esac
 
 need() { command -v "$1" >/dev/null 2>&1; }
 
@@ -31,8 +45,10 @@ cargo fetch --locked
 # `trading-system serve rust` start it from target/service/trading-engine (the service profile:
 # release code that unwinds on a panic, so a bug fails one call, not the server). Cargo rebuilds
 # it only when its sources changed (the first build takes a few minutes: fat LTO).
-echo "setup: building target/service/trading-engine (cargo build --profile service)"
-cargo build --profile service --locked --quiet -p trading-engine --bin trading-engine
+if [ "$service_server" = 1 ]; then
+  echo "setup: building target/service/trading-engine (cargo build --profile service)"
+  cargo build --profile service --locked --quiet -p trading-engine --bin trading-engine
+fi
 
 # Python: .venv with the locked packages (reinstalled only when the lock changed) and the package
 # with its native module (trading_system.native), rebuilt only when its inputs changed.

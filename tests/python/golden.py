@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from trading_system.data import Bars, load_csv, parse_time
 
@@ -23,6 +24,12 @@ GOLDEN = ROOT / "tests" / "golden"
 
 def cases() -> list[tuple[str, dict[str, Any]]]:
     return [(p.name, json.loads(p.read_text())) for p in sorted(GOLDEN.glob("*.json"))]
+
+
+def params(kept: list[tuple[str, dict[str, Any]]]) -> list[Any]:
+    """Golden cases as ``pytest.mark.parametrize`` values ``(name, case)``, one test per file,
+    each with the file's name without ``.json`` as its id (``test_batch[01_err_empty]``)."""
+    return [pytest.param(name, case, id=Path(name).stem) for name, case in kept]
 
 
 def bars_of(case: dict[str, Any]) -> Bars:

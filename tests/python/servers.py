@@ -1,6 +1,7 @@
 """Real engine servers on loopback ports, for the gRPC tests: the Rust one
-(``target/service/trading-engine serve``) and the Python one (``python -m trading_system serve
-python``), each started as a process that prints ``listening on HOST:PORT`` once ready."""
+(``target/ci/trading-engine serve``, or ``TRADING_ENGINE_BIN``) and the Python one (``python -m
+trading_system serve python``), each started as a process that prints ``listening on HOST:PORT``
+once ready."""
 
 from __future__ import annotations
 
@@ -20,8 +21,18 @@ ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "config" / "default.yaml"
 
 
+TEST_SERVER = ROOT / "target" / "ci" / "trading-engine"
+"""The Rust server the tests start: the ci profile's build, which `cargo test --profile ci`
+(scripts/test.sh) makes anyway. The same code as the service build (target/service, what
+scripts/run.sh and the images run) but without fat LTO, and with debug assertions and overflow
+checks on, so the tests need no build of their own."""
+TEST_SERVER_BUILD = "cargo build --profile ci -p trading-engine --bin trading-engine"
+
+
 def rust_binary() -> Path:
-    return Path(os.environ.get("TRADING_ENGINE_BIN", ROOT / "target/service/trading-engine"))
+    """``TRADING_ENGINE_BIN`` when set and not empty (as the CLI reads it), else ``TEST_SERVER``
+    (conftest sets the variable to it, for the processes the tests start)."""
+    return Path(os.environ.get("TRADING_ENGINE_BIN") or TEST_SERVER)
 
 
 def command(engine: str, sets: list[str], config: Path = CONFIG) -> list[str]:

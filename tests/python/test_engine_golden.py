@@ -1,12 +1,13 @@
 """The Python engine passes every shared golden file, in batch and bar by bar (by appends, and
-by provisional bars each replaced by the real one)."""
+by provisional bars each replaced by the real one): one test per file and check, named by the
+file (``test_batch[01_err_empty]``), so ``-k 01_err_empty`` runs one file's tests."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-from golden import as_json, bars_of, cases, loose_diff
+from golden import as_json, bars_of, cases, loose_diff, params
 
 from trading_system.config import engine_config
 from trading_system.engine import Session, analyze
@@ -19,7 +20,7 @@ def test_there_are_golden_files() -> None:
     assert len(CASES) >= 80
 
 
-@pytest.mark.parametrize(("name", "case"), CASES, ids=[n for n, _ in CASES])
+@pytest.mark.parametrize(("name", "case"), params(CASES))
 def test_batch(name: str, case: dict[str, Any]) -> None:
     cfg = engine_config(case.get("config"))
     bars = bars_of(case)
@@ -35,11 +36,7 @@ def test_batch(name: str, case: dict[str, Any]) -> None:
             assert d is None, f"{name}: {d}"
 
 
-@pytest.mark.parametrize(
-    ("name", "case"),
-    [(n, c) for n, c in CASES if "expected" in c],
-    ids=[n for n, c in CASES if "expected" in c],
-)
+@pytest.mark.parametrize(("name", "case"), params([(n, c) for n, c in CASES if "expected" in c]))
 def test_incremental(name: str, case: dict[str, Any]) -> None:
     cfg = engine_config(case.get("config"))
     with_macd = case.get("with_macd", False)

@@ -3,11 +3,19 @@
 //! hand-derived partial expectation (`{"expected": {...}}` or `{"expected_error": [...]}`) that
 //! must hold whatever `expected` says, so regenerating `expected`
 //! (`GOLDEN_UPDATE=1 cargo test --test golden`) cannot hide a wrong result.
+//!
+//! A libtest-mimic harness (`harness = false`): one trial per golden file and check, named
+//! `batch::FILE`, `incremental::FILE` and `update_documents::FILE` (FILE without `.json`), so a
+//! failing file hides no other and `cargo test --test golden -- FILE` runs one file's trials.
+//! With `GOLDEN_UPDATE` set only the batch trials run (they rewrite `expected`): the others
+//! would compare against the files being rewritten, so run once more without it.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chan_core::timestamp::parse_time;
 use chan_core::{analyze, Bar, EngineConfig, Session};
+use libtest_mimic::{Arguments, Failed, Trial};
 use serde_json::{json, Value};
 
 mod update_client;
@@ -154,112 +162,125 @@ fn cases() -> Vec<(PathBuf, Value)> {
         .collect()
 }
 
-#[test]
-fn golden_files_match_the_engine() {
+/// One golden file: the analysis document (or the violations) matches `expected` (or
+/// `expected_error`), and the hand-derived `checks` hold. With `update`, `expected` is rewritten
+/// from the engine instead (the `checks` still have to hold).
+fn batch(path: &Path, case: &Value, update: bool) -> Result<(), Failed> {
+    let got = run_case(case);
+    let (key, value) = got.as_object().unwrap().iter().next().unwrap();
+    if let Some(checks) = case.get("checks") {
+        if let Some(d) = check_subset(checks, &got, "") {
+            return Err(format!("hand-derived check fails: {d}").into());
+        }
+    }
+    if update {
+        let mut case = case.clone();
+        let obj = case.as_object_mut().unwrap();
+        obj.remove("expected");
+        obj.remove("expected_error");
+        obj.insert(key.clone(), value.clone());
+        let text = serde_json::to_string_pretty(&case).unwrap() + "\n";
+        std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+        return Ok(());
+    }
+    match case.get(key.as_str()) {
+        None => Err(format!("no {key:?} (the engine gave that)").into()),
+        Some(want) => match diff(want, value, key) {
+            Some(d) => Err(d.into()),
+            None => Ok(()),
+        },
+    }
+}
+
+fn session_of(case: &Value) -> (EngineConfig, bool) {
+    let cfg = EngineConfig::from_json_overrides(case.get("config").unwrap_or(&json!({}))).unwrap();
+    let with_macd = case
+        .get("with_macd")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    (cfg, with_macd)
+}
+
+/// The incremental engine gives the same document on a golden input, bar by bar, by appends
+/// and by replacements of the last bar.
+fn incremental(case: &Value) -> Result<(), Failed> {
+    let (cfg, with_macd) = session_of(case);
+    let mut s = Session::new(cfg, with_macd).unwrap();
+    // Also through replacements: each bar first arrives as a provisional flat bar at its open.
+    let mut r = Session::new(cfg, with_macd).unwrap();
+    for b in bars_of(case) {
+        s.append(b).unwrap();
+        let o = b.open;
+        r.append(Bar::new(b.time, o, o, o, o, 0.0)).unwrap();
+        r.replace_last(b).unwrap();
+    }
+    for (how, session) in [("appends", &s), ("replacements", &r)] {
+        let got = serde_json::to_value(session.document()).unwrap();
+        if let Some(d) = diff(&case["expected"], &got, "expected") {
+            return Err(format!("incremental ({how}) differs: {d}").into());
+        }
+    }
+    Ok(())
+}
+
+/// Update documents applied by a JSON-only client rebuild the document after every call, on a
+/// golden input, by appends and by replacements of the last bar.
+fn update_documents(case: &Value) -> Result<(), Failed> {
+    let (cfg, with_macd) = session_of(case);
+    let mut s = Session::new(cfg, with_macd).unwrap();
+    let mut client = update_client::Client::new(with_macd);
+    let bars = bars_of(case);
+    for (i, b) in bars.iter().enumerate() {
+        // The whole document on small cases after every call, on the real series now and then.
+        let full = bars.len() <= 200 || i % 97 == 0 || i + 1 == bars.len();
+        let o = b.open;
+        let u = s.append(Bar::new(b.time, o, o, o, o, 0.0)).unwrap();
+        update_client::step(&mut client, &s, &u, full)?;
+        let u = s.replace_last(*b).unwrap();
+        update_client::step(&mut client, &s, &u, full)?;
+    }
+    let got = serde_json::to_value(s.document()).unwrap();
+    match diff(&case["expected"], &got, "expected") {
+        Some(d) => Err(d.into()),
+        None => Ok(()),
+    }
+}
+
+fn main() {
+    let args = Arguments::from_args();
     let update = std::env::var_os("GOLDEN_UPDATE").is_some();
     let all = cases();
-    assert!(all.len() >= 10, "golden files are missing");
-    let mut failures = Vec::new();
-    for (path, mut case) in all {
-        let name = path.file_name().unwrap().to_string_lossy().to_string();
-        let got = run_case(&case);
-        let (key, value) = got.as_object().unwrap().iter().next().unwrap();
-        if let Some(checks) = case.get("checks") {
-            if let Some(d) = check_subset(checks, &got, "") {
-                failures.push(format!("{name}: hand-derived check fails: {d}"));
-                continue;
-            }
+    let count = all.len();
+    let mut trials = vec![Trial::test("golden_files_exist", move || {
+        if count >= 10 {
+            Ok(())
+        } else {
+            Err(format!("golden files are missing: {count} found").into())
         }
-        if update {
-            let obj = case.as_object_mut().unwrap();
-            obj.remove("expected");
-            obj.remove("expected_error");
-            obj.insert(key.clone(), value.clone());
-            let text = serde_json::to_string_pretty(&case).unwrap() + "\n";
-            std::fs::write(&path, text).unwrap();
+    })];
+    for (path, case) in all {
+        let name = path.file_stem().unwrap().to_string_lossy().to_string();
+        let (path, case) = (Arc::new(path), Arc::new(case));
+        let has_expected = case.get("expected").is_some();
+        {
+            let (path, case) = (Arc::clone(&path), Arc::clone(&case));
+            trials.push(Trial::test(format!("batch::{name}"), move || {
+                batch(&path, &case, update)
+            }));
+        }
+        if update || !has_expected {
             continue;
         }
-        match case.get(key.as_str()) {
-            None => failures.push(format!("{name}: no {key:?} (the engine gave that)")),
-            Some(want) => {
-                if let Some(d) = diff(want, value, key) {
-                    failures.push(format!("{name}: {d}"));
-                }
-            }
+        {
+            let case = Arc::clone(&case);
+            trials.push(Trial::test(format!("incremental::{name}"), move || {
+                incremental(&case)
+            }));
         }
+        trials.push(Trial::test(
+            format!("update_documents::{name}"),
+            move || update_documents(&case),
+        ));
     }
-    assert!(
-        failures.is_empty(),
-        "golden failures:\n{}",
-        failures.join("\n")
-    );
-}
-
-/// The incremental engine gives the same documents on the golden inputs, bar by bar, by appends
-/// and by replacements of the last bar.
-#[test]
-fn golden_files_incrementally() {
-    for (path, case) in cases() {
-        if case.get("expected").is_none() {
-            continue;
-        }
-        let cfg =
-            EngineConfig::from_json_overrides(case.get("config").unwrap_or(&json!({}))).unwrap();
-        let with_macd = case
-            .get("with_macd")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        let mut s = Session::new(cfg, with_macd).unwrap();
-        // Also through replacements: each bar first arrives as a provisional flat bar at its open.
-        let mut r = Session::new(cfg, with_macd).unwrap();
-        for b in bars_of(&case) {
-            s.append(b).unwrap();
-            let o = b.open;
-            r.append(Bar::new(b.time, o, o, o, o, 0.0)).unwrap();
-            r.replace_last(b).unwrap();
-        }
-        for (how, session) in [("appends", &s), ("replacements", &r)] {
-            let got = serde_json::to_value(session.document()).unwrap();
-            if let Some(d) = diff(&case["expected"], &got, "expected") {
-                panic!("{}: incremental ({how}) differs: {d}", path.display());
-            }
-        }
-    }
-}
-
-/// Update documents applied by a JSON-only client rebuild the document after every call, on the
-/// golden inputs, by appends and by replacements of the last bar.
-#[test]
-fn golden_files_through_update_documents() {
-    for (path, case) in cases() {
-        if case.get("expected").is_none() {
-            continue;
-        }
-        let cfg =
-            EngineConfig::from_json_overrides(case.get("config").unwrap_or(&json!({}))).unwrap();
-        let with_macd = case
-            .get("with_macd")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        let mut s = Session::new(cfg, with_macd).unwrap();
-        let mut client = update_client::Client::new(with_macd);
-        let bars = bars_of(&case);
-        for (i, b) in bars.iter().enumerate() {
-            // The whole document on small cases after every call, on the real series now and then.
-            let full = bars.len() <= 200 || i % 97 == 0 || i + 1 == bars.len();
-            let o = b.open;
-            let u = s.append(Bar::new(b.time, o, o, o, o, 0.0)).unwrap();
-            update_client::step(&mut client, &s, &u, full)
-                .unwrap_or_else(|d| panic!("{}: {d}", path.display()));
-            let u = s.replace_last(*b).unwrap();
-            update_client::step(&mut client, &s, &u, full)
-                .unwrap_or_else(|d| panic!("{}: {d}", path.display()));
-        }
-        let got = serde_json::to_value(s.document()).unwrap();
-        assert!(
-            diff(&case["expected"], &got, "expected").is_none(),
-            "{}",
-            path.display()
-        );
-    }
+    libtest_mimic::run(&args, trials).exit();
 }
