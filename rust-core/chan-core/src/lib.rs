@@ -4,8 +4,6 @@
 //! The rules are those of `docs/CHAN_THEORY.md` (the project's copy of the specification, with
 //! the decisions it leaves open written down); section numbers in comments refer to it.
 
-// Pedantic clean-up of this module pending the tail refactor.
-#[allow(clippy::inline_always)]
 pub mod analysis;
 pub mod config;
 pub mod display;
@@ -18,8 +16,6 @@ pub mod memory;
 pub mod pen;
 pub mod pivot;
 pub mod segment;
-// Pedantic clean-up of this module pending the tail refactor.
-#[allow(clippy::cast_lossless, clippy::semicolon_if_nothing_returned)]
 pub mod signal;
 pub mod timestamp;
 

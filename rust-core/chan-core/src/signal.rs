@@ -223,7 +223,7 @@ pub fn segment_signals(
             pen,
             // The last pen is never final.
             is_final: confirmed && pen + 1 < n,
-        })
+        });
     };
     // Type 1: the segment's last pen leaves its last pivot, breaks out to a new extreme and
     // diverges from the pen that entered the pivot.
@@ -312,7 +312,7 @@ mod tests {
     #[test]
     fn cache_extends_an_extended_pen_exactly() {
         let h: Column<f64> = (0..40)
-            .map(|i| ((i * 37 % 11) as f64 - 4.7) * 0.1)
+            .map(|i| (f64::from(i * 37 % 11) - 4.7) * 0.1)
             .collect();
         for measure in [
             Strength::Area,
@@ -322,7 +322,7 @@ mod tests {
         ] {
             let mut cache = StrengthCache::default();
             for end in 3..40 {
-                let p = pen(Direction::Up, (2, 10.0), (end, 10.0 + end as f64));
+                let p = pen(Direction::Up, (2, 10.0), (end, 10.0 + f64::from(end)));
                 let got = cache.get(std::slice::from_ref(&p), 0, &h, measure);
                 let fresh = strength(&p, &h, measure);
                 assert_eq!(got.to_bits(), fresh.to_bits(), "{measure:?} end {end}");
@@ -340,7 +340,7 @@ mod tests {
     #[test]
     fn cache_slot_shared_by_two_pens() {
         let h: Column<f64> = (0..600)
-            .map(|i| ((i * 13 % 7) as f64 - 3.1) * 0.2)
+            .map(|i| (f64::from(i * 13 % 7) - 3.1) * 0.2)
             .collect();
         let mut pens = vec![pen(Direction::Up, (0, 1.0), (1, 2.0)); SLOTS + 2];
         pens[1] = pen(Direction::Up, (10, 10.0), (40, 12.0));

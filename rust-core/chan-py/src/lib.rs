@@ -13,6 +13,9 @@
 //! - Errors: `InvalidBars(ValueError)` with args `(message, violations_json)`,
 //!   `ConfigError(ValueError)` with args `(message, key)`, `StateError(RuntimeError)`.
 
+// Doc comments of the Python-facing items are the Python help text: backticks would show.
+#![allow(clippy::doc_markdown)]
+
 mod results;
 mod session;
 
@@ -57,7 +60,7 @@ pub(crate) fn to_py(e: ChanError) -> PyErr {
     }
 }
 
-pub(crate) fn json_error(e: serde_json::Error) -> PyErr {
+pub(crate) fn json_error(e: &serde_json::Error) -> PyErr {
     PyRuntimeError::new_err(format!("serializing the document: {e}"))
 }
 

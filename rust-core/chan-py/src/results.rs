@@ -506,15 +506,16 @@ impl Analysis {
     fn doc(&self, py: Python<'_>) -> &Document {
         match &self.source {
             Source::Session(d) => d,
-            Source::Batch { analysis, document } => match document.get() {
-                Some(d) => d,
-                None => {
+            Source::Batch { analysis, document } => {
+                if let Some(d) = document.get() {
+                    d
+                } else {
                     // Rendered outside `get_or_init`: a thread waiting there would hold the
                     // GIL this one needs back after rendering without it.
                     let d = py.detach(|| analysis.document());
                     document.get_or_init(|| d)
                 }
-            },
+            }
         }
     }
 }
@@ -531,12 +532,12 @@ impl Analysis {
                 None => serde_json::to_string(&analysis.document()),
             },
         })
-        .map_err(json_error)
+        .map_err(|e| json_error(&e))
     }
 
     /// The configuration the analysis used, as JSON (the document's `config`).
     fn config_json(&self, py: Python<'_>) -> PyResult<String> {
-        serde_json::to_string(&self.doc(py).config).map_err(json_error)
+        serde_json::to_string(&self.doc(py).config).map_err(|e| json_error(&e))
     }
 
     /// Number of raw bars.

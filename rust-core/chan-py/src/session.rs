@@ -143,7 +143,7 @@ impl Session {
     /// The full analysis document of the series so far (JSON).
     fn to_json(&self, py: Python<'_>) -> PyResult<String> {
         py.detach(|| serde_json::to_string(&self.inner.document()))
-            .map_err(json_error)
+            .map_err(|e| json_error(&e))
     }
 
     /// Number of bars applied.
@@ -272,7 +272,7 @@ impl Update {
 
     /// The update document as JSON (what the gRPC servers' clients rebuild the document from).
     fn to_json(&self, py: Python<'_>) -> PyResult<String> {
-        serde_json::to_string(self.doc(py)?).map_err(json_error)
+        serde_json::to_string(self.doc(py)?).map_err(|e| json_error(&e))
     }
 
     fn __repr__(&self) -> String {

@@ -187,6 +187,8 @@ impl Engine {
     /// segments).
     // Always inlined: a call per streamed bar (with its register saves) cost the session about
     // 7% in interleaved wall-clock runs, though callgrind counts slightly more instructions.
+    // Always inlined: measured faster (docs/BENCHMARKS.md, "What the figures rest on").
+    #[allow(clippy::inline_always)]
     #[inline(always)]
     pub(crate) fn push(&mut self, bar: &Bar) -> PenEvent {
         let i = self.times.len() as u32;

@@ -193,7 +193,7 @@ impl Engine {
                         &mut work.strengths,
                         pivots,
                         signals,
-                    )
+                    );
                 }
             }
             out.bounds
@@ -322,7 +322,7 @@ pub(super) struct LiveTail {
     tail: Tail,
     fresh: Tail,
     work: TailWork,
-    /// Unit tests: how often each plan was carried out (Keep, RecomputeLastPoints, DeriveFrom).
+    /// Unit tests: how often each plan was carried out (Keep, `RecomputeLastPoints`, `DeriveFrom`).
     #[cfg(test)]
     taken: [u32; 3],
 }
@@ -579,11 +579,11 @@ mod tests {
         (0..n)
             .map(|i| {
                 let open = close;
-                close = (open + next(41) as i64 - 20).max(1_000);
-                let high = open.max(close) + next(6) as i64;
-                let low = open.min(close) - next(6) as i64;
+                close = (open + next(41).cast_signed() - 20).max(1_000);
+                let high = open.max(close) + next(6).cast_signed();
+                let low = open.min(close) - next(6).cast_signed();
                 let p = |c: i64| c as f64 / 100.0;
-                let time = 1_600_000_000_000 + 60_000 * i as i64;
+                let time = 1_600_000_000_000 + 60_000 * i64::try_from(i).unwrap();
                 Bar::new(time, p(open), p(high), p(low), p(close), 1.0)
             })
             .collect()
