@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, TypedDict, cast
+from typing import Any, Literal, cast
 
 import numpy as np
 from google.protobuf import json_format
@@ -35,6 +35,7 @@ from google.protobuf.message import Message
 from trading_system.data import COLUMNS, Bars, format_time
 from trading_system.engine.document import (
     AnalysisDoc,
+    AnalysisHead,
     Direction,
     FractalDoc,
     FractalsChange,
@@ -496,23 +497,10 @@ def _tail_doc(t: pb.Tail) -> TailDoc:
     }
 
 
-class _AnalysisHead(TypedDict):
-    """The keys of :class:`AnalysisDoc` before ``macd``, in the document's order."""
-
-    bars: int
-    merged_bars: int
-    fractals: list[FractalDoc]
-    pens: list[PenDoc]
-    forming_pen: PenDoc | None
-    segments: list[SegmentDoc]
-    pivots: list[PivotDoc]
-    signals: list[SignalDoc]
-
-
 def analysis_document(a: pb.Analysis) -> AnalysisDoc:
     """An ``Analysis`` as the analysis document (§12.6), times as ISO text again; keys in the
     document's order (``macd`` between ``signals`` and ``repairs``, when there is one)."""
-    head: _AnalysisHead = {
+    head: AnalysisHead = {
         "bars": a.bars,
         "merged_bars": a.merged_bars,
         "fractals": [_fractal_doc(f) for f in a.fractals],

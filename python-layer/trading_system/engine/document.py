@@ -124,8 +124,9 @@ class AnalysisDoc(TypedDict):
     config: dict[str, Any]
 
 
-class _AnalysisHead(TypedDict):
-    """The keys of :class:`AnalysisDoc` before ``macd``, in order."""
+class AnalysisHead(TypedDict):
+    """The keys of :class:`AnalysisDoc` before ``macd``, in the document's order (built first,
+    then ``macd`` when asked for, then the rest: the key order is the JSON text's)."""
 
     bars: int
     merged_bars: int
@@ -291,7 +292,7 @@ def build_document(e: Engine, t: Tail) -> AnalysisDoc:
     pens = e.pens.pens
     last = len(pens) - 1
     forming = e.forming_pen()
-    head: _AnalysisHead = {
+    head: AnalysisHead = {
         "bars": len(e.times),
         "merged_bars": len(e.merged),
         "fractals": [r.fractal(f) for f in e.fractals],
