@@ -54,7 +54,8 @@ impl ChanError {
         }
     }
 
-    pub(crate) fn config(key: impl Into<String>, message: impl Into<String>) -> Self {
+    /// A configuration error naming `key` (also built by the trading-config crate).
+    pub fn config(key: impl Into<String>, message: impl Into<String>) -> Self {
         ChanError::Config {
             key: key.into(),
             message: message.into(),

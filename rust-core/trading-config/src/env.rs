@@ -3,7 +3,6 @@
 
 use chan_core::ChanError;
 
-use crate::config_error;
 use crate::file::{set_key, FileConfig};
 
 /// The prefix of environment variables that override the configuration:
@@ -27,7 +26,7 @@ impl FileConfig {
         for (name, raw) in &found {
             let parts: Vec<&str> = name[ENV_PREFIX.len()..].split("__").collect();
             if parts.len() != 2 || parts.iter().any(|p| p.is_empty()) {
-                return Err(config_error(
+                return Err(ChanError::config(
                     name.as_str(),
                     format!("expected the form {ENV_PREFIX}SECTION__KEY"),
                 ));
@@ -44,7 +43,7 @@ impl FileConfig {
                     .iter()
                     .find(|(n, _)| n[ENV_PREFIX.len()..].to_lowercase().replace("__", ".") == key);
                 let name = var.map_or(format!("{ENV_PREFIX}*"), |(n, _)| n.clone());
-                config_error(key, format!("{message} (from the environment: {name})"))
+                ChanError::config(key, format!("{message} (from the environment: {name})"))
             }
             other => other,
         })?;
@@ -57,7 +56,7 @@ impl FileConfig {
 fn from_env(e: ChanError, name: &str) -> ChanError {
     match e {
         ChanError::Config { key, message } => {
-            config_error(key, format!("{message} (from the environment: {name})"))
+            ChanError::config(key, format!("{message} (from the environment: {name})"))
         }
         other => other,
     }

@@ -9,7 +9,6 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::config_error;
 use crate::sections::{ClientConfig, LoggingConfig, ServerConfig, SystemConfig};
 
 /// The whole configuration file (`config/default.yaml`).
@@ -39,7 +38,7 @@ pub trait YamlConfig: Serialize + DeserializeOwned + Default {
         let cfg: Self = if text.trim().is_empty() {
             Self::default()
         } else {
-            serde_yaml_ng::from_str(text).map_err(|e| config_error("file", e.to_string()))?
+            serde_yaml_ng::from_str(text).map_err(|e| ChanError::config("file", e.to_string()))?
         };
         cfg.validate()?;
         Ok(cfg)
@@ -102,14 +101,14 @@ pub(crate) fn set_key<T: Serialize + DeserializeOwned>(
     assignment: &str,
 ) -> Result<T, ChanError> {
     let (key, raw) = assignment.split_once('=').ok_or_else(|| {
-        config_error(
+        ChanError::config(
             assignment,
             "an override must have the form section.key=value",
         )
     })?;
     let key = key.trim();
     let value: Value = serde_yaml_ng::from_str(raw.trim())
-        .map_err(|e| config_error(key, format!("unreadable value {raw:?}: {e}")))?;
+        .map_err(|e| ChanError::config(key, format!("unreadable value {raw:?}: {e}")))?;
     // A text key takes the text as written, even when it reads as a number (`auth_token=123`)
     // or as nothing.
     let value = if is_text_key(cfg, key) && !value.is_string() {

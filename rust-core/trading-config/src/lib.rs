@@ -14,7 +14,6 @@ mod sections;
 #[cfg(test)]
 mod tests;
 
-use chan_core::ChanError;
 #[cfg(doc)]
 use chan_core::EngineConfig;
 
@@ -22,11 +21,3 @@ pub use env::ENV_PREFIX;
 pub use file::{FileConfig, YamlConfig};
 pub use presets::MacdPresets;
 pub use sections::{ClientConfig, EngineName, LoggingConfig, ServerConfig, SystemConfig, REDACTED};
-
-/// A configuration error naming `key`.
-pub(crate) fn config_error(key: impl Into<String>, message: impl Into<String>) -> ChanError {
-    ChanError::Config {
-        key: key.into(),
-        message: message.into(),
-    }
-}

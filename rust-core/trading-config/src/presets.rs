@@ -6,8 +6,6 @@ use chan_core::config::MacdConfig;
 use chan_core::{ChanError, EngineConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::config_error;
-
 /// Named MACD parameter sets (`config/macd_params.yaml`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -18,8 +16,8 @@ pub struct MacdPresets {
 impl MacdPresets {
     /// Parses the presets file; each preset is range-checked like `macd`.
     pub fn from_yaml(text: &str) -> Result<Self, ChanError> {
-        let p: MacdPresets =
-            serde_yaml_ng::from_str(text).map_err(|e| config_error("presets", e.to_string()))?;
+        let p: MacdPresets = serde_yaml_ng::from_str(text)
+            .map_err(|e| ChanError::config("presets", e.to_string()))?;
         for (name, m) in &p.presets {
             let cfg = EngineConfig {
                 macd: *m,
@@ -27,7 +25,7 @@ impl MacdPresets {
             };
             cfg.validate().map_err(|e| match e {
                 ChanError::Config { key, message } => {
-                    config_error(format!("presets.{name}.{key}"), message)
+                    ChanError::config(format!("presets.{name}.{key}"), message)
                 }
                 other => other,
             })?;

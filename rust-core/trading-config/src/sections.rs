@@ -5,8 +5,6 @@
 use chan_core::ChanError;
 use serde::{Deserialize, Serialize};
 
-use crate::config_error;
-
 /// Which engine serves when both are healthy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -116,7 +114,7 @@ impl SystemConfig {
             ("system.max_sessions", self.max_sessions),
         ] {
             if v < 1 {
-                return Err(config_error(k, format!("must be >= 1, got {v}")));
+                return Err(ChanError::config(k, format!("must be >= 1, got {v}")));
             }
         }
         Ok(())
@@ -210,14 +208,14 @@ impl ServerConfig {
             ("server.monitor_port", self.monitor_port),
         ] {
             if v > 65535 {
-                return Err(config_error(
+                return Err(ChanError::config(
                     k,
                     format!("must be a port from 1 to 65535, or 0 for any free port, got {v}"),
                 ));
             }
         }
         if self.max_message_bytes < Self::MIN_MESSAGE_BYTES {
-            return Err(config_error(
+            return Err(ChanError::config(
                 "server.max_message_bytes",
                 format!(
                     "must be >= {}, got {}",
@@ -227,13 +225,13 @@ impl ServerConfig {
             ));
         }
         if self.replay_window < 1 {
-            return Err(config_error(
+            return Err(ChanError::config(
                 "server.replay_window",
                 format!("must be >= 1, got {}", self.replay_window),
             ));
         }
         if self.max_sessions < 1 {
-            return Err(config_error(
+            return Err(ChanError::config(
                 "server.max_sessions",
                 format!("must be >= 1, got {}", self.max_sessions),
             ));
@@ -253,7 +251,7 @@ impl ServerConfig {
             ),
         ] {
             if !value.is_empty() && !file.is_empty() {
-                return Err(config_error(
+                return Err(ChanError::config(
                     file_key,
                     format!("cannot be set together with {key}"),
                 ));

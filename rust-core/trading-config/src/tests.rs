@@ -3,9 +3,7 @@
 use chan_core::config::{MacdSeed, PenConfig, PenDefinition};
 use chan_core::{ChanError, EngineConfig};
 
-use crate::{
-    config_error, ClientConfig, FileConfig, ServerConfig, SystemConfig, YamlConfig, REDACTED,
-};
+use crate::{ClientConfig, FileConfig, ServerConfig, SystemConfig, YamlConfig, REDACTED};
 
 fn vars(v: &[(&str, &str)]) -> Vec<(String, String)> {
     v.iter()
@@ -49,7 +47,10 @@ fn unknown_keys_are_errors() {
     let e = EngineConfig::from_yaml("macd:\n  fastt: 3\n").unwrap_err();
     assert!(e.to_string().contains("fastt"), "{e}");
     let e = EngineConfig::default().set("macd.fastt=3").unwrap_err();
-    assert_eq!(e, config_error("macd.fastt", "unknown configuration key"));
+    assert_eq!(
+        e,
+        ChanError::config("macd.fastt", "unknown configuration key")
+    );
     // The same key given as JSON reads the same.
     assert_eq!(
         e,
@@ -198,7 +199,7 @@ fn system_defaults_and_ranges() {
         let e = FileConfig::from_yaml(&format!("system:\n  {key}: 0\n")).unwrap_err();
         assert_eq!(
             e,
-            config_error(format!("system.{key}"), "must be >= 1, got 0"),
+            ChanError::config(format!("system.{key}"), "must be >= 1, got 0"),
         );
         let c = FileConfig::from_yaml(&format!("system:\n  {key}: 1\n")).unwrap();
         assert_eq!(c.system.validate(), Ok(()));
@@ -209,7 +210,7 @@ fn system_defaults_and_ranges() {
     let e = FileConfig::from_yaml("server:\n  max_sessions: 0\n").unwrap_err();
     assert_eq!(
         e,
-        config_error("server.max_sessions", "must be >= 1, got 0")
+        ChanError::config("server.max_sessions", "must be >= 1, got 0")
     );
 }
 
@@ -239,7 +240,7 @@ fn client_section_and_token_keys() {
     ] {
         assert_eq!(
             FileConfig::from_yaml(yaml).unwrap_err(),
-            config_error(key, format!("cannot be set together with {other}")),
+            ChanError::config(key, format!("cannot be set together with {other}")),
         );
     }
     let mut c = FileConfig::default();
