@@ -32,6 +32,7 @@ from cluster import (
 )
 
 from trading_system.client import Client, Retry
+from trading_system.monitor.relay import ATTEMPTS
 from trading_system.proto import trading_pb2 as pb
 
 SIZES = [1200, pytest.param(10_000, marks=pytest.mark.slow, id="10000")]
@@ -116,7 +117,10 @@ def test_both_engines_down_then_one_back(n: int) -> None:
         def outage() -> None:
             c.kill("rust")
             c.kill("python")
-            threading.Timer(1.0, lambda: c.restart("python")).start()
+            # Twice as long as the monitor waits for an engine to come back before it fails
+            # closed (one call deadline per attempt), so the stream must fail and the client
+            # must resume.
+            threading.Timer(2 * ATTEMPTS * 0.5, lambda: c.restart("python")).start()
 
         bars, acks, reconnects = client_feed(c, "BOTHDOWN", n, {n // 2: outage})
         assert reconnects >= 1
