@@ -201,7 +201,7 @@ def test_monitor_killed_and_restarted_under_load(count: int, n: int, tmp_path: P
 
 def assert_untouched(c: Cluster) -> None:
     s = c.status()
-    assert s.epoch == 1 and s.active == "rust", s
+    assert s.epoch == 1 and s.active == "rust", [(w.engine, w.reason) for w in s.switches]
     assert all(e.eligible and not e.slow for e in s.engines), s
 
 

@@ -30,6 +30,27 @@ if TYPE_CHECKING:
     from trading_system.monitor.service import Monitor
 
 
+MAX_BATCH = 128
+"""Bars per ``Apply`` request at most. A hang is told from a busy engine by its answers (an
+engine that answered within the deadline is busy, see ``Relay._patient``): bounded requests
+keep the answers coming under a burst, where one request of thousands of bars would keep the
+engine silent for longer than a deadline."""
+
+
+class Batch:
+    """Bars that go to the engine in one ``Apply`` request: their messages, their answers'
+    futures, and when the request's write completed (the loop's clock). Until then a bar is
+    the monitor's to send, not the engine's to answer: an engine is judged hung only on what
+    it was given."""
+
+    __slots__ = ("futures", "messages", "written_at")
+
+    def __init__(self) -> None:
+        self.messages: list[bytes] = []
+        self.futures: list[asyncio.Future[pb.StreamResponse]] = []
+        self.written_at: float | None = None
+
+
 class _Exchange:
     """One ``Apply`` call: its stream, the requests written on it that wait for their answers
     (send time and one future per bar), and the task reading the answers."""
@@ -47,10 +68,8 @@ class Applier:
         self.m = monitor
         self.engine = engine
         self.current: _Exchange | None = None
-        self.queue: list[tuple[bytes, asyncio.Future[pb.StreamResponse]]] = []
+        self.queue: deque[Batch] = deque()
         self.writing = False
-        self.answered_at = 0.0
-        """When the engine last answered an exchange (the event loop's clock)."""
         self.requests = 0
         self.messages = 0
         self._open = monitor.channels[engine].stream_stream(
@@ -59,14 +78,21 @@ class Applier:
             response_deserializer=pb.ApplyResponse.FromString,
         )
 
-    def submit(self, session: bytes, message: bytes) -> asyncio.Future[pb.StreamResponse]:
+    def submit(
+        self, session: bytes, message: bytes
+    ) -> tuple[asyncio.Future[pb.StreamResponse], Batch]:
         """Queues one bar message (``session``: :func:`.wire.session_field`, ``message``: the
-        serialized BarMessage); the future is its answer. Whoever finds no write under way
-        writes (:meth:`flush`): one bot's bar goes out at once, without a hop through another
-        task; under load the bars that arrive meanwhile go out together in the next write."""
+        serialized BarMessage): its answer's future and the batch it goes out in. Whoever finds
+        no write under way writes (:meth:`flush`): one bot's bar goes out at once, without a
+        hop through another task; under load the bars that arrive meanwhile go out together in
+        the next writes."""
         future: asyncio.Future[pb.StreamResponse] = asyncio.get_running_loop().create_future()
-        self.queue.append((session_message(session, message), future))
-        return future
+        if not self.queue or len(self.queue[-1].futures) >= MAX_BATCH:
+            self.queue.append(Batch())
+        batch = self.queue[-1]
+        batch.messages.append(session_message(session, message))
+        batch.futures.append(future)
+        return future, batch
 
     async def flush(self) -> None:
         """Writes what is queued, unless a write is under way (that writer sends it next). A
@@ -78,16 +104,17 @@ class Applier:
         try:
             while self.queue:
                 x = self.current or self._start()
-                batch, self.queue = self.queue, []
-                x.inflight.append((time.perf_counter(), [f for _, f in batch]))
+                batch = self.queue.popleft()
+                x.inflight.append((time.perf_counter(), batch.futures))
                 self.requests += 1
-                self.messages += len(batch)
+                self.messages += len(batch.futures)
                 # Shielded: a writer whose client went away mid-write must not leave a request
                 # half sent (the others' bars are in it).
-                write = asyncio.ensure_future(x.call.write(b"".join(m for m, _ in batch)))
+                write = asyncio.ensure_future(x.call.write(b"".join(batch.messages)))
                 try:
                     async with asyncio.timeout(self.m.timeout):
                         await asyncio.shield(write)
+                    batch.written_at = asyncio.get_running_loop().time()
                 except (grpc.aio.AioRpcError, asyncio.InvalidStateError, TimeoutError) as e:
                     self._fail(x, f"Apply stream: {type(e).__name__}: {e}")
         finally:
@@ -115,7 +142,7 @@ class Applier:
                     self._fail(x, "Apply: an answer to no request")
                     return
                 sent, futures = x.inflight.popleft()
-                self.answered_at = asyncio.get_running_loop().time()
+                self.m.answered_at[self.engine] = asyncio.get_running_loop().time()
                 # One latency sample per exchange, from its write to its answer: the engine's
                 # time (and the network's), not the bars' wait for their turn in the monitor.
                 millis = (time.perf_counter() - sent) * 1000
@@ -154,10 +181,11 @@ class Applier:
         """The engine failed: the current exchange and every bar queued for it fail over."""
         if self.current is not None:
             self._fail(self.current, why)
-        queued, self.queue = self.queue, []
-        for _, f in queued:
-            if not f.done():
-                f.set_exception(LegFailed(why))
+        queued, self.queue = self.queue, deque()
+        for batch in queued:
+            for f in batch.futures:
+                if not f.done():
+                    f.set_exception(LegFailed(why))
 
     async def close(self) -> None:
         x = self.current

@@ -38,6 +38,7 @@ from trading_system.server import log
 from trading_system.stubs import StreamCall, read
 
 if TYPE_CHECKING:
+    from trading_system.monitor.applier import Batch
     from trading_system.monitor.service import Monitor
 
 REQUEST_CODES = frozenset(
@@ -111,22 +112,28 @@ class Leg:
             raise grpc.aio.AioRpcError(code, grpc.aio.Metadata(), trailers, details)
         return answer
 
-    async def exchange(self, request: pb.StreamRequest, timeout: float) -> pb.StreamResponse:
-        """Sends one message and reads its answer within ``timeout``. Raises LegFailed when the
+    async def exchange(
+        self,
+        request: pb.StreamRequest,
+        timeout: float,
+        ceiling: float,
+        patient: Callable[[], bool],
+    ) -> pb.StreamResponse:
+        """Sends one message and reads its answer, judged like a bar (:func:`answered`): past
+        ``timeout`` only if the engine is not busy answering others. Raises LegFailed when the
         engine failed, AioRpcError (not a failover code) when it ended the stream on purpose
         (an unknown session, a bad first message)."""
         started = time.perf_counter()
+        # A task per exchange: only opens come here, a bar goes through the appliers.
+        exchange = asyncio.ensure_future(self._exchange(request))
         try:
-            async with asyncio.timeout(timeout):
-                answer = await self._exchange(request)
-        except TimeoutError:
-            raise LegFailed(
-                f"DEADLINE_EXCEEDED: no answer within {timeout * 1000:.0f} ms"
-            ) from None
+            answer = await answered(exchange, timeout, ceiling, patient)
         except grpc.aio.AioRpcError as e:
             if engine_failed(e.code()):
                 raise LegFailed(f"{e.code().name}: {e.details()}") from None
             raise
+        finally:
+            exchange.cancel()
         self.millis = (time.perf_counter() - started) * 1000
         return answer
 
@@ -192,10 +199,16 @@ class Relay:
     """One client stream through the monitor: its session's journal; its bars go to the
     active engine's applier."""
 
-    def __init__(self, monitor: Monitor, timeout: Callable[[], float]) -> None:
+    def __init__(
+        self, monitor: Monitor, timeout: Callable[[], float], patience: Callable[[], float]
+    ) -> None:
         self.m = monitor
         self.router = monitor.router
         self.timeout = timeout
+        """The call deadline, within the client's own."""
+        self.patience = patience
+        """How long an open may wait on an engine that is busy, not hung (the batch deadline,
+        within the client's own)."""
         self.journal: Journal | None = None
         self.session = b""
         """The encoded session field of the Apply messages (:func:`.wire.session_field`)."""
@@ -259,15 +272,20 @@ class Relay:
             return False
         return await self.m.feeders[engine].level(j, self.m.batch_timeout)
 
-    def _patient(self, engine: str, deadline: float) -> bool:
-        """Past the adaptive deadline, wait longer for ``engine``? Yes when it is not hung but
-        busy — it answered an exchange within the last deadline (a hung engine answers
-        nothing; one starved of CPU, or working through large batches, still does) — or when
-        failing it over could not help or would flap: no other engine takes traffic, or the
-        last switch is within the hold-down (a latency that flaps must not switch on every
-        flap)."""
+    def _patient(self, engine: str, deadline: float, batch: Batch | None = None) -> bool:
+        """Past the adaptive deadline, wait longer for ``engine``? Yes when it has not had the
+        bar for a deadline yet (``batch``: the request it goes out in, still being written by
+        a busy monitor, or written less than a deadline ago); when it is not hung but busy —
+        it answered an exchange within the last deadline (a hung engine answers nothing; one
+        starved of CPU, or working through a burst, still does); or when failing it over could
+        not help or would flap: no other engine takes traffic, or the last switch is within
+        the hold-down (a latency that flaps must not switch on every flap)."""
         loop_now = asyncio.get_running_loop().time()
-        if loop_now - self.m.appliers[engine].answered_at < deadline:
+        if batch is not None and (
+            batch.written_at is None or loop_now - batch.written_at < deadline
+        ):
+            return True
+        if loop_now - self.m.answered_at[engine] < deadline:
             return True
         standby = self.router.engines[other(engine)]
         return not standby.eligible or self.router.held_down
@@ -316,8 +334,16 @@ class Relay:
         ended: list[grpc.aio.AioRpcError] = []
         for engine in self.router.order():
             leg = self._new_leg(engine)
+            # The call deadline plus the monitor's own delay; past it, waited for while the
+            # engine answers others: a burst of opens queues on both sides, it is no hang.
+            deadline = self.timeout() + self.m.loop_lag
             try:
-                answer = await leg.exchange(request, self.timeout())
+                answer = await leg.exchange(
+                    request,
+                    deadline,
+                    self.patience(),
+                    functools.partial(self._patient, engine, deadline),
+                )
             except LegFailed as e:
                 leg.cancel()
                 self.router.failed(engine, f"Stream open: {e}")
@@ -327,6 +353,7 @@ class Relay:
                 ended.append(e)
                 break
             leg.cancel()
+            self.m.answered_at[engine] = asyncio.get_running_loop().time()
             if o is None or answer.WhichOneof("kind") != "opened":
                 return answer
             self.router.ok(engine, self.m.net(leg.millis), probe=False)
@@ -463,7 +490,7 @@ class Relay:
                 continue
             epoch = self.router.epoch
             applier = self.m.appliers[engine]
-            future = applier.submit(self.session, message)
+            future, batch = applier.submit(self.session, message)
             await applier.flush()
             try:
                 deadline = self.m.deadline(engine)
@@ -471,7 +498,7 @@ class Relay:
                     future,
                     deadline,
                     self.timeout(),
-                    functools.partial(self._patient, engine, deadline),
+                    functools.partial(self._patient, engine, deadline, batch),
                 )
             except LegFailed as e:
                 self._failed(engine, str(e))

@@ -118,6 +118,9 @@ class Monitor:
         self.idle_after = system.session_idle_ms / 1000
         self.failures = {e: asyncio.Event() for e in ENGINES}
         """Set when the engine is found failed (then replaced by a fresh event)."""
+        self.answered_at = dict.fromkeys(ENGINES, 0.0)
+        """When each engine last answered a stream exchange, a bar batch or an open (the event
+        loop's clock): an engine that answers is busy, not hung."""
         self.interval = system.health_check_interval_ms / 1000
         # The engines are reached like any server (TLS and client certificates per the shared
         # configuration): the client token on forwarded calls, the operator token on the
@@ -646,7 +649,11 @@ class Monitor:
                 f"too many streams (system.max_streams = {self.max_streams})",
             )
         self.streams += 1
-        relay = Relay(self, lambda: self._timeout(context))
+        relay = Relay(
+            self,
+            lambda: self._timeout(context),
+            lambda: self._timeout(context, self.batch_timeout),
+        )
         try:
             async for data in requests:
                 started = time.perf_counter()
