@@ -34,11 +34,15 @@ WAIT = 60.0
 ENGINES = ("rust", "python")
 
 
-def wait_for(condition: Callable[[], bool], what: str, deadline: float = WAIT) -> None:
+def wait_for(
+    condition: Callable[[], bool], what: str | Callable[[], str], deadline: float = WAIT
+) -> None:
+    """Polls ``condition`` until it holds; ``what`` (or its result, for a message that shows
+    the last state seen) names it when it does not within ``deadline``."""
     end = time.monotonic() + deadline
     while not condition():
         if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
+            raise AssertionError(f"timed out waiting for {what() if callable(what) else what}")
         time.sleep(0.05)
 
 

@@ -280,13 +280,22 @@ def test_many_sessions_are_capped_on_both_engines(sessions: int, cap: int) -> No
         def counts() -> list[int]:
             return [c.stub(c.engines[e]).GetInfo(pb.InfoRequest()).sessions for e in c.engines]
 
-        wait_for(lambda: counts() == [cap, cap], f"both engines at {cap} sessions")
+        seen: list[int] = []
+
+        def level() -> bool:
+            seen[:] = counts()
+            return seen == [cap, cap]
+
+        wait_for(level, lambda: f"both engines at {cap} sessions (rust, python: {seen})")
         assert c.status().sessions == cap
         # Every session streaming at once, one more than the cap: exactly one refused.
         bots = Bots(c.monitor.address, cap + 1, 2, prefix="FULL", pace=0.5)
         bots.start()
         refused = [e for b in bots.finish() for e in b.errors]
-        assert len(refused) == 1 and "system.max_sessions" in refused[0], refused[:3]
+        assert len(refused) == 1 and "system.max_sessions" in refused[0], (
+            [(w.engine, w.reason) for w in c.status().switches],
+            [e.split("debug_error_string")[0] for e in refused[:3]],
+        )
         assert_untouched(c)
 
 

@@ -96,10 +96,14 @@ class Leg:
         self.engine = engine
         self.call = call
         self.millis = 0.0
+        self.written_at: float | None = None
+        """When the last request's write completed (the loop's clock): the engine has it."""
 
     async def _exchange(self, request: pb.StreamRequest) -> pb.StreamResponse:
         try:
+            self.written_at = None
             await self.call.write(request)
+            self.written_at = asyncio.get_running_loop().time()
             answer = await read(self.call)
         except asyncio.InvalidStateError as e:  # the call already ended
             raise LegFailed(f"stream closed: {e}") from None
@@ -126,8 +130,16 @@ class Leg:
         started = time.perf_counter()
         # A task per exchange: only opens come here, a bar goes through the appliers.
         exchange = asyncio.ensure_future(self._exchange(request))
+        loop = asyncio.get_running_loop()
+
+        def given() -> bool:
+            # The engine is judged from the moment it has the request (a monitor busy with
+            # a burst of new streams may take long to write it).
+            w = self.written_at
+            return w is None or loop.time() - w < timeout or patient()
+
         try:
-            answer = await answered(exchange, timeout, ceiling, patient)
+            answer = await answered(exchange, timeout, ceiling, given)
         except grpc.aio.AioRpcError as e:
             if engine_failed(e.code()):
                 raise LegFailed(f"{e.code().name}: {e.details()}") from None

@@ -208,6 +208,10 @@ class Feeder:
     def _settle(self, j: Journal, result: pb.SessionCaughtUp, sent: tuple[bool, int]) -> None:
         if self.m.journals.get(j.name) is not j:
             self.forget(j.name)  # replaced or evicted meanwhile
+            if j.name not in self.m.journals and not result.HasField("error"):
+                # Evicted while this call was under way: its close may have reached the engine
+                # before the call made the session there. Closed again, after it.
+                self.m.close_on(self.engine, [j.name])
             return
         fresh, after = sent
         if result.HasField("error"):

@@ -155,6 +155,9 @@ class Monitor:
         """The configuration digest each engine reported last."""
         self.store = Store(system.state_file) if system.state_file else None
         self.feeders = {e: Feeder(self, e) for e in ENGINES}
+        self.closing: dict[str, set[str]] = {e: set() for e in ENGINES}
+        """Sessions each engine must still drop (evicted by the monitor), sent in batches."""
+        self._closer: dict[str, asyncio.Task[None] | None] = dict.fromkeys(ENGINES)
         self.appliers = {e: Applier(self, e) for e in ENGINES}
         if self.store is not None:
             self._restore(self.store)
@@ -236,23 +239,54 @@ class Monitor:
                 f.forget(v.name)
             if self.store is not None:
                 self.store.drop_session(v.name)
-        names = [
-            pb.SessionName(symbol=v.name.rsplit("/", 1)[0], timeframe=v.name.rsplit("/", 1)[1])
-            for v in victims
-        ]
         log.logger().info("sessions evicted", sessions=len(victims), reason=why)
         for e in ENGINES:
-            self._spawn(self._close_sessions(e, names))
+            self.close_on(e, [v.name for v in victims])
 
-    async def _close_sessions(self, engine: str, names: list[pb.SessionName]) -> None:
-        """Both engines drop what the monitor dropped (an engine down now restarts empty or
-        is rebuilt afresh; it never serves these sessions again through this monitor)."""
-        with contextlib.suppress(grpc.aio.AioRpcError):
-            await self.replicas[engine].CloseSessions(
-                pb.CloseSessionsRequest(sessions=names),
-                timeout=self.timeout,
-                metadata=self.admin_metadata,
+    def close_on(self, engine: str, names: list[str]) -> None:
+        """``engine`` drops these sessions: queued, and sent by one closer task per engine in
+        as few calls as the queue allows (a burst of opens evicts one session per open)."""
+        self.closing[engine].update(names)
+        closer = self._closer[engine]
+        if closer is None or closer.done():
+            self._closer[engine] = self._spawn(self._close_queued(engine))
+
+    async def _close_queued(self, engine: str) -> None:
+        """Sends the queued closes until none is left. A failed call is retried (after a
+        pause) while the engine is up: a session the monitor dropped that an engine kept would
+        count against its memory for ever. A down engine keeps the queue: closing a session an
+        engine restarted without is a no-op."""
+        while self.closing[engine]:
+            if not self.router.engines[engine].up:
+                await asyncio.sleep(self.interval)
+                continue
+            # A name opened again since it was queued is a new session: never closed.
+            names = {n for n in self.closing[engine] if n not in self.journals}
+            names -= self.streaming.keys()
+            self.closing[engine] = set()
+            if not names:
+                return
+            request = pb.CloseSessionsRequest(
+                sessions=[
+                    pb.SessionName(symbol=symbol, timeframe=timeframe)
+                    for symbol, timeframe in (n.rsplit("/", 1) for n in sorted(names))
+                ]
             )
+            try:
+                # Not a hang detector (probes and bars are): an engine busy catching up may
+                # take long to get to it.
+                await self.replicas[engine].CloseSessions(
+                    request, timeout=self.batch_timeout, metadata=self.admin_metadata
+                )
+            except grpc.aio.AioRpcError as e:
+                log.logger().warning(
+                    "sessions not closed yet",
+                    engine=engine,
+                    sessions=len(names),
+                    error=e.code().name,
+                )
+                self.closing[engine] |= names
+                await asyncio.sleep(self.interval)
 
     async def _sweep_forever(self) -> None:
         """Closes sessions no client has used for ``session_idle_ms``."""
@@ -272,10 +306,11 @@ class Monitor:
             if idle:
                 self._evict(idle, "idle")
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
         self._tasks.append(task)
         task.add_done_callback(lambda t: self._tasks.remove(t) if t in self._tasks else None)
+        return task
 
     # --- Admission ------------------------------------------------------------------------------
 
