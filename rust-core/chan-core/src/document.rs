@@ -1,42 +1,61 @@
-//! The analysis document: the JSON shape every engine and interface produces.
+//! The analysis document: the JSON shape every engine and interface produces, and the one
+//! rendering of engine items for every output. The items hold typed values (epoch
+//! milliseconds, enums); the JSON shows them as text (ISO-8601 UTC, `"up"`), and the gRPC
+//! server and the Python binding convert these items field by field, so what is final,
+//! confirmed or where a point lies is decided here only.
 
 use std::ops::Range;
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use crate::analysis::{Engine, Session, Tail, Update};
 use crate::config::EngineConfig;
-use crate::fractal::Fractal;
-use crate::kline::Repair;
+use crate::fractal::{Fractal, FractalKind};
+use crate::kline::{Direction, Repair};
 use crate::memory::Column;
 use crate::pen::Pen;
 use crate::pivot::Pivot;
 use crate::segment::SegmentSpan;
-use crate::signal::Signal;
+use crate::signal::{Side, Signal};
 use crate::timestamp::format_ms;
 
-/// A point on the chart: raw bar index, its time (ISO-8601 UTC) and a price.
+/// An epoch-milliseconds time as the document shows it: ISO-8601 UTC.
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's `serialize_with` passes a reference
+fn iso<S: Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_ms(*ms))
+}
+
+/// A point type (`"1"`, `"2"`, `"3"`) as the document shows it: text.
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's `serialize_with` passes a reference
+fn text<S: Serializer>(kind: &u8, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(kind)
+}
+
+/// A point on the chart: raw bar index, its time (epoch ms; ISO-8601 UTC in the JSON) and a
+/// price.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Point {
     pub index: u32,
-    pub time: String,
+    #[serde(serialize_with = "iso")]
+    pub time: i64,
     pub price: f64,
 }
 
 /// A fractal (分型) as output.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FractalDoc {
-    pub kind: &'static str,
+    pub kind: FractalKind,
     pub merged_index: u32,
     pub index: u32,
-    pub time: String,
+    #[serde(serialize_with = "iso")]
+    pub time: i64,
     pub price: f64,
 }
 
 /// A pen (笔) as output; `final` is absent for the forming pen.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PenDoc {
-    pub direction: &'static str,
+    pub direction: Direction,
     pub start: Point,
     pub end: Point,
     #[serde(rename = "final", skip_serializing_if = "Option::is_none")]
@@ -46,7 +65,7 @@ pub struct PenDoc {
 /// A segment (线段) as output.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SegmentDoc {
-    pub direction: &'static str,
+    pub direction: Direction,
     pub start: Point,
     pub end: Point,
     pub first_pen: u32,
@@ -73,12 +92,13 @@ pub struct PivotDoc {
 /// A buy/sell point (买卖点) as output.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SignalDoc {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub side: &'static str,
+    #[serde(rename = "type", serialize_with = "text")]
+    pub kind: u8,
+    pub side: Side,
     pub pen: u32,
     pub index: u32,
-    pub time: String,
+    #[serde(serialize_with = "iso")]
+    pub time: i64,
     pub price: f64,
     #[serde(rename = "final")]
     pub is_final: bool,
@@ -112,7 +132,7 @@ pub struct Document {
 fn point(times: &Column<i64>, f: &Fractal) -> Point {
     Point {
         index: f.index,
-        time: format_ms(times[f.index as usize]),
+        time: times[f.index as usize],
         price: f.price,
     }
 }
@@ -138,17 +158,17 @@ impl<'a> Render<'a> {
 
     fn fractal(&self, f: &Fractal) -> FractalDoc {
         FractalDoc {
-            kind: f.kind.as_str(),
+            kind: f.kind,
             merged_index: f.merged,
             index: f.index,
-            time: format_ms(self.times[f.index as usize]),
+            time: self.times[f.index as usize],
             price: f.price,
         }
     }
 
     fn pen(&self, p: &Pen, is_final: Option<bool>) -> PenDoc {
         PenDoc {
-            direction: p.dir.as_str(),
+            direction: p.dir,
             start: point(self.times, &p.start),
             end: point(self.times, &p.end),
             is_final,
@@ -157,7 +177,7 @@ impl<'a> Render<'a> {
 
     fn segment(&self, s: &SegmentSpan, confirmed: bool) -> SegmentDoc {
         SegmentDoc {
-            direction: s.dir.as_str(),
+            direction: s.dir,
             start: point(self.times, &self.pens[s.first_pen as usize].start),
             end: point(self.times, &self.pens[s.last_pen as usize].end),
             first_pen: s.first_pen,
@@ -195,11 +215,11 @@ impl<'a> Render<'a> {
     fn signal(&self, s: Signal) -> SignalDoc {
         let end = &self.pens[s.pen as usize].end;
         SignalDoc {
-            kind: s.kind.to_string(),
-            side: s.side.as_str(),
+            kind: s.kind,
+            side: s.side,
             pen: s.pen,
             index: end.index,
-            time: format_ms(self.times[end.index as usize]),
+            time: self.times[end.index as usize],
             price: end.price,
             is_final: s.is_final,
         }
@@ -218,15 +238,25 @@ impl<'a> Render<'a> {
     }
 }
 
-impl Document {
-    /// Renders the engine's state and tail.
-    pub fn build(e: &Engine, tail: &Tail) -> Document {
+/// The items of the document — everything but the counts, the MACD, the repairs and the
+/// configuration, which outputs take from the engine as they are.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Items {
+    pub fractals: Vec<FractalDoc>,
+    pub pens: Vec<PenDoc>,
+    pub forming_pen: Option<PenDoc>,
+    pub segments: Vec<SegmentDoc>,
+    pub pivots: Vec<PivotDoc>,
+    pub signals: Vec<SignalDoc>,
+}
+
+impl Items {
+    /// Renders the engine's items and tail: final lists, then the tail's unconfirmed ones.
+    pub fn build(e: &Engine, tail: &Tail) -> Items {
         let r = Render::new(e);
         let last = r.pens.len().saturating_sub(1);
         let tail = r.tail(tail);
-        Document {
-            bars: e.times.len(),
-            merged_bars: e.merged.len(),
+        Items {
             fractals: e.fractals.iter().map(|f| r.fractal(f)).collect(),
             pens: r
                 .pens
@@ -253,6 +283,23 @@ impl Document {
                 .map(|s| r.signal(*s))
                 .chain(tail.signals)
                 .collect(),
+        }
+    }
+}
+
+impl Document {
+    /// Renders the engine's state and tail.
+    pub fn build(e: &Engine, tail: &Tail) -> Document {
+        let items = Items::build(e, tail);
+        Document {
+            bars: e.times.len(),
+            merged_bars: e.merged.len(),
+            fractals: items.fractals,
+            pens: items.pens,
+            forming_pen: items.forming_pen,
+            segments: items.segments,
+            pivots: items.pivots,
+            signals: items.signals,
             macd: e.keeps_macd().then(|| MacdDoc {
                 dif: e.dif.iter().map(|&x| opt(x)).collect(),
                 dea: e.dea.iter().map(|&x| opt(x)).collect(),

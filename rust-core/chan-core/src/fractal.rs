@@ -13,6 +13,13 @@ pub enum FractalKind {
     Bottom,
 }
 
+/// Shown as its name in the document (`as_str`); width and alignment apply.
+impl std::fmt::Display for FractalKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 impl FractalKind {
     /// `"top"` or `"bottom"`.
     pub fn as_str(self) -> &'static str {

@@ -40,6 +40,13 @@ pub enum Direction {
     Down,
 }
 
+/// Shown as its name in the document (`as_str`); width and alignment apply.
+impl std::fmt::Display for Direction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 impl Direction {
     /// The other direction.
     #[inline]

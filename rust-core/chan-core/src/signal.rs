@@ -17,6 +17,13 @@ pub enum Side {
     Sell,
 }
 
+/// Shown as its name in the document (`as_str`); width and alignment apply.
+impl std::fmt::Display for Side {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 impl Side {
     /// `"buy"` or `"sell"`.
     pub fn as_str(self) -> &'static str {

@@ -7,6 +7,7 @@ use chan_core::document::{
     Document, FractalDoc, MacdDoc, PenDoc, PivotDoc, Point as PointDoc, SegmentDoc, SignalDoc,
     Splice as SpliceDoc, TailDoc,
 };
+use chan_core::timestamp::format_ms;
 use numpy::PyArray1;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
@@ -106,7 +107,7 @@ impl From<&PointDoc> for Point {
     fn from(p: &PointDoc) -> Self {
         Self {
             index: p.index,
-            time: p.time.clone(),
+            time: format_ms(p.time),
             price: p.price,
         }
     }
@@ -132,10 +133,10 @@ pub struct Fractal {
 impl From<&FractalDoc> for Fractal {
     fn from(f: &FractalDoc) -> Self {
         Self {
-            kind: f.kind,
+            kind: f.kind.as_str(),
             merged_index: f.merged_index,
             index: f.index,
-            time: f.time.clone(),
+            time: format_ms(f.time),
             price: f.price,
         }
     }
@@ -158,7 +159,7 @@ pub struct Pen {
 impl From<&PenDoc> for Pen {
     fn from(p: &PenDoc) -> Self {
         Self {
-            direction: p.direction,
+            direction: p.direction.as_str(),
             start: (&p.start).into(),
             end: (&p.end).into(),
             is_final: p.is_final,
@@ -190,7 +191,7 @@ pub struct Segment {
 impl From<&SegmentDoc> for Segment {
     fn from(s: &SegmentDoc) -> Self {
         Self {
-            direction: s.direction,
+            direction: s.direction.as_str(),
             start: (&s.start).into(),
             end: (&s.end).into(),
             first_pen: s.first_pen,
@@ -269,11 +270,11 @@ pub struct Signal {
 impl From<&SignalDoc> for Signal {
     fn from(s: &SignalDoc) -> Self {
         Self {
-            kind: s.kind.clone(),
-            side: s.side,
+            kind: s.kind.to_string(),
+            side: s.side.as_str(),
             pen: s.pen,
             index: s.index,
-            time: s.time.clone(),
+            time: format_ms(s.time),
             price: s.price,
             is_final: s.is_final,
         }

@@ -3,12 +3,13 @@
 use std::io::Write;
 
 use chan_core::document::{Point, SignalDoc};
+use chan_core::timestamp::format_ms;
 use chan_core::Document;
 
 const LAST: usize = 5;
 
 fn at(p: &Point) -> String {
-    format!("{} {}", p.time, p.price)
+    format!("{} {}", format_ms(p.time), p.price)
 }
 
 fn tail<T>(v: &[T]) -> &[T] {
@@ -19,7 +20,11 @@ fn signal_line(s: &SignalDoc) -> String {
     let kind = if s.is_final { "final" } else { "may change" };
     format!(
         "  type {} {:<4} at {} {} (pen {}, {kind})",
-        s.kind, s.side, s.time, s.price, s.pen
+        s.kind,
+        s.side,
+        format_ms(s.time),
+        s.price,
+        s.pen
     )
 }
 
@@ -89,7 +94,14 @@ pub fn write(out: &mut impl Write, name: &str, d: &Document) -> std::io::Result<
         writeln!(
             out,
             "  ZD {} ZG {} (DD {} GG {})  {} -> {}  pens {}..{}",
-            z.zd, z.zg, z.dd, z.gg, z.start.time, z.end.time, z.first_pen, z.last_pen
+            z.zd,
+            z.zg,
+            z.dd,
+            z.gg,
+            format_ms(z.start.time),
+            format_ms(z.end.time),
+            z.first_pen,
+            z.last_pen
         )?;
     }
     writeln!(out, "last buy/sell points (买卖点):")?;

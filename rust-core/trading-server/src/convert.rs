@@ -1,15 +1,15 @@
-//! Messages to and from `chan-core` types. Answers are built straight from the engine's state
-//! (times as epoch milliseconds from the engine's own times), mirroring the document of
-//! `chan_core::document` field for field (`docs/CHAN_THEORY.md` §12.6, §12.7).
+//! Messages to and from `chan-core` types. Answers are the items `chan_core::document` renders
+//! (what is final, confirmed, where a point lies is decided there only), converted field by
+//! field (`docs/CHAN_THEORY.md` §12.6, §12.7); MACD and repairs come from the engine as they
+//! are.
 
 use chan_core::config::{MacdSeed, PenDefinition, Strength};
-use chan_core::fractal::{Fractal, FractalKind};
-use chan_core::macd::MacdPoint;
-use chan_core::pen::Pen;
-use chan_core::pivot::Pivot;
-use chan_core::segment::SegmentSpan;
-use chan_core::signal::{Side, Signal};
-use chan_core::{Bar, ChanError, Column, Direction, Engine, EngineConfig, Session, Tail, Update};
+use chan_core::document::{
+    FractalDoc, Items, PenDoc, PivotDoc, Point, SegmentDoc, SignalDoc, TailDoc,
+};
+use chan_core::fractal::FractalKind;
+use chan_core::signal::Side;
+use chan_core::{Bar, ChanError, Direction, Engine, EngineConfig, Session, Tail, Update};
 use std::fmt::Write;
 
 use serde::de::DeserializeOwned;
@@ -221,150 +221,108 @@ fn direction(d: Direction) -> i32 {
     }
 }
 
-/// Renders engine items as messages: the counterpart of `chan_core::document`'s renderer.
-#[derive(Clone, Copy)]
-struct Render<'a> {
-    engine: &'a Engine,
-    times: &'a Column<i64>,
-    pens: &'a [Pen],
+fn point(p: &Point) -> pb::Point {
+    pb::Point {
+        index: p.index,
+        time: p.time,
+        price: p.price,
+    }
 }
 
-impl<'a> Render<'a> {
-    fn new(engine: &'a Engine) -> Self {
-        Self {
-            engine,
-            times: engine.times(),
-            pens: engine.pens(),
-        }
-    }
-
-    fn point(&self, f: &Fractal) -> pb::Point {
-        pb::Point {
+fn fractal(f: &FractalDoc) -> pb::Fractal {
+    pb::Fractal {
+        kind: match f.kind {
+            FractalKind::Top => pb::FractalKind::Top as i32,
+            FractalKind::Bottom => pb::FractalKind::Bottom as i32,
+        },
+        merged_index: f.merged_index,
+        point: Some(pb::Point {
             index: f.index,
-            time: self.times[f.index as usize],
+            time: f.time,
             price: f.price,
-        }
-    }
-
-    fn fractal(&self, f: &Fractal) -> pb::Fractal {
-        pb::Fractal {
-            kind: match f.kind {
-                FractalKind::Top => pb::FractalKind::Top as i32,
-                FractalKind::Bottom => pb::FractalKind::Bottom as i32,
-            },
-            merged_index: f.merged,
-            point: Some(self.point(f)),
-        }
-    }
-
-    fn pen(&self, p: &Pen, is_final: bool) -> pb::Pen {
-        pb::Pen {
-            direction: direction(p.dir),
-            start: Some(self.point(&p.start)),
-            end: Some(self.point(&p.end)),
-            r#final: is_final,
-        }
-    }
-
-    fn segment(&self, s: &SegmentSpan, confirmed: bool) -> pb::Segment {
-        pb::Segment {
-            direction: direction(s.dir),
-            start: Some(self.point(&self.pens[s.first_pen as usize].start)),
-            end: Some(self.point(&self.pens[s.last_pen as usize].end)),
-            first_pen: s.first_pen,
-            last_pen: s.last_pen,
-            confirmed,
-            gap: s.gap,
-        }
-    }
-
-    /// A segment of the engine's confirmed list: settled when it has at least 3 pens (as
-    /// `chan_core::document` renders it).
-    fn final_segment(&self, s: &SegmentSpan) -> pb::Segment {
-        self.segment(s, s.len() >= 3)
-    }
-
-    fn pivot(&self, z: &Pivot, confirmed: bool) -> pb::Pivot {
-        pb::Pivot {
-            segment: z.segment,
-            first_pen: z.first_pen,
-            last_pen: z.last_pen,
-            zd: z.zd,
-            zg: z.zg,
-            dd: z.dd,
-            gg: z.gg,
-            start: Some(self.point(&self.pens[z.first_pen as usize].start)),
-            end: Some(self.point(&self.pens[z.last_pen as usize].end)),
-            confirmed,
-        }
-    }
-
-    /// A pivot of the engine's list: confirmed when its segment is.
-    fn final_pivot(&self, z: &Pivot) -> pb::Pivot {
-        let confirmed = self.engine.confirmed_segments()[z.segment as usize].len() >= 3;
-        self.pivot(z, confirmed)
-    }
-
-    fn signal(&self, s: Signal) -> pb::Signal {
-        pb::Signal {
-            r#type: u32::from(s.kind),
-            side: match s.side {
-                Side::Buy => pb::Side::Buy as i32,
-                Side::Sell => pb::Side::Sell as i32,
-            },
-            pen: s.pen,
-            point: Some(self.point(&self.pens[s.pen as usize].end)),
-            r#final: s.is_final,
-        }
-    }
-
-    fn tail(&self, tail: &Tail) -> pb::Tail {
-        pb::Tail {
-            segments: tail
-                .segments
-                .iter()
-                .map(|s| self.segment(s, false))
-                .collect(),
-            pivots: tail.pivots.iter().map(|z| self.pivot(z, false)).collect(),
-            signals: tail.signals.iter().map(|s| self.signal(*s)).collect(),
-        }
+        }),
     }
 }
 
-/// The analysis (the document of §12.6) of an engine and its tail.
-pub fn analysis(e: &Engine, tail: &Tail) -> pb::Analysis {
-    let r = Render::new(e);
-    let last = r.pens.len().saturating_sub(1);
-    let t = r.tail(tail);
+/// A pen; the forming pen (no `final` in the document) is not final.
+fn pen(p: &PenDoc) -> pb::Pen {
+    pb::Pen {
+        direction: direction(p.direction),
+        start: Some(point(&p.start)),
+        end: Some(point(&p.end)),
+        r#final: p.is_final == Some(true),
+    }
+}
+
+fn segment(s: &SegmentDoc) -> pb::Segment {
+    pb::Segment {
+        direction: direction(s.direction),
+        start: Some(point(&s.start)),
+        end: Some(point(&s.end)),
+        first_pen: s.first_pen,
+        last_pen: s.last_pen,
+        confirmed: s.confirmed,
+        gap: s.gap,
+    }
+}
+
+fn pivot(z: &PivotDoc) -> pb::Pivot {
+    pb::Pivot {
+        segment: z.segment,
+        first_pen: z.first_pen,
+        last_pen: z.last_pen,
+        zd: z.zd,
+        zg: z.zg,
+        dd: z.dd,
+        gg: z.gg,
+        start: Some(point(&z.start)),
+        end: Some(point(&z.end)),
+        confirmed: z.confirmed,
+    }
+}
+
+fn signal(s: &SignalDoc) -> pb::Signal {
+    pb::Signal {
+        r#type: u32::from(s.kind),
+        side: match s.side {
+            Side::Buy => pb::Side::Buy as i32,
+            Side::Sell => pb::Side::Sell as i32,
+        },
+        pen: s.pen,
+        point: Some(pb::Point {
+            index: s.index,
+            time: s.time,
+            price: s.price,
+        }),
+        r#final: s.is_final,
+    }
+}
+
+fn all<T, M>(items: &[T], f: impl Fn(&T) -> M) -> Vec<M> {
+    items.iter().map(f).collect()
+}
+
+fn tail(t: &TailDoc) -> pb::Tail {
+    pb::Tail {
+        segments: all(&t.segments, segment),
+        pivots: all(&t.pivots, pivot),
+        signals: all(&t.signals, signal),
+    }
+}
+
+/// The analysis (the document of §12.6) of an engine and its tail: the document's items
+/// (`chan_core::document` decides them), the MACD and repairs as the engine holds them.
+pub fn analysis(e: &Engine, t: &Tail) -> pb::Analysis {
+    let items = Items::build(e, t);
     pb::Analysis {
         bars: e.bars() as u64,
         merged_bars: e.merged().len() as u64,
-        fractals: e.fractals().iter().map(|f| r.fractal(f)).collect(),
-        pens: r
-            .pens
-            .iter()
-            .enumerate()
-            .map(|(i, p)| r.pen(p, i < last))
-            .collect(),
-        forming_pen: e.forming_pen().map(|p| r.pen(&p, false)),
-        segments: e
-            .confirmed_segments()
-            .iter()
-            .map(|s| r.final_segment(s))
-            .chain(t.segments)
-            .collect(),
-        pivots: e
-            .confirmed_pivots()
-            .iter()
-            .map(|z| r.final_pivot(z))
-            .chain(t.pivots)
-            .collect(),
-        signals: e
-            .final_signals()
-            .iter()
-            .map(|s| r.signal(*s))
-            .chain(t.signals)
-            .collect(),
+        fractals: all(&items.fractals, fractal),
+        pens: all(&items.pens, pen),
+        forming_pen: items.forming_pen.as_ref().map(pen),
+        segments: all(&items.segments, segment),
+        pivots: all(&items.pivots, pivot),
+        signals: all(&items.signals, signal),
         macd: e.keeps_macd().then(|| pb::Macd {
             dif: e.dif().to_vec(),
             dea: e.dea().to_vec(),
@@ -385,65 +343,45 @@ pub fn analysis(e: &Engine, tail: &Tail) -> pb::Analysis {
     }
 }
 
-fn macd_point(m: MacdPoint) -> pb::MacdPoint {
-    pb::MacdPoint {
-        dif: m.dif,
-        dea: m.dea,
-        histogram: m.histogram,
-    }
-}
-
-/// What one stream message changed (§12.7): `u` is the report of the session's latest call.
+/// What one stream message changed (§12.7): the update document of `u`, the report of the
+/// session's latest call, as a message (an absent MACD value is NaN, as in the analysis).
 pub fn update(s: &Session, u: &Update) -> pb::Update {
-    let e = s.engine();
-    let r = Render::new(e);
-    let finals = r.pens.len().saturating_sub(1);
+    let d = s.update_doc(u);
+    let nan = |x: Option<f64>| x.unwrap_or(f64::NAN);
     pb::Update {
-        index: u.index as u64,
-        replaced: u.replaced,
-        repaired: u.repaired,
-        bars: e.bars() as u64,
-        merged_bars: e.merged().len() as u64,
-        macd: Some(macd_point(u.macd)),
+        index: d.index as u64,
+        replaced: d.replaced,
+        repaired: d.repaired,
+        bars: d.bars as u64,
+        merged_bars: d.merged_bars as u64,
+        macd: Some(pb::MacdPoint {
+            dif: nan(d.macd.dif),
+            dea: nan(d.macd.dea),
+            histogram: nan(d.macd.histogram),
+        }),
         fractals: Some(pb::FractalSplice {
-            from: u.fractals.start as u64,
-            items: e
-                .fractals()
-                .range(u.fractals.clone())
-                .map(|f| r.fractal(f))
-                .collect(),
+            from: d.fractals.from as u64,
+            items: all(&d.fractals.items, fractal),
         }),
         pens: Some(pb::PenSplice {
-            from: u.pens.start as u64,
-            items: r.pens[..finals][u.pens.clone()]
-                .iter()
-                .map(|p| r.pen(p, true))
-                .collect(),
+            from: d.pens.from as u64,
+            items: all(&d.pens.items, pen),
         }),
         segments: Some(pb::SegmentSplice {
-            from: u.segments.start as u64,
-            items: e.confirmed_segments()[u.segments.clone()]
-                .iter()
-                .map(|x| r.final_segment(x))
-                .collect(),
+            from: d.segments.from as u64,
+            items: all(&d.segments.items, segment),
         }),
         pivots: Some(pb::PivotSplice {
-            from: u.pivots.start as u64,
-            items: e.confirmed_pivots()[u.pivots.clone()]
-                .iter()
-                .map(|z| r.final_pivot(z))
-                .collect(),
+            from: d.pivots.from as u64,
+            items: all(&d.pivots.items, pivot),
         }),
         signals: Some(pb::SignalSplice {
-            from: u.signals.start as u64,
-            items: e.final_signals()[u.signals.clone()]
-                .iter()
-                .map(|x| r.signal(*x))
-                .collect(),
+            from: d.signals.from as u64,
+            items: all(&d.signals.items, signal),
         }),
-        last_pen: r.pens.last().map(|p| r.pen(p, false)),
-        forming_pen: e.forming_pen().map(|p| r.pen(&p, false)),
-        tail: u.tail_changed.then(|| r.tail(s.tail())),
+        last_pen: d.last_pen.as_ref().map(pen),
+        forming_pen: d.forming_pen.as_ref().map(pen),
+        tail: d.tail.as_ref().map(tail),
     }
 }
 

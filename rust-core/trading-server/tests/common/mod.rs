@@ -9,9 +9,11 @@ use std::path::{Path, PathBuf};
 use chan_core::document::{
     Document, FractalDoc, MacdDoc, PenDoc, PivotDoc, Point, SegmentDoc, SignalDoc,
 };
+use chan_core::fractal::FractalKind;
 use chan_core::kline::Repair;
-use chan_core::timestamp::{format_ms, parse_time};
-use chan_core::{Bar, EngineConfig};
+use chan_core::signal::Side;
+use chan_core::timestamp::parse_time;
+use chan_core::{Bar, Direction, EngineConfig};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
@@ -133,19 +135,19 @@ pub fn analyze_request(bars: &[Bar], config: Option<pb::EngineConfig>) -> pb::An
     }
 }
 
-/// The analysis message as the core's document: the same fields, times as text.
+/// The analysis message as the core's document: the same fields.
 pub fn to_document(a: &pb::Analysis) -> Document {
     let point = |p: &Option<pb::Point>| {
         let p = p.as_ref().expect("a point");
         Point {
             index: p.index,
-            time: format_ms(p.time),
+            time: p.time,
             price: p.price,
         }
     };
     let dir = |d: i32| match pb::Direction::try_from(d).unwrap() {
-        pb::Direction::Up => "up",
-        pb::Direction::Down => "down",
+        pb::Direction::Up => Direction::Up,
+        pb::Direction::Down => Direction::Down,
         pb::Direction::Unspecified => panic!("no direction"),
     };
     let pen = |p: &pb::Pen, is_final: Option<bool>| PenDoc {
@@ -165,8 +167,8 @@ pub fn to_document(a: &pb::Analysis) -> Document {
                 let p = point(&f.point);
                 FractalDoc {
                     kind: match pb::FractalKind::try_from(f.kind).unwrap() {
-                        pb::FractalKind::Top => "top",
-                        pb::FractalKind::Bottom => "bottom",
+                        pb::FractalKind::Top => FractalKind::Top,
+                        pb::FractalKind::Bottom => FractalKind::Bottom,
                         pb::FractalKind::Unspecified => panic!("no kind"),
                     },
                     merged_index: f.merged_index,
@@ -216,10 +218,10 @@ pub fn to_document(a: &pb::Analysis) -> Document {
             .map(|s| {
                 let p = point(&s.point);
                 SignalDoc {
-                    kind: s.r#type.to_string(),
+                    kind: u8::try_from(s.r#type).expect("a point type"),
                     side: match pb::Side::try_from(s.side).unwrap() {
-                        pb::Side::Buy => "buy",
-                        pb::Side::Sell => "sell",
+                        pb::Side::Buy => Side::Buy,
+                        pb::Side::Sell => Side::Sell,
                         pb::Side::Unspecified => panic!("no side"),
                     },
                     pen: s.pen,
