@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds everything and runs every check and test: formatting, lints, unit, golden, property
-# and CLI tests (Rust), then ruff and pytest (Python, against the native module). Exits non-zero
-# on the first failure; ends with one line of totals over cargo's and pytest's counts.
+# and CLI tests (Rust), then ruff, pyright and pytest (Python, against the native module). Exits
+# non-zero on the first failure; ends with one line of totals over cargo's and pytest's counts.
 # The Python tests start the server that `cargo test --profile ci` builds (target/ci/
 # trading-engine), so no separate fat-LTO build is made here. pytest runs twice: every test but
 # the timing-sensitive fault, load and recovery ones on every core (pytest-xdist), then those
@@ -25,6 +25,8 @@ cargo test --locked --workspace --profile ci 2>&1 | tee "$log"
 echo "== ruff"
 .venv/bin/ruff check python-layer tests/python scripts
 .venv/bin/ruff format --check python-layer tests/python scripts
+echo "== pyright"
+scripts/typecheck.sh
 # Exit status 5 is "no test selected" (arguments that select none of one run's tests): the
 # totals below still require some test to have passed.
 status=0

@@ -185,9 +185,11 @@ class _PythonSession:
 
 def _engine_name(engine: str) -> EngineChoice:
     name = str(engine).lower()
-    if name not in ("rust", "python"):
-        raise ValueError(f'engine must be "rust" or "python", not {engine!r}')
-    return name  # type: ignore[return-value]
+    if name == "rust":
+        return "rust"
+    if name == "python":
+        return "python"
+    raise ValueError(f'engine must be "rust" or "python", not {engine!r}')
 
 
 def _resolve(config: ConfigLike, overrides: Mapping[str, Any] | None) -> EngineConfig:
@@ -235,7 +237,7 @@ class Session:
         overrides: Mapping[str, Any] | None = None,
     ) -> None:
         self._config = _resolve(config, overrides)
-        self._engine = _engine_name(engine)
+        self._engine: EngineChoice = _engine_name(engine)
         self._with_macd = with_macd
         cls = _RustSession if self._engine == "rust" else _PythonSession
         self._adapter: _SessionAdapter = cls(self._config, with_macd)

@@ -425,7 +425,11 @@ class _Document:
     _text: str | None = None
 
     def __init__(
-        self, document: Doc | None = None, text: str | None = None, *, native: Any = None
+        self,
+        document: Mapping[str, Any] | None = None,
+        text: str | None = None,
+        *,
+        native: Any = None,
     ) -> None:
         if document is None and text is None and native is None:
             raise TypeError("a document, its JSON text or a native result is required")

@@ -47,7 +47,8 @@ def missing_binaries() -> list[str]:
             how = f"TRADING_ENGINE_BIN names it; unset, {servers.TEST_SERVER}, built by {build}"
         missing.append(f"the Rust server {binary} is missing: {how}")
     if importlib.util.find_spec("trading_system.native") is None:
-        package = Path(importlib.util.find_spec("trading_system").origin or "").parent
+        spec = importlib.util.find_spec("trading_system")
+        package = Path(spec.origin or "" if spec is not None else "").parent
         missing.append(
             f"the native module trading_system.native is missing from {package}: build it with "
             "scripts/setup.sh"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -135,9 +136,9 @@ class UpdateClient:
         self.macd: dict[str, list[Any]] = {"dif": [], "dea": [], "histogram": []}
         self.repaired: list[int] = []
 
-    def apply(self, update: str | dict[str, Any]) -> dict[str, Any]:
+    def apply(self, update: str | Mapping[str, Any]) -> dict[str, Any]:
         """Applies one update document (its JSON text, or the parsed object)."""
-        u = json.loads(update) if isinstance(update, str) else update
+        u = json.loads(update) if isinstance(update, str) else dict(update)
         assert list(u) == UPDATE_KEYS
         index = u["index"]
         assert u["bars"] == index + 1

@@ -130,18 +130,17 @@ BAD_ROWS = [
 
 @pytest.mark.parametrize("allow_non_positive", [False, True])
 def test_same_violations(allow_non_positive: bool) -> None:
-    cols = [
-        np.array(c, dtype=np.int64 if i == 0 else np.float64)
-        for i, c in enumerate(zip(*BAD_ROWS, strict=True))
-    ]
+    t, o, h, lo, c, v = zip(*BAD_ROWS, strict=True)
+    times = np.array(t, dtype=np.int64)
+    o, h, lo, c, v = (np.array(x, dtype=np.float64) for x in (o, h, lo, c, v))
     ov = {"validation": {"allow_non_positive_prices": allow_non_positive}}
     with pytest.raises(native.InvalidBars) as rust:
-        native.analyze(*cols, json.dumps(ov))
+        native.analyze(times, o, h, lo, c, v, json.dumps(ov))
     with pytest.raises(InvalidBars) as py:
-        analyze(Bars(*cols), engine_config(ov))
+        analyze(Bars(times, o, h, lo, c, v), engine_config(ov))
     # The structure is the contract across engines: bar index, field and rule, in order. (The
     # golden files pin each engine's messages to the texts of docs/CHAN_THEORY.md §12.1.)
-    want = [(v["index"], v["field"], v["rule"]) for v in json.loads(rust.value.args[1])]
-    got = [(v.index, v.field, v.rule) for v in py.value.violations]
+    want = [(x["index"], x["field"], x["rule"]) for x in json.loads(rust.value.args[1])]
+    got = [(x.index, x.field, x.rule) for x in py.value.violations]
     assert got == want
     assert len(got) >= 12

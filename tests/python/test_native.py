@@ -223,11 +223,17 @@ def test_to_json_is_one_compact_line_and_the_config_is_applied() -> None:
     assert json.loads(text) == load("99_real_btc_traditional.json")["expected"]
 
 
+def six(xs: list[np.ndarray]) -> Columns:
+    """The six bar columns as the tuple ``native.analyze`` takes positionally."""
+    t, o, h, lo, c, v = xs
+    return t, o, h, lo, c, v
+
+
 def test_any_strides() -> None:
     t, o, h, lo, c, v = read_csv(BTC_CSV)
-    strided = [x[::2] for x in (t, o, h, lo, c, v)]
+    strided = six([x[::2] for x in (t, o, h, lo, c, v)])
     assert not strided[0].flags.c_contiguous
-    copies = [np.ascontiguousarray(x) for x in strided]
+    copies = six([np.ascontiguousarray(x) for x in strided])
     assert native.analyze(*strided).to_json() == native.analyze(*copies).to_json()
     # Read-only arrays are fine too.
     for x in copies:
@@ -328,10 +334,10 @@ def test_wrong_dtype_is_a_type_error_naming_the_argument(field: str) -> None:
     wrong = np.float64 if field == "time" else np.int64
     cols[field] = cols[field].astype(wrong)
     with pytest.raises(TypeError, match=rf"^{field}: expected .* numpy"):
-        native.analyze(**cols)
+        native.analyze(**cols)  # pyright: ignore[reportArgumentType]  (wrong on purpose)
     cols[field] = cols[field].tolist()
     with pytest.raises(TypeError, match=rf"^{field}: .*got list"):
-        native.analyze(**cols)
+        native.analyze(**cols)  # pyright: ignore[reportArgumentType]  (wrong on purpose)
 
 
 def test_two_dimensional_arrays_are_type_errors() -> None:
@@ -345,7 +351,7 @@ def test_length_mismatch_is_a_value_error_naming_the_field(field: str) -> None:
     cols = dict(zip(["time", "open", "high", "low", "close", "volume"], small(), strict=True))
     cols[field] = cols[field][:-1]
     with pytest.raises(ValueError, match=rf"^{field}: 5 values, but time has 6"):
-        native.analyze(**cols)
+        native.analyze(**cols)  # pyright: ignore[reportArgumentType]  (wrong on purpose)
 
 
 def test_version() -> None:

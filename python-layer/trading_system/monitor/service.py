@@ -118,7 +118,7 @@ class Monitor:
         self.idle_after = system.session_idle_ms / 1000
         self.failures = {e: asyncio.Event() for e in ENGINES}
         """Set when the engine is found failed (then replaced by a fresh event)."""
-        self.answered_at = dict.fromkeys(ENGINES, 0.0)
+        self.answered_at: dict[str, float] = dict.fromkeys(ENGINES, 0.0)
         """When each engine last answered a stream exchange, a bar batch or an open (the event
         loop's clock): an engine that answers is busy, not hung."""
         self.interval = system.health_check_interval_ms / 1000
