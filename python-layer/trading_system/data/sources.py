@@ -34,7 +34,9 @@ class Options:
 
     columns: Mapping[str, str] = field(default_factory=dict)
     time_unit: str | None = None
-    tz: str = "UTC"
+    tz: str | None = None
+    """None: not given; naive times are then UTC, and the output zone is the time column's own
+    when it has one (a zone-aware timestamp column), else UTC."""
 
     @classmethod
     def of(
@@ -47,7 +49,7 @@ class Options:
         names a bad one."""
         mapping = cols.parse_mapping(columns) if isinstance(columns, str) else dict(columns or {})
         cols.check_mapping(mapping)
-        return cls(mapping, check_unit(time_unit), check_tz(tz or "UTC"))
+        return cls(mapping, check_unit(time_unit), None if tz is None else check_tz(tz))
 
 
 @dataclass
@@ -79,13 +81,9 @@ def assemble(
         return index[1] if index is not None and name is index[0] and f == "time" else get(name)
 
     time_name = picked["time"]
-    time, said = to_epoch_ms(
-        _arrow(read("time"), place, str(time_name)),
-        place,
-        str(time_name),
-        options.tz,
-        options.time_unit,
-    )
+    times = _arrow(read("time"), place, str(time_name))
+    zone = options.tz or _zone_of(times) or "UTC"
+    time, said = to_epoch_ms(times, place, str(time_name), options.tz or "UTC", options.time_unit)
     notices += said
     values = {f: _floats(read(f), place, str(picked[f])) for f in COLUMNS[1:] if f in picked}
     if "volume" not in values:
@@ -96,11 +94,24 @@ def assemble(
         time = time[::-1]
         values = {f: v[::-1] for f, v in values.items()}
         notices.append("time: the rows are newest first; they were reversed (oldest first)")
-    bars = Bars(time, *(values[f] for f in COLUMNS[1:]), tz=options.tz, notices=notices)
+    bars = Bars(time, *(values[f] for f in COLUMNS[1:]), tz=zone, notices=notices)
     return Loaded(bars, backwards)
 
 
 # --- Columns as arrays ------------------------------------------------------------------------
+
+
+def _zone_of(times: Any) -> str | None:
+    """The IANA zone of a zone-aware timestamp column (None for others and fixed offsets)."""
+    import pyarrow as pa
+
+    t = times.type
+    if pa.types.is_timestamp(t) and t.tz:
+        try:
+            return check_tz(t.tz)
+        except ValueError:
+            return None
+    return None
 
 
 def _arrow(values: Any, place: Place, column: str) -> Any:
@@ -200,6 +211,8 @@ def _arrow_floats(values: Any, place: Place, column: str) -> np.ndarray:
     if arr.null_count:
         i = int(np.argmax(numpy_of(arr.is_null())))
         raise place.error("missing value (empty or null)", i, column)
+    if len(arr) == 0:
+        return np.empty(0)
     t = arr.type
     if pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_decimal(t):
         return numpy_of(pc.cast(arr, pa.float64()))
@@ -287,7 +300,7 @@ def from_rows(rows: Sequence[Any], options: Options) -> Loaded:
             raise place.error(f"a bar must be (time, open, high, low, close, volume), got {got}", i)
     if not rows:
         empty = np.empty(0)
-        return Loaded(Bars(np.empty(0, dtype=np.int64), *[empty] * 5, tz=options.tz))
+        return Loaded(Bars(np.empty(0, dtype=np.int64), *[empty] * 5, tz=options.tz or "UTC"))
     columns: dict[str, Any] = {}
     for name, col in zip(COLUMNS, zip(*rows, strict=True), strict=True):
         kinds = set(map(type, col))

@@ -170,6 +170,8 @@ def to_epoch_ms(
     if arr.null_count:
         i = _first(numpy_of(arr.is_null()))
         raise place.error("missing time (empty or null)", i, column)
+    if len(arr) == 0:
+        return np.empty(0, dtype=np.int64), []
     t = arr.type
     if pa.types.is_timestamp(t):
         ticks = numpy_of(arr)
@@ -187,7 +189,7 @@ def to_epoch_ms(
         bad = ~(np.isfinite(f) & (np.floor(f) == f) & (np.abs(f) < 2.0**63))
         if bad.any():
             i = _first(bad)
-            raise place.error(f"time {f[i]!r} is not a whole number", i, column, UNIT_HINT)
+            raise place.error(f"time {float(f[i])!r} is not a whole number", i, column, UNIT_HINT)
         return _numbers(arrow_of(f.astype(np.int64)), place, column, tz, unit)
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         return _text(arr, place, column, tz, unit)
