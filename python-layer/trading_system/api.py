@@ -231,7 +231,8 @@ def analyze(
         a = _rust_analyze(bars, cfg, with_macd)
     else:
         a = _python_analyze(bars, cfg, with_macd)
-    a.tz = bars.tz  # the series' zone: frames, charts and printed times show it
+    # The series' zone: frames, charts and printed times show it.
+    a.tz = bars.tz  # pyright: ignore[reportAttributeAccessIssue]
     return a
 
 

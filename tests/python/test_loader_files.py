@@ -300,8 +300,9 @@ def test_disorder_is_left_to_the_engines(tmp_path: Path) -> None:
 def test_api_reads_with_options_and_keeps_the_zone() -> None:
     df = pd.read_csv(FILES / "sh_tushare.csv")
     a = analyze(df, engine="rust", tz="Asia/Shanghai")
-    assert a.tz == "Asia/Shanghai" and a.bars == 40
-    assert analyze(FILES / "btc_30m.csv", engine="python").tz == "UTC"
+    assert a.tz == "Asia/Shanghai" and a.bars == 40  # pyright: ignore[reportAttributeAccessIssue]
+    utc = analyze(FILES / "btc_30m.csv", engine="python")
+    assert utc.tz == "UTC"  # pyright: ignore[reportAttributeAccessIssue]
 
 
 def test_lines_follow_a_reversed_file() -> None:
@@ -376,8 +377,8 @@ def series(draw: st.DrawFn) -> Bars:
     start = draw(st.integers(40_000_000, 4_000_000_000)) * 1000  # whole seconds, 1971..2096
     steps = draw(st.lists(st.integers(1, 86_400), min_size=n - 1, max_size=n - 1))
     time = np.cumsum([start, *(s * 1000 for s in steps)]).astype(np.int64)
-    cols = [np.array(draw(st.lists(prices, min_size=n, max_size=n))) for _ in range(5)]
-    return Bars(time, *cols)
+    o, h, lo, c, v = (np.array(draw(st.lists(prices, min_size=n, max_size=n))) for _ in range(5))
+    return Bars(time, o, h, lo, c, v)
 
 
 @settings(

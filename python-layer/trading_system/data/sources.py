@@ -18,6 +18,7 @@ from trading_system.data.times import (
     arrow_of,
     check_tz,
     check_unit,
+    compute,
     numpy_of,
     to_epoch_ms,
 )
@@ -217,7 +218,7 @@ def _arrow_floats(values: Any, place: Place, column: str) -> np.ndarray:
     if pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_decimal(t):
         return numpy_of(pc.cast(arr, pa.float64()))
     if pa.types.is_string(t) or pa.types.is_large_string(t):
-        s = pc.utf8_trim_whitespace(arr)
+        s = compute("utf8_trim_whitespace", arr)
         try:
             return numpy_of(pc.cast(s, pa.float64()))
         except pa.ArrowInvalid:

@@ -144,6 +144,20 @@ def arrow_of(a: np.ndarray) -> Any:
     return pa.Array.from_buffers(t, len(a), [None, pa.py_buffer(a)])
 
 
+def compute(name: str, *args: Any, options: Any = None) -> Any:
+    """An Arrow compute function by name (pyarrow generates most of them at import, so type
+    checkers do not see them as attributes)."""
+    import pyarrow.compute as pc
+
+    return pc.call_function(name, list(args), options)
+
+
+def _matches(s: Any, pattern: str) -> Any:
+    import pyarrow.compute as pc
+
+    return compute("match_substring_regex", s, options=pc.MatchSubstringOptions(pattern))
+
+
 def _first(mask: np.ndarray) -> int:
     return int(np.argmax(mask))
 
@@ -215,8 +229,14 @@ def _localize(
     import pyarrow.compute as pc
 
     naive = arrow_of(ms).view(pa.timestamp("ms"))
-    early = pc.assume_timezone(naive, tz, ambiguous="earliest", nonexistent="earliest")
-    late = pc.assume_timezone(naive, tz, ambiguous="latest", nonexistent="latest")
+    early, late = (
+        compute(
+            "assume_timezone",
+            naive,
+            options=pc.AssumeTimezoneOptions(tz, ambiguous=way, nonexistent=way),
+        )
+        for way in ("earliest", "latest")
+    )
     a = numpy_of(early)
     b = numpy_of(late)
     if not np.array_equal(a, b):
@@ -376,8 +396,8 @@ def _text(
         if to.tz is None:
             ms = _localize(ms, tz, place, column, arr)
         return _in_range(ms, ENGINE_S, place, column, arr), []
-    s = pc.utf8_trim_whitespace(arr)
-    if len(s) and pc.all(pc.match_substring_regex(s, _DIGITS)).as_py():
+    s = compute("utf8_trim_whitespace", arr)
+    if len(s) and compute("all", _matches(s, _DIGITS)).as_py():
         try:
             numbers = pc.cast(s, pa.int64())
         except pa.ArrowInvalid:
@@ -386,10 +406,11 @@ def _text(
                 f"time {_shown(arr[big[0]])} is beyond the 64-bit range", big[0], column
             ) from None
         return _numbers(numbers, place, column, tz, unit)
-    s = pc.replace_substring(pc.utf8_upper(s), "/", "-")
+    slashes = pc.ReplaceSubstringOptions("/", "-")
+    s = compute("replace_substring", compute("utf8_upper", s), options=slashes)
     out = np.zeros(len(s), dtype=np.int64)
-    date8 = numpy_of(pc.match_substring_regex(s, _DATE8))
-    digits = numpy_of(pc.match_substring_regex(s, _DIGITS)) & ~date8
+    date8 = numpy_of(_matches(s, _DATE8))
+    digits = numpy_of(_matches(s, _DIGITS)) & ~date8
     if digits.any():
         i = _first(digits)
         raise place.error(
@@ -397,7 +418,7 @@ def _text(
             i,
             column,
         )
-    zoned = numpy_of(pc.match_substring_regex(s, _OFFSET))
+    zoned = numpy_of(_matches(s, _OFFSET))
     naive = ~zoned & ~date8
     if date8.any():
         idx = np.flatnonzero(date8)
@@ -438,7 +459,8 @@ def _parse(
     got = parses(s)
     if got is None:
         # Finer than microseconds: Arrow refuses it; the digits beyond are dropped (floor).
-        s = pc.replace_substring_regex(s, r"(\.[0-9]{6})[0-9]+", r"\1")
+        finer = pc.ReplaceSubstringOptions(r"(\.[0-9]{6})[0-9]+", r"\1")
+        s = compute("replace_substring_regex", s, options=finer)
         got = parses(s)
     if got is None:
         lo, hi = 0, len(s)
