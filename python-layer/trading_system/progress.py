@@ -4,7 +4,10 @@ work has taken :data:`DELAY_S` seconds, so short runs, pipes, logs and tests nev
 from __future__ import annotations
 
 import sys
+import threading
+import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -41,3 +44,33 @@ def _bar(items: Iterable[T], total: int, desc: str, unit: str) -> Iterator[T]:
         leave=False,
         mininterval=0.25,
     )
+
+
+@contextmanager
+def busy(desc: str) -> Iterator[None]:
+    """A bar with the elapsed time for one long step that cannot count its progress (reading a
+    file, rendering a chart), drawn from a helper thread once the step has taken
+    :data:`DELAY_S` seconds, when :func:`enabled`."""
+    if not enabled():
+        yield
+        return
+    stop = threading.Event()
+    started = time.time()
+
+    def draw() -> None:
+        if stop.wait(DELAY_S):
+            return
+        from tqdm import tqdm
+
+        with tqdm(desc=desc, bar_format="{desc}: {elapsed}", file=sys.stderr, leave=False) as bar:
+            bar.start_t = started  # the step's elapsed time, not the bar's
+            while not stop.wait(0.5):
+                bar.refresh()
+
+    thread = threading.Thread(target=draw, name="progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()

@@ -5,6 +5,7 @@ naming the column, the line, the value and how to say what it is."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 from pathlib import Path
 
 import numpy as np
@@ -305,14 +306,40 @@ def test_api_reads_with_options_and_keeps_the_zone() -> None:
     assert utc.tz == "UTC"  # pyright: ignore[reportAttributeAccessIssue]
 
 
+def test_yfinance_frames_by_their_index_and_field_level() -> None:
+    want = load(canonical("aapl"))
+    df = pd.read_csv(FILES / "aapl_yahoo.csv", index_col="Date", parse_dates=True)
+    assert to_bars(df) == want, "the Date index is the time"
+    df.columns = pd.MultiIndex.from_product([df.columns, ["AAPL"]], names=["Price", "Ticker"])
+    assert to_bars(df) == want, "yfinance's (field, ticker) columns of one ticker"
+    two = pd.concat([df, df.rename(columns={"AAPL": "MSFT"}, level=1)], axis=1)
+    with pytest.raises(DataError, match="one instrument"):
+        to_bars(two)
+
+
 def test_lines_follow_a_reversed_file() -> None:
     bars, lines = load_with_lines(FILES / "sh_newest_first.csv")
     assert lines[0] == 41 and lines[39] == 2, "the oldest bar is on the last line"
 
 
-def test_progress_is_off_without_a_terminal() -> None:
+def test_progress_is_off_without_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
     items = [1, 2, 3]
     assert progress.iterate(items, 3, "x") is items
+    with progress.busy("reading"):
+        time.sleep(0.01)
+    assert capsys.readouterr().err == ""
+
+
+def test_progress_on_a_terminal_after_the_delay(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(progress, "enabled", lambda: True)
+    monkeypatch.setattr(progress, "DELAY_S", 0.05)
+    assert list(progress.iterate(iter(range(1000)), 1000, "analysis")) == list(range(1000))
+    with progress.busy("reading bars.csv"):
+        time.sleep(0.3)
+    err = capsys.readouterr().err
+    assert "reading bars.csv: 00:00" in err
 
 
 # --- Round trips through every format ---------------------------------------------------------

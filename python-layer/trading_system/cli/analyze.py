@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from trading_system import progress
 from trading_system.api import analyze
 from trading_system.cli import common
 from trading_system.cli.exits import BAD_INPUT, OK, Failure
@@ -99,7 +100,8 @@ def read_and_analyze(
     Failure naming each at its line (Parquet: row)."""
     cfg = common.analysis_configuration(args)
     try:
-        bars, lines = load_with_lines(args.file, **common.load_options(args))
+        with progress.busy(f"reading {args.file.name}"):
+            bars, lines = load_with_lines(args.file, **common.load_options(args))
     except OSError as e:
         raise Failure(f"error: reading {args.file}: {e.strerror or e}") from e
     if err is not None:
@@ -119,7 +121,8 @@ def chart_page(bars: Bars, a: Analysis, args: argparse.Namespace, title: str) ->
         from trading_system.chart import render
     except ImportError as e:
         raise Failure(f"error: charts need plotly ({e}): install with scripts/setup.sh") from e
-    return render(bars, a, title, getattr(args, "last", None), engine=args.engine)
+    with progress.busy("drawing the chart"):
+        return render(bars, a, title, getattr(args, "last", None), engine=args.engine)
 
 
 def violations(e: InvalidBars, file: Path, lines: Sequence[int], unit: str = "line") -> str:
