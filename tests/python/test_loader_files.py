@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from trading_system import analyze, progress
-from trading_system.cli import main
+from trading_system.cli import main, parser
+from trading_system.cli.analyze import read_and_analyze
 from trading_system.data import Bars, load, load_with_lines, to_bars
 from trading_system.errors import DataError
 
@@ -268,6 +269,11 @@ def test_cli_prints_notices_on_stderr_and_reads_options(
         capsys, "analyze", str(odd), "--columns", "time=date", "--tz", "Asia/Shanghai"
     )
     assert (code, err) == (0, "")
+    parquet = str(FILES / "sh_shanghai.parquet")
+    bars, a = read_and_analyze(parser().parse_args(["analyze", parquet]), False)
+    assert bars.tz == "Asia/Shanghai" == a.tz, "no --tz: the column's zone"  # pyright: ignore
+    bars, _ = read_and_analyze(parser().parse_args(["analyze", parquet, "--tz", "UTC"]), False)
+    assert bars.tz == "UTC"
     code, _, err = cli(capsys, "analyze", str(odd), "--tz", "Mars/Olympus")
     assert code == 2 and "unknown time zone 'Mars/Olympus'" in err
     code, _, err = cli(capsys, "analyze", str(FILES / "btc_epoch_s.csv"), "--time-unit", "date")

@@ -64,10 +64,9 @@ def data_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--tz",
         type=time_zone,
-        default="UTC",
         metavar="ZONE",
         help="the zone of times without an offset, and of the output (IANA name, e.g. "
-        "Asia/Shanghai; default: UTC)",
+        "Asia/Shanghai; default: a zone-aware time column's own, else UTC)",
     )
 
 
