@@ -166,7 +166,12 @@ def _python_engine() -> ModuleType:
 
 
 def _python_analyze(bars: Bars, cfg: EngineConfig, with_macd: bool) -> Analysis:
-    return Analysis(_python_engine().analyze(bars, cfg, with_macd))
+    from trading_system import progress
+
+    def each(rows: Any, n: int) -> Any:
+        return progress.iterate(rows, n, "analysis (python engine)")
+
+    return Analysis(_python_engine().analyze(bars, cfg, with_macd, each))
 
 
 class _PythonSession:
@@ -206,21 +211,31 @@ def analyze(
     engine: EngineChoice = "rust",
     with_macd: bool = False,
     overrides: Mapping[str, Any] | None = None,
+    *,
+    columns: Mapping[str, str] | str | None = None,
+    time_unit: str | None = None,
+    tz: str | None = None,
 ) -> Analysis:
     """Analyzes a whole series: merged bars, fractals, pens, segments, pivots, buy/sell points
     (and the MACD series with ``with_macd``).
 
     ``data``: anything :func:`trading_system.data.to_bars` reads (a DataFrame, arrays, bar rows,
-    ccxt OHLCV lists, the path of a CSV or Parquet file, :class:`~trading_system.data.Bars`).
+    ccxt OHLCV lists, the path of a CSV, TSV or Parquet file, :class:`~trading_system.data.Bars`),
+    read with ``columns``, ``time_unit`` and ``tz`` as :func:`~trading_system.data.load` says
+    (docs/DATA.md); the result carries the series' zone (``tz``).
     ``config``: ``None`` (the defaults), a YAML path (environment overrides apply), a
     FileConfig/EngineConfig, or a mapping of overrides such as
     ``{"pen": {"definition": "traditional"}}``; ``overrides`` are applied on top of it.
     Raises InvalidBars (naming every bad bar), ConfigError or DataError."""
     cfg = _resolve(config, overrides)
-    bars = to_bars(data)
+    bars = to_bars(data, columns, time_unit, tz)
     if _engine_name(engine) == "rust":
-        return _rust_analyze(bars, cfg, with_macd)
-    return _python_analyze(bars, cfg, with_macd)
+        a = _rust_analyze(bars, cfg, with_macd)
+    else:
+        a = _python_analyze(bars, cfg, with_macd)
+    # The series' zone: frames, charts and printed times show it.
+    a.tz = bars.tz  # pyright: ignore[reportAttributeAccessIssue]
+    return a
 
 
 class Session:

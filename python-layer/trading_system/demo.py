@@ -15,11 +15,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from trading_system import resources
 from trading_system.data import Bars, format_time, load
@@ -161,6 +161,8 @@ def main(
     config: Path,
     rust_binary: Path,
     out: TextIO,
+    load_options: Mapping[str, Any] | None = None,
+    err: TextIO | None = None,
 ) -> int:
     from trading_system import transport
     from trading_system.cli.admin import status_text
@@ -169,7 +171,9 @@ def main(
 
     # The bot and the status calls connect as the configuration says (TLS, tokens).
     settings = transport.Settings.from_config(load_config(config))
-    bars = load(data)
+    bars = load(data, **(load_options or {}))
+    for notice in bars.notices:
+        (err or sys.stderr).write(f"notice: {notice}\n")
     out.write(f"demo: {len(bars):,} bars of {data.name} as {symbol}/{timeframe}\n")
 
     interrupted = False

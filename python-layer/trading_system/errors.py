@@ -91,8 +91,9 @@ class StateError(ChanError, RuntimeError):
 
 class DataError(ChanError, ValueError):
     """Input data that cannot be read as bars: names the source (a file), the place (``line``,
-    1-based, in a CSV file; ``row``, 1-based, in a Parquet file; ``index``, 0-based, in
-    in-memory data; each shown as "line N" or "row N") and the column."""
+    1-based, in a text file; ``row``, 1-based, in a Parquet file; ``index``, 0-based, in
+    in-memory data; each shown as "line N" or "row N"), the column, and ``hint``, how to say
+    what the data is when the loader cannot tell (shown after the reason)."""
 
     def __init__(
         self,
@@ -103,8 +104,10 @@ class DataError(ChanError, ValueError):
         index: int | None = None,
         column: str | None = None,
         row: int | None = None,
+        hint: str | None = None,
     ) -> None:
         self.reason = reason
+        self.hint = hint
         self.source = source
         self.line = line
         self.row = row
@@ -120,7 +123,7 @@ class DataError(ChanError, ValueError):
         if column:
             parts.append(column)
         parts.append(reason)
-        super().__init__(": ".join(parts))
+        super().__init__(": ".join(parts) + (f" ({hint})" if hint else ""))
 
     def __reduce__(self) -> tuple[Any, ...]:
         kwargs = {
@@ -129,6 +132,7 @@ class DataError(ChanError, ValueError):
             "row": self.row,
             "index": self.index,
             "column": self.column,
+            "hint": self.hint,
         }
         return (_rebuild_data_error, (self.reason, kwargs))
 

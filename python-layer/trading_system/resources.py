@@ -1,9 +1,10 @@
 """Where the package finds its files, installed or in a source checkout.
 
-- **Bundled files** (:func:`bundled`): the package carries ``defaults/default.yaml`` and
-  ``defaults/macd_params.yaml`` and finds them with :mod:`importlib.resources`, so a wheel
-  installed anywhere has them. In the repository they are symbolic links to ``config/``, the
-  one source of truth; the wheel (maturin, ``python-source = "python-layer"``) holds copies.
+- **Bundled files** (:func:`bundled`): the package carries ``defaults/default.yaml``,
+  ``defaults/macd_params.yaml`` and ``defaults/columns.yaml`` and finds them with
+  :mod:`importlib.resources`, so a wheel installed anywhere has them. In the repository they
+  are symbolic links to ``config/``, the one source of truth; the wheel (maturin,
+  ``python-source = "python-layer"``) holds copies.
 - **The source checkout** (:func:`checkout`): the repository the package is imported from
   (``python-layer/trading_system`` beside ``Cargo.toml``), or None for an installed package.
   Only what exists nowhere else is looked up there: the demo's series (``tests/data``) and the
@@ -24,6 +25,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 
 __all__ = [
+    "COLUMNS",
     "DEFAULT_CONFIG",
     "PRESETS",
     "RUST_SERVER_ENV",
@@ -38,6 +40,9 @@ DEFAULT_CONFIG = "default.yaml"
 
 PRESETS = "macd_params.yaml"
 """The bundled MACD presets (the repository's ``config/macd_params.yaml``)."""
+
+COLUMNS = "columns.yaml"
+"""The bundled column alias table of the loaders (the repository's ``config/columns.yaml``)."""
 
 RUST_SERVER_ENV = "TRADING_ENGINE_BIN"
 """The environment variable naming the Rust server binary."""

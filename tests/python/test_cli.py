@@ -122,7 +122,7 @@ def test_bad_csv_exit_2_naming_line_and_column(
     out_file = tmp_path / "out.json"
     code, out, err = run(capsys, "analyze", str(bad), "--engine", "python", "--json", str(out_file))
     assert (code, out) == (2, "")
-    assert err == f'error: reading {bad}: line 3: low: not a number: "x"\n'
+    assert err == f"error: reading {bad}: line 3: low: not a number: 'x'\n"
     assert not out_file.exists()
 
 

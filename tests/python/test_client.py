@@ -88,7 +88,8 @@ def test_bad_configuration_raises_config_error(client: Client) -> None:
 
 def test_deadline_is_enforced(client: Client) -> None:
     n = 300_000
-    rows = [(i * 60_000, 100.0, 101.0 + i % 7, 99.0, 100.0, 1.0) for i in range(n)]
+    t0 = 1_700_000_000_000  # a real time: the loader refuses epoch numbers before 1971
+    rows = [(t0 + i * 60_000, 100.0, 101.0 + i % 7, 99.0, 100.0, 1.0) for i in range(n)]
     with pytest.raises(ClientError) as e:
         client.analyze(rows, timeout=0.001)
     assert e.value.code == grpc.StatusCode.DEADLINE_EXCEEDED

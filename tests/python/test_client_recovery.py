@@ -31,8 +31,14 @@ OUTAGE = 6.0
 """Seconds between the kill and the new process (the issue: 5-10 s)."""
 
 
+T0 = 1_700_000_000_000
+"""Where the rows' times start: the loader refuses epoch numbers before 1971 (series() starts at
+one minute after 1970-01-01, for the messages that bypass it)."""
+
+
 def rows(n: int, seed: int) -> list[tuple[int, float, float, float, float, float]]:
-    return [(b.time, b.open, b.high, b.low, b.close, b.volume) for b in series(n, seed=seed)]
+    bars = series(n, seed=seed)
+    return [(T0 + b.time, b.open, b.high, b.low, b.close, b.volume) for b in bars]
 
 
 def kill(server: Server) -> None:

@@ -1,6 +1,6 @@
-"""Data input (trading_system.data): every input form gives the same Bars; CSV errors name the
-line and the column, Parquet errors the row and the column; times are read and written exactly as
-the Rust engine does."""
+"""Data input (trading_system.data): every input form gives the same Bars; text-file errors name
+the line and the column, Parquet errors the row and the column, in-memory errors the index.
+The file shapes other tools export are in test_loader_files.py."""
 
 from __future__ import annotations
 
@@ -25,11 +25,9 @@ from trading_system.data import (
     format_time,
     load,
     load_csv,
-    load_csv_with_lines,
     load_with_lines,
     parse_time,
     to_bars,
-    to_ms,
 )
 from trading_system.errors import DataError
 
@@ -111,6 +109,9 @@ def test_every_input_form_gives_the_same_bars(tmp_path: Path) -> None:
     want = expected()
     for name, data in input_forms(tmp_path).items():
         got = to_bars(data)
+        if name == "frame_tz_aware":
+            assert got.tz == "Asia/Shanghai", "a zone-aware column's zone is the output zone"
+            got = to_bars(got, tz="UTC")
         assert got == want, name
         assert got.time.dtype == np.int64 and got.close.dtype == np.float64, name
         assert len(got) == 3
@@ -142,32 +143,38 @@ def test_bars_are_read_only_columns() -> None:
 
 
 def test_prices_are_not_validated_here() -> None:
-    bars = to_bars([(1, "NaN", -1, 0, "inf", -5)])
+    bars = to_bars([(MS[0], "NaN", -1, 0, "inf", -5)])
     assert np.isnan(bars.open[0]) and bars.high[0] == -1 and np.isinf(bars.close[0])
     assert len(to_bars([])) == 0, "an empty series is the engines' to reject"
 
 
 def test_in_memory_errors_name_the_row_and_column() -> None:
+    t0, t1 = MS[0], MS[1]
     with pytest.raises(DataError) as e:
-        to_bars([(1, 1, 1, 1, 1, 1), (2, 1, 1, 1, 1)])
+        to_bars([(t0, 1, 1, 1, 1, 1), (t1, 1, 1, 1, 1)])
     assert e.value.index == 1
     with pytest.raises(DataError) as e:
-        to_bars([(1, 1, 1, 1, 1, 1), (2, "x", 1, 1, 1, 1)])
+        to_bars([(t0, 1, 1, 1, 1, 1), (t1, "x", 1, 1, 1, 1)])
     assert (e.value.index, e.value.column) == (1, "open")
-    assert str(e.value) == 'bars: row 1: open: not a number: "x"'
+    assert str(e.value) == "bars: row 1: open: not a number: 'x'"
     with pytest.raises(DataError) as e:
-        to_bars([(1, 1, 1, 1, 1, 1), ("2024-13-01", 1, 1, 1, 1, 1)])
+        to_bars([("2024-01-01", 1, 1, 1, 1, 1), ("2024-13-01", 1, 1, 1, 1, 1)])
     assert (e.value.index, e.value.column) == (1, "time")
-    assert "unparsable time" in e.value.reason
+    assert "'2024-13-01' is not a date or date-time" in e.value.reason
     with pytest.raises(DataError) as e:
-        to_bars([(1.5, 1, 1, 1, 1, 1)])
-    assert e.value.column == "time"
+        to_bars([(t0 + 0.5, 1, 1, 1, 1, 1)])
+    assert e.value.column == "time" and "not a whole number" in e.value.reason
     with pytest.raises(DataError) as e:
         to_bars([(True, 1, 1, 1, 1, 1)])
     assert e.value.column == "time"
     with pytest.raises(DataError) as e:
+        to_bars([(1, 1, 1, 1, 1, 1)])
+    assert (e.value.index, e.value.column) == (0, "time"), "epoch 1 is no time: refused"
+    assert e.value.hint is not None and "--time-unit" in e.value.hint
+    assert to_bars([(1, 1, 1, 1, 1, 1)], time_unit="ms").time.tolist() == [1]
+    with pytest.raises(DataError) as e:
         to_bars(pd.DataFrame({"time": [1], "open": [1.0]}))
-    assert "missing column" in e.value.reason and "high" in e.value.reason
+    assert "missing columns high, low, close" in e.value.reason
     with pytest.raises(DataError) as e:
         to_bars(
             {
@@ -222,47 +229,62 @@ def write(tmp_path: Path, text: str | bytes) -> Path:
 @pytest.mark.parametrize(
     ("text", "line", "column", "reason"),
     [
-        ("", 1, None, 'missing column "time" (need time,open,high,low,close,volume)'),
+        ("", 1, None, "empty file: no header line"),
         (
-            "time,open,high,low,close\n1,1,2,3,4\n",
-            1,
+            "time,open,high,low\n2024-01-01,1,2,3\n",
             None,
-            'missing column "volume" (need time,open,high,low,close,volume)',
+            None,
+            "missing column close (found: time, open, high, low); the names each field may have "
+            "are in config/columns.yaml, or map it with --columns FIELD=NAME (Python: "
+            "columns={'FIELD': 'NAME'})",
         ),
         (
-            HEADER + "1,1,2,0.5,1.5,10\nx,1,2,0.5,1.5,10\n",
+            HEADER + "2024-01-01,1,2,0.5,1.5,10\nx,1,2,0.5,1.5,10\n",
             3,
             "time",
-            'unparsable time "x": expected epoch milliseconds, YYYY-MM-DD or an ISO-8601 date-time',
+            "time 'x' is not a date or date-time this loader reads (ISO YYYY-MM-DD[ HH:MM[:SS"
+            "[.fff]]] with an optional offset, YYYY/MM/DD, YYYYMMDD, or epoch numbers)",
         ),
         (
-            HEADER + "1,1,2,0.5,1.5,10\n2,1,2,0.5,1.5,10\n3,1,abc,0.5,1.5,10\n",
+            HEADER + "2024-01-01,1,2,0.5,1.5,10\n2024-01-02,1,2,0.5,1.5,10\n"
+            "2024-01-03,1,abc,0.5,1.5,10\n",
             4,
             "high",
-            'not a number: "abc"',
+            "not a number: 'abc'",
         ),
-        (HEADER + "1,1,2,0.5,1.5,10\n2,1,,0.5,1.5,10\n", 3, "high", 'not a number: ""'),
-        (HEADER + "1,1_0,2,0.5,1.5,10\n", 2, "open", 'not a number: "1_0"'),
         (
-            HEADER + "1,1,2,0.5,1.5\n",
+            HEADER + "2024-01-01,1,2,0.5,1.5,10\n2024-01-02,1,,0.5,1.5,10\n",
+            3,
+            "high",
+            "missing value (empty or null)",
+        ),
+        (HEADER + "2024-01-01,1_0,2,0.5,1.5,10\n", 2, "open", "not a number: '1_0'"),
+        (
+            HEADER + "2024-01-01,1,2,0.5,1.5\n",
             2,
             None,
-            "unreadable CSV row: found 5 fields, the header has 6",
+            "found 5 fields, the header has 6",
         ),
         (
             HEADER + "2015-02-29,1,2,0.5,1.5,10\n",
             2,
             "time",
-            'unparsable time "2015-02-29": expected epoch milliseconds, YYYY-MM-DD or an '
-            "ISO-8601 date-time",
+            "time '2015-02-29' is not a date or date-time this loader reads (ISO "
+            "YYYY-MM-DD[ HH:MM[:SS[.fff]]] with an optional offset, YYYY/MM/DD, YYYYMMDD, or "
+            "epoch numbers)",
         ),
         (
             HEADER + "9223372036854775808,1,2,0.5,1.5,10\n",
             2,
             "time",
-            'bad epoch milliseconds "9223372036854775808": number too large to fit in target type',
+            "time '9223372036854775808' is beyond the 64-bit range",
         ),
-        (HEADER + "1,1,2,0.5,1.5,10\n\n\n2,1,2,0.5,x,10\n", 5, "close", 'not a number: "x"'),
+        (
+            HEADER + "2024-01-01,1,2,0.5,1.5,10\n\n\n2024-01-02,1,2,0.5,x,10\n",
+            5,
+            "close",
+            "not a number: 'x'",
+        ),
     ],
 )
 def test_bad_csv_names_the_line_and_column(
@@ -273,11 +295,13 @@ def test_bad_csv_names_the_line_and_column(
         load_csv(path)
     assert (e.value.line, e.value.column, e.value.reason) == (line, column, reason)
     assert e.value.source == str(path)
-    assert str(e.value).startswith(f"{path}: line {line}: ")
+    assert str(e.value).startswith(f"{path}: line {line}: " if line else f"{path}: ")
 
 
 def test_csv_not_utf8_names_the_line(tmp_path: Path) -> None:
-    path = write(tmp_path, HEADER.encode() + b"1,1,2,0.5,1.5,10\n2,\xff,2,0.5,1.5,10\n")
+    path = write(
+        tmp_path, HEADER.encode() + b"2024-01-01,1,2,0.5,1.5,10\n2024-01-02,\xff,2,0.5,1.5,10\n"
+    )
     with pytest.raises(DataError) as e:
         load_csv(path)
     assert e.value.line == 3
@@ -288,18 +312,18 @@ def test_csv_missing_file_is_an_os_error(tmp_path: Path) -> None:
         load_csv(tmp_path / "none.csv")
 
 
-def test_csv_layout_is_as_lenient_as_the_rust_reader(tmp_path: Path) -> None:
+def test_csv_layout_is_lenient(tmp_path: Path) -> None:
     text = (
         "\ufeff Volume ,CLOSE,low,High,open,TIME,note\r\n"
         '10,1.5,0.5,2,1,2024-01-01,"a, b"\r\n'
         "\r\n"
-        "1e3, 1.75 ,0.5,2,1,1704153600000,x\r\n"
+        "1e3, 1.75 ,0.5,2,1, 2024-01-02T00:00:00Z ,x\r\n"
     )
-    bars, lines = load_csv_with_lines(write(tmp_path, text))
+    bars, lines = load_with_lines(write(tmp_path, text))
     assert bars.time.tolist() == [1_704_067_200_000, 1_704_153_600_000]
     assert bars.close.tolist() == [1.5, 1.75] and bars.volume.tolist() == [10.0, 1000.0]
     assert lines == [2, 4], "physical line numbers, blank lines counted"
-    specials = to_bars(write(tmp_path, HEADER + "1,inf,NaN,-inf,infinity,-0\n"))
+    specials = to_bars(write(tmp_path, HEADER + "2024-01-01,inf,NaN,-inf,infinity,-0\n"))
     assert np.isinf(specials.open[0]) and np.isnan(specials.high[0])
     assert load_csv(write(tmp_path, HEADER)).time.size == 0
 
@@ -311,58 +335,40 @@ def test_csv_layout_is_as_lenient_as_the_rust_reader(tmp_path: Path) -> None:
     ("text", "ms"),
     [
         ("1990-12-19", 661_564_800_000),
+        ("1990/12/19", 661_564_800_000),
         ("2015-01-05T01:31:00Z", 1_420_421_460_000),
         ("2015-01-05 01:31:00", 1_420_421_460_000),
-        ("2015-01-05T09:31:00+08:00", 1_420_421_460_000),
-        ("2015-01-05T01:31:00-00:00", 1_420_421_460_000),
-        ("1420421460000", 1_420_421_460_000),
-        ("2015-01-05T01:31:00.005Z", 1_420_421_460_005),
         ("2015-01-05T01:31", 1_420_421_460_000),
+        ("2015-01-05T09:31:00+08:00", 1_420_421_460_000),
+        ("2015-01-04T21:31:00-0400", 1_420_421_460_000),
+        ("2015-01-05T01:31:00-00:00", 1_420_421_460_000),
+        ("2015-01-05T01:31:00.005Z", 1_420_421_460_005),
         ("2015-01-05t01:31:00z", 1_420_421_460_000),
-        ("2015-01-05T01:31:00.123456789123Z", 1_420_421_460_123),
+        ("2015-01-05T01:31:00.123456789Z", 1_420_421_460_123),
         ("1969-12-31T23:59:59.9999Z", -1),
-        ("-5", -5),
-        ("00012", 12),
+        # The engines' own forms: expanded years, and the number beyond chrono's range.
+        ("+10000-01-01T00:00:00Z", 253_402_300_800_000),
+        ("8210266876800000", 8_210_266_876_800_000),
         (" 12 ", 12),
-        # chrono's leniencies, as the Rust engine reads them:
-        ("2015-01-05T23:59:60Z", 1_420_502_400_000),  # a leap second is one more second
-        ("2015-1-5", 1_420_416_000_000),
-        ("2015-01-05T1:2:3", 1_420_419_723_000),
-        ("2015-01-05  01:31:00", 1_420_421_460_000),
-        ("15-01-05", -61_693_488_000_000),  # the year 15
-        ("+2015-01-05", 1_420_416_000_000),
-        ("-0001-01-01", -62_198_755_200_000),
-        ("2015-01-05T01:31:00\u221201:00", 1_420_425_060_000),  # U+2212 MINUS SIGN
     ],
 )
 def test_parse_time(text: str, ms: int) -> None:
     assert parse_time(text) == ms
 
 
+def test_parse_time_reads_naive_text_in_a_zone() -> None:
+    assert parse_time("2015-01-05 09:31", "Asia/Shanghai") == 1_420_421_460_000
+    assert parse_time("2015-01-05T09:31:00+08:00", "America/New_York") == 1_420_421_460_000
+
+
 @pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("yesterday", 'unparsable time "yesterday"'),
-        ("2015-13-01", 'unparsable time "2015-13-01"'),
-        ("2015-02-29", 'unparsable time "2015-02-29"'),
-        ("", 'unparsable time ""'),
-        ("2015-01-05 01:31", 'unparsable time "2015-01-05 01:31"'),
-        ("2015-01-05T01:31:00.", 'unparsable time "2015-01-05T01:31:00."'),
-        ("2015-01-05T01:31:00+0800", 'unparsable time "2015-01-05T01:31:00+0800"'),
-        ("2015-01-05T01:31:00+24:00", 'unparsable time "2015-01-05T01:31:00+24:00"'),
-        ("2015-01-05T24:00:00", 'unparsable time "2015-01-05T24:00:00"'),
-        ("99999-01-01", 'unparsable time "99999-01-01"'),
-        ("1e3", 'unparsable time "1e3"'),
-        ("+12", 'unparsable time "+12"'),
-        ("x\u3000y", 'unparsable time "x\\u{3000}y"'),
-        ("-", 'bad epoch milliseconds "-": invalid digit found in string'),
-        ("9223372036854775808", 'bad epoch milliseconds "9223372036854775808": number too large'),
-    ],
+    "text",
+    ["yesterday", "2015-13-01", "2015-02-29", "", "2015-01-05T24:00:00", "1e3", "2015-1-5"],
 )
-def test_parse_time_rejects(text: str, message: str) -> None:
+def test_parse_time_rejects(text: str) -> None:
     with pytest.raises(ValueError) as e:
         parse_time(text)
-    assert str(e.value).startswith(message)
+    assert repr(text) in str(e.value) or text == ""
 
 
 @pytest.mark.parametrize(
@@ -392,25 +398,29 @@ def test_format_time(ms: int, text: str) -> None:
 
 def test_format_and_parse_round_trip() -> None:
     rng = np.random.default_rng(7)
-    # Years 0..9999: chrono reads a signed year only without an offset, and "Z" is one.
-    for ms in rng.integers(-62_167_219_200_000, 253_402_300_800_000, 2000).tolist():
+    # Years 1..9999, the range of text times.
+    for ms in rng.integers(-62_135_596_800_000, 253_402_300_800_000, 2000).tolist():
         assert parse_time(format_time(ms)) == ms
 
 
-def test_to_ms_of_python_numpy_and_pandas_times() -> None:
+def test_python_numpy_and_pandas_times() -> None:
     want = 1_420_421_460_000
-    assert to_ms(dt.datetime(2015, 1, 5, 1, 31)) == want, "naive means UTC"
+
+    def one(t: object, tz: str | None = None) -> int:
+        return int(to_bars([(t, 1.0, 2.0, 0.5, 1.5, 1.0)], tz=tz).time[0])
+
+    assert one(dt.datetime(2015, 1, 5, 1, 31)) == want, "naive means UTC by default"
+    assert one(dt.datetime(2015, 1, 5, 9, 31), "Asia/Shanghai") == want, "naive: wall time in tz"
     tz = dt.timezone(dt.timedelta(hours=8))
-    assert to_ms(dt.datetime(2015, 1, 5, 9, 31, tzinfo=tz)) == want
-    assert to_ms(dt.date(2015, 1, 5)) == 1_420_416_000_000
-    assert to_ms(np.datetime64("2015-01-05T01:31:00.000999")) == want, "floored to ms"
-    assert to_ms(np.datetime64("1969-12-31T23:59:59.999999")) == -1, "floor, not truncation"
-    assert to_ms(dt.datetime(1969, 12, 31, 23, 59, 59, 999_999)) == -1
-    assert to_ms(pd.Timestamp("2015-01-05 09:31", tz="Asia/Shanghai")) == want
-    assert to_ms(float(want)) == want
+    assert one(dt.datetime(2015, 1, 5, 9, 31, tzinfo=tz)) == want
+    assert one(dt.date(2015, 1, 5)) == 1_420_416_000_000
+    assert one(np.datetime64("2015-01-05T01:31:00.000999")) == want, "floored to ms"
+    assert one(np.datetime64("1969-12-31T23:59:59.999999")) == -1, "floor, not truncation"
+    assert one(pd.Timestamp("2015-01-05 09:31", tz="Asia/Shanghai")) == want
+    assert one(float(want)) == want
     for bad in (1.5, float("nan"), True, object()):
-        with pytest.raises((ValueError, TypeError)):
-            to_ms(bad)
+        with pytest.raises(DataError):
+            one(bad)
 
 
 # --- One loader for files: CSV and Parquet ------------------------------------------------------
@@ -444,7 +454,7 @@ def test_parquet_written_from_a_real_csv_loads_the_same_bars(
         pq.write_table(pyarrow.csv.read_csv(csv), path)
         time_type = pq.read_schema(path).field("time").type
         assert pa.types.is_timestamp(time_type) or pa.types.is_date32(time_type)
-    want, lines = load_csv_with_lines(csv)
+    want, lines = load_with_lines(csv)
     got, rows = load_with_lines(path)
     assert len(got) == len(want) > 1000
     assert same_bits(got, want), "every column, bit for bit"
@@ -476,7 +486,9 @@ def test_parquet_timestamps_of_any_unit_and_zone(tmp_path: Path, unit: str, tz: 
         times = pa.Array.from_pandas(aware(tz)).cast(pa.timestamp(unit, tz))
     path = parquet(tmp_path, {"time": times, **ohlcv()})
     assert pq.read_schema(path).field("time").type == pa.timestamp(unit, tz)
-    assert load(path) == expected(), "the same instants, whatever the zone; naive means UTC"
+    got = load(path)
+    assert got.tz == (tz or "UTC"), "a zone-aware column's zone is the output zone"
+    assert to_bars(got, tz="UTC") == expected(), "the same instants, whatever the zone"
 
 
 @pytest.mark.parametrize(
@@ -485,7 +497,8 @@ def test_parquet_timestamps_of_any_unit_and_zone(tmp_path: Path, unit: str, tz: 
         (pa.array([0, 60], pa.timestamp("s")), [0, 60_000]),
         (pa.array([-1, 1_999_999], pa.timestamp("ns")), [-1, 1]),  # floored, as chrono does
         (pa.array([-1, 1_999], pa.timestamp("us", "Asia/Tokyo")), [-1, 1]),
-        (pa.array([dt.date(2024, 1, 1), dt.date(1969, 12, 31)], pa.date32()), [MS[0], -86_400_000]),
+        # Two dates, newest first: reversed.
+        (pa.array([dt.date(2024, 1, 1), dt.date(1969, 12, 31)], pa.date32()), [-86_400_000, MS[0]]),
         (
             pa.array([dt.date(2024, 1, 1), dt.date(2024, 1, 2)], pa.date64()),
             [MS[0], MS[0] + 86_400_000],
@@ -496,7 +509,7 @@ def test_parquet_timestamps_of_any_unit_and_zone(tmp_path: Path, unit: str, tz: 
         (pa.array(ISO[1:]), MS[1:]),
         (pa.array(ISO[1:], pa.large_string()), MS[1:]),
         (pa.array(["2024-01-01", "2024-01-01"]).dictionary_encode(), [MS[0], MS[0]]),
-        (pa.array(["2024-01-01T08:00:00+08:00", "1704067200000"]), [MS[0], MS[0]]),
+        (pa.array(["2024-01-01T08:00:00+08:00", "2024-01-01"]), [MS[0], MS[0]]),
     ],
     ids=lambda v: str(v.type) if isinstance(v, pa.Array) else None,
 )
@@ -542,41 +555,49 @@ def test_parquet_without_rows_is_an_empty_series(tmp_path: Path) -> None:
             {"time": MS, "open": [1.0] * 3, "high": [2.0] * 3},
             None,
             None,
-            'missing columns "low", "close", "volume" (need time,open,high,low,close,volume; '
-            "found: time, open, high)",
+            "missing columns low, close (found: time, open, high); the names each field may "
+            "have are in config/columns.yaml, or map it with --columns FIELD=NAME (Python: "
+            "columns={'FIELD': 'NAME'})",
         ),
         (
             {"when": MS, **ohlcv()},
             None,
             None,
-            'missing column "time" (or timestamp, datetime, date) (need time,open,high,low,close,'
-            "volume; found: when, open, high, low, close, volume)",
+            "missing column time (found: when, open, high, low, close, volume); the names each "
+            "field may have are in config/columns.yaml, or map it with --columns FIELD=NAME "
+            "(Python: columns={'FIELD': 'NAME'})",
         ),
         (
             {"time": ["2024-01-01", "2024-01-02", "yesterday"], **ohlcv()},
             3,
             "time",
-            'unparsable time "yesterday": expected epoch milliseconds, YYYY-MM-DD or an ISO-8601 '
-            "date-time",
+            "time 'yesterday' is not a date or date-time this loader reads (ISO "
+            "YYYY-MM-DD[ HH:MM[:SS[.fff]]] with an optional offset, YYYY/MM/DD, YYYYMMDD, or "
+            "epoch numbers)",
         ),
         (
             {"time": MS, **ohlcv(), "high": ["11", "12", "abc"]},
             3,
             "high",
-            'not a number: "abc"',
+            "not a number: 'abc'",
         ),
-        ({"time": MS, **ohlcv(), "close": [1.0, None, 2.0]}, 2, "close", "missing value (null)"),
+        (
+            {"time": MS, **ohlcv(), "close": [1.0, None, 2.0]},
+            2,
+            "close",
+            "missing value (empty or null)",
+        ),
         (
             {"time": pa.array([MS[0], None, MS[2]], pa.timestamp("ms")), **ohlcv()},
             2,
             "time",
-            "missing value (null)",
+            "missing time (empty or null)",
         ),
         (
-            {"time": [1.0, 2.5, 3.0], **ohlcv()},
+            {"time": [float(MS[0]), MS[1] + 0.5, float(MS[2])], **ohlcv()},
             2,
             "time",
-            "time 2.5 is not a whole number of milliseconds",
+            f"time {MS[1] + 0.5!r} is not a whole number",
         ),
         (
             {"time": [True, False, True], **ohlcv()},
@@ -600,7 +621,8 @@ def test_bad_parquet_names_the_file_row_and_column(
     assert (e.value.row, e.value.column, e.value.reason) == (row, column, reason)
     assert e.value.source == str(path) and e.value.line is None and e.value.index is None
     where = "".join(f"{p}: " for p in (f"row {row}" if row else None, column) if p)
-    assert str(e.value) == f"{path}: {where}{reason}"
+    hint = f" ({e.value.hint})" if e.value.hint else ""
+    assert str(e.value) == f"{path}: {where}{reason}{hint}"
     again = pickle.loads(pickle.dumps(e.value))
     assert (str(again), again.row) == (str(e.value), row)
 
@@ -629,12 +651,12 @@ def test_empty_or_foreign_files_are_not_parquet(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", ["bars.json", "bars", "bars.csv.gz", "bars.xlsx"])
 def test_unknown_extensions_are_named(tmp_path: Path, name: str) -> None:
     path = tmp_path / name
-    path.write_text(HEADER + "1,1,2,0.5,1.5,10\n", encoding="utf-8")
+    path.write_text(HEADER + "2024-01-01,1,2,0.5,1.5,10\n", encoding="utf-8")
     suffix = path.suffix
-    what = f'extension "{suffix}"' if suffix else "no extension"
+    what = f"extension {suffix!r}" if suffix else "no extension"
     message = (
-        f"{path}: unknown file type ({what}): expected .csv or .txt (CSV), .parquet or .pq "
-        "(Parquet)"
+        f"{path}: unknown file type ({what}): expected .csv, .tsv or .txt (delimited text), "
+        ".parquet or .pq (Parquet)"
     )
     for read in (load, load_with_lines, to_bars, file_format):
         with pytest.raises(DataError) as e:
@@ -647,10 +669,10 @@ def test_extensions_in_any_case(tmp_path: Path) -> None:
     text = HEADER + "".join(
         f"{t},{','.join(map(str, r))}\n" for t, r in zip(ISO, OHLCV, strict=True)
     )
-    for name in ("bars.txt", "BARS.CSV"):
+    for name in ("bars.txt", "BARS.CSV", "bars.tsv"):
         (tmp_path / name).write_text(text, encoding="utf-8")
         assert load_with_lines(tmp_path / name) == (expected(), [2, 3, 4])
-        assert file_format(tmp_path / name) == "csv"
+        assert file_format(tmp_path / name) == "text"
     path = parquet(tmp_path, {"time": MS, **ohlcv()}, "BARS.PQ")
     assert load(path) == expected() and file_format(str(path)) == "parquet"
 
@@ -659,19 +681,19 @@ def test_in_memory_errors_name_missing_columns_and_short_rows() -> None:
     df = pd.DataFrame({"Time": MS, "open": [1.0] * 3, "Close": [1.0] * 3})
     with pytest.raises(DataError) as e:
         to_bars(df)
-    assert str(e.value) == (
-        'DataFrame: missing columns "high", "low", "volume" (need time,open,high,low,close,'
-        "volume; found: Time, open, Close)"
+    assert str(e.value).startswith(
+        "DataFrame: missing columns high, low (found: Time, open, Close); the names each field "
+        "may have are in config/columns.yaml"
     )
     indexed = pd.DataFrame(ohlcv(), index=pd.to_datetime(MS, unit="ms")).drop(columns="volume")
-    with pytest.raises(DataError) as e:
-        to_bars(indexed)
-    assert e.value.reason.startswith('missing column "volume" (need'), "the index is the time"
+    bars = to_bars(indexed)
+    assert bars.time.tolist() == MS, "the index is the time"
+    assert bars.notices == ["volume: the source has no volume column; every volume is 0"]
     with pytest.raises(DataError) as e:
         to_bars({f"c{i}": [1] for i in range(30)})
-    assert e.value.reason.endswith(
+    assert (
         "found: c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, "
-        "c13, c14, c15, c16, c17, c18, c19, … (30 in all))"
+        "c13, c14, c15, c16, c17, c18, c19, … (30 in all))" in e.value.reason
     )
     ccxt = [[t, *r] for t, r in zip(MS, OHLCV, strict=True)]
     short = [*ccxt[:2], ccxt[2][:5]]
@@ -759,10 +781,10 @@ def test_cli_bad_parquet_exits_2_naming_the_row_and_column(
         capsys, "analyze", str(path), "--engine", "python", "--json", str(out_file)
     )
     assert (code, out) == (2, "")
-    assert err == f'error: reading {path}: row 2: low: not a number: "x"\n'
+    assert err == f"error: reading {path}: row 2: low: not a number: 'x'\n"
     assert not out_file.exists()
     other = tmp_path / "bars.json"
     other.write_text("[]", encoding="utf-8")
     code, out, err = cli(capsys, "analyze", str(other), "--engine", "python")
     assert (code, out) == (2, "")
-    assert err.startswith(f'error: reading {other}: unknown file type (extension ".json")')
+    assert err.startswith(f"error: reading {other}: unknown file type (extension '.json')")

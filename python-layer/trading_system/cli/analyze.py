@@ -11,11 +11,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from trading_system import progress
 from trading_system.api import analyze
 from trading_system.cli import common
 from trading_system.cli.exits import BAD_INPUT, OK, Failure
 from trading_system.data import Bars, file_format, format_time, load_with_lines
-from trading_system.errors import InvalidBars
+from trading_system.errors import MAX_LISTED, InvalidBars
 from trading_system.results import Analysis, Point
 
 if TYPE_CHECKING:
@@ -23,18 +24,23 @@ if TYPE_CHECKING:
 
 LAST = 5
 """How many of the latest pens, segments, pivots and points the summary shows."""
+MAX_SHOWN = MAX_LISTED
+"""How many bad bars an error lists before "… and N more"."""
+
+
+FILE_HELP = "the bars: delimited text (.csv, .tsv, .txt) or Parquet (.parquet, .pq)"
 
 
 def register(sub: Subparsers) -> None:
     a = sub.add_parser(
         "analyze",
-        help="analyze a CSV file (time,open,high,low,close,volume)",
-        description="Analyze a CSV file (header time,open,high,low,close,volume; time as epoch "
-        "milliseconds, an ISO date or an ISO date-time) and print a summary.",
+        help="analyze a file of bars (CSV, TSV, TXT or Parquet)",
+        description="Analyze a file of bars and print a summary. Columns are found by name "
+        "(time, open, high, low, close, volume and their aliases in config/columns.yaml; "
+        "volume is optional); times are ISO dates or date-times, YYYYMMDD or epoch numbers "
+        "(docs/DATA.md).",
     )
-    a.add_argument(
-        "file", type=Path, help="the bars: a CSV (.csv, .txt) or Parquet (.parquet, .pq) file"
-    )
+    a.add_argument("file", type=Path, help=FILE_HELP)
     analysis_arguments(a)
     a.add_argument("--with-macd", action="store_true", help="include the MACD series")
     a.add_argument(
@@ -49,6 +55,7 @@ def analysis_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--engine", choices=("rust", "python"), default="rust", help="engine (default: rust)"
     )
+    common.data_arguments(p)
     common.config_arguments(p, "pen.definition=traditional")
     p.add_argument("--macd-preset", metavar="NAME", help="a named MACD preset")
     p.add_argument(
@@ -60,7 +67,7 @@ def analysis_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    bars, a = read_and_analyze(args, args.with_macd)
+    bars, a = read_and_analyze(args, args.with_macd, err)
     first = format_time(bars.time[0]) if len(bars) else ""
     last = format_time(bars.time[-1]) if len(bars) else ""
     text = summary(a, str(args.file), args.engine, first, last)
@@ -85,14 +92,20 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return OK
 
 
-def read_and_analyze(args: argparse.Namespace, with_macd: bool) -> tuple[Bars, Analysis]:
-    """The bars of ``args.file`` and their analysis under the configuration the arguments
-    name. Bad bars are a Failure naming each at its CSV line (Parquet row)."""
+def read_and_analyze(
+    args: argparse.Namespace, with_macd: bool, err: TextIO | None = None
+) -> tuple[Bars, Analysis]:
+    """The bars of ``args.file`` (read as the data arguments say; the loader's notices on
+    ``err``) and their analysis under the configuration the arguments name. Bad bars are a
+    Failure naming each at its line (Parquet: row)."""
     cfg = common.analysis_configuration(args)
     try:
-        bars, lines = load_with_lines(args.file)
+        with progress.busy(f"reading {args.file.name}"):
+            bars, lines = load_with_lines(args.file, **common.load_options(args))
     except OSError as e:
         raise Failure(f"error: reading {args.file}: {e.strerror or e}") from e
+    if err is not None:
+        common.notices(bars, err)
     try:
         a = analyze(bars, cfg.engine(), engine=args.engine, with_macd=with_macd)
     except InvalidBars as e:
@@ -108,7 +121,8 @@ def chart_page(bars: Bars, a: Analysis, args: argparse.Namespace, title: str) ->
         from trading_system.chart import render
     except ImportError as e:
         raise Failure(f"error: charts need plotly ({e}): install with scripts/setup.sh") from e
-    return render(bars, a, title, getattr(args, "last", None), engine=args.engine)
+    with progress.busy("drawing the chart"):
+        return render(bars, a, title, getattr(args, "last", None), engine=args.engine)
 
 
 def violations(e: InvalidBars, file: Path, lines: Sequence[int], unit: str = "line") -> str:
@@ -117,12 +131,14 @@ def violations(e: InvalidBars, file: Path, lines: Sequence[int], unit: str = "li
     out = [
         f"error: {file}: {len(e.violations)} bar rule violation(s); nothing was analyzed:",
     ]
-    for v in e.violations:
+    for v in e.violations[:MAX_SHOWN]:
         if v.index is None:
             out.append(f"  {v.message} [rule {v.rule}]")
         else:
             line = lines[v.index] if v.index < len(lines) else v.index + 2
             out.append(f"  {unit} {line}: {v.message} [field {v.field}, rule {v.rule}]")
+    if len(e.violations) > MAX_SHOWN:
+        out.append(f"  … and {len(e.violations) - MAX_SHOWN} more")
     if any(v.rule in ("high_range", "low_range") for v in e.violations):
         out.append("hint: --set validation.repair=true widens such high/low instead")
     return "\n".join(out)

@@ -9,7 +9,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from trading_system.cli import common
-from trading_system.cli.analyze import analysis_arguments, chart_page, read_and_analyze
+from trading_system.cli.analyze import (
+    FILE_HELP,
+    analysis_arguments,
+    chart_page,
+    read_and_analyze,
+)
 from trading_system.cli.exits import OK
 
 if TYPE_CHECKING:
@@ -20,13 +25,11 @@ def register(sub: Subparsers) -> None:
     c = sub.add_parser(
         "chart",
         help="write the chart of a file's analysis as one HTML page (docs/CHARTS.md)",
-        description="Analyze a CSV or Parquet file and write its chart: candlesticks, pens, "
-        "segments, pivots, buy/sell points and MACD in one standalone HTML page that works "
-        "offline.",
+        description="Analyze a file of bars (CSV, TSV, TXT or Parquet) and write its chart: "
+        "candlesticks, pens, segments, pivots, buy/sell points and MACD in one standalone HTML "
+        "page that works offline.",
     )
-    c.add_argument(
-        "file", type=Path, help="the bars: a CSV (.csv, .txt) or Parquet (.parquet, .pq) file"
-    )
+    c.add_argument("file", type=Path, help=FILE_HELP)
     c.add_argument(
         "-o", "--output", metavar="OUT.html", required=True, help="the HTML file to write"
     )
@@ -42,7 +45,7 @@ def register(sub: Subparsers) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    bars, a = read_and_analyze(args, True)
+    bars, a = read_and_analyze(args, True, err)
     page = chart_page(bars, a, args, args.title or args.file.name)
     common.write_output(args.output, page)
     shown = len(bars) if args.last is None else min(args.last, len(bars))

@@ -7,7 +7,7 @@ import argparse
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TextIO
 
 from trading_system import resources
 from trading_system.cli.exits import Failure
@@ -40,6 +40,65 @@ def config_arguments(p: argparse.ArgumentParser, example: str = "server.auth_tok
         metavar="KEY=VALUE",
         help=f"override one key, e.g. --set {example} (repeatable)",
     )
+
+
+def data_arguments(p: argparse.ArgumentParser) -> None:
+    """How to read the bars (docs/DATA.md): ``--columns``, ``--time-unit``, ``--tz``."""
+    from trading_system.data.times import UNITS
+
+    g = p.add_argument_group("reading the bars (docs/DATA.md)")
+    g.add_argument(
+        "--columns",
+        type=column_mapping,
+        default={},
+        metavar="FIELD=NAME,...",
+        help="the file's column for a field, over the alias table (config/columns.yaml), e.g. "
+        "--columns time=trade_date,volume=vol",
+    )
+    g.add_argument(
+        "--time-unit",
+        choices=UNITS,
+        help="what numbers in the time column are: epoch s, ms, us, ns or YYYYMMDD dates "
+        "(default: decided by magnitude, refused when unclear)",
+    )
+    g.add_argument(
+        "--tz",
+        type=time_zone,
+        metavar="ZONE",
+        help="the zone of times without an offset, and of the output (IANA name, e.g. "
+        "Asia/Shanghai; default: a zone-aware time column's own, else UTC)",
+    )
+
+
+def column_mapping(text: str) -> dict[str, str]:
+    """An argument type: ``time=trade_date,volume=vol``."""
+    from trading_system.data.columns import parse_mapping
+
+    try:
+        return parse_mapping(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def time_zone(text: str) -> str:
+    """An argument type: an IANA time zone name."""
+    from trading_system.data.times import check_tz
+
+    try:
+        return check_tz(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def load_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of :func:`trading_system.data.load` the data arguments name."""
+    return {"columns": args.columns, "time_unit": args.time_unit, "tz": args.tz}
+
+
+def notices(bars: Any, err: TextIO) -> None:
+    """The loader's notices, one line each on stderr."""
+    for notice in bars.notices:
+        err.write(f"notice: {notice}\n")
 
 
 def port(text: str) -> int:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from trading_system import resources
+from trading_system.cli import common
 from trading_system.cli.exits import BAD_INPUT, Failure
 from trading_system.cli.serve import missing_rust_server
 
@@ -33,6 +34,7 @@ def register(sub: Subparsers) -> None:
         type=Path,
         help="the series (CSV or Parquet; default: the checkout's BTC/USD 30-minute bars)",
     )
+    common.data_arguments(d)
     d.add_argument("--symbol", default="BTCUSD")
     d.add_argument("--timeframe", default="30m")
     d.add_argument("--rate", type=float, default=200.0, help="bars per second (0: at once)")
@@ -74,4 +76,6 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             Path(config),
             binary,
             out,
+            common.load_options(args),
+            err,
         )

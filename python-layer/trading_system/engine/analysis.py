@@ -4,8 +4,8 @@ cannot disagree. :class:`Session` adds append / replace-last with change reports
 from __future__ import annotations
 
 from array import array
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
 
@@ -302,9 +302,15 @@ def _columns(
     )
 
 
-def analyze(bars: BarColumns, cfg: EngineConfig, with_macd: bool = False) -> AnalysisDoc:
+def analyze(
+    bars: BarColumns,
+    cfg: EngineConfig,
+    with_macd: bool = False,
+    each: Callable[[Iterable[Any], int], Iterable[Any]] | None = None,
+) -> AnalysisDoc:
     """Analyzes a whole series (spec §1–§9) into the analysis document. Rejects it whole,
-    naming every bad bar (:class:`InvalidBars`), unless valid."""
+    naming every bad bar (:class:`InvalidBars`), unless valid. ``each(rows, n)``, when given,
+    wraps the loop over the bars (a progress bar)."""
     t, o, h, lo, c, v = _columns(bars)
     if len(t) > MAX_BARS:
         raise StateError(f"a series holds at most {MAX_BARS} bars")
@@ -321,7 +327,10 @@ def analyze(bars: BarColumns, cfg: EngineConfig, with_macd: bool = False) -> Ana
     e = Engine(cfg, with_macd)
     e.repairs = repairs
     push = e.push
-    for ti, hi, li, ci in zip(t.tolist(), h.tolist(), lo.tolist(), c.tolist(), strict=True):
+    rows: Iterable[Any] = zip(t.tolist(), h.tolist(), lo.tolist(), c.tolist(), strict=True)
+    if each is not None:
+        rows = each(rows, len(t))
+    for ti, hi, li, ci in rows:
         push(ti, hi, li, ci)
     return e.document(e.tail())
 
