@@ -53,11 +53,9 @@ def series(draw: st.DrawFn, max_regimes: int = 8) -> Bars:
                 lo = max(1, min(o, c) - rng.choice((0, 0, 1, 2, 5)))
             rows.append((t, o * scale, h * scale, lo * scale, c * scale, float(rng.randint(0, 9))))
             t += rng.choice((1, 60_000, 60_000, 86_400_000, 1_234))
-    cols = list(zip(*rows, strict=True))
-    return Bars(
-        np.array(cols[0], dtype=np.int64),
-        *(np.array(c, dtype=np.float64) for c in cols[1:]),
-    )
+    t, o, h, lo, c, v = zip(*rows, strict=True)
+    o, h, lo, c, v = (np.array(x, dtype=np.float64) for x in (o, h, lo, c, v))
+    return Bars(np.array(t, dtype=np.int64), o, h, lo, c, v)
 
 
 @st.composite
