@@ -217,8 +217,11 @@ def analyze(
     cfg = _resolve(config, overrides)
     bars = to_bars(data)
     if _engine_name(engine) == "rust":
-        return _rust_analyze(bars, cfg, with_macd)
-    return _python_analyze(bars, cfg, with_macd)
+        result = _rust_analyze(bars, cfg, with_macd)
+    else:
+        result = _python_analyze(bars, cfg, with_macd)
+    # The outputs (frames, files, charts, printed times) read the series' zone and bars here.
+    return result.in_zone(getattr(bars, "tz", "UTC"), bars)
 
 
 class Session:
