@@ -378,12 +378,11 @@ def csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
     import pandas as pd
 
     out = frame.copy()
-    for name in out.columns:
-        col = out[name]
+    for name, col in frame.items():
         if isinstance(col.dtype, pd.DatetimeTZDtype):
             out[name] = _iso_column(col)
         elif col.dtype == bool:
-            out[name] = col.map({True: "true", False: "false"})
+            out[name] = np.where(col.to_numpy(), "true", "false")
     return out
 
 
