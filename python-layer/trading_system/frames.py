@@ -25,7 +25,8 @@ renamed) and follow the analysis document (docs/CHAN_THEORY.md §12.6) with each
 Files (:func:`write_frames`, ``trading-system analyze --out DIR --format csv|parquet``): one per
 kind, ``<kind>.csv`` or ``<kind>.parquet`` (:func:`file_names`). CSV times are ISO-8601 with the
 zone's offset (``2025-06-09T09:31:00+08:00``, ``.mmm`` when some time of the column has
-milliseconds), booleans ``true``/``false``, absent numbers empty; Parquet keeps the dtypes, the
+milliseconds), booleans ``true``/``false``, absent numbers empty, no quotes (written by pyarrow's
+CSV writer: all six files of a 239,550-bar 1-minute series in about 2 s); Parquet keeps the dtypes,
 times as ``timestamp[ms, tz=<zone>]``.
 """
 
@@ -44,6 +45,7 @@ from trading_system.times import UTC, check_zone, timestamps
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
     from trading_system.data import Bars
     from trading_system.results import Analysis, Point
@@ -171,12 +173,15 @@ def _dtype(column: Column, tz: str) -> Any:
 
 def _iso_ms(texts: list[str]) -> np.ndarray:
     """The document's ISO-8601 UTC texts (``YYYY-MM-DDTHH:MM:SS[.mmm]Z``) as epoch ms, parsed as
-    one array; a text of another shape (a year beyond 9999) by the package's own parser."""
-    try:
-        if all(t.endswith("Z") and len(t) <= 24 and t[4] == "-" for t in texts):
-            return np.array([t[:-1] for t in texts], dtype="datetime64[ms]").astype(np.int64)
-    except ValueError:
-        pass
+    one array; texts of another shape (a year beyond 9999) by the package's own parser."""
+    if not texts:
+        return np.zeros(0, dtype=np.int64)
+    a = np.array(texts)
+    if bool(np.all(np.char.endswith(a, "Z"))):
+        try:
+            return np.char.rstrip(a, "Z").astype("datetime64[ms]").astype(np.int64)
+        except ValueError:
+            pass
     from trading_system.data import parse_time
 
     return np.array([parse_time(t) for t in texts], dtype=np.int64)
@@ -348,42 +353,52 @@ def file_names(fmt: FileFormat) -> dict[str, str]:
     return {kind: f"{kind}.{fmt}" for kind in KINDS}
 
 
-def _iso_column(s: pd.Series) -> pd.Series:
+def _iso_column(s: pd.Series) -> np.ndarray:
     """A tz-aware column as ISO-8601 texts with the zone's offset (``+08:00``; ``Z`` in UTC, as
-    the engines write), ``.mmm`` when some value has milliseconds; NaT as empty."""
-    import pandas as pd
-
-    tz = str(s.dt.tz)
-    wall = s.dt.tz_localize(None)
-    ms = wall.astype("int64") if not s.isna().any() else wall.dropna().astype("int64")
-    fraction = ".%f" if bool((ms % 1000 != 0).any()) else ""
-    text = wall.dt.strftime(f"%Y-%m-%dT%H:%M:%S{fraction}")
-    if fraction:
-        text = text.str.slice(0, -3)  # microseconds to milliseconds
-    if tz == UTC:
-        offset: Any = "Z"
+    the engines write), ``.mmm`` when some value has milliseconds; NaT as empty. Vectorized: a
+    zone has few distinct offsets, each formatted once."""
+    valid = s.notna().to_numpy()
+    wall = s.dt.tz_localize(None).to_numpy().astype("datetime64[ms]")
+    utc = s.dt.tz_convert(UTC).dt.tz_localize(None).to_numpy().astype("datetime64[ms]")
+    wall_ms = wall.astype(np.int64)
+    unit = "ms" if bool(np.any((wall_ms % 1000 != 0) & valid)) else "s"
+    text = np.datetime_as_string(wall, unit=unit)
+    if str(s.dt.tz) == UTC:
+        out = np.char.add(text, "Z")
     else:
-        minutes = (wall - s.dt.tz_convert(UTC).dt.tz_localize(None)) // pd.Timedelta(minutes=1)
-        sign = np.where(minutes < 0, "-", "+")
-        m = minutes.abs()
-        offset = pd.Series(sign, index=s.index) + (m // 60).map("{:02d}".format) + ":"
-        offset = offset + (m % 60).map("{:02d}".format)
-    out = text + offset
-    return out.where(s.notna(), "")
+        minutes = np.where(valid, (wall_ms - utc.astype(np.int64)) // 60_000, 0)
+        distinct, which = np.unique(minutes, return_inverse=True)
+        offsets = np.array(
+            [f"{'-' if m < 0 else '+'}{abs(m) // 60:02d}:{abs(m) % 60:02d}" for m in distinct]
+        )
+        out = np.char.add(text, offsets[which.reshape(-1)])
+    return np.where(valid, out, "").astype(object)
 
 
-def csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` as it is written to CSV: times as ISO-8601 texts with offsets, booleans
-    ``true``/``false`` (the spelling of JSON and the Rust CLI)."""
+def _csv_table(frame: pd.DataFrame) -> pa.Table:
+    """``frame`` as it is written to CSV: times as ISO-8601 texts with their offset; booleans
+    are written ``true``/``false`` and absent numbers (NaN) as empty cells by pyarrow's
+    writer."""
     import pandas as pd
+    import pyarrow as pa
 
     out = frame.copy()
     for name, col in frame.items():
         if isinstance(col.dtype, pd.DatetimeTZDtype):
             out[name] = _iso_column(col)
-        elif col.dtype == bool:
-            out[name] = np.where(col.to_numpy(), "true", "false")
-    return out
+    return pa.Table.from_pandas(out, preserve_index=False)
+
+
+def _write_csv(frame: pd.DataFrame, path: str) -> None:
+    import pyarrow.csv as pa_csv
+
+    # No value of a frame holds a comma, a quote or a line break (kinds, directions, sides,
+    # times, numbers), so no quotes are needed; pyarrow refuses to write one that would.
+    # pyarrow quotes the header's names whatever the style: the header is written here.
+    options = pa_csv.WriteOptions(include_header=False, quoting_style="none")
+    with open(path, "wb") as f:
+        f.write((",".join(map(str, frame.columns)) + "\n").encode())
+        pa_csv.write_csv(_csv_table(frame), f, options)
 
 
 def write_frames(
@@ -406,7 +421,7 @@ def write_frames(
             os.close(fd)
             staged.append((Path(tmp), root / names[kind]))
             if fmt == "csv":
-                csv_frame(frame).to_csv(tmp, index=False, lineterminator="\n")
+                _write_csv(frame, tmp)
             else:
                 frame.to_parquet(tmp, engine="pyarrow", index=False)
             umask = os.umask(0)

@@ -382,6 +382,8 @@ def test_analyze_out_writes_one_file_per_kind(
             got = table.to_pandas()
             pd.testing.assert_frame_equal(got, want[kind], check_exact=True)
         else:
+            lines = path.read_text(encoding="utf-8").splitlines()
+            assert lines[0] == ",".join(FRAME_COLUMNS[kind]) and '"' not in "".join(lines)
             # As written: every cell a text (an absent number is an empty cell).
             got = pd.read_csv(path, dtype=str, keep_default_na=False)
             assert list(got.columns) == list(FRAME_COLUMNS[kind]), kind
