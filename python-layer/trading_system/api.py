@@ -230,12 +230,11 @@ def analyze(
     cfg = _resolve(config, overrides)
     bars = to_bars(data, columns, time_unit, tz)
     if _engine_name(engine) == "rust":
-        a = _rust_analyze(bars, cfg, with_macd)
+        result = _rust_analyze(bars, cfg, with_macd)
     else:
-        a = _python_analyze(bars, cfg, with_macd)
-    # The series' zone: frames, charts and printed times show it.
-    a.tz = bars.tz  # pyright: ignore[reportAttributeAccessIssue]
-    return a
+        result = _python_analyze(bars, cfg, with_macd)
+    # The outputs (frames, files, charts, printed times) read the series' zone and bars here.
+    return result.in_zone(bars.tz, bars)
 
 
 class Session:

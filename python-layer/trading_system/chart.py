@@ -25,6 +25,7 @@ from plotly.subplots import make_subplots
 
 from trading_system.data import Bars
 from trading_system.results import Analysis
+from trading_system.times import UTC, check_zone, is_daily, wall_ms
 
 INCREASING_COLOR = "#e8152f"
 """Candles closing above their open (red, the Chinese charting convention)."""
@@ -72,16 +73,17 @@ def _series(values: Sequence[float | None], lo: int) -> Floats:
 
 class _Window:
     """The bars shown (``lo`` to the last) and how structure points map onto them: x is the
-    bar's time as epoch milliseconds on a date axis (plotly.js draws numbers on a date axis as
-    UTC datetimes; as float64 they travel base64-encoded, a third the size of ISO strings), and
-    a line crossing the left edge is cut there by interpolating over bar indices, so nothing
-    before the window widens the axes."""
+    bar's wall-clock time in the series' zone as milliseconds on a date axis (plotly.js knows
+    no zones: it draws a number on a date axis as that UTC datetime, so the number given is the
+    zone's local time read as UTC; as float64 they travel base64-encoded, a third the size of
+    ISO strings), and a line crossing the left edge is cut there by interpolating over bar
+    indices, so nothing before the window widens the axes."""
 
-    def __init__(self, bars: Bars, last: int | None) -> None:
+    def __init__(self, bars: Bars, last: int | None, tz: str = UTC) -> None:
         n = len(bars)
         self.lo = 0 if last is None else max(0, n - max(int(last), 1))
         self.n = n
-        self.times: Floats = bars.time.astype(np.float64)
+        self.times: Floats = wall_ms(bars.time, tz).astype(np.float64)
 
     def x(self, index: int) -> float:
         return float(self.times[index])
@@ -276,18 +278,39 @@ def _macd(
     return again.to_dict()["macd"]
 
 
+def series_zone(bars: Bars, analysis: Analysis | Mapping[str, Any], tz: str | None = None) -> str:
+    """The zone a chart shows: ``tz`` when given, else the analysis's, else the bars', else
+    UTC."""
+    if tz is not None:
+        return check_zone(tz)
+    if isinstance(analysis, Analysis):
+        return analysis.tz
+    return check_zone(getattr(bars, "tz", UTC))
+
+
+def _hover_format(wall: Floats, daily: bool) -> str:
+    if daily:
+        return "%Y-%m-%d"
+    if len(wall) and bool(np.any(wall % 60_000 != 0)):
+        return "%Y-%m-%d %H:%M:%S"
+    return "%Y-%m-%d %H:%M"
+
+
 def figure(
     bars: Bars,
     analysis: Analysis | Mapping[str, Any],
     title: str,
     last: int | None = None,
     engine: EngineChoice = "rust",
+    tz: str | None = None,
 ) -> go.Figure:
     """The chart as a plotly figure (what :func:`render` writes out): price panel above, MACD
-    panel below, x the bars' UTC datetimes, only the last ``last`` bars when given. Legend
-    names are English only: a browser without CJK fonts would show boxes for 笔/线段/中枢."""
+    panel below, x the bars' times in the series' zone (:func:`series_zone`; a daily series
+    shows dates), only the last ``last`` bars when given. Legend names are English only: a
+    browser without CJK fonts would show boxes for 笔/线段/中枢."""
     doc = _doc(analysis)
-    w = _Window(bars, last)
+    zone = series_zone(bars, analysis, tz)
+    w = _Window(bars, last, zone)
     lo = w.lo
     x = w.times[lo:]
     fig = make_subplots(
@@ -365,7 +388,18 @@ def figure(
         margin={"l": 60, "r": 20, "t": 60, "b": 40},
     )
     # The range slider would draw every candle a second time: slow on big files, little use.
-    fig.update_xaxes(rangeslider_visible=False, type="date", rangebreaks=_breaks(w.times[lo:]))
+    # Tooltips say the time to the minute (the second for sub-minute bars) or, for a daily
+    # series, the date; tick labels are plotly's own choice of unit, read in the zone too.
+    daily = is_daily(bars.time[lo:], zone)
+    fig.update_xaxes(
+        rangeslider_visible=False,
+        type="date",
+        rangebreaks=_breaks(w.times[lo:]),
+        hoverformat=_hover_format(w.times[lo:], daily),
+    )
+    if daily:
+        fig.update_xaxes(tickformat="%Y-%m-%d")
+    fig.update_xaxes(title_text=f"time ({zone})", row=2, col=1)
     fig.update_yaxes(title_text="price", row=1, col=1)
     fig.update_yaxes(title_text="MACD", row=2, col=1)
     return fig
@@ -377,14 +411,16 @@ def render(
     title: str,
     last: int | None = None,
     engine: EngineChoice = "rust",
+    tz: str | None = None,
 ) -> str:
     """The chart as one standalone HTML page with the plotly library inline (it works offline).
 
     ``analysis``: the analysis of ``bars`` (an :class:`Analysis` or its document); without its
     MACD series the analysis is run again on ``engine`` with ``with_macd``. ``last``: show only
     the last N bars (structures cut at the window's edge): a browser draws some 10,000 candles
-    comfortably, not hundreds of thousands."""
-    fig = figure(bars, analysis, title, last, engine)
+    comfortably, not hundreds of thousands. ``tz``: the zone of the time axis and tooltips
+    (default: the analysis's, :func:`series_zone`)."""
+    fig = figure(bars, analysis, title, last, engine, tz)
     page: str = fig.to_html(
         include_plotlyjs=True,
         full_html=True,

@@ -202,10 +202,6 @@ def _stream_error(err: pb.StreamError) -> ChanError:
 # --- Requests ------------------------------------------------------------------------------------
 
 
-def _columns(data: Any) -> pb.Bars:
-    return convert.bars_message(to_bars(data))
-
-
 def _bar(op: pb.Op, seq: int, bar: Any) -> pb.StreamRequest:
     b = convert.bar_message(bar_values(bar))
     return pb.StreamRequest(bar=pb.BarMessage(seq=seq, op=op, bar=b))
@@ -444,11 +440,16 @@ class AsyncClient:
         """Analyzes a series on the server. ``data``: anything
         :func:`trading_system.data.to_bars` reads; ``config``: overrides of the server's
         configuration. Raises InvalidBars, ConfigError, DataError or ClientError."""
+        bars = to_bars(data)
         request = pb.AnalyzeRequest(
-            bars=_columns(data), config=convert.overrides_message(config), with_macd=with_macd
+            bars=convert.bars_message(bars),
+            config=convert.overrides_message(config),
+            with_macd=with_macd,
         )
         answer = await self._unary(self._stub.Analyze, request, timeout)
-        return RemoteAnalysis(convert.analysis_document(answer.analysis), answer.engine)
+        result = RemoteAnalysis(convert.analysis_document(answer.analysis), answer.engine)
+        # As analyze(): the outputs read the series' zone and bars from the result.
+        return result.in_zone(getattr(bars, "tz", "UTC"), bars)
 
     async def snapshot(
         self, symbol: str, timeframe: str, timeout: float | None = None

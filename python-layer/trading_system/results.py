@@ -12,12 +12,16 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Generic, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
 import numpy as np
 
 from trading_system.config import EngineConfig
-from trading_system.data import parse_time
+from trading_system.data import Bars, parse_time
+from trading_system.times import check_zone
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Doc = dict[str, Any]
 T = TypeVar("T")
@@ -477,7 +481,47 @@ class _Document:
 
 class Analysis(_Document):
     """The result of an analysis: the analysis document (§12.6) with typed, lazily built
-    views."""
+    views, the zone of its series (``tz``, an IANA name: every output shows times in it) and,
+    when :func:`~trading_system.api.analyze` made it, the bars it analyzed (``source_bars``).
+
+    The document's own times stay ISO-8601 UTC (both engines write them so); :meth:`to_frames`
+    gives every kind as a DataFrame with tz-aware times in ``tz``."""
+
+    tz: str = "UTC"
+    """The series' time zone (IANA name); ``UTC`` unless the bars said otherwise."""
+    source_bars: Bars | None = None
+    """The bars analyzed, when known (``analyze`` keeps them; a document read back from JSON or
+    a session's state does not have them)."""
+
+    def __init__(
+        self,
+        document: Doc | None = None,
+        text: str | None = None,
+        *,
+        native: Any = None,
+        tz: str = "UTC",
+        source_bars: Bars | None = None,
+    ) -> None:
+        super().__init__(document, text, native=native)
+        self.tz = check_zone(tz)
+        self.source_bars = source_bars
+
+    def in_zone(self, tz: str, source_bars: Bars | None = None) -> Self:
+        """This analysis with its series' zone (and bars, when given) set; returns ``self``."""
+        self.tz = check_zone(tz)
+        if source_bars is not None:
+            self.source_bars = source_bars
+        return self
+
+    def to_frames(self, bars: Bars | None = None) -> dict[str, pd.DataFrame]:
+        """One pandas DataFrame per kind — ``bars``, ``fractals``, ``pens``, ``segments``,
+        ``pivots``, ``signals`` — with the columns and dtypes of
+        :data:`trading_system.frames.FRAME_COLUMNS` and tz-aware times in :attr:`tz`.
+        ``bars``: the bars analyzed, when this analysis does not hold them (``source_bars``);
+        without either the ``bars`` frame has its rows and MACD but no times or prices."""
+        from trading_system.frames import to_frames
+
+        return to_frames(self, bars)
 
     @property
     def bars(self) -> int:

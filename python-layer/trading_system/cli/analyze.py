@@ -15,9 +15,11 @@ from trading_system import progress
 from trading_system.api import analyze
 from trading_system.cli import common
 from trading_system.cli.exits import BAD_INPUT, OK, Failure
-from trading_system.data import Bars, file_format, format_time, load_with_lines
+from trading_system.data import Bars, file_format, load_with_lines
 from trading_system.errors import MAX_LISTED, InvalidBars
+from trading_system.frames import FORMATS, FileFormat, write_frames
 from trading_system.results import Analysis, Point
+from trading_system.times import TimeFormat
 
 if TYPE_CHECKING:
     from trading_system.cli.common import Subparsers
@@ -47,6 +49,27 @@ def register(sub: Subparsers) -> None:
         "--json", metavar="OUT.json", help="write the analysis document there ('-': stdout)"
     )
     a.add_argument("--chart", metavar="OUT.html", help="write the chart there (docs/CHARTS.md)")
+    a.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="write the results as data, one file per kind: bars (with MACD), fractals, pens, "
+        "segments, pivots, signals (<kind>.csv or <kind>.parquet; columns: docs/DATA.md); "
+        "times in the series' zone. DIR is made when missing; an existing non-empty DIR is "
+        "refused unless --force",
+    )
+    a.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="the files --out writes: csv (times ISO-8601 with the zone's offset) or parquet "
+        "(tz-aware timestamps) (default: csv)",
+    )
+    a.add_argument(
+        "--force",
+        action="store_true",
+        help="let --out write into a non-empty DIR (files of the same names are replaced, "
+        "others are left alone)",
+    )
     a.set_defaults(run=run)
 
 
@@ -67,10 +90,18 @@ def analysis_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    bars, a = read_and_analyze(args, args.with_macd, err)
-    first = format_time(bars.time[0]) if len(bars) else ""
-    last = format_time(bars.time[-1]) if len(bars) else ""
-    text = summary(a, str(args.file), args.engine, first, last)
+    if args.format is not None and args.out is None:
+        raise Failure("error: --format says how --out writes: give --out DIR too", BAD_INPUT)
+    if args.out is not None:
+        check_out_dir(args.out, args.force)
+    # The frames' bars carry the MACD, so --out asks for it.
+    bars, a = read_and_analyze(args, args.with_macd or args.out is not None, err)
+    clock = TimeFormat.of(bars.time, a.tz)
+    first = clock(bars.time[0]) if len(bars) else ""
+    last = clock(bars.time[-1]) if len(bars) else ""
+    text = summary(a, str(args.file), args.engine, first, last, clock)
+    if args.out is not None:
+        write_out(a, bars, args.out, args.format or "csv")
     # (file, page) of the chart asked for, if one was.
     chart = None if args.chart is None else (args.chart, chart_page(bars, a, args, args.file.name))
     if args.json == "-":
@@ -90,6 +121,26 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             raise
     out.write(text)
     return OK
+
+
+def check_out_dir(directory: Path, force: bool) -> None:
+    """Refuses, before any work, an ``--out`` that is not a directory or is a non-empty one
+    (without ``--force``): results of another run must not be mixed with these silently."""
+    if directory.exists() and not directory.is_dir():
+        raise Failure(f"error: --out {directory}: not a directory")
+    if not force and directory.is_dir() and any(directory.iterdir()):
+        raise Failure(
+            f"error: --out {directory}: the directory is not empty (give --force to write "
+            "into it, replacing files of the same names)"
+        )
+
+
+def write_out(a: Analysis, bars: Bars, directory: Path, fmt: FileFormat) -> None:
+    """The results as files (``--out``): one per kind, all or none."""
+    try:
+        write_frames(a.to_frames(bars), directory, fmt)
+    except OSError as e:
+        raise Failure(f"error: writing {directory}: {e.strerror or e}") from e
 
 
 def read_and_analyze(
@@ -149,17 +200,26 @@ def _price(x: float) -> str:
     return f"{x:.10g}"
 
 
-def _at(p: Point) -> list[str]:
-    return [p.time, _price(p.price)]
+def _at(p: Point, clock: TimeFormat) -> list[str]:
+    return [clock.text(p.time), _price(p.price)]
 
 
 def _latest(n: int) -> range:
     return range(max(0, n - LAST), n)
 
 
-def summary(a: Analysis, name: str, engine: str, first: str = "", last: str = "") -> str:
+def summary(
+    a: Analysis,
+    name: str,
+    engine: str,
+    first: str = "",
+    last: str = "",
+    clock: TimeFormat | None = None,
+) -> str:
     """A readable digest of an analysis: counts, then the latest pens, segments, pivots and
-    buy/sell points as aligned lines with times and prices."""
+    buy/sell points as aligned lines with times (in ``clock``'s zone, dates for a daily series;
+    default: the document's UTC texts) and prices."""
+    clock = clock or TimeFormat()
     confirmed = sum(s.confirmed for s in a.segments)
     span = f" ({first} .. {last})" if first else ""
     out = [
@@ -176,10 +236,12 @@ def summary(a: Analysis, name: str, engine: str, first: str = "", last: str = ""
     for i in _latest(len(a.pens)):
         p = a.pens[i]
         state = "" if p.final else "may extend"
-        rows.append([f"#{i}", p.direction, *_at(p.start), "->", *_at(p.end), state])
+        rows.append([f"#{i}", p.direction, *_at(p.start, clock), "->", *_at(p.end, clock), state])
     if a.forming_pen is not None:
         p = a.forming_pen
-        rows.append(["forming", p.direction, *_at(p.start), "->", *_at(p.end), "forming"])
+        rows.append(
+            ["forming", p.direction, *_at(p.start, clock), "->", *_at(p.end, clock), "forming"]
+        )
     out += ["last pens (笔):", *common.table(rows, {3, 6})]
 
     rows = []
@@ -187,7 +249,9 @@ def summary(a: Analysis, name: str, engine: str, first: str = "", last: str = ""
         s = a.segments[i]
         state = ("confirmed" if s.confirmed else "forming") + (", gap" if s.gap else "")
         pens = f"pens {s.first_pen}..{s.last_pen}"
-        rows.append([f"#{i}", s.direction, *_at(s.start), "->", *_at(s.end), pens, state])
+        rows.append(
+            [f"#{i}", s.direction, *_at(s.start, clock), "->", *_at(s.end, clock), pens, state]
+        )
     out += ["last segments (线段):", *common.table(rows, {3, 6})]
 
     rows = []
@@ -204,9 +268,9 @@ def summary(a: Analysis, name: str, engine: str, first: str = "", last: str = ""
                 _price(z.dd),
                 "GG",
                 _price(z.gg),
-                z.start.time,
+                clock.text(z.start.time),
                 "->",
-                z.end.time,
+                clock.text(z.end.time),
                 f"pens {z.first_pen}..{z.last_pen}",
                 "confirmed" if z.confirmed else "forming",
             ]
@@ -217,6 +281,7 @@ def summary(a: Analysis, name: str, engine: str, first: str = "", last: str = ""
     for i in _latest(len(a.signals)):
         g = a.signals[i]
         state = "final" if g.final else "may change"
-        rows.append([f"type {g.type}", g.side, g.time, _price(g.price), f"pen {g.pen}", state])
+        when = clock.text(g.time)
+        rows.append([f"type {g.type}", g.side, when, _price(g.price), f"pen {g.pen}", state])
     out += ["last buy/sell points (买卖点):", *common.table(rows, {3})]
     return "\n".join(out) + "\n"
