@@ -495,7 +495,7 @@ class Analysis(_Document):
 
     def __init__(
         self,
-        document: Doc | None = None,
+        document: Mapping[str, Any] | None = None,
         text: str | None = None,
         *,
         native: Any = None,
