@@ -146,7 +146,12 @@ class Leg:
             raise
         finally:
             exchange.cancel()
-        self.millis = (time.perf_counter() - started) * 1000
+        # The engine's time, from when it had the request: not the monitor's own queueing of
+        # the write (a burst of opens), which a slow verdict must never count.
+        w = self.written_at
+        self.millis = (
+            (loop.time() - w) * 1000 if w is not None else (time.perf_counter() - started) * 1000
+        )
         return answer
 
     def cancel(self) -> None:
