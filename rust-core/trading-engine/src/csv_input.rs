@@ -7,17 +7,16 @@ use std::fmt;
 use std::path::Path;
 
 use chan_core::Bar;
-use chrono_tz::Tz;
 
 use crate::columns::{map_columns, ColumnMap, Field, Mapping};
-use crate::times::{self, Moment, TimeUnit, Zone, ZoneGap};
+use crate::times::{self, Moment, TimeUnit, Zone, ZoneGap, ZoneName};
 
 /// How to read a file: the user's `--columns`, `--time-unit` and `--tz`.
 #[derive(Debug, Clone)]
 pub struct Options {
     pub mappings: Vec<Mapping>,
     pub time_unit: Option<TimeUnit>,
-    pub tz: Tz,
+    pub tz: ZoneName,
 }
 
 impl Default for Options {
@@ -25,7 +24,7 @@ impl Default for Options {
         Self {
             mappings: Vec::new(),
             time_unit: None,
-            tz: Tz::UTC,
+            tz: ZoneName::utc(),
         }
     }
 }
@@ -117,7 +116,7 @@ pub enum LoadError {
     TimeZone {
         line: u32,
         value: String,
-        tz: Tz,
+        tz: ZoneName,
         gap: ZoneGap,
     },
 }
@@ -271,13 +270,51 @@ pub fn read_file(path: &Path, options: &Options) -> Result<Loaded, ReadError> {
             path: path.display().to_string(),
         }));
     }
-    let raw = std::fs::read(path).map_err(ReadError::Io)?;
-    if is_parquet(path, &raw) {
+    let file = std::fs::File::open(path).map_err(ReadError::Io)?;
+    let content = Content::of(&file).map_err(ReadError::Io)?;
+    if is_parquet(path, &content) {
         return Err(ReadError::Load(LoadError::Parquet {
             path: path.display().to_string(),
         }));
     }
-    read_bytes(&raw, options).map_err(ReadError::Load)
+    read_bytes(&content, options).map_err(ReadError::Load)
+}
+
+/// A file's bytes: mapped when it is a regular file (read in place: no copy into fresh memory,
+/// whose first touch of each page costs more than parsing it), else read.
+enum Content {
+    Mapped(memmap2::Mmap),
+    Read(Vec<u8>),
+}
+
+impl Content {
+    fn of(file: &std::fs::File) -> std::io::Result<Self> {
+        let meta = file.metadata()?;
+        if meta.is_file() && meta.len() > 0 {
+            // SAFETY: the map is read while this process runs; the file must not be truncated
+            // or rewritten meanwhile (as for any reader of a file being written, the bars
+            // would be wrong; a truncation would end the process with SIGBUS). A file handed
+            // to `analyze` is an export at rest.
+            #[allow(unsafe_code)]
+            if let Ok(map) = unsafe { memmap2::Mmap::map(file) } {
+                return Ok(Content::Mapped(map));
+            }
+        }
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut &*file, &mut bytes)?;
+        Ok(Content::Read(bytes))
+    }
+}
+
+impl std::ops::Deref for Content {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Content::Mapped(m) => m,
+            Content::Read(v) => v,
+        }
+    }
 }
 
 /// A file that could not be opened, or whose content breaks a rule.
@@ -296,15 +333,16 @@ pub fn read_bytes(raw: &[u8], options: &Options) -> Result<Loaded, LoadError> {
     if decoded {
         notices.push("the file is not UTF-8: read as GB18030 (GBK)".to_owned());
     }
+    // Cells are trimmed one by one as they are read (`Reader::cell`): trimming whole records
+    // would rebuild every record, ignored columns too.
     let mut rdr = csv::ReaderBuilder::new()
         .delimiter(delimiter(&text))
-        .trim(csv::Trim::All)
         .from_reader(&text[..]);
     let header = rdr.byte_headers().map_err(|e| row_error(&e, 1))?.clone();
     // The text is UTF-8 by now, so every header cell is too.
     let names: Vec<&str> = header
         .iter()
-        .map(|h| std::str::from_utf8(h).unwrap_or_default())
+        .map(|h| std::str::from_utf8(h).unwrap_or_default().trim())
         .collect();
     let map = map_columns(&names, &options.mappings)?;
     if map.get(Field::Volume).is_none() {
@@ -353,6 +391,7 @@ struct Reader<'a> {
     first_non_date: Option<usize>,
     /// The first text time (then the column is not a number column).
     first_text: Option<usize>,
+    days: times::DayCache,
 }
 
 /// How a time was written.
@@ -376,18 +415,27 @@ impl<'a> Reader<'a> {
             kinds: Vec::new(),
             first_non_date: None,
             first_text: None,
+            days: times::DayCache::default(),
         }
     }
 
     fn cell<'r>(&self, rec: &'r csv::ByteRecord, f: Field) -> &'r [u8] {
-        self.map.get(f).and_then(|i| rec.get(i)).unwrap_or_default()
+        self.map
+            .get(f)
+            .and_then(|i| rec.get(i))
+            .unwrap_or_default()
+            .trim_ascii()
     }
 
     fn row(&mut self, rec: &csv::ByteRecord, line: u32) -> Result<(), LoadError> {
         let i = self.bars.len();
         let t = self.cell(rec, Field::Time);
         let given = self.options.time_unit;
-        let (written, time) = if let Some(v) = times::integral(t) {
+        // Four digits and a date separator are text; anything else may be a number.
+        let dated =
+            t.len() > 4 && t[..4].iter().all(u8::is_ascii_digit) && matches!(t[4], b'-' | b'/');
+        let number = if dated { None } else { times::integral(t) };
+        let (written, time) = if let Some(v) = number {
             if given.is_none() && TimeUnit::fitting(v) != Some(TimeUnit::Date) {
                 if self.first_text.is_some() {
                     // A text column: no text form reads a number that is no date.
@@ -404,7 +452,7 @@ impl<'a> Reader<'a> {
             let parsed = if given.is_some() {
                 None
             } else {
-                times::parse_text(t)
+                times::parse_text_cached(t, &mut self.days)
             };
             match parsed {
                 Some(Moment::Instant(ms)) => (Written::Instant, ms),
@@ -459,7 +507,7 @@ impl<'a> Reader<'a> {
     /// puts a newest-first file in order.
     fn finish(mut self) -> Result<Loaded, LoadError> {
         let mut notices = Vec::new();
-        let mut zone = Zone::new(self.options.tz);
+        let mut zone = Zone::new(self.options.tz.clone());
         let all_numbers = self.first_text.is_none();
         // The reading of the numbers: the unit given, else (a number column) the first value's.
         let given = self.options.time_unit;
@@ -513,7 +561,7 @@ impl<'a> Reader<'a> {
             let ms = zone.instant(moment).map_err(|gap| LoadError::TimeZone {
                 line,
                 value: self.written_text(i),
-                tz: zone.tz(),
+                tz: zone.name().clone(),
                 gap,
             })?;
             if !(lo..hi).contains(&ms) {

@@ -9,13 +9,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use chan_core::{analyze, ChanError};
-use chrono_tz::Tz;
 use clap::{Parser, Subcommand};
 use trading_config::{FileConfig, MacdPresets, YamlConfig};
 use trading_engine::columns::{self, Mapping};
 use trading_engine::csv_input::{self, Loaded, Options, ReadError};
 use trading_engine::summary;
-use trading_engine::times::TimeUnit;
+use trading_engine::times::{TimeUnit, ZoneName};
 
 /// The mappings of one `--columns`.
 #[derive(Debug, Clone)]
@@ -23,12 +22,6 @@ struct Mappings(Vec<Mapping>);
 
 fn parse_mappings(s: &str) -> Result<Mappings, String> {
     columns::parse_mappings(s).map(Mappings)
-}
-
-fn parse_tz(s: &str) -> Result<Tz, String> {
-    s.parse::<Tz>().map_err(|_| {
-        format!("{s:?} is not an IANA time zone (e.g. UTC, Asia/Shanghai, America/New_York)")
-    })
 }
 
 // The doc comments below are the --help text, read in a terminal: no Markdown.
@@ -65,8 +58,8 @@ enum Command {
         #[arg(long, value_enum)]
         time_unit: Option<TimeUnit>,
         /// The zone of times written without an offset (an IANA name such as Asia/Shanghai).
-        #[arg(long, default_value = "UTC", value_parser = parse_tz)]
-        tz: Tz,
+        #[arg(long, default_value = "UTC")]
+        tz: ZoneName,
         /// YAML configuration (the shape of config/default.yaml).
         #[arg(long)]
         config: Option<PathBuf>,
@@ -333,7 +326,7 @@ fn run(cli: Cli) -> Result<u8> {
             let options = Options {
                 mappings: columns.into_iter().flat_map(|m| m.0).collect(),
                 time_unit,
-                tz,
+                tz: tz.clone(),
             };
             let loaded = csv_input::read_file(&file, &options)
                 .with_context(|| format!("reading {}", file.display()))?;
@@ -345,7 +338,7 @@ fn run(cli: Cli) -> Result<u8> {
             let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
             if summary {
                 let times: Vec<i64> = loaded.bars.iter().map(|b| b.time).collect();
-                let clock = summary::Clock::new(&times, tz);
+                let clock = summary::Clock::new(&times, &tz);
                 summary::write(&mut out, &file.display().to_string(), &doc, &clock)?;
             } else if pretty {
                 serde_json::to_writer_pretty(&mut out, &doc)?;

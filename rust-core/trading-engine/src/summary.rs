@@ -4,48 +4,52 @@
 use std::io::Write;
 
 use chan_core::document::{Point, SignalDoc};
+use chan_core::timestamp::format_ms;
 use chan_core::Document;
-use chrono::{DateTime, Timelike};
-use chrono_tz::Tz;
+
+use crate::times::ZoneName;
 
 const LAST: usize = 5;
+const DAY_MS: i64 = 86_400_000;
 
 /// How the summary prints a bar's time: in the zone of the series, dates for a daily series.
 pub struct Clock<'a> {
     /// Each bar's time, epoch milliseconds UTC.
     times: &'a [i64],
-    tz: Tz,
+    zone: &'a ZoneName,
     daily: bool,
 }
 
 impl<'a> Clock<'a> {
-    pub fn new(times: &'a [i64], tz: Tz) -> Self {
+    pub fn new(times: &'a [i64], zone: &'a ZoneName) -> Self {
         let daily = !times.is_empty()
-            && times.iter().all(|&ms| {
-                DateTime::from_timestamp_millis(ms).is_some_and(|t| {
-                    let local = t.with_timezone(&tz);
-                    local.num_seconds_from_midnight() == 0 && local.nanosecond() == 0
-                })
-            });
-        Self { times, tz, daily }
+            && times
+                .iter()
+                .all(|&ms| (ms + i64::from(zone.offset_at(ms)) * 1000).rem_euclid(DAY_MS) == 0);
+        Self { times, zone, daily }
     }
 
-    /// Bar `index`'s time as printed.
+    /// Bar `index`'s time as printed: `2025-06-09` (daily), `2025-06-09T01:31:00Z` (UTC),
+    /// `2025-06-09T09:31:00+08:00` (another zone).
     pub fn time(&self, index: u32) -> String {
         let ms = self.times[index as usize];
-        let Some(t) = DateTime::from_timestamp_millis(ms) else {
-            return ms.to_string();
-        };
-        let local = t.with_timezone(&self.tz);
+        let offset = self.zone.offset_at(ms);
+        // The wall time written as if UTC, then the offset in place of the Z.
+        let wall = format_ms(ms + i64::from(offset) * 1000);
         if self.daily {
-            local.format("%Y-%m-%d").to_string()
-        } else if self.tz == Tz::UTC {
-            chan_core::timestamp::format_ms(ms)
-        } else if ms.rem_euclid(1000) == 0 {
-            local.format("%Y-%m-%dT%H:%M:%S%:z").to_string()
-        } else {
-            local.format("%Y-%m-%dT%H:%M:%S%.3f%:z").to_string()
+            return wall[..10].to_owned();
         }
+        if self.zone.is_utc() {
+            return wall;
+        }
+        let sign = if offset < 0 { '-' } else { '+' };
+        let minutes = offset.unsigned_abs() / 60;
+        format!(
+            "{}{sign}{:02}:{:02}",
+            wall.trim_end_matches('Z'),
+            minutes / 60,
+            minutes % 60
+        )
     }
 
     fn at(&self, p: &Point) -> String {

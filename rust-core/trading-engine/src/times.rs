@@ -2,14 +2,13 @@
 //! epoch milliseconds UTC, and how a column of numbers is given one reading.
 //!
 //! Text forms are parsed by a strict byte grammar (the loader's hot path: a whole file's times
-//! go through it) and the calendar by chrono; zones by chrono-tz. Numbers are read as a whole
+//! go through it) and the calendar by chrono. Numbers are read as a whole
 //! column: the reading of its first value (a `YYYYMMDD` date or an epoch unit, decided by
-//! magnitude) must fit every value.
+//! magnitude) must fit every value. Zones come from jiff.
 
 use std::fmt;
 
-use chrono::{Datelike, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike};
-use chrono_tz::Tz;
+use chrono::{Datelike, NaiveDate, NaiveTime, Timelike};
 
 /// Milliseconds in a day.
 const DAY_MS: i64 = 86_400_000;
@@ -170,14 +169,47 @@ pub fn integral(s: &[u8]) -> Option<i64> {
 /// optionally followed by `Z` or an offset `±HH:MM`, `±HHMM` or `±HH`. `None` when it does not
 /// fit this grammar or names no real date and time.
 pub fn parse_text(s: &[u8]) -> Option<Moment> {
+    parse_text_cached(s, &mut DayCache::default())
+}
+
+/// The last date [`parse_text_cached`] read, as written, and its day: the rows of a file
+/// mostly share their date with the row before (an intraday series), so the calendar is
+/// consulted once a day.
+#[derive(Debug, Default)]
+pub struct DayCache {
+    written: [u8; 10],
+    len: usize,
+    day_ms: i64,
+}
+
+/// [`parse_text`], reusing the date of the time before when it is written the same way.
+pub fn parse_text_cached(s: &[u8], cache: &mut DayCache) -> Option<Moment> {
     let mut p = Cursor { s, at: 0 };
-    let year = p.digits(4, 4)?;
-    let sep = p.one_of(b"-/")?;
-    let month = p.digits(1, 2)?;
-    p.expect(sep)?;
-    let day = p.digits(1, 2)?;
-    let date = NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month, day)?;
-    let mut ms = days_from_epoch(date) * DAY_MS;
+    let same_day = cache.len > 0
+        && s.get(..cache.len) == Some(&cache.written[..cache.len])
+        // "2025/6/1" is not the start of "2025/6/12".
+        && !s.get(cache.len).is_some_and(u8::is_ascii_digit);
+    let mut ms = if same_day {
+        p.at = cache.len;
+        cache.day_ms
+    } else {
+        let year = p.digits(4, 4)?;
+        let sep = p.one_of(b"-/")?;
+        let month = p.digits(1, 2)?;
+        p.expect(sep)?;
+        let day = p.digits(1, 2)?;
+        let date = NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month, day)?;
+        let day_ms = days_from_epoch(date) * DAY_MS;
+        // A date is 8 to 10 bytes: it always fits.
+        cache.written[..p.at].copy_from_slice(&s[..p.at]);
+        cache.len = p.at;
+        cache.day_ms = day_ms;
+        day_ms
+    };
+    debug_assert!(
+        !same_day || parse_text(&s[..cache.len]) == Some(Moment::Wall(ms)),
+        "a cached day is the day its text reads"
+    );
     if p.done() {
         return Some(Moment::Wall(ms));
     }
@@ -302,28 +334,90 @@ impl fmt::Display for ZoneGap {
     }
 }
 
+/// A time zone named by `--tz`: an IANA name (the system's zone database, else the one
+/// compiled in) or `UTC`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ZoneName {
+    name: String,
+    tz: jiff::tz::TimeZone,
+}
+
+impl ZoneName {
+    pub fn utc() -> Self {
+        Self {
+            name: "UTC".into(),
+            tz: jiff::tz::TimeZone::UTC,
+        }
+    }
+
+    pub fn is_utc(&self) -> bool {
+        self.tz == jiff::tz::TimeZone::UTC
+    }
+
+    /// The offset from UTC, in seconds, at an instant (epoch ms).
+    pub fn offset_at(&self, ms: i64) -> i32 {
+        jiff::Timestamp::from_millisecond(ms).map_or(0, |t| self.tz.to_offset(t).seconds())
+    }
+
+    /// The offset at a wall time (ms as if UTC): one, or why there is none.
+    fn offset_of_wall(&self, wall: i64) -> Result<i32, ZoneGap> {
+        let at = jiff::Timestamp::from_millisecond(wall).map_err(|_| ZoneGap::Nonexistent)?;
+        let civil = jiff::tz::TimeZone::UTC.to_datetime(at);
+        match self.tz.to_ambiguous_timestamp(civil).offset() {
+            jiff::tz::AmbiguousOffset::Unambiguous { offset } => Ok(offset.seconds()),
+            jiff::tz::AmbiguousOffset::Gap { .. } => Err(ZoneGap::Nonexistent),
+            jiff::tz::AmbiguousOffset::Fold { .. } => Err(ZoneGap::Ambiguous),
+        }
+    }
+}
+
+impl std::str::FromStr for ZoneName {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let tz = jiff::tz::TimeZone::get(s).map_err(|_| {
+            format!("{s:?} is not an IANA time zone (e.g. UTC, Asia/Shanghai, America/New_York)")
+        })?;
+        Ok(Self {
+            name: s.to_owned(),
+            tz,
+        })
+    }
+}
+
+impl fmt::Display for ZoneName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
 /// Places wall times in a zone. UTC is the identity; other zones remember the last offset and
 /// the span of wall time it holds for, so a file's consecutive times cost a comparison each.
 pub struct Zone {
-    tz: Tz,
+    name: ZoneName,
+    utc: bool,
     /// Wall-time span `[start, end)` (ms) over which `offset_ms` is known to hold, and it.
     cached: Option<(i64, i64, i64)>,
 }
 
 impl Zone {
-    pub fn new(tz: Tz) -> Self {
-        Self { tz, cached: None }
+    pub fn new(name: ZoneName) -> Self {
+        Self {
+            utc: name.is_utc(),
+            name,
+            cached: None,
+        }
     }
 
-    pub fn tz(&self) -> Tz {
-        self.tz
+    pub fn name(&self) -> &ZoneName {
+        &self.name
     }
 
     /// The instant of a moment: instants as they are, wall times in this zone.
     pub fn instant(&mut self, m: Moment) -> Result<i64, ZoneGap> {
         match m {
             Moment::Instant(ms) => Ok(ms),
-            Moment::Wall(ms) if self.tz == Tz::UTC => Ok(ms),
+            Moment::Wall(ms) if self.utc => Ok(ms),
             Moment::Wall(ms) => self.place(ms),
         }
     }
@@ -334,31 +428,21 @@ impl Zone {
                 return Ok(wall - off);
             }
         }
-        let local = naive(wall).ok_or(ZoneGap::Nonexistent)?;
-        let instant = match self.tz.from_local_datetime(&local) {
-            LocalResult::Single(t) => t.timestamp_millis(),
-            LocalResult::Ambiguous(..) => return Err(ZoneGap::Ambiguous),
-            LocalResult::None => return Err(ZoneGap::Nonexistent),
-        };
+        let off = i64::from(self.name.offset_of_wall(wall)?) * 1000;
         // The offset holds for the whole wall-clock day when it is the same at both ends of the
         // day (a clock change moves it by an hour or so, never back to the same value within a
         // day); remember it for the day's other times.
-        let off = wall - instant;
         let day = wall.div_euclid(DAY_MS) * DAY_MS;
         let same_all_day = [day, day + DAY_MS - 1].iter().all(|&w| {
-            naive(w).is_some_and(|n| {
-                matches!(self.tz.from_local_datetime(&n), LocalResult::Single(t) if w - t.timestamp_millis() == off)
-            })
+            self.name
+                .offset_of_wall(w)
+                .is_ok_and(|o| i64::from(o) * 1000 == off)
         });
         if same_all_day {
             self.cached = Some((day, day + DAY_MS, off));
         }
-        Ok(instant)
+        Ok(wall - off)
     }
-}
-
-fn naive(wall_ms: i64) -> Option<NaiveDateTime> {
-    chrono::DateTime::from_timestamp_millis(wall_ms).map(|t| t.naive_utc())
 }
 
 #[cfg(test)]
@@ -405,6 +489,27 @@ mod tests {
             parse_text(b"2025-06-09T09:31:00+08:00"),
             Some(Moment::Instant(ms("2025-06-09T01:31:00Z")))
         );
+    }
+
+    #[test]
+    fn the_day_cache_reads_what_the_text_says() {
+        let mut cache = DayCache::default();
+        let rows = [
+            "2025/6/1 09:31",
+            "2025/6/1 09:32",
+            "2025/6/12 09:31",
+            "2025/6/12",
+            "2025/6/1",
+            "2025-06-01T10:00:00+08:00",
+            "2025-06-01 x",
+        ];
+        for r in rows {
+            assert_eq!(
+                parse_text_cached(r.as_bytes(), &mut cache),
+                parse_text(r.as_bytes()),
+                "{r}"
+            );
+        }
     }
 
     #[test]
@@ -468,7 +573,7 @@ mod tests {
 
     #[test]
     fn zones_place_wall_times() {
-        let mut shanghai = Zone::new(chrono_tz::Asia::Shanghai);
+        let mut shanghai = Zone::new("Asia/Shanghai".parse().unwrap());
         let wall = ms("2025-06-09T09:31:00Z");
         assert_eq!(
             shanghai.instant(Moment::Wall(wall)),
@@ -480,7 +585,7 @@ mod tests {
             Ok(ms("2025-06-09T01:32:00Z"))
         );
         assert_eq!(shanghai.instant(Moment::Instant(5)), Ok(5));
-        let mut ny = Zone::new(chrono_tz::America::New_York);
+        let mut ny = Zone::new("America/New_York".parse().unwrap());
         // 2025-03-09: 02:00 → 03:00; 2025-11-02: 01:00–02:00 twice.
         let before = ms("2025-03-09T01:59:00Z");
         assert_eq!(
