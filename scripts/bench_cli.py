@@ -4,10 +4,13 @@ the analysis, the JSON document written to /dev/null, process start and exit), a
 on the same bars (24,500 bars/s on this machine, issue 2).
 
 Each file: 2 warm-up runs (the file in the page cache), then --runs timed runs; best, median and
-the median CPU time (user + system) of the child. With --before BIN, that binary (say a build
-of the commit before a change) runs in the same loop, taking turns, so both see the same machine.
+the median CPU time (user + system) of the child. --head N also times the first N bars of each
+file (a slice written to a temporary file): issue 16 states its target on a 68,145-bar series.
+With --before BIN, that binary (say a build of the commit before a change) runs in the same
+loop, taking turns, so both see the same machine.
 
-Usage: scripts/bench_cli.py [--csv FILE ...] [--runs 40] [--engine target/release/trading-engine]
+Usage: scripts/bench_cli.py [--csv FILE ...] [--head N ...] [--runs 40]
+                            [--engine target/release/trading-engine]
                             [--before OLD/trading-engine] [--json OUT]
 Run on an otherwise idle machine: the figures are wall-clock times of one process.
 """
@@ -20,6 +23,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -49,12 +53,25 @@ def run_once(cmd: list[str]) -> tuple[float, float]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--csv", type=Path, action="append")
+    ap.add_argument("--head", type=int, action="append", default=[])
     ap.add_argument("--runs", type=int, default=40)
     ap.add_argument("--engine", type=Path, default=ROOT / "target" / "release" / "trading-engine")
     ap.add_argument("--before", type=Path, help="another build, timed in the same loop")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    files = args.csv or [ROOT.parent / "shared" / "data" / "000001.SH_1m.csv"]
+    given = args.csv or [ROOT.parent / "shared" / "data" / "000001.SH_1m.csv"]
+    scratch = tempfile.TemporaryDirectory()
+    files = []
+    for csv in given:
+        for n in args.head:
+            part = Path(scratch.name) / f"{csv.stem}_head{n}.csv"
+            with csv.open("rb") as src, part.open("wb") as dst:
+                for i, line in enumerate(src):
+                    if i > n:
+                        break
+                    dst.write(line)
+            files.append(part)
+        files.append(csv)
     engines = [("this build", args.engine)]
     if args.before:
         engines.insert(0, ("before", args.before))

@@ -2,7 +2,9 @@
 //! `serve` runs the gRPC server (`docs/GRPC.md`), `probe` checks a server's health (the
 //! containers' health checks), `config` prints the parsed configuration.
 
+use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -335,7 +337,7 @@ fn run(cli: Cli) -> Result<u8> {
                 .map_err(|e| with_lines(e, &loaded))?;
             let doc = analysis.document();
             // Nothing reaches stdout before the analysis succeeded: no partial results.
-            let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+            let mut out = BufWriter::with_capacity(1 << 16, raw_stdout()?);
             if summary {
                 let times: Vec<i64> = loaded.bars.iter().map(|b| b.time).collect();
                 let clock = summary::Clock::new(&times, &tz);
@@ -350,6 +352,17 @@ fn run(cli: Cli) -> Result<u8> {
             Ok(0)
         }
     }
+}
+
+/// Standard output without the line buffering of `std::io::stdout()`, which looks for a
+/// newline in every block it is handed (a document is megabytes on one line); the blocks come
+/// buffered already.
+fn raw_stdout() -> Result<File> {
+    let fd = std::io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .context("standard output")?;
+    Ok(File::from(fd))
 }
 
 /// How many of the engine's violations are printed; a count stands for the rest.

@@ -375,6 +375,10 @@ impl std::str::FromStr for ZoneName {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
+        if s.eq_ignore_ascii_case("UTC") {
+            // The default: no zone database to open.
+            return Ok(Self::utc());
+        }
         let tz = jiff::tz::TimeZone::get(s).map_err(|_| {
             format!("{s:?} is not an IANA time zone (e.g. UTC, Asia/Shanghai, America/New_York)")
         })?;
