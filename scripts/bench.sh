@@ -20,7 +20,7 @@ for name in "${wanted[@]}"; do
     core-cold) scripts/bench_core.sh --csv "$csv" --json bench-out/core-cold.json ;;
     core-warm) scripts/bench_core.sh --csv "$csv" --heap warm --json bench-out/core-warm.json ;;
     engines) .venv/bin/python scripts/bench_engines.py --csv "$csv" ;;
-    cli) .venv/bin/python scripts/bench_cli.py --csv "$csv" --csv "$(dirname "$csv")/SPY_1m.csv" ;;
+    cli) .venv/bin/python scripts/bench_cli.py --csv "$csv" --head 68145 --csv "$(dirname "$csv")/SPY_1m.csv" ;;
     grpc) .venv/bin/python scripts/bench_grpc.py ;;
     failover) .venv/bin/python scripts/bench_failover.py ;;
     load) .venv/bin/python scripts/bench_load.py ;;

@@ -64,6 +64,8 @@ def main() -> int:
     files = []
     for csv in given:
         for n in args.head:
+            if bars_in(csv) <= n:
+                continue
             part = Path(scratch.name) / f"{csv.stem}_head{n}.csv"
             with csv.open("rb") as src, part.open("wb") as dst:
                 for i, line in enumerate(src):
