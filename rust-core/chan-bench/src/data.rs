@@ -5,11 +5,12 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use chan_core::Bar;
 
-/// Reads a `time,open,high,low,close,volume` CSV with the engine's own reader.
+/// Reads a file of bars with the engine's own loader (`docs/DATA.md`; UTC, units by magnitude).
 pub fn read_csv(path: &Path) -> Result<Vec<Bar>> {
-    let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    trading_engine::csv_input::read_bars(std::io::BufReader::new(f))
-        .with_context(|| format!("reading {}", path.display()))
+    let options = trading_engine::csv_input::Options::default();
+    let loaded = trading_engine::csv_input::read_file(path, &options)
+        .with_context(|| format!("reading {}", path.display()))?;
+    Ok(loaded.bars)
 }
 
 /// SplitMix64 (Steele, Lea, Flood 2014): tiny, fast, and good enough for a benchmark walk.

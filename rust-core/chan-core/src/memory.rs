@@ -16,8 +16,9 @@
 use std::ops::{Index, Range};
 
 /// Advises the kernel to back `v`'s spare capacity with huge pages (Linux with the
-/// `os-memory-hints` feature, best effort; elsewhere nothing).
-pub(crate) fn prefer_huge_pages<T>(v: &Vec<T>) {
+/// `os-memory-hints` feature, best effort; elsewhere nothing). Also for the programs' own
+/// per-bar buffers (the command line's bars as read from a file).
+pub fn prefer_huge_pages<T>(v: &Vec<T>) {
     #[cfg(all(feature = "os-memory-hints", target_os = "linux"))]
     {
         /// Buffers smaller than this gain nothing from the hint.

@@ -3,7 +3,8 @@
 //! containers' health checks), `config` prints the parsed configuration.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufWriter, Write};
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -12,7 +13,18 @@ use anyhow::{Context, Result};
 use chan_core::{analyze, ChanError};
 use clap::{Parser, Subcommand};
 use trading_config::{FileConfig, MacdPresets, YamlConfig};
-use trading_engine::{csv_input, summary};
+use trading_engine::columns::{self, Mapping};
+use trading_engine::csv_input::{self, Loaded, Options, ReadError};
+use trading_engine::summary;
+use trading_engine::times::{TimeUnit, ZoneName};
+
+/// The mappings of one `--columns`.
+#[derive(Debug, Clone)]
+struct Mappings(Vec<Mapping>);
+
+fn parse_mappings(s: &str) -> Result<Mappings, String> {
+    columns::parse_mappings(s).map(Mappings)
+}
 
 // The doc comments below are the --help text, read in a terminal: no Markdown.
 #[allow(clippy::doc_markdown)]
@@ -27,10 +39,29 @@ struct Cli {
 #[allow(clippy::doc_markdown)]
 #[derive(Subcommand)]
 enum Command {
-    /// Analyze a CSV file (time,open,high,low,close,volume) and print the document as JSON.
+    /// Analyze a CSV, TSV or TXT file of bars (not Parquet) and print the document as JSON.
+    ///
+    /// Reads delimited text: CSV, TSV or TXT with `,` `;` tab or `|` between fields (detected
+    /// from the header line), UTF-8 with or without BOM, or GBK/GB18030. Does not read Parquet:
+    /// use `trading-system analyze` for Parquet files. Columns are found by name (time, open,
+    /// high, low, close, volume and their aliases: Yahoo, akshare, tushare; see
+    /// config/columns.yaml); volume is optional. Times: ISO dates and date-times with or
+    /// without an offset, 2025/06/09, YYYYMMDD, or epoch s/ms/us/ns (decided by magnitude).
+    /// The rules are in docs/DATA.md.
+    #[command(verbatim_doc_comment)]
     Analyze {
-        /// The CSV file.
+        /// The file (CSV, TSV or TXT).
         file: PathBuf,
+        /// Map fields to columns the alias table does not know, e.g. --columns
+        /// time=trade_date,volume=vol (repeatable; wins over the table).
+        #[arg(long, value_name = "FIELD=COLUMN,...", value_parser = parse_mappings)]
+        columns: Vec<Mappings>,
+        /// Read a number time column in this unit instead of deciding by magnitude.
+        #[arg(long, value_enum)]
+        time_unit: Option<TimeUnit>,
+        /// The zone of times written without an offset (an IANA name such as Asia/Shanghai).
+        #[arg(long, default_value = "UTC")]
+        tz: ZoneName,
         /// YAML configuration (the shape of config/default.yaml).
         #[arg(long)]
         config: Option<PathBuf>,
@@ -49,7 +80,7 @@ enum Command {
         /// Indent the JSON.
         #[arg(long)]
         pretty: bool,
-        /// Print a readable summary instead of the JSON document.
+        /// Print a readable summary instead of the JSON document (times in --tz).
         #[arg(long, conflicts_with = "pretty")]
         summary: bool,
     },
@@ -182,15 +213,40 @@ fn main() -> ExitCode {
     let probing = matches!(cli.command, Command::Probe { .. });
     match run(cli) {
         Ok(code) => ExitCode::from(code),
+        // The reader went away (`trading-engine analyze big.csv | head`): what it wanted it
+        // has; nothing to report.
+        Err(e) if closed_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // stderr may be closed too: nothing more can be said then.
+            let _ = writeln!(std::io::stderr(), "error: {e:#}");
             // 2: the input or the configuration is wrong; 1: anything else.
             let bad_input = probing
                 || e.chain().any(|c| {
-                    c.downcast_ref::<ChanError>().is_some() || c.to_string().starts_with("line ")
+                    c.downcast_ref::<ChanError>().is_some()
+                        || c.downcast_ref::<Rejected>().is_some()
+                        || matches!(c.downcast_ref::<ReadError>(), Some(ReadError::Load(_)))
                 });
             ExitCode::from(if bad_input { 2 } else { 1 })
         }
+    }
+}
+
+/// Whether an error is a write to a closed pipe.
+fn closed_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<serde_json::Error>()
+                .is_some_and(|j| j.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe))
+    })
+}
+
+/// Prints the loader's notices on stderr, one line each.
+fn notify(file: &std::path::Path, loaded: &Loaded) {
+    let mut err = std::io::stderr().lock();
+    for n in &loaded.notices {
+        // A closed stderr loses the notice, not the result.
+        let _ = writeln!(err, "notice: {}: {n}", file.display());
     }
 }
 
@@ -242,6 +298,9 @@ fn run(cli: Cli) -> Result<u8> {
         }
         Command::Analyze {
             file,
+            columns,
+            time_unit,
+            tz,
             config,
             set,
             macd_preset,
@@ -266,15 +325,23 @@ fn run(cli: Cli) -> Result<u8> {
             for s in &set {
                 cfg.set(s)?;
             }
-            let f = File::open(&file).with_context(|| format!("opening {}", file.display()))?;
-            let bars = csv_input::read_bars(BufReader::new(f))
+            let options = Options {
+                mappings: columns.into_iter().flat_map(|m| m.0).collect(),
+                time_unit,
+                tz: tz.clone(),
+            };
+            let loaded = csv_input::read_file(&file, &options)
                 .with_context(|| format!("reading {}", file.display()))?;
-            let analysis = analyze(&bars, &cfg.engine(), with_macd).map_err(with_lines)?;
+            notify(&file, &loaded);
+            let analysis = analyze(&loaded.bars, &cfg.engine(), with_macd)
+                .map_err(|e| with_lines(e, &loaded))?;
             let doc = analysis.document();
             // Nothing reaches stdout before the analysis succeeded: no partial results.
-            let mut out = BufWriter::new(std::io::stdout().lock());
+            let mut out = BufWriter::with_capacity(1 << 16, raw_stdout()?);
             if summary {
-                summary::write(&mut out, &file.display().to_string(), &doc)?;
+                let times: Vec<i64> = loaded.bars.iter().map(|b| b.time).collect();
+                let clock = summary::Clock::new(&times, &tz);
+                summary::write(&mut out, &file.display().to_string(), &doc, &clock)?;
             } else if pretty {
                 serde_json::to_writer_pretty(&mut out, &doc)?;
             } else {
@@ -287,29 +354,51 @@ fn run(cli: Cli) -> Result<u8> {
     }
 }
 
-/// Adds the CSV line to each violation (bar i is on line i + 2).
-fn with_lines(e: ChanError) -> anyhow::Error {
-    match &e {
-        ChanError::InvalidBars(v) => {
-            let lines: Vec<String> = v
-                .iter()
-                .map(|x| match x.index {
-                    Some(i) => format!(
-                        "  line {}: {} [field {}, rule {}]",
-                        i + 2,
-                        x.message,
-                        x.field,
-                        x.rule
-                    ),
-                    None => format!("  {} [rule {}]", x.message, x.rule),
-                })
-                .collect();
-            anyhow::Error::new(e.clone()).context(format!(
-                "{} bar rule violation(s); nothing was analyzed:\n{}",
-                v.len(),
-                lines.join("\n")
-            ))
-        }
-        _ => anyhow::Error::new(e),
+/// Standard output without the line buffering of `std::io::stdout()`, which looks for a
+/// newline in every block it is handed (a document is megabytes on one line); the blocks come
+/// buffered already.
+fn raw_stdout() -> Result<File> {
+    let fd = std::io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .context("standard output")?;
+    Ok(File::from(fd))
+}
+
+/// How many of the engine's violations are printed; a count stands for the rest.
+const SHOWN_VIOLATIONS: usize = 20;
+
+/// Bars the engine refused: its violations with their file lines, as printed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Rejected(String);
+
+/// Adds each violation's file line (the first 20, then a count of the rest).
+fn with_lines(e: ChanError, loaded: &Loaded) -> anyhow::Error {
+    let ChanError::InvalidBars(v) = &e else {
+        return anyhow::Error::new(e);
+    };
+    let mut lines: Vec<String> = v
+        .iter()
+        .take(SHOWN_VIOLATIONS)
+        .map(|x| match x.index {
+            Some(i) if i < loaded.lines.len() => format!(
+                "  line {}: {} [field {}, rule {}]",
+                loaded.line(i),
+                x.message,
+                x.field,
+                x.rule
+            ),
+            _ => format!("  {} [rule {}]", x.message, x.rule),
+        })
+        .collect();
+    if v.len() > SHOWN_VIOLATIONS {
+        lines.push(format!("  … and {} more", v.len() - SHOWN_VIOLATIONS));
     }
+    // The lines say it all: the engine's own one-line summary is not repeated after them.
+    anyhow::Error::new(Rejected(format!(
+        "{} bar rule violation(s); nothing was analyzed:\n{}",
+        v.len(),
+        lines.join("\n")
+    )))
 }

@@ -131,19 +131,28 @@ fn bad_bars_fail_whole_with_named_errors() {
 #[test]
 fn bad_files_and_keys_name_the_problem() {
     let f = csv("cols.csv", &[]);
-    std::fs::write(&f, "time,open,high,low,close\n2024-01-01,1,1,1,1\n").unwrap();
+    std::fs::write(&f, "time,open,high,low,volume\n2024-01-01,1,1,1,1\n").unwrap();
     let out = engine(&["analyze", f.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("missing column \"volume\""));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 1: no column for close"), "{err}");
+    assert!(err.contains("[field close, rule column_missing]"), "{err}");
 
     let f = csv("time.csv", &["yesterday,1,1,1,1,1"]);
     let out = engine(&["analyze", f.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("line 2: time"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 2: not a time: \"yesterday\""), "{err}");
+    assert!(err.contains("[field time, rule time_unparseable]"), "{err}");
 
     let f = csv("num.csv", &["2024-01-01,1,x,1,1,1"]);
     let out = engine(&["analyze", f.to_str().unwrap()]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("line 2: high: not a number"));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 2: not a number: \"x\" [field high, rule number]"),
+        "{err}"
+    );
 
     let f = csv("empty.csv", &[]);
     let out = engine(&["analyze", f.to_str().unwrap()]);
@@ -205,4 +214,23 @@ fn probe_with_unreadable_tls_files_cannot_run() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("client.tls_ca_file"), "{err}");
+}
+
+/// Disorder that is not newest-first is left to the engine: its errors, 20 lines then a count.
+#[test]
+fn many_violations_are_capped_at_twenty_lines() {
+    // 50 bars, each day twice: 25 duplicated times (bars 1, 3, 5, ...; lines 3, 5, 7, ...).
+    let rows: Vec<String> = (0..50)
+        .map(|i| format!("2024-02-{:02},10,11,9,10.5,100", i / 2 + 1))
+        .collect();
+    let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+    let f = csv("dups.csv", &rows);
+    let out = engine(&["analyze", f.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("25 bar rule violation(s)"), "{err}");
+    assert_eq!(err.matches("rule time_duplicate").count(), 20, "{err}");
+    assert!(err.contains("  line 3: bar 1: "), "{err}");
+    assert!(err.contains("… and 5 more"), "{err}");
+    assert!(!err.contains("reversed"), "{err}");
 }
