@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 MAX_LISTED = 20
 """How many violation messages an :class:`InvalidBars` message lists before "… and N more"."""
@@ -89,11 +89,37 @@ class StateError(ChanError, RuntimeError):
     session, a series beyond the bar-count limit)."""
 
 
+DataRule = Literal[
+    "encoding",
+    "column_missing",
+    "column_ambiguous",
+    "column_unknown",
+    "row_shape",
+    "number",
+    "time_unparseable",
+    "time_unit",
+    "time_range",
+    "time_zone",
+    "file_type",
+    "parquet_unreadable",
+    "array_shape",
+    "column_type",
+    "option",
+]
+"""The rules a loader refusal names (docs/DATA.md, "Errors"): the Rust CLI's names, the same
+for the same bad input, and the Python-only ones (sources the Rust CLI does not read: Parquet,
+in-memory arrays, and options it refuses while parsing its arguments)."""
+DATA_RULES: frozenset[str] = frozenset(get_args(DataRule))
+
+
 class DataError(ChanError, ValueError):
     """Input data that cannot be read as bars: names the source (a file), the place (``line``,
     1-based, in a text file; ``row``, 1-based, in a Parquet file; ``index``, 0-based, in
-    in-memory data; each shown as "line N" or "row N"), the column, and ``hint``, how to say
-    what the data is when the loader cannot tell (shown after the reason)."""
+    in-memory data; each shown as "line N" or "row N"), the column (the source's own name),
+    and ``hint``, how to say what the data is when the loader cannot tell (shown after the
+    reason). ``rule`` and ``field`` are the contract with the Rust CLI (docs/DATA.md,
+    "Errors"): the rule broken and the bar field at fault (``time`` … ``volume``; None when
+    no field is), the same for the same bad input whichever loader read it."""
 
     def __init__(
         self,
@@ -105,9 +131,15 @@ class DataError(ChanError, ValueError):
         column: str | None = None,
         row: int | None = None,
         hint: str | None = None,
+        rule: DataRule | None = None,
+        field: str | None = None,
     ) -> None:
+        if rule is not None and rule not in DATA_RULES:
+            raise ValueError(f"unknown data rule {rule!r}")
         self.reason = reason
         self.hint = hint
+        self.rule: DataRule | None = rule
+        self.field = field
         self.source = source
         self.line = line
         self.row = row
@@ -133,6 +165,8 @@ class DataError(ChanError, ValueError):
             "index": self.index,
             "column": self.column,
             "hint": self.hint,
+            "rule": self.rule,
+            "field": self.field,
         }
         return (_rebuild_data_error, (self.reason, kwargs))
 

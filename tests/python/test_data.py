@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import pickle
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -217,6 +218,11 @@ def test_bar_values_for_sessions() -> None:
 # --- CSV ---------------------------------------------------------------------------------------
 
 
+def with_rules(cases: list[tuple[Any, ...]], rules: list[str]) -> list[tuple[Any, ...]]:
+    """Each case with its rule (docs/DATA.md, "Errors") as the last value."""
+    return [(*case, rule) for case, rule in zip(cases, rules, strict=True)]
+
+
 def write(tmp_path: Path, text: str | bytes) -> Path:
     p = tmp_path / "bars.csv"
     if isinstance(text, bytes):
@@ -227,73 +233,88 @@ def write(tmp_path: Path, text: str | bytes) -> Path:
 
 
 @pytest.mark.parametrize(
-    ("text", "line", "column", "reason"),
-    [
-        ("", 1, None, "empty file: no header line"),
-        (
-            "time,open,high,low\n2024-01-01,1,2,3\n",
-            None,
-            None,
-            "missing column close (found: time, open, high, low); the names each field may have "
-            "are in config/columns.yaml, or map it with --columns FIELD=NAME (Python: "
-            "columns={'FIELD': 'NAME'})",
-        ),
-        (
-            HEADER + "2024-01-01,1,2,0.5,1.5,10\nx,1,2,0.5,1.5,10\n",
-            3,
-            "time",
-            "time 'x' is not a date or date-time this loader reads (ISO YYYY-MM-DD[ HH:MM[:SS"
-            "[.fff]]] with an optional offset, YYYY/MM/DD, YYYYMMDD, or epoch numbers)",
-        ),
-        (
-            HEADER + "2024-01-01,1,2,0.5,1.5,10\n2024-01-02,1,2,0.5,1.5,10\n"
-            "2024-01-03,1,abc,0.5,1.5,10\n",
-            4,
-            "high",
-            "not a number: 'abc'",
-        ),
-        (
-            HEADER + "2024-01-01,1,2,0.5,1.5,10\n2024-01-02,1,,0.5,1.5,10\n",
-            3,
-            "high",
-            "missing value (empty or null)",
-        ),
-        (HEADER + "2024-01-01,1_0,2,0.5,1.5,10\n", 2, "open", "not a number: '1_0'"),
-        (
-            HEADER + "2024-01-01,1,2,0.5,1.5\n",
-            2,
-            None,
-            "found 5 fields, the header has 6",
-        ),
-        (
-            HEADER + "2015-02-29,1,2,0.5,1.5,10\n",
-            2,
-            "time",
-            "time '2015-02-29' is not a date or date-time this loader reads (ISO "
-            "YYYY-MM-DD[ HH:MM[:SS[.fff]]] with an optional offset, YYYY/MM/DD, YYYYMMDD, or "
-            "epoch numbers)",
-        ),
-        (
-            HEADER + "9223372036854775808,1,2,0.5,1.5,10\n",
-            2,
-            "time",
-            "time '9223372036854775808' is beyond the 64-bit range",
-        ),
-        (
-            HEADER + "2024-01-01,1,2,0.5,1.5,10\n\n\n2024-01-02,1,2,0.5,x,10\n",
-            5,
-            "close",
-            "not a number: 'x'",
-        ),
-    ],
+    ("text", "line", "column", "reason", "rule"),
+    with_rules(
+        [
+            ("", 1, None, "empty file: no header line"),
+            (
+                "time,open,high,low\n2024-01-01,1,2,3\n",
+                1,
+                None,
+                "missing column close (found: time, open, high, low); the names each field may "
+                "have are in config/columns.yaml, or map it with --columns FIELD=NAME (Python: "
+                "columns={'FIELD': 'NAME'})",
+            ),
+            (
+                HEADER + "2024-01-01,1,2,0.5,1.5,10\nx,1,2,0.5,1.5,10\n",
+                3,
+                "time",
+                "time 'x' is not a date or date-time this loader reads (ISO YYYY-MM-DD[ HH:MM[:SS"
+                "[.fff]]] with an optional offset, YYYY/MM/DD, YYYYMMDD, or epoch numbers)",
+            ),
+            (
+                HEADER + "2024-01-01,1,2,0.5,1.5,10\n2024-01-02,1,2,0.5,1.5,10\n"
+                "2024-01-03,1,abc,0.5,1.5,10\n",
+                4,
+                "high",
+                "not a number: 'abc'",
+            ),
+            (
+                HEADER + "2024-01-01,1,2,0.5,1.5,10\n2024-01-02,1,,0.5,1.5,10\n",
+                3,
+                "high",
+                "missing value (empty or null)",
+            ),
+            (HEADER + "2024-01-01,1_0,2,0.5,1.5,10\n", 2, "open", "not a number: '1_0'"),
+            (
+                HEADER + "2024-01-01,1,2,0.5,1.5\n",
+                2,
+                None,
+                "found 5 fields, the header has 6",
+            ),
+            (
+                HEADER + "2015-02-29,1,2,0.5,1.5,10\n",
+                2,
+                "time",
+                "time '2015-02-29' is not a date or date-time this loader reads (ISO "
+                "YYYY-MM-DD[ HH:MM[:SS[.fff]]] with an optional offset, YYYY/MM/DD, YYYYMMDD, or "
+                "epoch numbers)",
+            ),
+            (
+                HEADER + "9223372036854775808,1,2,0.5,1.5,10\n",
+                2,
+                "time",
+                "time '9223372036854775808' is beyond the 64-bit range",
+            ),
+            (
+                HEADER + "2024-01-01,1,2,0.5,1.5,10\n\n\n2024-01-02,1,2,0.5,x,10\n",
+                5,
+                "close",
+                "not a number: 'x'",
+            ),
+        ],
+        [
+            "column_missing",
+            "column_missing",
+            "time_unparseable",
+            "number",
+            "number",
+            "number",
+            "row_shape",
+            "time_unparseable",
+            "time_unparseable",
+            "number",
+        ],
+    ),
 )
 def test_bad_csv_names_the_line_and_column(
-    tmp_path: Path, text: str, line: int, column: str | None, reason: str
+    tmp_path: Path, text: str, line: int, column: str | None, reason: str, rule: str
 ) -> None:
     path = write(tmp_path, text)
     with pytest.raises(DataError) as e:
         load_csv(path)
     assert (e.value.line, e.value.column, e.value.reason) == (line, column, reason)
+    assert e.value.rule == rule
     assert e.value.source == str(path)
     assert str(e.value).startswith(f"{path}: line {line}: " if line else f"{path}: ")
 
@@ -304,7 +325,8 @@ def test_csv_not_utf8_names_the_line(tmp_path: Path) -> None:
     )
     with pytest.raises(DataError) as e:
         load_csv(path)
-    assert e.value.line == 3
+    assert (e.value.rule, e.value.line) == ("encoding", None), "the rule names no line"
+    assert "line 3" in e.value.reason
 
 
 def test_csv_missing_file_is_an_os_error(tmp_path: Path) -> None:
@@ -368,7 +390,8 @@ def test_parse_time_reads_naive_text_in_a_zone() -> None:
 def test_parse_time_rejects(text: str) -> None:
     with pytest.raises(ValueError) as e:
         parse_time(text)
-    assert repr(text) in str(e.value) or text == ""
+    # "1e3" is a number (1000, as the Rust CLI reads it too), and no epoch time.
+    assert repr(text) in str(e.value) or text == "" or (text == "1e3" and "1000" in str(e.value))
 
 
 @pytest.mark.parametrize(
@@ -549,63 +572,75 @@ def test_parquet_without_rows_is_an_empty_series(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("columns", "row", "column", "reason"),
-    [
-        (
-            {"time": MS, "open": [1.0] * 3, "high": [2.0] * 3},
-            None,
-            None,
-            "missing columns low, close (found: time, open, high); the names each field may "
-            "have are in config/columns.yaml, or map it with --columns FIELD=NAME (Python: "
-            "columns={'FIELD': 'NAME'})",
-        ),
-        (
-            {"when": MS, **ohlcv()},
-            None,
-            None,
-            "missing column time (found: when, open, high, low, close, volume); the names each "
-            "field may have are in config/columns.yaml, or map it with --columns FIELD=NAME "
-            "(Python: columns={'FIELD': 'NAME'})",
-        ),
-        (
-            {"time": ["2024-01-01", "2024-01-02", "yesterday"], **ohlcv()},
-            3,
-            "time",
-            "time 'yesterday' is not a date or date-time this loader reads (ISO "
-            "YYYY-MM-DD[ HH:MM[:SS[.fff]]] with an optional offset, YYYY/MM/DD, YYYYMMDD, or "
-            "epoch numbers)",
-        ),
-        (
-            {"time": MS, **ohlcv(), "high": ["11", "12", "abc"]},
-            3,
-            "high",
-            "not a number: 'abc'",
-        ),
-        (
-            {"time": MS, **ohlcv(), "close": [1.0, None, 2.0]},
-            2,
-            "close",
-            "missing value (empty or null)",
-        ),
-        (
-            {"time": pa.array([MS[0], None, MS[2]], pa.timestamp("ms")), **ohlcv()},
-            2,
-            "time",
-            "missing time (empty or null)",
-        ),
-        (
-            {"time": [float(MS[0]), MS[1] + 0.5, float(MS[2])], **ohlcv()},
-            2,
-            "time",
-            f"time {MS[1] + 0.5!r} is not a whole number",
-        ),
-        (
-            {"time": [True, False, True], **ohlcv()},
-            None,
-            "time",
-            "cannot read times from a column of bool",
-        ),
-    ],
+    ("columns", "row", "column", "reason", "rule"),
+    with_rules(
+        [
+            (
+                {"time": MS, "open": [1.0] * 3, "high": [2.0] * 3},
+                None,
+                None,
+                "missing columns low, close (found: time, open, high); the names each field may "
+                "have are in config/columns.yaml, or map it with --columns FIELD=NAME (Python: "
+                "columns={'FIELD': 'NAME'})",
+            ),
+            (
+                {"when": MS, **ohlcv()},
+                None,
+                None,
+                "missing column time (found: when, open, high, low, close, volume); the names each "
+                "field may have are in config/columns.yaml, or map it with --columns FIELD=NAME "
+                "(Python: columns={'FIELD': 'NAME'})",
+            ),
+            (
+                {"time": ["2024-01-01", "2024-01-02", "yesterday"], **ohlcv()},
+                3,
+                "time",
+                "time 'yesterday' is not a date or date-time this loader reads (ISO "
+                "YYYY-MM-DD[ HH:MM[:SS[.fff]]] with an optional offset, YYYY/MM/DD, YYYYMMDD, or "
+                "epoch numbers)",
+            ),
+            (
+                {"time": MS, **ohlcv(), "high": ["11", "12", "abc"]},
+                3,
+                "high",
+                "not a number: 'abc'",
+            ),
+            (
+                {"time": MS, **ohlcv(), "close": [1.0, None, 2.0]},
+                2,
+                "close",
+                "missing value (empty or null)",
+            ),
+            (
+                {"time": pa.array([MS[0], None, MS[2]], pa.timestamp("ms")), **ohlcv()},
+                2,
+                "time",
+                "missing time (empty or null)",
+            ),
+            (
+                {"time": [float(MS[0]), MS[1] + 0.5, float(MS[2])], **ohlcv()},
+                2,
+                "time",
+                f"time {MS[1] + 0.5!r} is not a whole number",
+            ),
+            (
+                {"time": [True, False, True], **ohlcv()},
+                None,
+                "time",
+                "cannot read times from a column of bool",
+            ),
+        ],
+        [
+            "column_missing",
+            "column_missing",
+            "time_unparseable",
+            "number",
+            "number",
+            "time_unparseable",
+            "time_unparseable",
+            "column_type",
+        ],
+    ),
     ids=["missing", "no-time", "time", "price", "null-price", "null-time", "fraction", "bool"],
 )
 def test_bad_parquet_names_the_file_row_and_column(
@@ -614,11 +649,17 @@ def test_bad_parquet_names_the_file_row_and_column(
     row: int | None,
     column: str | None,
     reason: str,
+    rule: str,
 ) -> None:
     path = parquet(tmp_path, columns)
     with pytest.raises(DataError) as e:
         load(path)
-    assert (e.value.row, e.value.column, e.value.reason) == (row, column, reason)
+    assert (e.value.row, e.value.column, e.value.reason, e.value.rule) == (
+        row,
+        column,
+        reason,
+        rule,
+    )
     assert e.value.source == str(path) and e.value.line is None and e.value.index is None
     where = "".join(f"{p}: " for p in (f"row {row}" if row else None, column) if p)
     hint = f" ({e.value.hint})" if e.value.hint else ""

@@ -231,7 +231,8 @@ def test_neither_utf8_nor_gb18030_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
     path.write_bytes(HEADER.encode() + b"1991-01-01,1,2,0.5,1.5,10\n1991-01-02,\xff\xff,2,1,1,1\n")
     e = refused(path)
-    assert e.line == 3 and "neither UTF-8 nor GB18030" in e.reason
+    assert (e.rule, e.line, e.field) == ("encoding", None, None), "the rule names no line"
+    assert "neither UTF-8 nor GB18030" in e.reason and "line 3" in e.reason
 
 
 def test_missing_columns_list_what_the_file_has(tmp_path: Path) -> None:

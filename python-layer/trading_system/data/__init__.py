@@ -69,7 +69,7 @@ def _options(columns: ColumnsArg, time_unit: str | None, tz: str | None) -> Opti
     try:
         return Options.of(columns, time_unit, tz)
     except ValueError as e:
-        raise DataError(str(e)) from None
+        raise DataError(str(e), rule="option") from None
 
 
 def _said(bars: Bars) -> Bars:

@@ -34,13 +34,25 @@ def _column(name: str, values: object) -> np.ndarray:
                 f"Bars takes epoch milliseconds (integers), not {a.dtype}: read other times "
                 "with trading_system.data.to_bars",
                 column=name,
+                rule="column_type",
+                field=name,
             )
     elif a.dtype != np.float64:
         if a.dtype.kind not in "fiu":
-            raise DataError(f"Bars takes numbers, not {a.dtype}: use to_bars", column=name)
+            raise DataError(
+                f"Bars takes numbers, not {a.dtype}: use to_bars",
+                column=name,
+                rule="column_type",
+                field=name,
+            )
         a = a.astype(np.float64)
     if a.ndim != 1:
-        raise DataError(f"must be 1-dimensional, got shape {a.shape}", column=name)
+        raise DataError(
+            f"must be 1-dimensional, got shape {a.shape}",
+            column=name,
+            rule="array_shape",
+            field=name,
+        )
     return _readonly(np.ascontiguousarray(a))
 
 
@@ -66,13 +78,18 @@ class Bars:
         for name in COLUMNS:
             a = _column(name, getattr(self, name))
             if n is not None and len(a) != n:
-                raise DataError(f"has {len(a)} values, the time column {n}", column=name)
+                raise DataError(
+                    f"has {len(a)} values, the time column {n}",
+                    column=name,
+                    rule="array_shape",
+                    field=name,
+                )
             n = len(a)
             object.__setattr__(self, name, a)
         try:
             check_tz(self.tz)
         except ValueError as e:
-            raise DataError(str(e), column="tz") from None
+            raise DataError(str(e), column="tz", rule="option") from None
         object.__setattr__(self, "notices", list(self.notices))
 
     def __len__(self) -> int:

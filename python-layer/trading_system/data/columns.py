@@ -101,12 +101,18 @@ def _listed(names: Sequence[Any]) -> str:
 
 
 def pick(
-    names: Sequence[Any], mapping: Mapping[str, str] | None = None, source: str | None = None
+    names: Sequence[Any],
+    mapping: Mapping[str, str] | None = None,
+    source: str | None = None,
+    line: int | None = None,
 ) -> dict[str, Any]:
     """Field → source column name for ``names`` (the source's columns, in order): the caller's
     ``mapping`` first (a name matched exactly, else as the table matches), then the alias table.
     ``volume`` is absent from the result when the source has none. Raises DataError for a
-    mapped name the source lacks, two columns matching one field, or a missing field."""
+    mapped name the source lacks (``column_unknown``), two columns matching one field
+    (``column_ambiguous``: the first field, in the header's order, that a second column
+    names), or a missing field (``column_missing``: the first in bar order); ``line`` is the
+    header's (a text file's)."""
     aliases = table()
     mapping = dict(mapping or {})
     check_mapping(mapping)
@@ -117,7 +123,11 @@ def pick(
         if len(found) != 1:
             what = "no column" if not found else f"{len(found)} columns"
             raise DataError(
-                f"{what} named {wanted!r} for {field} (found: {_listed(names)})", source=source
+                f"{what} named {wanted!r} for {field} (found: {_listed(names)})",
+                source=source,
+                line=line,
+                rule="column_ambiguous" if found else "column_unknown",
+                field=field,
             )
         at[field] = found[0]
     taken = set(at.values())
@@ -125,16 +135,19 @@ def pick(
     for i, n in enumerate(names):
         field = aliases.fields.get(normalize(n))
         if i not in taken and field is not None and field not in at:
-            matches.setdefault(field, []).append(i)
-    for field, found in matches.items():
-        if len(found) > 1:
-            listed = " and ".join(repr(str(names[i])) for i in found)
-            raise DataError(
-                f"columns {listed} all name {field}: ambiguous; say which with "
-                f"--columns {field}=NAME (Python: columns={{'{field}': NAME}})",
-                source=source,
-            )
-        at[field] = found[0]
+            found = matches.setdefault(field, [])
+            found.append(i)
+            if len(found) > 1:
+                listed = " and ".join(repr(str(names[j])) for j in found)
+                raise DataError(
+                    f"columns {listed} all name {field}: ambiguous; say which with "
+                    f"--columns {field}=NAME (Python: columns={{'{field}': NAME}})",
+                    source=source,
+                    line=line,
+                    rule="column_ambiguous",
+                    field=field,
+                )
+    at.update({field: found[0] for field, found in matches.items()})
     chosen = {f: names[i] for f, i in at.items()}
     missing = [f for f in REQUIRED if f not in chosen]
     if missing:
@@ -143,5 +156,8 @@ def pick(
             f"missing column{s} {', '.join(missing)} (found: {_listed(names)}); the names each "
             f"field may have are in config/columns.yaml, or {HINT}",
             source=source,
+            line=line,
+            rule="column_missing",
+            field=missing[0],
         )
     return {f: chosen[f] for f in FIELDS if f in chosen}

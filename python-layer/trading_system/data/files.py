@@ -42,6 +42,7 @@ def file_format(path: str | os.PathLike[str]) -> str:
         f"unknown file type ({what}): expected .csv, .tsv or .txt (delimited text), .parquet "
         "or .pq (Parquet)",
         source=os.fspath(path),
+        rule="file_type",
     )
 
 
@@ -113,9 +114,13 @@ def _decode(raw: bytes, source: str) -> tuple[bytes, str | None]:
         try:
             text = raw.decode("gb18030")
         except UnicodeDecodeError:
+            # The rule names no line (docs/DATA.md, "Errors"): the message does.
             line = raw.count(b"\n", 0, utf8.start) + 1
             raise DataError(
-                "neither UTF-8 nor GB18030 (GBK) text: save it as UTF-8", source=source, line=line
+                f"neither UTF-8 nor GB18030 (GBK) text (first bad byte on line {line}): save it "
+                "as UTF-8",
+                source=source,
+                rule="encoding",
             ) from None
         return text.encode("utf-8"), "encoding: not UTF-8; read as GB18030 (GBK)"
 
@@ -154,12 +159,17 @@ def _text(path: str | os.PathLike[str], options: Options) -> Read:
     delimiter = _delimiter(first.decode("utf-8"))
     parse = csv.ParseOptions(delimiter=delimiter)
     if not first.strip():
-        raise DataError("empty file: no header line", source=source, line=1)
+        raise DataError(
+            "empty file: no header line", source=source, line=1, rule="column_missing", field="time"
+        )
     try:
         names = csv.read_csv(pa.BufferReader(first + b"\n"), parse_options=parse).column_names
     except pa.ArrowInvalid as e:
-        raise DataError(f"unreadable header: {e}", source=source, line=header_line) from None
-    time_name = cols.pick(names, options.columns, source)["time"]
+        raise DataError(
+            f"unreadable header: {e}", source=source, line=header_line, rule="row_shape"
+        ) from None
+    picked = cols.pick(names, options.columns, source, header_line)
+    time_name = picked["time"]
 
     lines_cache: list[np.ndarray] = []
 
@@ -174,7 +184,6 @@ def _text(path: str | os.PathLike[str], options: Options) -> Read:
         bad.append(row)
         return "error"
 
-    picked = cols.pick(names, options.columns, source)
     wanted = list(dict.fromkeys(picked.values()))
 
     def read(typed: bool) -> Any:
@@ -207,8 +216,9 @@ def _text(path: str | os.PathLike[str], options: Options) -> Read:
                 f"found {row.actual_columns} fields, the header has {row.expected_columns}",
                 source=source,
                 line=at,
+                rule="row_shape",
             ) from None
-        raise DataError(f"unreadable text: {e}", source=source) from None
+        raise DataError(f"unreadable text: {e}", source=source, rule="row_shape") from None
 
     place = Place(source, "line", lambda i: int(lines()[i]))
     loaded = assemble(table.column, wanted, place, _by_name(options, picked))
@@ -250,11 +260,17 @@ def _parquet(path: str | os.PathLike[str], options: Options) -> Read:
     source = os.fspath(path)
     with pa.OSFile(source) as f:  # a file that cannot be opened is an OSError, not bad data
         if f.size() == 0:
-            raise DataError("empty file (0 bytes), not a Parquet file", source=source)
+            raise DataError(
+                "empty file (0 bytes), not a Parquet file",
+                source=source,
+                rule="parquet_unreadable",
+            )
         try:
             pf = pq.ParquetFile(f)
         except (pa.ArrowException, OSError) as e:
-            raise DataError(f"not a Parquet file ({e})", source=source) from None
+            raise DataError(
+                f"not a Parquet file ({e})", source=source, rule="parquet_unreadable"
+            ) from None
         names = pf.schema_arrow.names
         index = _pandas_index(pf.schema_arrow)
         aliases = cols.table().fields
@@ -268,7 +284,7 @@ def _parquet(path: str | os.PathLike[str], options: Options) -> Read:
         try:
             table = pf.read(columns=list(dict.fromkeys(picked.values())))
         except (pa.ArrowException, OSError) as e:
-            raise DataError(f"unreadable: {e}", source=source) from None
+            raise DataError(f"unreadable: {e}", source=source, rule="parquet_unreadable") from None
     place = Place(source, "row")
     loaded: Loaded = assemble(
         table.column, list(table.column_names), place, _by_name(options, picked)

@@ -86,7 +86,7 @@ def assemble(
     zone = options.tz or _zone_of(times) or "UTC"
     time, said = to_epoch_ms(times, place, str(time_name), options.tz or "UTC", options.time_unit)
     notices += said
-    values = {f: _floats(read(f), place, str(picked[f])) for f in COLUMNS[1:] if f in picked}
+    values = {f: _floats(read(f), place, str(picked[f]), f) for f in COLUMNS[1:] if f in picked}
     if "volume" not in values:
         values["volume"] = np.zeros(len(time))
         notices.append("volume: the source has no volume column; every volume is 0")
@@ -125,16 +125,21 @@ def _arrow(values: Any, place: Place, column: str) -> Any:
         return pa.Array.from_pandas(values)
     a = np.asarray(values) if not isinstance(values, np.ndarray) else values
     if a.ndim != 1:
-        raise place.error(f"must be 1-dimensional, got shape {a.shape}", None, column)
+        raise place.error(
+            f"must be 1-dimensional, got shape {a.shape}", None, column, rule="array_shape"
+        )
     if a.dtype.kind == "b":
-        raise place.error("cannot read times from a column of bool", None, column)
+        raise place.error(
+            "cannot read times from a column of bool", None, column, rule="column_type"
+        )
     if a.dtype.kind == "M" and np.isnat(a).any():
-        raise place.error("missing time (NaT)", int(np.argmax(np.isnat(a))), column)
+        i = int(np.argmax(np.isnat(a)))
+        raise place.error("missing time (NaT)", i, column, rule="time_unparseable")
     if a.dtype.kind == "O":
         items = a.tolist()
         for i, x in enumerate(items):
             if isinstance(x, (bool, np.bool_)):
-                raise place.error("a time cannot be a boolean", i, column)
+                raise place.error("a time cannot be a boolean", i, column, rule="time_unparseable")
             if isinstance(x, bytes):
                 items[i] = x.decode("utf-8", "replace")
         try:
@@ -147,6 +152,7 @@ def _arrow(values: Any, place: Place, column: str) -> Any:
                 "write every time one way",
                 i,
                 column,
+                rule="time_unparseable",
             ) from None
     if a.dtype.kind == "U" or a.dtype.kind == "S":
         return pa.array(a.astype(str).tolist(), pa.string())
@@ -174,12 +180,12 @@ def _number(v: Any) -> float:
     return float(v)
 
 
-def _floats(values: Any, place: Place, column: str) -> np.ndarray:
-    """A price or volume column as float64; errors name the row."""
+def _floats(values: Any, place: Place, column: str, field: str) -> np.ndarray:
+    """A price or volume column (of bar field ``field``) as float64; errors name the row."""
     import pyarrow as pa
 
     if isinstance(values, (pa.Array, pa.ChunkedArray)):
-        return _arrow_floats(values, place, column)
+        return _arrow_floats(values, place, column, field)
     if type(values).__module__.split(".")[0] == "pandas":
         dtype = values.dtype
         if getattr(dtype, "kind", "O") in "fiu" and not isinstance(dtype, np.dtype):
@@ -188,7 +194,13 @@ def _floats(values: Any, place: Place, column: str) -> np.ndarray:
             values = values.to_numpy()
     a = np.asarray(values)
     if a.ndim != 1:
-        raise place.error(f"must be 1-dimensional, got shape {a.shape}", None, column)
+        raise place.error(
+            f"must be 1-dimensional, got shape {a.shape}",
+            None,
+            column,
+            rule="array_shape",
+            field=field,
+        )
     if a.dtype.kind in "fiu":
         return a.astype(np.float64)
     if a.dtype.kind in "OUS":
@@ -197,12 +209,18 @@ def _floats(values: Any, place: Place, column: str) -> np.ndarray:
             try:
                 out[i] = _number(v)
             except (ValueError, TypeError, OverflowError) as e:
-                raise place.error(str(e), i, column) from None
+                raise place.error(str(e), i, column, rule="number", field=field) from None
         return out
-    raise place.error(f"cannot read numbers from a column of {a.dtype}", None, column)
+    raise place.error(
+        f"cannot read numbers from a column of {a.dtype}",
+        None,
+        column,
+        rule="column_type",
+        field=field,
+    )
 
 
-def _arrow_floats(values: Any, place: Place, column: str) -> np.ndarray:
+def _arrow_floats(values: Any, place: Place, column: str, field: str) -> np.ndarray:
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -211,7 +229,7 @@ def _arrow_floats(values: Any, place: Place, column: str) -> np.ndarray:
         arr = arr.dictionary_decode()
     if arr.null_count:
         i = int(np.argmax(numpy_of(arr.is_null())))
-        raise place.error("missing value (empty or null)", i, column)
+        raise place.error("missing value (empty or null)", i, column, rule="number", field=field)
     if len(arr) == 0:
         return np.empty(0)
     t = arr.type
@@ -226,9 +244,13 @@ def _arrow_floats(values: Any, place: Place, column: str) -> np.ndarray:
                 try:
                     pc.cast(pa.array([v]), pa.float64())
                 except pa.ArrowInvalid:
-                    raise place.error(f"not a number: {v!r}", i, column) from None
+                    raise place.error(
+                        f"not a number: {v!r}", i, column, rule="number", field=field
+                    ) from None
             raise
-    raise place.error(f"cannot read numbers from a column of {t}", None, column)
+    raise place.error(
+        f"cannot read numbers from a column of {t}", None, column, rule="column_type", field=field
+    )
 
 
 # --- In-memory sources ------------------------------------------------------------------------
@@ -268,7 +290,9 @@ def _one_level(df: Any, place: Place) -> Any:
         if any(picked) and len(others) == 1:
             return df.droplevel([j for j in range(df.columns.nlevels) if j != level], axis=1)
     raise place.error(
-        "a DataFrame with several column levels must hold one instrument (select one ticker)"
+        "a DataFrame with several column levels must hold one instrument (select one ticker)",
+        rule="column_ambiguous",
+        field=None,
     )
 
 
@@ -285,6 +309,7 @@ def from_array(data: np.ndarray, options: Options) -> Loaded:
     raise DataError(
         f"an array of bars must be structured or of shape (n, 6), got {data.shape}",
         source="array",
+        rule="array_shape",
     )
 
 
@@ -298,7 +323,12 @@ def from_rows(rows: Sequence[Any], options: Options) -> Loaded:
                 if hasattr(r, "__len__") and not isinstance(r, (str, bytes))
                 else f"a {type(r).__name__}"
             )
-            raise place.error(f"a bar must be (time, open, high, low, close, volume), got {got}", i)
+            raise place.error(
+                f"a bar must be (time, open, high, low, close, volume), got {got}",
+                i,
+                rule="row_shape",
+                field=None,
+            )
     if not rows:
         empty = np.empty(0)
         return Loaded(Bars(np.empty(0, dtype=np.int64), *[empty] * 5, tz=options.tz or "UTC"))
@@ -346,14 +376,30 @@ def bar_values(bar: Any) -> tuple[int, float, float, float, float, float]:
         values = [bar[picked[f]] if f in picked else 0.0 for f in COLUMNS]
     else:
         if isinstance(bar, (str, bytes)) or not hasattr(bar, "__len__") or len(bar) != 6:
-            raise DataError("a bar must be (time, open, high, low, close, volume)", source="bar")
+            raise DataError(
+                "a bar must be (time, open, high, low, close, volume)",
+                source="bar",
+                rule="row_shape",
+            )
         values = list(bar)
     t = values[0]
     if isinstance(t, (bool, np.bool_)):
-        raise DataError("a time cannot be a boolean", source="bar", column="time")
+        raise DataError(
+            "a time cannot be a boolean",
+            source="bar",
+            column="time",
+            rule="time_unparseable",
+            field="time",
+        )
     if isinstance(t, (int, np.integer)):
         if not I64[0] <= int(t) <= I64[1]:
-            raise DataError(f"time {t} is beyond the 64-bit range", source="bar", column="time")
+            raise DataError(
+                f"time {t} is beyond the 64-bit range",
+                source="bar",
+                column="time",
+                rule="time_unparseable",
+                field="time",
+            )
         time = int(t)
     elif isinstance(t, (float, np.floating)) and math.isfinite(t) and float(t).is_integer():
         time = int(t)
@@ -365,6 +411,6 @@ def bar_values(bar: Any) -> tuple[int, float, float, float, float, float]:
         try:
             out.append(_number(v))
         except (ValueError, TypeError, OverflowError) as e:
-            raise DataError(str(e), source="bar", column=name) from None
+            raise DataError(str(e), source="bar", column=name, rule="number", field=name) from None
     o, h, lo, c, vol = out
     return time, o, h, lo, c, vol

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from trading_system.engine.timestamp import format_ms
-from trading_system.errors import DataError
+from trading_system.errors import DataError, DataRule
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -94,12 +94,23 @@ class Place:
         return i + 1 if self.kind == "row" else i
 
     def error(
-        self, reason: str, i: int | None = None, column: str | None = None, hint: str | None = None
+        self,
+        reason: str,
+        i: int | None = None,
+        column: str | None = None,
+        hint: str | None = None,
+        *,
+        rule: DataRule,
+        field: str | None = "time",
     ) -> DataError:
+        """The error at row ``i`` (None: the whole column) of ``column`` (the source's name),
+        breaking ``rule`` (docs/DATA.md, "Errors") on bar field ``field``."""
         where: dict[str, int] = {}
         if i is not None:
             where[self.kind] = self.position(i)
-        return DataError(reason, source=self.source, column=column, hint=hint, **where)
+        return DataError(
+            reason, source=self.source, column=column, hint=hint, rule=rule, field=field, **where
+        )
 
 
 # --- The column ---------------------------------------------------------------------------------
@@ -183,7 +194,7 @@ def to_epoch_ms(
         arr = arr.dictionary_decode()
     if arr.null_count:
         i = _first(numpy_of(arr.is_null()))
-        raise place.error("missing time (empty or null)", i, column)
+        raise place.error("missing time (empty or null)", i, column, rule="time_unparseable")
     if len(arr) == 0:
         return np.empty(0, dtype=np.int64), []
     t = arr.type
@@ -203,11 +214,17 @@ def to_epoch_ms(
         bad = ~(np.isfinite(f) & (np.floor(f) == f) & (np.abs(f) < 2.0**63))
         if bad.any():
             i = _first(bad)
-            raise place.error(f"time {float(f[i])!r} is not a whole number", i, column, UNIT_HINT)
+            raise place.error(
+                f"time {float(f[i])!r} is not a whole number",
+                i,
+                column,
+                UNIT_HINT,
+                rule="time_unparseable",
+            )
         return _numbers(arrow_of(f.astype(np.int64)), place, column, tz, unit)
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         return _text(arr, place, column, tz, unit)
-    raise place.error(f"cannot read times from a column of {t}", None, column)
+    raise place.error(f"cannot read times from a column of {t}", None, column, rule="column_type")
 
 
 def _floor_ms(ticks: np.ndarray, unit: str) -> np.ndarray:
@@ -248,6 +265,7 @@ def _localize(
             i,
             column,
             TZ_HINT,
+            rule="time_zone",
         )
     return a
 
@@ -260,7 +278,10 @@ def _in_range(
     if bad.any():
         i = _first(bad)
         raise place.error(
-            f"time {_shown(arr[i])} is {format_time(ms[i])}, outside years 1..9999", i, column
+            f"time {_shown(arr[i])} is {format_time(ms[i])}, outside years 1..9999",
+            i,
+            column,
+            rule="time_range",
         )
     return ms
 
@@ -298,7 +319,9 @@ def _numbers(
         u = numpy_of(arr)
         if len(u) and int(u.max()) > I64[1]:
             i = _first(u > I64[1])
-            raise place.error(f"time {int(u[i])} is beyond the 64-bit range", i, column)
+            raise place.error(
+                f"time {int(u[i])} is beyond the 64-bit range", i, column, rule="time_unparseable"
+            )
     v = numpy_of(arr).astype(np.int64)
     if not len(v):
         return v, []
@@ -306,7 +329,9 @@ def _numbers(
         ok, days = _yyyymmdd(v)
         if not ok.all():
             i = _first(~ok)
-            raise place.error(f"time {int(v[i])} is not a YYYYMMDD date", i, column, UNIT_HINT)
+            raise place.error(
+                f"time {int(v[i])} is not a YYYYMMDD date", i, column, UNIT_HINT, rule="time_range"
+            )
         return _localize(days * MS_PER_DAY, tz, place, column, arr), []
     if unit is not None:
         per_s = TICKS_PER_S[unit]
@@ -319,6 +344,7 @@ def _numbers(
                 i,
                 column,
                 UNIT_HINT,
+                rule="time_range",
             )
         return _epoch(v, unit), []
     # By magnitude: a valid date in 1971..2100 is YYYYMMDD; else the one epoch unit whose range
@@ -345,6 +371,7 @@ def _numbers(
             i,
             column,
             UNIT_HINT,
+            rule="time_unit",
         )
     if (kind != kind[0]).any():
         i = _first(kind != kind[0])
@@ -354,6 +381,7 @@ def _numbers(
             i,
             column,
             UNIT_HINT,
+            rule="time_unit",
         )
     found = names[kind[0]]
     if found == "date":
@@ -368,8 +396,37 @@ def _numbers(
 # --- Text ---------------------------------------------------------------------------------------
 
 _DIGITS = r"^[+-]?[0-9]+$"
+_NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 _DATE8 = r"^[0-9]{8}$"
 _OFFSET = r"[T ][0-9]{2}(:[0-9]{2}){0,2}(\.[0-9]+)?(Z|[+-][0-9]{2}(:?[0-9]{2})?)$"
+DATE8_RANGE = (19_710_101, 21_001_231)
+"""The 8-digit numbers a text column may hold: dates in 1971..2100."""
+
+
+def _integral(s: pa.Array, place: Place, column: str, arr: pa.Array) -> pa.Array:
+    """Text numbers (``1403560800``, ``1403560800.0``, ``1.4e9``) as int64; a fraction or a
+    value beyond 64 bits is a value the column cannot be read with, named by its row."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        return pc.cast(s, pa.int64())
+    except pa.ArrowInvalid:
+        pass
+    f = numpy_of(pc.cast(s, pa.float64()))
+    digits = numpy_of(_matches(s, _DIGITS))
+    bad = ~(np.isfinite(f) & (np.floor(f) == f) & (np.abs(f) < 2.0**63))
+    bad |= digits & ~(np.abs(f) < 2.0**63)
+    if digits.all():  # integers only, one beyond 64 bits (as floats they may round inside)
+        bad = np.array([not I64[0] <= int(x) <= I64[1] for x in s.to_pylist()])
+    if bad.any():
+        i = _first(bad)
+        what = "is beyond the 64-bit range" if digits[i] else "is not a whole number"
+        raise place.error(
+            f"time {_shown(arr[i])} {what}", i, column, UNIT_HINT, rule="time_unparseable"
+        )
+    ints = [int(x) if d else int(float(x)) for x, d in zip(s.to_pylist(), digits, strict=True)]
+    return pa.array(ints, pa.int64())
 
 
 def _text(
@@ -383,70 +440,82 @@ def _text(
     first = str(arr[0].as_py()) if len(arr) else ""
     if first.isascii() and first.isdigit():
         try:
-            return _numbers(pc.cast(arr, pa.int64()), place, column, tz, unit)
+            numbers = pc.cast(arr, pa.int64())
         except (pa.ArrowInvalid, OverflowError):
-            pass
+            numbers = None
+        if numbers is not None:
+            return _numbers(numbers, place, column, tz, unit)
     zoned = re.search(_OFFSET, first) is not None
-    for to in (pa.timestamp("us", "UTC") if zoned else pa.timestamp("us"),):
-        try:
-            got = pc.cast(arr, to)
-        except pa.ArrowInvalid:
-            continue
+    to = pa.timestamp("us", "UTC") if zoned else pa.timestamp("us")
+    try:
+        got = None if unit is not None else pc.cast(arr, to)
+    except pa.ArrowInvalid:
+        got = None
+    if got is not None:
         ms = np.floor_divide(numpy_of(got), 1000)
         if to.tz is None:
             ms = _localize(ms, tz, place, column, arr)
         return _in_range(ms, ENGINE_S, place, column, arr), []
     s = compute("utf8_trim_whitespace", arr)
-    if len(s) and compute("all", _matches(s, _DIGITS)).as_py():
-        try:
-            numbers = pc.cast(s, pa.int64())
-        except pa.ArrowInvalid:
-            big = [i for i, x in enumerate(s.to_pylist()) if not I64[0] <= int(x) <= I64[1]]
-            raise place.error(
-                f"time {_shown(arr[big[0]])} is beyond the 64-bit range", big[0], column
-            ) from None
-        return _numbers(numbers, place, column, tz, unit)
+    # A column of numbers (integral floats too) is a number column; with --time-unit every
+    # value must be one.
+    number = numpy_of(_matches(s, _NUMBER))
+    if unit is not None and not number.all():
+        i = _first(~number)
+        raise place.error(
+            f"time {_shown(arr[i])} is not a number, which --time-unit {unit} reads",
+            i,
+            column,
+            UNIT_HINT,
+            rule="time_unparseable",
+        )
+    if len(s) and number.all():
+        return _numbers(_integral(s, place, column, arr), place, column, tz, unit)
+    # A text column: each row by the text forms; the offending row is the first that no form
+    # reads (a number other than an 8-digit date in 1971..2100 included).
     slashes = pc.ReplaceSubstringOptions("/", "-")
     s = compute("replace_substring", compute("utf8_upper", s), options=slashes)
     out = np.zeros(len(s), dtype=np.int64)
     date8 = numpy_of(_matches(s, _DATE8))
-    digits = numpy_of(_matches(s, _DIGITS)) & ~date8
-    if digits.any():
-        i = _first(digits)
-        raise place.error(
-            f"time {_shown(arr[i])} is a number among dates: write every time one way",
-            i,
-            column,
-        )
-    zoned = numpy_of(_matches(s, _OFFSET))
-    naive = ~zoned & ~date8
+    unread = number & ~date8  # numbers other than 8 digits: no text form reads them
     if date8.any():
         idx = np.flatnonzero(date8)
         v = numpy_of(pc.cast(pc.take(s, arrow_of(idx)), pa.int64()))
         ok, days = _yyyymmdd(v)
-        if not ok.all():
-            i = int(idx[_first(~ok)])
-            raise place.error(f"time {_shown(arr[i])} is not a YYYYMMDD date", i, column)
+        ok &= (v >= DATE8_RANGE[0]) & (v <= DATE8_RANGE[1])
+        unread[idx[~ok]] = True
         out[idx] = days * MS_PER_DAY
-    if naive.any():
-        idx = np.flatnonzero(naive)
-        out[idx] = _parse(pc.take(s, arrow_of(idx)), idx, pa.timestamp("us"), place, column, arr)
+    zoned = numpy_of(_matches(s, _OFFSET)) & ~number
+    naive = ~zoned & ~number
+    for mask, to in ((naive, pa.timestamp("us")), (zoned, pa.timestamp("us", "UTC"))):
+        if mask.any():
+            idx = np.flatnonzero(mask)
+            got_ms, bad = _parse(pc.take(s, arrow_of(idx)), to)
+            if bad is not None:
+                unread[idx[bad]] = True
+            else:
+                out[idx] = got_ms
+    if unread.any():
+        i = _first(unread)
+        reason = (
+            f"time {_shown(arr[i])} is a number among dates: write every time one way"
+            if number[i] and not date8[i]
+            else f"time {_shown(arr[i])} is not a date or date-time this loader reads (ISO "
+            "YYYY-MM-DD[ HH:MM[:SS[.fff]]] with an optional offset, YYYY/MM/DD, YYYYMMDD, or "
+            "epoch numbers)"
+        )
+        raise place.error(reason, i, column, rule="time_unparseable")
     wall = naive | date8
     if wall.any() and tz != "UTC":
         idx = np.flatnonzero(wall)
         out[idx] = _localize(out[idx], tz, place, column, arr, idx)
-    if zoned.any():
-        idx = np.flatnonzero(zoned)
-        utc = pa.timestamp("us", "UTC")
-        out[idx] = _parse(pc.take(s, arrow_of(idx)), idx, utc, place, column, arr)
     return _in_range(out, ENGINE_S, place, column, arr), []
 
 
-def _parse(
-    s: pa.Array, idx: np.ndarray, to: pa.DataType, place: Place, column: str, arr: pa.Array
-) -> np.ndarray:
-    """ISO text as epoch milliseconds (floored) through Arrow's ISO-8601 parser; the first row
-    it cannot read is an error naming it (found by halving, without a loop per row)."""
+def _parse(s: pa.Array, to: pa.DataType) -> tuple[np.ndarray, int | None]:
+    """ISO text as epoch milliseconds (floored) through Arrow's ISO-8601 parser, and the
+    position of the first value it cannot read (found by halving, without a loop per row),
+    None when it reads all."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -470,12 +539,5 @@ def _parse(
                 hi = mid
             else:
                 lo = mid
-        i = int(idx[lo])
-        raise place.error(
-            f"time {_shown(arr[i])} is not a date or date-time this loader reads (ISO "
-            "YYYY-MM-DD[ HH:MM[:SS[.fff]]] with an optional offset, YYYY/MM/DD, YYYYMMDD, or "
-            "epoch numbers)",
-            i,
-            column,
-        )
-    return np.floor_divide(numpy_of(got), 1000)
+        return np.empty(0, dtype=np.int64), lo
+    return np.floor_divide(numpy_of(got), 1000), None

@@ -474,7 +474,9 @@ impl<'a> Reader<'a> {
                 Some(Moment::Wall(ms)) => (Written::Wall, ms),
                 None => {
                     // A text column: an earlier number that is no date is the first offender.
-                    if let Some(j) = self.first_non_date {
+                    // A value no column reads (missing, a fraction, a number beyond 64 bits)
+                    // names its own row instead (docs/DATA.md, "Times").
+                    if let Some(j) = self.first_non_date.filter(|_| !times::unreadable_number(t)) {
                         return Err(self.unparseable_number(j));
                     }
                     return Err(LoadError::TimeUnparseable {

@@ -164,6 +164,23 @@ pub fn integral(s: &[u8]) -> Option<i64> {
     }
 }
 
+/// Whether a time cell is one that no reading of a column takes, text or number: empty, or
+/// written as a number but no integer of 64 bits (a fraction, `1e30`, 20 digits). It names its
+/// own row, whatever the column is (docs/DATA.md, "Times").
+pub fn unreadable_number(s: &[u8]) -> bool {
+    if s.is_empty() {
+        return true;
+    }
+    let digits = match s.first() {
+        Some(b'-' | b'+') => &s[1..],
+        _ => s,
+    };
+    let starts_like_number = digits
+        .first()
+        .is_some_and(|b| b.is_ascii_digit() || *b == b'.');
+    starts_like_number && fast_float2::parse::<f64, _>(s).is_ok() && integral(s).is_none()
+}
+
 /// Parses a text time (docs/DATA.md, "Times"): `YYYY-MM-DD` or `YYYY/MM/DD` (month and day of
 /// one or two digits), optionally followed by `T` or a space and `HH:MM[:SS[.fraction]]`,
 /// optionally followed by `Z` or an offset `±HH:MM`, `±HHMM` or `±HH`. `None` when it does not
