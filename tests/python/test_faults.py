@@ -188,11 +188,15 @@ def test_latency_failover_without_flapping(n: int) -> None:
         "system.latency_window_ms=2000",
         "system.hold_down_ms=10000",
         "system.auto_failback=true",
+        # Well under the 400 ms fault, well over a CPU stall of a loaded 2-core machine: this
+        # test is about flapping, and a spurious failover before the fault would void it.
+        "system.min_deadline_ms=150",
     ]
     with cluster(sets, proxies=True) as c:
         f = Feeder(c, "LATENCY", n)
         f.start()
         f.reach(n // 4)
+        assert c.status().epoch == 1, switches(c)  # no failover before the fault
         c.proxies["rust"].set_delay(400)
         wait_for(lambda: c.status().active == "python", "latency failover to python")
         assert c.engine_status("rust").state in ("slow", "failing")
