@@ -136,6 +136,13 @@ pub fn analyze_request(bars: &[Bar], config: Option<pb::EngineConfig>) -> pb::An
 }
 
 /// The analysis message as the core's document: the same fields.
+/// A document as `trading.v1` carries it today: without the higher degrees (§13), which the
+/// proto does not hold yet.
+pub fn degree_one(mut d: Document) -> Document {
+    d.degrees.clear();
+    d
+}
+
 pub fn to_document(a: &pb::Analysis) -> Document {
     let point = |p: &Option<pb::Point>| {
         let p = p.as_ref().expect("a point");
@@ -178,6 +185,7 @@ pub fn to_document(a: &pb::Analysis) -> Document {
                 }
             })
             .collect(),
+        degrees: Vec::new(),
         pens: a.pens.iter().map(|p| pen(p, Some(p.r#final))).collect(),
         forming_pen: a.forming_pen.as_ref().map(|p| {
             assert!(!p.r#final, "the forming pen is never final");
