@@ -317,6 +317,14 @@ impl Items {
     }
 }
 
+/// The higher degrees of an engine and its tail (§13), rendered: for outputs that take the
+/// degree-1 items from [`Items`].
+pub fn degrees(e: &Engine, tail: &Tail) -> Vec<DegreeDoc> {
+    (crate::analysis::higher_degrees(e, tail).iter())
+        .map(|d| Render::degree(&e.times, d))
+        .collect()
+}
+
 impl Document {
     /// Renders the engine's state and tail, with its higher degrees.
     pub fn build(e: &Engine, tail: &Tail, higher: &[Degree]) -> Document {

@@ -65,6 +65,7 @@ async fn analyze_equals_the_core_document() {
                     divergence_rate: Some(0.9),
                     min_pivots: Some(2),
                 }),
+                structure: Some(pb::StructureConfig { degrees: Some(3) }),
             }),
             true,
         ),
@@ -89,7 +90,7 @@ async fn analyze_equals_the_core_document() {
                     let r = answer.unwrap().into_inner();
                     assert_eq!(r.engine, "rust");
                     let a = r.analysis.unwrap();
-                    assert_eq!(to_document(&a), degree_one(expected.document()), "{name}");
+                    assert_eq!(to_document(&a), expected.document(), "{name}");
                     assert_eq!(a.macd.is_some(), *with_macd);
                     assert!(!a.pens.is_empty() && !a.segments.is_empty(), "{name}");
                     compared += 1;
@@ -1037,7 +1038,7 @@ async fn update_config_leaves_running_sessions_alone() {
         .analysis
         .unwrap();
     let expected = analyze(&bars, &EngineConfig::default(), false).unwrap();
-    assert_eq!(to_document(&snap), degree_one(expected.document()));
+    assert_eq!(to_document(&snap), expected.document());
     let (_, opened) = Conn::open(&mut client, open_msg("BTC", "30m", true))
         .await
         .unwrap();
@@ -1055,7 +1056,7 @@ async fn update_config_leaves_running_sessions_alone() {
         .unwrap();
     assert_eq!(
         to_document(&a),
-        degree_one(analyze(&bars, &new_cfg, false).unwrap().document())
+        analyze(&bars, &new_cfg, false).unwrap().document()
     );
     let (_, opened) = Conn::open(&mut client, open_msg("ETH", "30m", false))
         .await
