@@ -4,6 +4,7 @@ derived from the spec's words (each test says how)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from trading_system.engine.segment import SegmentEngine, SegmentSpan, Stroke, sp
 DAY = 86_400_000
 
 
-def strokes(prices: list[float]) -> list[Stroke]:
+def strokes(prices: Sequence[float]) -> list[Stroke]:
     """Pens (as strokes) joining consecutive prices; pen i runs from prices[i] to prices[i+1]."""
     out = []
     for i, (a, b) in enumerate(zip(prices, prices[1:], strict=False)):
@@ -27,7 +28,7 @@ def strokes(prices: list[float]) -> list[Stroke]:
     return out
 
 
-def spans(prices: list[float], final: int | None = None) -> tuple[list[Any], list[Any]]:
+def spans(prices: Sequence[float], final: int | None = None) -> tuple[list[Any], list[Any]]:
     """Settled segments (the engine fed the first ``final`` pens, all but the last by default)
     and the tail, as ``(direction, first, last, leading, gap)``."""
     pens = strokes(prices)
@@ -41,7 +42,7 @@ def spans(prices: list[float], final: int | None = None) -> tuple[list[Any], lis
     return show(settled), show(e.tail(pens))
 
 
-def bars(prices: list[float]) -> Bars:
+def bars(prices: Sequence[float]) -> Bars:
     """Bars whose pens are exactly the legs between ``prices`` (as the golden files' hand-made
     cases): 4 bars a leg, each bar ``high = c + 0.5``, ``low = c − 0.5`` around a centre moving
     linearly, a top's high and a bottom's low at the given prices, and one lead-in bar."""

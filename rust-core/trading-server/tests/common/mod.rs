@@ -136,7 +136,6 @@ pub fn analyze_request(bars: &[Bar], config: Option<pb::EngineConfig>) -> pb::An
 }
 
 /// The analysis message as the core's document: the same fields.
-
 pub fn to_document(a: &pb::Analysis) -> Document {
     let point = |p: &Option<pb::Point>| {
         let p = p.as_ref().expect("a point");
