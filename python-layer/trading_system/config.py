@@ -69,6 +69,8 @@ U32 = Annotated[int, Field(ge=0, le=U32_MAX)]
 U64 = Annotated[int, Field(ge=0, le=U64_MAX)]
 MAX_PORT = 65535
 MIN_MESSAGE_BYTES = 1024
+MAX_DEGREES = 4
+"""The most degrees of segments ``structure.degrees`` may ask for (spec §11)."""
 """The smallest ``server.max_message_bytes``: below it not even a small series fits."""
 
 
@@ -154,6 +156,12 @@ class SignalConfig(_Model):
     strength: Annotated[Strength, Strict(False)] = Strength.AREA
     divergence_rate: float = 1.0
     min_pivots: U32 = 1
+
+
+class StructureConfig(_Model):
+    """How many degrees of segments are built (spec §13: segments of segments, 线段的线段)."""
+
+    degrees: U32 = 2
 
 
 class SystemConfig(_Model):
@@ -259,7 +267,7 @@ def _range_error(key: str, message: str) -> PydanticCustomError:
     return PydanticCustomError("config_range", "{key}: {message}", {"key": key, "message": message})
 
 
-def _check_ranges(macd: MacdConfig, signal: SignalConfig) -> None:
+def _check_ranges(macd: MacdConfig, signal: SignalConfig, structure: StructureConfig) -> None:
     """The range checks of Rust ``EngineConfig::validate``, in its order; the error names the
     key."""
     for key, v in (
@@ -280,6 +288,9 @@ def _check_ranges(macd: MacdConfig, signal: SignalConfig) -> None:
     r = signal.divergence_rate
     if not (math.isfinite(r) and r > 0):
         raise _range_error("signal.divergence_rate", f"must be a finite number > 0, got {r}")
+    d = structure.degrees
+    if not 1 <= d <= MAX_DEGREES:
+        raise _range_error("structure.degrees", f"must be from 1 to {MAX_DEGREES}, got {d}")
 
 
 def _check_server(server: ServerConfig) -> None:
@@ -347,11 +358,12 @@ class EngineConfig(_Model):
     pen: PenConfig = PenConfig()
     segment: SegmentConfig = SegmentConfig()
     signal: SignalConfig = SignalConfig()
+    structure: StructureConfig = StructureConfig()
 
     @model_validator(mode="after")
     def _ranges(self, info: ValidationInfo) -> EngineConfig:
         if _ranges_wanted(info):
-            _check_ranges(self.macd, self.signal)
+            _check_ranges(self.macd, self.signal, self.structure)
         return self
 
 
@@ -368,11 +380,12 @@ class FileConfig(_Model):
     pen: PenConfig = PenConfig()
     segment: SegmentConfig = SegmentConfig()
     signal: SignalConfig = SignalConfig()
+    structure: StructureConfig = StructureConfig()
 
     @model_validator(mode="after")
     def _ranges(self, info: ValidationInfo) -> FileConfig:
         if _ranges_wanted(info):
-            _check_ranges(self.macd, self.signal)
+            _check_ranges(self.macd, self.signal, self.structure)
             _check_server(self.server)
             _check_system(self.system)
         return self

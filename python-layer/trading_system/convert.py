@@ -90,7 +90,7 @@ Kind = Literal["top", "bottom"]
 ConfigDoc = dict[str, dict[str, Any]]
 """A configuration as data: ``{section: {key: value}}``."""
 
-SECTIONS = ("validation", "macd", "pen", "segment", "signal")
+SECTIONS = ("validation", "macd", "pen", "segment", "signal", "structure")
 """The sections of ``EngineConfig``, in the contract's (and the document's) order."""
 
 _DIRECTION: dict[Direction, pb.Direction] = {"up": pb.UP, "down": pb.DOWN}
@@ -174,7 +174,7 @@ def bar_row(msg: pb.Bar) -> Row:
 
 
 def _sections(msg: pb.EngineConfig) -> tuple[Message, ...]:
-    return (msg.validation, msg.macd, msg.pen, msg.segment, msg.signal)
+    return (msg.validation, msg.macd, msg.pen, msg.segment, msg.signal, msg.structure)
 
 
 def overrides(msg: pb.EngineConfig) -> ConfigDoc:
@@ -220,7 +220,7 @@ def overrides_message(config: Mapping[str, Any] | None) -> pb.EngineConfig:
 def engine_config(cfg: Mapping[str, Any]) -> pb.EngineConfig:
     """A whole configuration (``EngineConfig.to_dict()``, a document's ``config``) with every
     field set."""
-    v, m, p, s, g = (cfg[k] for k in SECTIONS)
+    v, m, p, s, g, st = (cfg[k] for k in SECTIONS)
     return pb.EngineConfig(
         validation=pb.ValidationConfig(
             allow_non_positive_prices=v["allow_non_positive_prices"], repair=v["repair"]
@@ -240,6 +240,7 @@ def engine_config(cfg: Mapping[str, Any]) -> pb.EngineConfig:
         signal=pb.SignalConfig(
             strength=g["strength"], divergence_rate=g["divergence_rate"], min_pivots=g["min_pivots"]
         ),
+        structure=pb.StructureConfig(degrees=st["degrees"]),
     )
 
 
@@ -352,6 +353,15 @@ def analysis(doc: AnalysisDoc, times: Times) -> pb.Analysis:
         signals=[r.signal(x) for x in doc["signals"]],
         repairs=[pb.Repair(**x) for x in doc["repairs"]],
         config=engine_config(doc["config"]),
+        degrees=[
+            pb.Degree(
+                degree=d["degree"],
+                segments=[r.segment(x) for x in d["segments"]],
+                pivots=[r.pivot(x) for x in d["pivots"]],
+                signals=[r.signal(x) for x in d["signals"]],
+            )
+            for d in doc["degrees"]
+        ],
     )
     if doc["forming_pen"] is not None:
         out.forming_pen.CopyFrom(r.pen(doc["forming_pen"]))
@@ -509,6 +519,15 @@ def analysis_document(a: pb.Analysis) -> AnalysisDoc:
         "segments": [_segment_doc(s) for s in a.segments],
         "pivots": [_pivot_doc(z) for z in a.pivots],
         "signals": [_signal_doc(g) for g in a.signals],
+        "degrees": [
+            {
+                "degree": d.degree,
+                "segments": [_segment_doc(s) for s in d.segments],
+                "pivots": [_pivot_doc(z) for z in d.pivots],
+                "signals": [_signal_doc(g) for g in d.signals],
+            }
+            for d in a.degrees
+        ],
     }
     repairs = [_repair_doc(r) for r in a.repairs]
     config = config_document(a.config)

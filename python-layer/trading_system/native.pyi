@@ -14,6 +14,7 @@ __all__ = [
     "__version__",
     "Analysis",
     "ConfigError",
+    "Degree",
     "Fractal",
     "InvalidBars",
     "Macd",
@@ -82,6 +83,20 @@ class Pen:
     def end(self) -> Point: ...
     @property
     def final(self) -> bool | None: ...
+
+@final
+class Degree:
+    """One higher degree (§13): its segments, pivots and points; ``first_pen``, ``last_pen``
+    and ``pen`` index that degree's strokes."""
+
+    @property
+    def degree(self) -> int: ...
+    @property
+    def segments(self) -> tuple[Segment, ...]: ...
+    @property
+    def pivots(self) -> tuple[Pivot, ...]: ...
+    @property
+    def signals(self) -> tuple[Signal, ...]: ...
 
 @final
 class Segment:
@@ -225,6 +240,8 @@ class Analysis:
     def pivots(self) -> tuple[Pivot, ...]: ...
     @property
     def signals(self) -> tuple[Signal, ...]: ...
+    @property
+    def degrees(self) -> tuple[Degree, ...]: ...
     @property
     def macd(self) -> Macd | None: ...
     @property

@@ -179,7 +179,10 @@ class UpdateClient:
 
 
 def comparable(document: str | dict[str, Any]) -> tuple[dict[str, Any], list[int]]:
-    """A full document without what updates do not carry (config; repairs but their indices)."""
+    """A full document without what updates do not carry (config, higher degrees; repairs but
+    their indices)."""
     doc = json.loads(document) if isinstance(document, str) else as_json(document)
     del doc["config"]
+    # Update documents carry degree 1 only (§12.7); higher degrees are compared in full.
+    doc.pop("degrees", None)
     return doc, [r["index"] for r in doc.pop("repairs")]

@@ -57,8 +57,10 @@ def test_analyze_prints_a_summary_and_writes_the_document(
     assert lines[0] == f"{BTC}  ({engine} engine)"
     assert lines[1] == "  1968 bars (2014-06-23T22:00:00Z .. 2014-08-03T23:00:00Z)"
     assert lines[2] == (
-        "  -> 1119 merged bars, 570 fractals, 92 pens, 12 segments (11 confirmed), "
-        "9 pivots, 9 buy/sell points"
+        # Two leading segments (§6.3) before the 11 confirmed ones, a pivot and two points in
+        # them (golden file 99_real_btc_default).
+        "  -> 1119 merged bars, 570 fractals, 92 pens, 14 segments (11 confirmed), "
+        "10 pivots, 11 buy/sell points"
     )
     for header in ("last pens (笔):", "last segments (线段):", "last pivots (中枢):"):
         assert header in lines

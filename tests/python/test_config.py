@@ -73,7 +73,7 @@ def test_to_dict_is_the_documents_config_object(path: Path) -> None:
 
 def test_to_dict_key_order_and_value_types_follow_rust() -> None:
     d = engine_config({"macd": {"histogram_scale": 3}, "signal": {"divergence_rate": 2}}).to_dict()
-    assert list(d) == ["validation", "macd", "pen", "segment", "signal"]
+    assert list(d) == ["validation", "macd", "pen", "segment", "signal", "structure"]
     assert list(d["macd"]) == [
         "fast_period",
         "slow_period",
@@ -82,6 +82,7 @@ def test_to_dict_key_order_and_value_types_follow_rust() -> None:
         "seed",
     ]
     assert list(d["signal"]) == ["strength", "divergence_rate", "min_pivots"]
+    assert d["structure"] == {"degrees": 2}
     assert json.dumps(d["macd"]["histogram_scale"]) == "3.0"
     assert json.dumps(d["signal"]["divergence_rate"]) == "2.0"
     assert d["pen"]["definition"] == "new_3kline" and type(d["pen"]["definition"]) is str

@@ -47,8 +47,10 @@ def _drive(s: Bars, ov: dict[str, Any], seed: int) -> tuple[Session, UpdateClien
 
 
 @SETTINGS
-@given(series(), overrides(), st.integers(0, 2**32 - 1))
-def test_incremental_equals_batch(s: Bars, ov: dict[str, Any], seed: int) -> None:
+@given(series(), overrides(), st.integers(1, 4), st.integers(0, 2**32 - 1))
+def test_incremental_equals_batch(s: Bars, ov: dict[str, Any], degrees: int, seed: int) -> None:
+    # Every degree (§13) holds the invariant: the document compares them all.
+    ov = {**ov, "structure": {"degrees": degrees}}
     sess, client, kept = _drive(s, ov, seed)
     want = as_json(analyze(_bars(kept), engine_config(ov)))
     got = as_json(sess.document())

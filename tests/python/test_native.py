@@ -125,9 +125,11 @@ def typed_doc(x: Any) -> Any:
         assert all(a.dtype == np.float64 and len(a) == len(x) for a in arrays)
         as_list = lambda a: [None if v != v else v for v in a.tolist()]  # noqa: E731
         return {k: as_list(a) for k, a in zip(FIELDS["MacdPoint"], arrays, strict=True)}
+    if name == "Degree":
+        return {k: typed_doc(getattr(x, k)) for k in ("degree", "segments", "pivots", "signals")}
     if name == "Analysis":
         d = {"bars": x.bars, "merged_bars": x.merged_bars}
-        for k in ("fractals", "pens", "forming_pen", "segments", "pivots", "signals"):
+        for k in ("fractals", "pens", "forming_pen", "segments", "pivots", "signals", "degrees"):
             d[k] = typed_doc(getattr(x, k))
         if x.macd is not None:
             d["macd"] = typed_doc(x.macd)

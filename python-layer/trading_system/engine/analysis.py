@@ -25,7 +25,7 @@ from trading_system.engine.kline import (
 from trading_system.engine.macd import MacdSnapshot, MacdState, MacdValue
 from trading_system.engine.pen import ADDED, NONE, Pen, PenBuilder, PenState
 from trading_system.engine.pivot import Pivot, find_pivots
-from trading_system.engine.segment import SegmentEngine, SegmentSpan
+from trading_system.engine.segment import PenLike, SegmentEngine, SegmentSpan, Stroke
 from trading_system.engine.signal import Signal, StrengthCache, segment_signals
 from trading_system.errors import InvalidBars, StateError, Violation
 
@@ -64,6 +64,10 @@ Shown = tuple[
 start and end of its pens, each point with the end of its pen."""
 
 
+LevelMark = tuple[int, int, int, int]
+"""The lengths of a :class:`Level` 's strokes, segments, pivots and points."""
+
+
 class Mark(NamedTuple):
     """What the next bar may change (:meth:`Engine.mark`), to undo it (:meth:`Engine.restore`):
     list lengths and the state of the parts that change in place."""
@@ -79,13 +83,56 @@ class Mark(NamedTuple):
     pivots: int
     signals: int
     repairs: int
+    levels: tuple[LevelMark, ...]
+
+
+class Level:
+    """Degree n ≥ 2 (§13, 线段的线段): the segment engine run on strokes, the degree-(n−1)
+    segments read as pens. ``strokes`` holds the final strokes (the settled segments of the
+    degree below); the lists hold what never changes, as the engine's degree-1 lists do."""
+
+    __slots__ = ("seg", "strokes", "segments", "pivots", "signals", "strengths", "backup")
+
+    def __init__(self, strict: bool, inclusion: bool) -> None:
+        self.seg = SegmentEngine(strict, inclusion)
+        self.strokes: list[Stroke] = []
+        self.segments: list[SegmentSpan] = []
+        self.pivots: list[Pivot] = []
+        self.signals: list[Signal] = []
+        self.strengths = StrengthCache()
+        # While recording, the segment state as it was before the current bar (taken lazily).
+        self.backup: SegmentEngine | None = None
+
+    def mark(self) -> LevelMark:
+        self.backup = None
+        return (len(self.strokes), len(self.segments), len(self.pivots), len(self.signals))
+
+    def restore(self, mark: LevelMark) -> None:
+        strokes, segments, pivots, signals = mark
+        if self.backup is not None:
+            self.seg = self.backup.copy()
+        del self.strokes[strokes:]
+        del self.segments[segments:]
+        del self.pivots[pivots:]
+        del self.signals[signals:]
+
+
+class LevelTail(NamedTuple):
+    """The non-final part of one higher degree: the strokes made of the degree below's
+    non-final segments (they follow the level's final strokes), and its own tail."""
+
+    strokes: list[Stroke]
+    segments: list[SegmentSpan]
+    pivots: list[Pivot]
+    signals: list[Signal]
 
 
 class Tail:
     """The non-final part of the structure: segments that are not confirmed (ending with the
-    last pen, pending a gap confirmation, or forming), their pivots and the points they give."""
+    last pen, pending a gap confirmation, or forming), their pivots and the points they give;
+    ``higher`` the same for degrees 2 and up."""
 
-    __slots__ = ("segments", "pivots", "signals")
+    __slots__ = ("segments", "pivots", "signals", "higher")
 
     def __init__(
         self,
@@ -96,6 +143,7 @@ class Tail:
         self.segments = segments or []
         self.pivots = pivots or []
         self.signals = signals or []
+        self.higher: list[LevelTail] = []
 
     def resolved(self, pens: list[Pen]) -> Shown:
         """The tail with the pen ends it shows: a segment, pivot or point on the last pen moves
@@ -134,9 +182,10 @@ class Engine:
         self.pens = PenBuilder(
             cfg.pen.definition == PenDefinition.TRADITIONAL, bool(cfg.pen.strict_validation)
         )
-        self.seg = SegmentEngine(
-            bool(cfg.segment.feature_sequence_strict), bool(cfg.segment.handle_inclusion)
-        )
+        strict = bool(cfg.segment.feature_sequence_strict)
+        inclusion = bool(cfg.segment.handle_inclusion)
+        self.seg = SegmentEngine(strict, inclusion)
+        self.levels = [Level(strict, inclusion) for _ in range(int(cfg.structure.degrees) - 1)]
         self.segments: list[SegmentSpan] = []
         self.pivots: list[Pivot] = []
         self.signals: list[Signal] = []
@@ -186,13 +235,35 @@ class Engine:
             self.seg_backup = self.seg.copy()
         pens = self.pens.pens
         new: list[SegmentSpan] = []
-        self.seg.run(pens, len(pens) - 1, new)
+        n_final = len(pens) - 1
+        self.seg.run(pens, n_final, new)
+        if not new:
+            return
         first = len(self.segments)
         self.segments.extend(new)
-        self._derive(new, first, True, self.strengths, self.pivots, self.signals)
+        self._derive(pens, n_final, new, first, True, self.strengths, self.pivots, self.signals)
+        below: Sequence[PenLike] = pens
+        for lv in self.levels:
+            # The settled segments are the next degree's new final strokes (§13).
+            if self.recording and lv.backup is None:
+                lv.backup = lv.seg.copy()
+            strokes = lv.strokes
+            strokes.extend(s.stroke(below) for s in new)
+            new = []
+            lv.seg.run(strokes, len(strokes), new)
+            if not new:
+                return
+            first = len(lv.segments)
+            lv.segments.extend(new)
+            self._derive(
+                strokes, len(strokes), new, first, True, lv.strengths, lv.pivots, lv.signals
+            )
+            below = strokes
 
     def _derive(
         self,
+        pens: Sequence[PenLike],
+        n_final: int,
         spans: list[SegmentSpan],
         first: int,
         confirmed: bool,
@@ -200,28 +271,36 @@ class Engine:
         pivots: list[Pivot],
         signals: list[Signal],
     ) -> None:
-        """Appends the pivots and points of ``spans``, the first of which is segment ``first``."""
-        pens = self.pens.pens
+        """Appends the pivots and points of ``spans`` (of ``pens``, the first ``n_final`` of
+        them final), the first of which is segment ``first``."""
         for j, span in enumerate(spans):
             at = len(pivots)
             find_pivots(pens, span, first + j, pivots)
             segment_signals(
                 pens,
+                n_final,
                 self.histogram,
                 self.measure,
                 self.divergence_rate,
                 self.min_pivots,
                 span,
                 pivots[at:],
-                confirmed and len(span) >= 3,
+                confirmed and span.confirmed,
                 cache,
                 signals,
             )
 
-    def tail(self, cache: StrengthCache | None = None) -> Tail:
-        """The non-final tail, reusing strengths already in ``cache``."""
-        t = Tail(self.seg.tail(self.pens.pens))
+    def tail(
+        self, cache: StrengthCache | None = None, caches: list[StrengthCache] | None = None
+    ) -> Tail:
+        """The non-final tail at every degree, reusing strengths already in ``cache`` (degree 1)
+        and ``caches`` (one per higher degree)."""
+        pens = self.pens.pens
+        t = Tail(self.seg.tail(pens))
+        n_final = max(len(pens) - 1, 0)
         self._derive(
+            pens,
+            n_final,
             t.segments,
             len(self.segments),
             False,
@@ -229,6 +308,29 @@ class Engine:
             t.pivots,
             t.signals,
         )
+        if not self.levels:
+            return t
+        below: Sequence[PenLike] = pens
+        segments = t.segments
+        try:
+            for k, lv in enumerate(self.levels):
+                # The level's final strokes, then those of the segments below not settled:
+                # appended for the computation, removed afterwards.
+                strokes = lv.strokes
+                n_final = len(strokes)
+                extra = [s.stroke(below) for s in segments]
+                strokes.extend(extra)
+                segments = lv.seg.tail(strokes)
+                lt = LevelTail(extra, segments, [], [])
+                c = caches[k] if caches is not None else StrengthCache()
+                self._derive(
+                    strokes, n_final, segments, len(lv.segments), False, c, lt.pivots, lt.signals
+                )
+                t.higher.append(lt)
+                below = strokes
+        finally:
+            for lv, lt in zip(self.levels, t.higher, strict=False):
+                del lv.strokes[len(lv.strokes) - len(lt.strokes) :]
         return t
 
     def mark(self) -> Mark:
@@ -248,6 +350,7 @@ class Engine:
             len(self.pivots),
             len(self.signals),
             len(self.repairs),
+            tuple(lv.mark() for lv in self.levels),
         )
 
     def restore(self, mark: Mark) -> None:
@@ -264,6 +367,7 @@ class Engine:
             pivots,
             signals,
             repairs,
+            levels,
         ) = mark
         del self.times[bars:]
         del self.histogram[bars:]
@@ -280,6 +384,15 @@ class Engine:
         del self.pivots[pivots:]
         del self.signals[signals:]
         del self.repairs[repairs:]
+        for lv, m in zip(self.levels, levels, strict=True):
+            lv.restore(m)
+
+    def stop_recording(self) -> None:
+        """Nothing will restore the next bar: keep no segment state for it."""
+        self.recording = False
+        self.seg_backup = None
+        for lv in self.levels:
+            lv.backup = None
 
     def document(self, tail: Tail) -> AnalysisDoc:
         return build_document(self, tail)
@@ -365,9 +478,10 @@ class Session:
         self._mark = self.engine.mark()
         self._last_time: int | None = None
         self._prev_time: int | None = None
-        self.tail = Tail()
+        self.tail = self.engine.tail()
         self._shown: Shown = self.tail.resolved([])
         self._strengths = StrengthCache()
+        self._level_strengths = [StrengthCache() for _ in self.engine.levels]
 
     @property
     def bars(self) -> int:
@@ -473,8 +587,7 @@ class Session:
                 self._mark = e.mark()
             else:
                 # Nothing will restore this bar: no mark, and no segment state kept for one.
-                e.recording = False
-                e.seg_backup = None
+                e.stop_recording()
             if repair is not None:
                 e.repairs.append(repair)
                 bar = (bar[0], bar[1], repair.new_high, repair.new_low, bar[4], bar[5])
@@ -482,17 +595,20 @@ class Session:
             if not replace:
                 self._prev_time = self._last_time
             self._last_time = bar[0]
-        self.tail = e.tail(self._strengths)
+        self.tail = e.tail(self._strengths, self._level_strengths)
         self._shown = self.tail.resolved(e.pens.pens)
 
     def _report(self, index: int, replaced: bool, pens_changed: bool, repaired: bool) -> UpdateDoc:
         e, mark = self.engine, self._mark
         tail_changed = False
         if pens_changed:
-            fresh = e.tail(self._strengths)
+            fresh = e.tail(self._strengths, self._level_strengths)
             shown = fresh.resolved(e.pens.pens)
+            # The higher degrees' tail may change with the degree-1 one shown the same (a
+            # segment settled): keep the fresh tail; the change report covers degree 1.
+            self.tail = fresh
             if shown != self._shown:
-                self.tail, self._shown = fresh, shown
+                self._shown = shown
                 tail_changed = True
         pen_count = mark.pens[0]
         start = (mark.fractals, max(pen_count - 1, 0), mark.segments, mark.pivots, mark.signals)

@@ -12,12 +12,14 @@ from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict
 from trading_system.engine.timestamp import format_ms
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from trading_system.engine.analysis import Engine, Tail
     from trading_system.engine.fractal import Fractal
     from trading_system.engine.kline import Repair
     from trading_system.engine.pen import Pen
     from trading_system.engine.pivot import Pivot
-    from trading_system.engine.segment import SegmentSpan
+    from trading_system.engine.segment import PenLike, SegmentSpan
     from trading_system.engine.signal import Signal
 
 Direction = Literal["up", "down"]
@@ -51,7 +53,7 @@ class PenDoc(TypedDict):
 
 
 class SegmentDoc(TypedDict):
-    """A segment (线段) of pens ``first_pen..=last_pen``."""
+    """A segment (线段) of pens ``first_pen..=last_pen`` (strokes at higher degrees)."""
 
     direction: Direction
     start: PointDoc
@@ -89,6 +91,17 @@ class SignalDoc(TypedDict):
     final: bool
 
 
+class DegreeDoc(TypedDict):
+    """Degree n ≥ 2 (§13, 线段的线段): its segments, pivots and points, items shaped as at
+    degree 1; ``first_pen``, ``last_pen`` and ``pen`` index its strokes (the degree-(n−1)
+    segments)."""
+
+    degree: int
+    segments: list[SegmentDoc]
+    pivots: list[PivotDoc]
+    signals: list[SignalDoc]
+
+
 class RepairDoc(TypedDict):
     """A high/low repair made under ``validation.repair``."""
 
@@ -119,6 +132,7 @@ class AnalysisDoc(TypedDict):
     segments: list[SegmentDoc]
     pivots: list[PivotDoc]
     signals: list[SignalDoc]
+    degrees: list[DegreeDoc]
     macd: NotRequired[MacdDoc]
     repairs: list[RepairDoc]
     config: dict[str, Any]
@@ -136,6 +150,7 @@ class AnalysisHead(TypedDict):
     segments: list[SegmentDoc]
     pivots: list[PivotDoc]
     signals: list[SignalDoc]
+    degrees: list[DegreeDoc]
 
 
 class MacdValues(TypedDict):
@@ -196,13 +211,14 @@ def _opts(xs: Iterable[float]) -> list[float | None]:
 
 
 class Renderer:
-    """Turns the engine's items into document entries."""
+    """Turns the engine's items into document entries; ``pens`` are the strokes the items index
+    (the pens at degree 1)."""
 
     __slots__ = ("times", "pens")
 
-    def __init__(self, e: Engine) -> None:
+    def __init__(self, e: Engine, pens: Sequence[PenLike] | None = None) -> None:
         self.times = e.times
-        self.pens = e.pens.pens
+        self.pens: Sequence[PenLike] = e.pens.pens if pens is None else pens
 
     def point(self, f: Fractal) -> PointDoc:
         return {"index": f.index, "time": format_ms(self.times[f.index]), "price": f.price}
@@ -265,8 +281,8 @@ class Renderer:
             "final": s.final,
         }
 
-    def final_pivot(self, e: Engine, z: Pivot) -> PivotDoc:
-        return self.pivot(z, len(e.segments[z.segment]) >= 3)
+    def final_pivot(self, segments: list[SegmentSpan], z: Pivot) -> PivotDoc:
+        return self.pivot(z, segments[z.segment].confirmed)
 
     def tail(self, t: Tail) -> TailDoc:
         return {
@@ -286,6 +302,24 @@ def _repair(r: Repair) -> RepairDoc:
     }
 
 
+def _degrees(e: Engine, t: Tail) -> list[DegreeDoc]:
+    """Degrees 2.. (§12.6): each one's settled items, then its tail."""
+    out: list[DegreeDoc] = []
+    for n, (lv, lt) in enumerate(zip(e.levels, t.higher, strict=True), start=2):
+        r = Renderer(e, lv.strokes + lt.strokes)
+        out.append(
+            {
+                "degree": n,
+                "segments": [r.segment(s, s.confirmed) for s in lv.segments]
+                + [r.segment(s, False) for s in lt.segments],
+                "pivots": [r.final_pivot(lv.segments, z) for z in lv.pivots]
+                + [r.pivot(z, False) for z in lt.pivots],
+                "signals": [r.signal(s) for s in lv.signals] + [r.signal(s) for s in lt.signals],
+            }
+        )
+    return out
+
+
 def build_document(e: Engine, t: Tail) -> AnalysisDoc:
     """The analysis document of the engine's state and tail."""
     r = Renderer(e)
@@ -298,10 +332,12 @@ def build_document(e: Engine, t: Tail) -> AnalysisDoc:
         "fractals": [r.fractal(f) for f in e.fractals],
         "pens": [r.pen(p, i < last) for i, p in enumerate(pens)],
         "forming_pen": None if forming is None else r.pen(forming, None),
-        "segments": [r.segment(s, len(s) >= 3) for s in e.segments]
+        "segments": [r.segment(s, s.confirmed) for s in e.segments]
         + [r.segment(s, False) for s in t.segments],
-        "pivots": [r.final_pivot(e, z) for z in e.pivots] + [r.pivot(z, False) for z in t.pivots],
+        "pivots": [r.final_pivot(e.segments, z) for z in e.pivots]
+        + [r.pivot(z, False) for z in t.pivots],
         "signals": [r.signal(s) for s in e.signals] + [r.signal(s) for s in t.signals],
+        "degrees": _degrees(e, t),
     }
     repairs = [_repair(x) for x in e.repairs]
     config = e.cfg.to_dict()
@@ -343,9 +379,9 @@ def build_update(
         "pens": {"from": p0, "items": [r.pen(p, True) for p in pens[p0:n_final]]},
         "segments": {
             "from": s0,
-            "items": [r.segment(s, len(s) >= 3) for s in e.segments[s0:]],
+            "items": [r.segment(s, s.confirmed) for s in e.segments[s0:]],
         },
-        "pivots": {"from": z0, "items": [r.final_pivot(e, z) for z in e.pivots[z0:]]},
+        "pivots": {"from": z0, "items": [r.final_pivot(e.segments, z) for z in e.pivots[z0:]]},
         "signals": {"from": g0, "items": [r.signal(s) for s in e.signals[g0:]]},
         "last_pen": r.pen(pens[-1], False) if pens else None,
         "forming_pen": None if forming is None else r.pen(forming, None),

@@ -1,11 +1,12 @@
-"""Pivots (中枢, spec §7): overlaps of counter-direction pens inside one segment."""
+"""Pivots (中枢, spec §7): overlaps of counter-direction pens inside one segment (strokes at
+higher degrees, §13)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from trading_system.engine.pen import Pen
-from trading_system.engine.segment import SegmentSpan
+from trading_system.engine.segment import PenLike, SegmentSpan
 
 
 @dataclass(slots=True)
@@ -22,13 +23,17 @@ class Pivot:
     gg: float
 
 
-def find_pivots(pens: list[Pen], span: SegmentSpan, segment: int, out: list[Pivot]) -> None:
+def find_pivots(pens: Sequence[PenLike], span: SegmentSpan, segment: int, out: list[Pivot]) -> None:
     """Appends the pivots of one segment (index ``segment``) to ``out``: its counter pens taken
     two consecutive at a time; a pivot that touches the previous one of the segment merges."""
     base = len(out)
     open_ = False  # the last pivot of this segment is still being extended
     first: int | None = None
-    for c in range(span.first_pen + 1, span.last_pen + 1, 2):
+    # The counter pens: a leading segment (§6.3) may begin with one.
+    begin = span.first_pen
+    if pens[begin].up == span.up:
+        begin += 1
+    for c in range(begin, span.last_pen + 1, 2):
         pen = pens[c]
         h, lo = pen.high, pen.low
         if open_:

@@ -2,28 +2,109 @@
 
 :class:`SegmentEngine` consumes pens in order and emits segment ends. The analysis feeds it
 only final pens, so what it emits never changes; the non-final tail comes from a copy that is
-fed the last pen too.
+fed the last pen too. At higher degrees (§13) the same code runs on :class:`Stroke` s, the
+segments of the degree below read as pens: everything here reads only a pen's ``up``,
+``high``, ``low`` and ``end.price`` (the :class:`PenLike` protocol).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
-from trading_system.engine.pen import Pen
+from trading_system.engine.fractal import Fractal
+
+
+class PenLike(Protocol):
+    """What segments, pivots and points read of a pen (笔) or a stroke (a lower-degree segment):
+    its direction, its interval and its end points."""
+
+    @property
+    def up(self) -> bool: ...
+    @property
+    def high(self) -> float: ...
+    @property
+    def low(self) -> float: ...
+    @property
+    def start(self) -> Fractal: ...
+    @property
+    def end(self) -> Fractal: ...
+
+
+class Stroke:
+    """A degree-n segment read as a pen of degree n+1 (spec §13): its direction, its start and
+    end points, and the interval ``[min(start, end), max(start, end)]``."""
+
+    __slots__ = ("up", "start", "end", "high", "low")
+
+    def __init__(self, up: bool, start: Fractal, end: Fractal) -> None:
+        self.up, self.start, self.end = up, start, end
+        a, b = start.price, end.price
+        self.high, self.low = (a, b) if a >= b else (b, a)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Stroke) and (self.up, self.start, self.end) == (
+            other.up,
+            other.start,
+            other.end,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.up, self.start, self.end))
+
+    def __repr__(self) -> str:
+        return f"Stroke(up={self.up}, start={self.start}, end={self.end})"
 
 
 class SegmentSpan(NamedTuple):
     """A segment (线段): pens ``first_pen..=last_pen``, starting and ending with pens of its
-    direction; ``gap`` says its end had a gap (缺口) in the feature sequence (second case)."""
+    direction; ``gap`` says its end had a gap (缺口) in the feature sequence (second case).
+    A ``leading`` segment (§6.3) is a piece of the first run before the first segment: it takes
+    its last pen's direction, may hold an even number of pens and is never confirmed."""
 
     up: bool
     first_pen: int
     last_pen: int
     gap: bool
+    leading: bool = False
 
     def __len__(self) -> int:
         return self.last_pen - self.first_pen + 1
+
+    @property
+    def confirmed(self) -> bool:
+        """Whether a settled segment is confirmed (§6.3): ≥ 3 pens and not a leading one."""
+        return not self.leading and self.last_pen - self.first_pen >= 2
+
+    def stroke(self, pens: Sequence[PenLike]) -> Stroke:
+        """The segment read as a stroke of the next degree (§13)."""
+        return Stroke(self.up, pens[self.first_pen].start, pens[self.last_pen].end)
+
+
+def split_first_run(pens: Sequence[PenLike], last: int) -> list[tuple[int, int]]:
+    """The pieces of the first run, pens ``0..=last`` (§6.3): with E = ``last`` ≥ 3, m is the
+    pen among 0..E−3 against pen E's direction whose end is the most extreme (earliest on
+    ties); when m = 0 or pen m ends beyond pen 0, the run splits into ``0..=m`` (split again)
+    and ``m+1..=E``. One piece ``(0, last)`` when it does not split."""
+    pieces: list[tuple[int, int]] = []
+    e = last
+    while e >= 3:
+        up = pens[e].up
+        m = (e + 1) % 2  # the first pen of the other direction (e − m odd)
+        best = pens[m].end.price
+        for j in range(m + 2, e - 2, 2):
+            x = pens[j].end.price
+            if (x < best) if up else (x > best):
+                m, best = j, x
+        beyond = best < pens[0].low if up else best > pens[0].high
+        if not (m == 0 or beyond):
+            break
+        pieces.append((m + 1, e))
+        e = m
+    pieces.append((0, e))
+    pieces.reverse()
+    return pieces
 
 
 class Element:
@@ -74,12 +155,12 @@ class FeatureWindow:
     def elements(self) -> int:
         return len(self.e)
 
-    def _mirror(self, pen: Pen) -> tuple[float, float]:
+    def _mirror(self, pen: PenLike) -> tuple[float, float]:
         if self.up:
             return pen.high, pen.low
         return -pen.low, -pen.high
 
-    def feed(self, pens: list[Pen], p: int) -> tuple[int, bool] | None:
+    def feed(self, pens: Sequence[PenLike], p: int) -> tuple[int, bool] | None:
         """Feeds feature pen ``p``; returns ``(peak pen, gap)`` when the window forms its top
         (bottom for a down segment)."""
         if self.start < 0:
@@ -96,7 +177,7 @@ class FeatureWindow:
         e0, e1 = self.e[0], self.e[1]
         return e1.peak, e0.hi < e1.lo
 
-    def reset(self, pens: list[Pen]) -> tuple[int, bool] | None:
+    def reset(self, pens: Sequence[PenLike]) -> tuple[int, bool] | None:
         """Drops the first pen fed and feeds the others again, as often as needed."""
         while True:
             self.start += 2
@@ -115,7 +196,7 @@ class FeatureWindow:
             if not again:
                 return None
 
-    def _step(self, pens: list[Pen], p: int) -> int:
+    def _step(self, pens: Sequence[PenLike], p: int) -> int:
         h, lo = self._mirror(pens[p])
         e = self.e
         n = len(e)
@@ -151,16 +232,16 @@ class FeatureWindow:
 
 @dataclass
 class PendingEnd:
-    """An end found with a gap, waiting for the opposite feature sequence to confirm it."""
+    """An end found with a gap, waiting for the opposite feature sequence to confirm it: the
+    segments it settles (for the first end, the first segment or the leading segments)."""
 
-    span: SegmentSpan
-    # The first run of pens against its own direction (spec §6.3): confirmed, then dropped.
-    discard: bool
+    spans: list[SegmentSpan]
 
 
 class SegmentEngine:
-    """Finds segment ends pen by pen (spec §6). Before the first end, two windows run side by
-    side (``first`` phase); after it, one window for the segment that starts at ``start``."""
+    """Finds segment ends pen by pen (spec §6). Before the first end, two windows run (``first``
+    phase, only the pursued one fed while one is); after it, one window for the segment that
+    starts at ``start``."""
 
     __slots__ = (
         "strict",
@@ -199,7 +280,7 @@ class SegmentEngine:
         c.cursor = self.cursor
         return c
 
-    def run(self, pens: list[Pen], available: int, out: list[SegmentSpan]) -> None:
+    def run(self, pens: Sequence[PenLike], available: int, out: list[SegmentSpan]) -> None:
         """Processes pens ``cursor..available``, appending each segment whose end is settled."""
         while self.cursor < available:
             k = self.cursor
@@ -208,44 +289,67 @@ class SegmentEngine:
                 if (k - self.start) % 2 == 1:
                     end = self.window.feed(pens, k)
                     if end is not None:
-                        self._on_end(self.start, self.up, end, False, out)
+                        span = SegmentSpan(self.up, self.start, end[0] - 1, end[1])
+                        self._on_end([span], end, out)
                 continue
             just = not pens[k].up
+            pursued = self.pursued
+            if pursued is not None and pursued != just:
+                # While one window is pursued the other is not fed (§6.3).
+                continue
             w = self.up_w if just else self.down_w
             end = w.feed(pens, k)
-            # Only the pursued window may end the first segment; for the other one an end
-            # counts as a reset.
-            while end is not None and self.pursued != just:
+            # Only the pursued window may end the first segment; for a window not pursued
+            # before this pen an end counts as a reset (§12.4).
+            while end is not None and pursued is None:
                 end = w.reset(pens)
             if end is not None:
-                self._on_end(0, just, end, pens[0].up != just, out)
+                self._on_end(self._first_spans(pens, just, end), end, out)
                 continue
-            if self.pursued is not None and self._count(self.pursued) < 2:
-                self.pursued = None
-            if self.pursued is None:
-                for d in (just, not just):
-                    if self._count(d) >= 2:
-                        self.pursued = d
-                        break
+            if pursued is not None and w.elements() < 2:
+                self.pursued = pursued = None
+            if pursued is None and w.elements() >= 2:
+                self.pursued = just
+                # The other window is emptied when one becomes pursued.
+                if just:
+                    self.down_w = FeatureWindow(False, self.strict, self.inclusion)
+                else:
+                    self.up_w = FeatureWindow(True, self.strict, self.inclusion)
+
+    @staticmethod
+    def _first_spans(pens: Sequence[PenLike], up: bool, end: tuple[int, bool]) -> list[SegmentSpan]:
+        """The first segment, or the leading segments, of the run ``0..peak−1`` (§6.3)."""
+        peak, gap = end
+        pieces = split_first_run(pens, peak - 1)
+        if len(pieces) == 1 and pens[0].up == up:
+            return [SegmentSpan(up, 0, peak - 1, gap)]
+        # The gap is the end's, so only the last piece (ending at the top) carries it.
+        last = len(pieces) - 1
+        return [
+            SegmentSpan(pens[b].up, a, b, gap and i == last, True)
+            for i, (a, b) in enumerate(pieces)
+        ]
 
     def _count(self, up: bool) -> int:
         return (self.up_w if up else self.down_w).elements()
 
     def _on_end(
-        self, start: int, up: bool, end: tuple[int, bool], discard: bool, out: list[SegmentSpan]
+        self, spans: list[SegmentSpan], end: tuple[int, bool], out: list[SegmentSpan]
     ) -> None:
         peak, gap = end
-        self.pending.append(PendingEnd(SegmentSpan(up, start, peak - 1, gap), discard))
+        up = spans[-1].up
+        self.pending.append(PendingEnd(spans))
         if not gap:
             # A first-case end settles itself and every gap end before it.
-            out.extend(p.span for p in self.pending if not p.discard)
+            for p in self.pending:
+                out.extend(p.spans)
             self.pending.clear()
         self.first = False
         self.start, self.up = peak, not up
         self.window = FeatureWindow(not up, self.strict, self.inclusion)
         self.cursor = peak + 1
 
-    def tail(self, pens: list[Pen]) -> list[SegmentSpan]:
+    def tail(self, pens: Sequence[PenLike]) -> list[SegmentSpan]:
         """The non-final segments: ends that need the last pen, pending gap ends, and forming
         segments (spec §6.3), in order."""
         out: list[SegmentSpan] = []
@@ -253,7 +357,8 @@ class SegmentEngine:
             return out
         c = self.copy()
         c.run(pens, len(pens), out)
-        out.extend(p.span for p in c.pending if not p.discard)
+        for p in c.pending:
+            out.extend(p.spans)
         if c.first:
             s, d = 0, pens[0].up
         else:

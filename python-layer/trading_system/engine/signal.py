@@ -7,9 +7,8 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from trading_system.config import Strength
-from trading_system.engine.pen import Pen
 from trading_system.engine.pivot import Pivot
-from trading_system.engine.segment import SegmentSpan
+from trading_system.engine.segment import PenLike, SegmentSpan
 
 
 class Signal(NamedTuple):
@@ -31,8 +30,9 @@ def ieee_div(a: float, b: float) -> float:
     return math.copysign(math.inf, a) * math.copysign(1.0, b)
 
 
-def strength(pen: Pen, histogram: Sequence[float], measure: Strength) -> float:
-    """A pen's strength (spec §8) over the raw bars from its start extreme to its end extreme."""
+def strength(pen: PenLike, histogram: Sequence[float], measure: Strength) -> float:
+    """A pen's strength (spec §8) over the raw bars from its start extreme to its end extreme
+    (a stroke's, §13: from its start point's bar to its end point's bar)."""
     a, b = pen.start.index, pen.end.index
     s, e = pen.start.price, pen.end.price
     if measure == Strength.SLOPE:
@@ -64,7 +64,9 @@ class StrengthCache:
     def __init__(self) -> None:
         self.entries: dict[int, tuple[int, int, float]] = {}
 
-    def get(self, pens: list[Pen], i: int, histogram: Sequence[float], measure: Strength) -> float:
+    def get(
+        self, pens: Sequence[PenLike], i: int, histogram: Sequence[float], measure: Strength
+    ) -> float:
         p = pens[i]
         a, b = p.start.index, p.end.index
         hit = self.entries.get(i)
@@ -76,7 +78,8 @@ class StrengthCache:
 
 
 def segment_signals(
-    pens: list[Pen],
+    pens: Sequence[PenLike],
+    n_final: int,
     histogram: Sequence[float],
     measure: Strength,
     divergence_rate: float,
@@ -88,13 +91,13 @@ def segment_signals(
     out: list[Signal],
 ) -> None:
     """Appends the buy/sell points of one segment (its pivots given), ordered by pen then type.
-    A point is final only when the segment is confirmed and every pen it uses is final (all
-    pens but the last)."""
+    A point is final only when the segment is confirmed and every pen it uses is final (the
+    first ``n_final``: all pens but the last, or the strokes of settled segments, §13)."""
     n = len(pens)
     found: list[Signal] = []
 
     def add(kind: int, pen: int) -> None:
-        found.append(Signal(kind, not pens[pen].up, pen, confirmed and pen + 1 < n))
+        found.append(Signal(kind, not pens[pen].up, pen, confirmed and pen < n_final))
 
     if pivots:
         # Type 1: the segment's last pen leaves its last pivot, breaks out to a new extreme and

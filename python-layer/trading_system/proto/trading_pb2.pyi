@@ -123,19 +123,27 @@ class SignalConfig(_message.Message):
     min_pivots: int
     def __init__(self, strength: _Optional[str] = ..., divergence_rate: _Optional[float] = ..., min_pivots: _Optional[int] = ...) -> None: ...
 
+class StructureConfig(_message.Message):
+    __slots__ = ("degrees",)
+    DEGREES_FIELD_NUMBER: _ClassVar[int]
+    degrees: int
+    def __init__(self, degrees: _Optional[int] = ...) -> None: ...
+
 class EngineConfig(_message.Message):
-    __slots__ = ("validation", "macd", "pen", "segment", "signal")
+    __slots__ = ("validation", "macd", "pen", "segment", "signal", "structure")
     VALIDATION_FIELD_NUMBER: _ClassVar[int]
     MACD_FIELD_NUMBER: _ClassVar[int]
     PEN_FIELD_NUMBER: _ClassVar[int]
     SEGMENT_FIELD_NUMBER: _ClassVar[int]
     SIGNAL_FIELD_NUMBER: _ClassVar[int]
+    STRUCTURE_FIELD_NUMBER: _ClassVar[int]
     validation: ValidationConfig
     macd: MacdConfig
     pen: PenConfig
     segment: SegmentConfig
     signal: SignalConfig
-    def __init__(self, validation: _Optional[_Union[ValidationConfig, _Mapping]] = ..., macd: _Optional[_Union[MacdConfig, _Mapping]] = ..., pen: _Optional[_Union[PenConfig, _Mapping]] = ..., segment: _Optional[_Union[SegmentConfig, _Mapping]] = ..., signal: _Optional[_Union[SignalConfig, _Mapping]] = ...) -> None: ...
+    structure: StructureConfig
+    def __init__(self, validation: _Optional[_Union[ValidationConfig, _Mapping]] = ..., macd: _Optional[_Union[MacdConfig, _Mapping]] = ..., pen: _Optional[_Union[PenConfig, _Mapping]] = ..., segment: _Optional[_Union[SegmentConfig, _Mapping]] = ..., signal: _Optional[_Union[SignalConfig, _Mapping]] = ..., structure: _Optional[_Union[StructureConfig, _Mapping]] = ...) -> None: ...
 
 class Point(_message.Message):
     __slots__ = ("index", "time", "price")
@@ -250,7 +258,7 @@ class Repair(_message.Message):
     def __init__(self, index: _Optional[int] = ..., old_high: _Optional[float] = ..., old_low: _Optional[float] = ..., new_high: _Optional[float] = ..., new_low: _Optional[float] = ...) -> None: ...
 
 class Analysis(_message.Message):
-    __slots__ = ("bars", "merged_bars", "fractals", "pens", "forming_pen", "segments", "pivots", "signals", "macd", "repairs", "config")
+    __slots__ = ("bars", "merged_bars", "fractals", "pens", "forming_pen", "segments", "pivots", "signals", "macd", "repairs", "config", "degrees")
     BARS_FIELD_NUMBER: _ClassVar[int]
     MERGED_BARS_FIELD_NUMBER: _ClassVar[int]
     FRACTALS_FIELD_NUMBER: _ClassVar[int]
@@ -262,6 +270,7 @@ class Analysis(_message.Message):
     MACD_FIELD_NUMBER: _ClassVar[int]
     REPAIRS_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
+    DEGREES_FIELD_NUMBER: _ClassVar[int]
     bars: int
     merged_bars: int
     fractals: _containers.RepeatedCompositeFieldContainer[Fractal]
@@ -273,7 +282,20 @@ class Analysis(_message.Message):
     macd: Macd
     repairs: _containers.RepeatedCompositeFieldContainer[Repair]
     config: EngineConfig
-    def __init__(self, bars: _Optional[int] = ..., merged_bars: _Optional[int] = ..., fractals: _Optional[_Iterable[_Union[Fractal, _Mapping]]] = ..., pens: _Optional[_Iterable[_Union[Pen, _Mapping]]] = ..., forming_pen: _Optional[_Union[Pen, _Mapping]] = ..., segments: _Optional[_Iterable[_Union[Segment, _Mapping]]] = ..., pivots: _Optional[_Iterable[_Union[Pivot, _Mapping]]] = ..., signals: _Optional[_Iterable[_Union[Signal, _Mapping]]] = ..., macd: _Optional[_Union[Macd, _Mapping]] = ..., repairs: _Optional[_Iterable[_Union[Repair, _Mapping]]] = ..., config: _Optional[_Union[EngineConfig, _Mapping]] = ...) -> None: ...
+    degrees: _containers.RepeatedCompositeFieldContainer[Degree]
+    def __init__(self, bars: _Optional[int] = ..., merged_bars: _Optional[int] = ..., fractals: _Optional[_Iterable[_Union[Fractal, _Mapping]]] = ..., pens: _Optional[_Iterable[_Union[Pen, _Mapping]]] = ..., forming_pen: _Optional[_Union[Pen, _Mapping]] = ..., segments: _Optional[_Iterable[_Union[Segment, _Mapping]]] = ..., pivots: _Optional[_Iterable[_Union[Pivot, _Mapping]]] = ..., signals: _Optional[_Iterable[_Union[Signal, _Mapping]]] = ..., macd: _Optional[_Union[Macd, _Mapping]] = ..., repairs: _Optional[_Iterable[_Union[Repair, _Mapping]]] = ..., config: _Optional[_Union[EngineConfig, _Mapping]] = ..., degrees: _Optional[_Iterable[_Union[Degree, _Mapping]]] = ...) -> None: ...
+
+class Degree(_message.Message):
+    __slots__ = ("degree", "segments", "pivots", "signals")
+    DEGREE_FIELD_NUMBER: _ClassVar[int]
+    SEGMENTS_FIELD_NUMBER: _ClassVar[int]
+    PIVOTS_FIELD_NUMBER: _ClassVar[int]
+    SIGNALS_FIELD_NUMBER: _ClassVar[int]
+    degree: int
+    segments: _containers.RepeatedCompositeFieldContainer[Segment]
+    pivots: _containers.RepeatedCompositeFieldContainer[Pivot]
+    signals: _containers.RepeatedCompositeFieldContainer[Signal]
+    def __init__(self, degree: _Optional[int] = ..., segments: _Optional[_Iterable[_Union[Segment, _Mapping]]] = ..., pivots: _Optional[_Iterable[_Union[Pivot, _Mapping]]] = ..., signals: _Optional[_Iterable[_Union[Signal, _Mapping]]] = ...) -> None: ...
 
 class AnalyzeRequest(_message.Message):
     __slots__ = ("bars", "config", "with_macd")

@@ -125,6 +125,23 @@ impl Default for SignalConfig {
     }
 }
 
+/// Higher degrees (spec §13): how many degrees of segments are built.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StructureConfig {
+    /// Degree 1 is segments of pens; degree n+1 segments of degree-n segments (1..=4).
+    pub degrees: u32,
+}
+
+impl Default for StructureConfig {
+    fn default() -> Self {
+        Self { degrees: 2 }
+    }
+}
+
+/// The largest `structure.degrees`.
+pub const MAX_DEGREES: u32 = 4;
+
 /// Every algorithm key of spec §11.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -134,6 +151,7 @@ pub struct EngineConfig {
     pub pen: PenConfig,
     pub segment: SegmentConfig,
     pub signal: SignalConfig,
+    pub structure: StructureConfig,
 }
 
 impl EngineConfig {
@@ -175,6 +193,13 @@ impl EngineConfig {
             return Err(ChanError::config(
                 "macd.histogram_scale",
                 format!("must be a finite number > 0, got {}", m.histogram_scale),
+            ));
+        }
+        let d = self.structure.degrees;
+        if !(1..=MAX_DEGREES).contains(&d) {
+            return Err(ChanError::config(
+                "structure.degrees",
+                format!("must be from 1 to {MAX_DEGREES}, got {d}"),
             ));
         }
         let r = self.signal.divergence_rate;
@@ -256,6 +281,7 @@ mod tests {
         assert_eq!(c.signal.divergence_rate, 1.0);
         assert_eq!(c.signal.min_pivots, 1);
         assert!(!c.validation.repair && !c.validation.allow_non_positive_prices);
+        assert_eq!(c.structure.degrees, 2);
     }
 
     #[test]
@@ -327,6 +353,8 @@ mod tests {
                 with(|c| c.signal.divergence_rate = 0.0),
                 "signal.divergence_rate",
             ),
+            (with(|c| c.structure.degrees = 0), "structure.degrees"),
+            (with(|c| c.structure.degrees = 5), "structure.degrees"),
         ] {
             assert!(
                 matches!(&e, ChanError::Config { key: k, .. } if k == key),

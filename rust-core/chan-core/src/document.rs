@@ -8,7 +8,7 @@ use std::ops::Range;
 
 use serde::{Serialize, Serializer};
 
-use crate::analysis::{Engine, Session, Tail, Update};
+use crate::analysis::{Degree, Engine, Session, Tail, Update};
 use crate::config::EngineConfig;
 use crate::fractal::{Fractal, FractalKind};
 use crate::kline::{Direction, Repair};
@@ -112,6 +112,16 @@ pub struct MacdDoc {
     pub histogram: Vec<Option<f64>>,
 }
 
+/// One higher degree (spec §13) as output: `first_pen`, `last_pen` and `pen` index that
+/// degree's strokes (the segments of the degree below).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DegreeDoc {
+    pub degree: u32,
+    pub segments: Vec<SegmentDoc>,
+    pub pivots: Vec<PivotDoc>,
+    pub signals: Vec<SignalDoc>,
+}
+
 /// The analysis document.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Document {
@@ -123,6 +133,8 @@ pub struct Document {
     pub segments: Vec<SegmentDoc>,
     pub pivots: Vec<PivotDoc>,
     pub signals: Vec<SignalDoc>,
+    /// Degrees 2..=`structure.degrees` (spec §13, §12.6), in order.
+    pub degrees: Vec<DegreeDoc>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub macd: Option<MacdDoc>,
     pub repairs: Vec<Repair>,
@@ -189,7 +201,7 @@ impl<'a> Render<'a> {
 
     /// A segment of the engine's confirmed list (a settled one has at least 3 pens).
     fn final_segment(&self, s: &SegmentSpan) -> SegmentDoc {
-        self.segment(s, s.len() >= 3)
+        self.segment(s, s.confirmable())
     }
 
     fn pivot(&self, z: &Pivot, confirmed: bool) -> PivotDoc {
@@ -209,7 +221,7 @@ impl<'a> Render<'a> {
 
     /// A pivot of the engine's list: confirmed when its segment is.
     fn final_pivot(&self, e: &Engine, z: &Pivot) -> PivotDoc {
-        self.pivot(z, e.segments[z.segment as usize].len() >= 3)
+        self.pivot(z, e.segments[z.segment as usize].confirmable())
     }
 
     fn signal(&self, s: Signal) -> SignalDoc {
@@ -222,6 +234,24 @@ impl<'a> Render<'a> {
             time: self.times[end.index as usize],
             price: end.price,
             is_final: s.is_final,
+        }
+    }
+
+    /// A higher degree, rendered with its strokes as the pens.
+    fn degree(times: &'a Column<i64>, d: &'a Degree) -> DegreeDoc {
+        let r = Render {
+            times,
+            pens: &d.strokes,
+        };
+        DegreeDoc {
+            degree: d.degree,
+            segments: (d.segments.iter().enumerate())
+                .map(|(j, s)| r.segment(s, d.confirmed(j)))
+                .collect(),
+            pivots: (d.pivots.iter())
+                .map(|z| r.pivot(z, d.confirmed(z.segment as usize)))
+                .collect(),
+            signals: d.signals.iter().map(|g| r.signal(*g)).collect(),
         }
     }
 
@@ -287,9 +317,17 @@ impl Items {
     }
 }
 
+/// The higher degrees of an engine and its tail (§13), rendered: for outputs that take the
+/// degree-1 items from [`Items`].
+pub fn degrees(e: &Engine, tail: &Tail) -> Vec<DegreeDoc> {
+    (crate::analysis::higher_degrees(e, tail).iter())
+        .map(|d| Render::degree(&e.times, d))
+        .collect()
+}
+
 impl Document {
-    /// Renders the engine's state and tail.
-    pub fn build(e: &Engine, tail: &Tail) -> Document {
+    /// Renders the engine's state and tail, with its higher degrees.
+    pub fn build(e: &Engine, tail: &Tail, higher: &[Degree]) -> Document {
         let items = Items::build(e, tail);
         Document {
             bars: e.times.len(),
@@ -300,6 +338,9 @@ impl Document {
             segments: items.segments,
             pivots: items.pivots,
             signals: items.signals,
+            degrees: (higher.iter())
+                .map(|d| Render::degree(&e.times, d))
+                .collect(),
             macd: e.keeps_macd().then(|| MacdDoc {
                 dif: e.dif.iter().map(|&x| opt(x)).collect(),
                 dea: e.dea.iter().map(|&x| opt(x)).collect(),

@@ -28,7 +28,12 @@ pub fn find_pivots(pens: &[Pen], span: &SegmentSpan, segment: u32, out: &mut Vec
     // The last pivot of this segment is still being extended.
     let mut open = false;
     let mut first: Option<u32> = None;
-    let mut c = span.first_pen + 1;
+    // The counter-direction pens: a leading segment (spec §6.3) may begin with one.
+    let mut c = if pens[span.first_pen as usize].dir == span.dir {
+        span.first_pen + 1
+    } else {
+        span.first_pen
+    };
     while c <= span.last_pen {
         let (h, l) = (pens[c as usize].high(), pens[c as usize].low());
         if open {

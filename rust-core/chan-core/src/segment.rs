@@ -14,6 +14,8 @@ pub struct SegmentSpan {
     pub last_pen: u32,
     /// The end had a gap (缺口) in the feature sequence (second case).
     pub gap: bool,
+    /// A leading segment (spec §6.3): a piece of the first run, never confirmed.
+    pub leading: bool,
 }
 
 impl SegmentSpan {
@@ -21,6 +23,12 @@ impl SegmentSpan {
     #[inline]
     pub fn len(&self) -> u32 {
         self.last_pen - self.first_pen + 1
+    }
+
+    /// Confirmed once settled (spec §6.3): not a leading segment, and at least 3 pens.
+    #[inline]
+    pub fn confirmable(&self) -> bool {
+        !self.leading && self.len() >= 3
     }
 
     /// Never true: a span holds at least one pen.
@@ -221,14 +229,6 @@ impl FeatureWindow {
     }
 }
 
-/// An end found with a gap, waiting for the opposite feature sequence to confirm it.
-#[derive(Debug, Clone, Copy)]
-struct PendingEnd {
-    span: SegmentSpan,
-    /// The first run of pens against its own direction (spec §6.3): confirmed, then dropped.
-    discard: bool,
-}
-
 #[derive(Debug, Clone, Copy)]
 enum Phase {
     /// Looking for the first segment with two windows side by side (spec §6.3).
@@ -251,7 +251,9 @@ pub struct SegmentEngine {
     strict: bool,
     inclusion: bool,
     phase: Phase,
-    pending: Vec<PendingEnd>,
+    /// Segments whose end (found with a gap) waits for the opposite feature sequence to confirm
+    /// it, with the leading segments (spec §6.3) of a first end that waits.
+    pending: Vec<SegmentSpan>,
     /// The next pen to process.
     cursor: u32,
 }
@@ -314,7 +316,7 @@ impl SegmentEngine {
                         let end = window.feed(pens, k);
                         self.phase = Phase::Normal { start, dir, window };
                         if let Some(end) = end {
-                            self.on_end(start, dir, end, false, out);
+                            self.on_end(start, dir, end, out);
                         }
                     }
                 }
@@ -324,34 +326,38 @@ impl SegmentEngine {
                     mut pursued,
                 } => {
                     let just = pens[k as usize].dir.opposite();
+                    // While one window is pursued the other is not fed (spec §6.3).
+                    if pursued.is_some_and(|d| d != just) {
+                        continue;
+                    }
                     let w = if just == Direction::Up {
                         &mut up
                     } else {
                         &mut down
                     };
                     let mut end = w.feed(pens, k);
-                    // Only the pursued window may end the first segment; for the other one an
-                    // end counts as a reset.
+                    // Only the pursued window may end the first segment; for a window not
+                    // pursued (yet) an end counts as a reset (§12.4).
                     while end.is_some() && pursued != Some(just) {
                         end = w.reset(pens);
                     }
                     if let Some(e) = end {
-                        let discard = pens[0].dir != just;
-                        self.on_end(0, just, e, discard, out);
+                        self.on_first_end(pens, just, e, out);
                         continue;
                     }
-                    let count = |d: Direction| {
-                        if d == Direction::Up {
-                            up.elements()
-                        } else {
-                            down.elements()
-                        }
-                    };
-                    if pursued.is_some_and(|d| count(d) < 2) {
+                    let fed = w.elements();
+                    if pursued.is_some() && fed < 2 {
                         pursued = None;
-                    }
-                    if pursued.is_none() {
-                        pursued = [just, just.opposite()].into_iter().find(|&d| count(d) >= 2);
+                    } else if pursued.is_none() && fed >= 2 {
+                        // The window just fed is pursued; the other one is emptied.
+                        pursued = Some(just);
+                        let other =
+                            FeatureWindow::new(just.opposite(), self.strict, self.inclusion);
+                        if just == Direction::Up {
+                            down = other;
+                        } else {
+                            up = other;
+                        }
                     }
                     self.phase = Phase::First { up, down, pursued };
                 }
@@ -359,30 +365,53 @@ impl SegmentEngine {
         }
     }
 
-    fn on_end(
+    /// The pursued window of direction `dir` ended the first run at `end` (spec §6.3): the run
+    /// is the first segment, or it splits into leading segments.
+    fn on_first_end(
         &mut self,
-        start: u32,
+        pens: &[Pen],
         dir: Direction,
         end: WindowEnd,
-        discard: bool,
         out: &mut Vec<SegmentSpan>,
     ) {
-        let span = SegmentSpan {
+        let last = end.peak - 1;
+        let at = self.pending.len();
+        split_first_run(pens, last, &mut self.pending);
+        let pieces = self.pending.len() - at;
+        if pieces == 1 && pens[0].dir == dir {
+            self.pending.pop();
+            self.on_end(0, dir, end, out);
+            return;
+        }
+        // The last piece ends where the window's end test did: it carries the end's gap.
+        if let Some(p) = self.pending.last_mut() {
+            p.gap = end.gap;
+        }
+        self.settle_or_wait(dir, end);
+        self.flush(end, out);
+    }
+
+    fn on_end(&mut self, start: u32, dir: Direction, end: WindowEnd, out: &mut Vec<SegmentSpan>) {
+        self.pending.push(SegmentSpan {
             dir,
             first_pen: start,
             last_pen: end.peak - 1,
             gap: end.gap,
-        };
-        self.pending.push(PendingEnd { span, discard });
+            leading: false,
+        });
+        self.settle_or_wait(dir, end);
+        self.flush(end, out);
+    }
+
+    /// A first-case end settles itself and every end waiting before it.
+    fn flush(&mut self, end: WindowEnd, out: &mut Vec<SegmentSpan>) {
         if !end.gap {
-            // A first-case end settles itself and every gap end before it.
-            out.extend(
-                self.pending
-                    .drain(..)
-                    .filter(|p| !p.discard)
-                    .map(|p| p.span),
-            );
+            out.append(&mut self.pending);
         }
+    }
+
+    /// The search goes on at the peak pen in the opposite direction.
+    fn settle_or_wait(&mut self, dir: Direction, end: WindowEnd) {
         let next = dir.opposite();
         self.phase = Phase::Normal {
             start: end.peak,
@@ -437,7 +466,7 @@ impl SegmentEngine {
         stable: u32,
         out: &mut Vec<SegmentSpan>,
     ) {
-        out.extend(self.pending.iter().filter(|p| !p.discard).map(|p| p.span));
+        out.extend_from_slice(&self.pending);
         self.forming(pens, memo, stable, out);
     }
 
@@ -522,6 +551,7 @@ impl SegmentEngine {
                 first_pen: s,
                 last_pen: best,
                 gap: false,
+                leading: false,
             });
             s = best + 1;
             d = d.opposite();
@@ -529,6 +559,51 @@ impl SegmentEngine {
         }
         memo.scans.truncate(k);
     }
+}
+
+/// Splits the first run, pens `0..=last`, into pieces (spec §6.3), appended to `out` in order as
+/// leading segments (each in its last pen's direction, without a gap).
+pub fn split_first_run(pens: &[Pen], last: u32, out: &mut Vec<SegmentSpan>) {
+    let e = &pens[last as usize];
+    if last >= 3 {
+        // m: among pens 0..=last-3 against pen `last`, the one ending most extreme (earliest on
+        // ties); pens alternate, so they are every second pen from last-3 down.
+        let up = e.dir == Direction::Up;
+        let mut m = (last - 3) % 2;
+        let mut c = m + 2;
+        while c <= last - 3 {
+            let (x, b) = (pens[c as usize].end.price, pens[m as usize].end.price);
+            if (up && x < b) || (!up && x > b) {
+                m = c;
+            }
+            c += 2;
+        }
+        let first = &pens[0];
+        let x = pens[m as usize].end.price;
+        let beyond = if up {
+            x < first.low()
+        } else {
+            x > first.high()
+        };
+        if m == 0 || beyond {
+            split_first_run(pens, m, out);
+            out.push(SegmentSpan {
+                dir: e.dir,
+                first_pen: m + 1,
+                last_pen: last,
+                gap: false,
+                leading: true,
+            });
+            return;
+        }
+    }
+    out.push(SegmentSpan {
+        dir: e.dir,
+        first_pen: 0,
+        last_pen: last,
+        gap: false,
+        leading: true,
+    });
 }
 
 /// The scans of the forming segments of the last tail computed, so the next one resumes them

@@ -174,6 +174,9 @@ impl StrengthCache {
 #[derive(Debug, Clone, Copy)]
 pub struct Inputs<'a> {
     pub pens: &'a [Pen],
+    /// The pens below this index are final (degree 1: every pen but the last; §13: the strokes
+    /// of confirmed and settled leading segments).
+    pub finals: u32,
     pub histogram: &'a Column<f64>,
     pub cfg: &'a SignalConfig,
 }
@@ -203,11 +206,11 @@ pub fn segment_signals(
 ) {
     let Inputs {
         pens,
+        finals,
         histogram,
         cfg,
     } = *inputs;
     let base = out.len();
-    let n = pens.len() as u32;
     // The pen `i` read past the pen `anchor` (the segment's last pen or a pivot's last pen), when
     // it exists; a read further than the tail's guards allow fails here, not in a stream.
     let after = |anchor: u32, i: u32| {
@@ -220,7 +223,7 @@ pub fn segment_signals(
     debug_assert!(
         pivots
             .iter()
-            .all(|z| span.first_pen < z.first_pen && z.last_pen < span.last_pen),
+            .all(|z| span.first_pen <= z.first_pen && z.last_pen < span.last_pen),
         "a pivot lies inside its segment, before its last pen"
     );
     let mut add = |kind: u8, pen: u32| {
@@ -228,8 +231,8 @@ pub fn segment_signals(
             kind,
             side: Side::of(&pens[pen as usize]),
             pen,
-            // The last pen is never final.
-            is_final: confirmed && pen + 1 < n,
+            // A point is final when the pens it reads are (the point's pen is the last read).
+            is_final: confirmed && pen < finals,
         });
     };
     // Type 1: the segment's last pen leaves its last pivot, breaks out to a new extreme and

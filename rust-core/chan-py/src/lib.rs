@@ -175,6 +175,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(analyze, m)?)?;
     m.add_class::<Analysis>()?;
+    m.add_class::<results::Degree>()?;
     m.add_class::<Session>()?;
     m.add_class::<Update>()?;
     m.add_class::<results::Point>()?;

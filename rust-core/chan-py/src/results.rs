@@ -4,8 +4,8 @@
 //! fields are exactly the document's values.
 
 use chan_core::document::{
-    Document, FractalDoc, MacdDoc, PenDoc, PivotDoc, Point as PointDoc, SegmentDoc, SignalDoc,
-    Splice as SpliceDoc, TailDoc,
+    DegreeDoc, Document, FractalDoc, MacdDoc, PenDoc, PivotDoc, Point as PointDoc, SegmentDoc,
+    SignalDoc, Splice as SpliceDoc, TailDoc,
 };
 use chan_core::timestamp::format_ms;
 use numpy::PyArray1;
@@ -391,6 +391,53 @@ py_repr! {
     MacdPoint { dif, dea, histogram }
 }
 
+/// One higher degree (线段的线段, spec §13): its segments, pivots and buy/sell points;
+/// `first_pen`, `last_pen` and `pen` index that degree's strokes (the segments of the degree
+/// below).
+#[pyclass(frozen, module = "trading_system.native")]
+pub struct Degree {
+    doc: DegreeDoc,
+}
+
+impl From<&DegreeDoc> for Degree {
+    fn from(d: &DegreeDoc) -> Self {
+        Self { doc: d.clone() }
+    }
+}
+
+#[pymethods]
+impl Degree {
+    #[getter]
+    fn degree(&self) -> u32 {
+        self.doc.degree
+    }
+
+    #[getter]
+    fn segments<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        tuple::<_, Segment>(py, &self.doc.segments)
+    }
+
+    #[getter]
+    fn pivots<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        tuple::<_, Pivot>(py, &self.doc.pivots)
+    }
+
+    #[getter]
+    fn signals<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        tuple::<_, Signal>(py, &self.doc.signals)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<Degree {} segments={} pivots={} signals={}>",
+            self.doc.degree,
+            self.doc.segments.len(),
+            self.doc.pivots.len(),
+            self.doc.signals.len()
+        )
+    }
+}
+
 /// A tuple of the classes made from `items`.
 pub(crate) fn tuple<'py, 'a, D: 'a, T>(
     py: Python<'py>,
@@ -590,6 +637,12 @@ impl Analysis {
     #[getter]
     fn signals<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         tuple::<_, Signal>(py, &self.doc(py).signals)
+    }
+
+    /// Degrees 2..`structure.degrees` (segments of segments), in order.
+    #[getter]
+    fn degrees<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        tuple::<_, Degree>(py, &self.doc(py).degrees)
     }
 
     /// The MACD series, when asked for (`with_macd`).

@@ -2,7 +2,8 @@
 //! `section.key=value` assignments (`--set`).
 
 use chan_core::config::{
-    set_value, MacdConfig, PenConfig, SegmentConfig, SignalConfig, ValidationConfig,
+    set_value, MacdConfig, PenConfig, SegmentConfig, SignalConfig, StructureConfig,
+    ValidationConfig,
 };
 use chan_core::{ChanError, EngineConfig};
 use serde::de::DeserializeOwned;
@@ -24,6 +25,7 @@ pub struct FileConfig {
     pub pen: PenConfig,
     pub segment: SegmentConfig,
     pub signal: SignalConfig,
+    pub structure: StructureConfig,
 }
 
 /// A configuration read from YAML text and changed by `section.key=value` assignments: the
@@ -82,6 +84,7 @@ impl FileConfig {
             pen: self.pen,
             segment: self.segment,
             signal: self.signal,
+            structure: self.structure,
         }
     }
 

@@ -5,7 +5,7 @@
 
 use chan_core::config::{MacdSeed, PenDefinition, Strength};
 use chan_core::document::{
-    FractalDoc, Items, PenDoc, PivotDoc, Point, SegmentDoc, SignalDoc, TailDoc,
+    self, FractalDoc, Items, PenDoc, PivotDoc, Point, SegmentDoc, SignalDoc, TailDoc,
 };
 use chan_core::fractal::FractalKind;
 use chan_core::signal::Side;
@@ -162,6 +162,9 @@ pub fn apply_overrides(
             c.signal.min_pivots = x;
         }
     }
+    if let Some(x) = o.structure.as_ref().and_then(|s| s.degrees) {
+        c.structure.degrees = x;
+    }
     c.validate()?;
     Ok(c)
 }
@@ -194,6 +197,9 @@ pub fn config(c: &EngineConfig) -> pb::EngineConfig {
             strength: Some(name_of(&c.signal.strength)),
             divergence_rate: Some(c.signal.divergence_rate),
             min_pivots: Some(c.signal.min_pivots),
+        }),
+        structure: Some(pb::StructureConfig {
+            degrees: Some(c.structure.degrees),
         }),
     }
 }
@@ -340,6 +346,15 @@ pub fn analysis(e: &Engine, t: &Tail) -> pb::Analysis {
             })
             .collect(),
         config: Some(config(e.config())),
+        degrees: document::degrees(e, t)
+            .iter()
+            .map(|d| pb::Degree {
+                degree: d.degree,
+                segments: all(&d.segments, segment),
+                pivots: all(&d.pivots, pivot),
+                signals: all(&d.signals, signal),
+            })
+            .collect(),
     }
 }
 

@@ -65,6 +65,7 @@ async fn analyze_equals_the_core_document() {
                     divergence_rate: Some(0.9),
                     min_pivots: Some(2),
                 }),
+                structure: Some(pb::StructureConfig { degrees: Some(3) }),
             }),
             true,
         ),

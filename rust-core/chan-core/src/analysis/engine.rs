@@ -223,8 +223,10 @@ impl Engine {
 
     /// What buy/sell points are read from.
     pub(super) fn inputs(&self) -> Inputs<'_> {
+        let pens = self.pens.pens();
         Inputs {
-            pens: self.pens.pens(),
+            pens,
+            finals: pens.len().saturating_sub(1) as u32,
             histogram: &self.histogram,
             cfg: &self.cfg.signal,
         }
@@ -239,10 +241,11 @@ impl Engine {
         let pens = self.pens.pens();
         self.scratch.clear();
         self.seg.run(pens, pens.len() - 1, &mut self.scratch);
-        debug_assert!(self.scratch.iter().all(|s| s.len() >= 3));
+        debug_assert!(self.scratch.iter().all(|s| s.leading || s.len() >= 3));
         // Fields borrowed one by one: the lists below are written while the inputs are read.
         let inputs = Inputs {
             pens,
+            finals: pens.len() as u32 - 1,
             histogram: &self.histogram,
             cfg: &self.cfg.signal,
         };
@@ -328,6 +331,6 @@ pub(super) fn derive(
 ) {
     let from = pivots.len();
     find_pivots(inputs.pens, span, index as u32, pivots);
-    let settled = confirmed && span.len() >= 3;
+    let settled = confirmed && span.confirmable();
     segment_signals(inputs, span, &pivots[from..], settled, cache, signals);
 }

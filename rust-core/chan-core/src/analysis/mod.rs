@@ -6,10 +6,12 @@
 //! - `tail`: the non-final tail, derived from scratch or kept up to date by a session.
 
 mod engine;
+mod higher;
 mod session;
 mod tail;
 
 pub use engine::Engine;
+pub use higher::{higher_degrees, Degree};
 pub use session::{BarOp, BatchError, Session, Update};
 pub use tail::Tail;
 
@@ -34,12 +36,14 @@ fn too_many_bars() -> ChanError {
 pub struct Analysis {
     pub engine: Engine,
     pub tail: Tail,
+    /// Degrees 2..=`structure.degrees` (spec §13).
+    pub higher: Vec<Degree>,
 }
 
 impl Analysis {
     /// The analysis document (the JSON shape both engines produce).
     pub fn document(&self) -> Document {
-        Document::build(&self.engine, &self.tail)
+        Document::build(&self.engine, &self.tail, &self.higher)
     }
 }
 
@@ -67,7 +71,12 @@ pub fn analyze(bars: &[Bar], cfg: &EngineConfig, keep_macd: bool) -> Result<Anal
         engine.push(b);
     }
     let tail = engine.tail();
-    Ok(Analysis { engine, tail })
+    let higher = higher_degrees(&engine, &tail);
+    Ok(Analysis {
+        engine,
+        tail,
+        higher,
+    })
 }
 
 /// The whole series validated first (every violation named, repairs made), then analyzed.
@@ -87,5 +96,10 @@ fn analyze_checked(
         engine.push(b);
     }
     let tail = engine.tail();
-    Ok(Analysis { engine, tail })
+    let higher = higher_degrees(&engine, &tail);
+    Ok(Analysis {
+        engine,
+        tail,
+        higher,
+    })
 }

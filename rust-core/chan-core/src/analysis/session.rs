@@ -93,7 +93,12 @@ impl Session {
 
     /// The full analysis document of the series so far.
     pub fn document(&self) -> Document {
-        Document::build(&self.engine, self.tail.get())
+        let tail = self.tail.get();
+        Document::build(
+            &self.engine,
+            tail,
+            &super::higher_degrees(&self.engine, tail),
+        )
     }
 
     /// Checks `bar` (spec §1), repairing it in place when that is configured.

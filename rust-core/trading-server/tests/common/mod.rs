@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use chan_core::document::{
-    Document, FractalDoc, MacdDoc, PenDoc, PivotDoc, Point, SegmentDoc, SignalDoc,
+    DegreeDoc, Document, FractalDoc, MacdDoc, PenDoc, PivotDoc, Point, SegmentDoc, SignalDoc,
 };
 use chan_core::fractal::FractalKind;
 use chan_core::kline::Repair;
@@ -157,6 +157,43 @@ pub fn to_document(a: &pb::Analysis) -> Document {
         is_final,
     };
     let opt = |x: &f64| (!x.is_nan()).then_some(*x);
+    let segment = |s: &pb::Segment| SegmentDoc {
+        direction: dir(s.direction),
+        start: point(&s.start),
+        end: point(&s.end),
+        first_pen: s.first_pen,
+        last_pen: s.last_pen,
+        confirmed: s.confirmed,
+        gap: s.gap,
+    };
+    let pivot = |z: &pb::Pivot| PivotDoc {
+        segment: z.segment,
+        first_pen: z.first_pen,
+        last_pen: z.last_pen,
+        zd: z.zd,
+        zg: z.zg,
+        dd: z.dd,
+        gg: z.gg,
+        start: point(&z.start),
+        end: point(&z.end),
+        confirmed: z.confirmed,
+    };
+    let signal = |s: &pb::Signal| {
+        let p = point(&s.point);
+        SignalDoc {
+            kind: u8::try_from(s.r#type).expect("a point type"),
+            side: match pb::Side::try_from(s.side).unwrap() {
+                pb::Side::Buy => Side::Buy,
+                pb::Side::Sell => Side::Sell,
+                pb::Side::Unspecified => panic!("no side"),
+            },
+            pen: s.pen,
+            index: p.index,
+            time: p.time,
+            price: p.price,
+            is_final: s.r#final,
+        }
+    };
     Document {
         bars: a.bars as usize,
         merged_bars: a.merged_bars as usize,
@@ -178,60 +215,24 @@ pub fn to_document(a: &pb::Analysis) -> Document {
                 }
             })
             .collect(),
+        degrees: a
+            .degrees
+            .iter()
+            .map(|d| DegreeDoc {
+                degree: d.degree,
+                segments: d.segments.iter().map(segment).collect(),
+                pivots: d.pivots.iter().map(pivot).collect(),
+                signals: d.signals.iter().map(signal).collect(),
+            })
+            .collect(),
         pens: a.pens.iter().map(|p| pen(p, Some(p.r#final))).collect(),
         forming_pen: a.forming_pen.as_ref().map(|p| {
             assert!(!p.r#final, "the forming pen is never final");
             pen(p, None)
         }),
-        segments: a
-            .segments
-            .iter()
-            .map(|s| SegmentDoc {
-                direction: dir(s.direction),
-                start: point(&s.start),
-                end: point(&s.end),
-                first_pen: s.first_pen,
-                last_pen: s.last_pen,
-                confirmed: s.confirmed,
-                gap: s.gap,
-            })
-            .collect(),
-        pivots: a
-            .pivots
-            .iter()
-            .map(|z| PivotDoc {
-                segment: z.segment,
-                first_pen: z.first_pen,
-                last_pen: z.last_pen,
-                zd: z.zd,
-                zg: z.zg,
-                dd: z.dd,
-                gg: z.gg,
-                start: point(&z.start),
-                end: point(&z.end),
-                confirmed: z.confirmed,
-            })
-            .collect(),
-        signals: a
-            .signals
-            .iter()
-            .map(|s| {
-                let p = point(&s.point);
-                SignalDoc {
-                    kind: u8::try_from(s.r#type).expect("a point type"),
-                    side: match pb::Side::try_from(s.side).unwrap() {
-                        pb::Side::Buy => Side::Buy,
-                        pb::Side::Sell => Side::Sell,
-                        pb::Side::Unspecified => panic!("no side"),
-                    },
-                    pen: s.pen,
-                    index: p.index,
-                    time: p.time,
-                    price: p.price,
-                    is_final: s.r#final,
-                }
-            })
-            .collect(),
+        segments: a.segments.iter().map(segment).collect(),
+        pivots: a.pivots.iter().map(pivot).collect(),
+        signals: a.signals.iter().map(signal).collect(),
         macd: a.macd.as_ref().map(|m| MacdDoc {
             dif: m.dif.iter().map(opt).collect(),
             dea: m.dea.iter().map(opt).collect(),
@@ -275,6 +276,7 @@ pub fn config_of(c: &pb::EngineConfig) -> EngineConfig {
     e.signal.strength = serde_json::from_value(name(&g.strength)).unwrap();
     e.signal.divergence_rate = g.divergence_rate.unwrap();
     e.signal.min_pivots = g.min_pivots.unwrap();
+    e.structure.degrees = c.structure.as_ref().unwrap().degrees.unwrap();
     e
 }
 
