@@ -123,23 +123,16 @@ class Leg:
         ceiling: float,
         patient: Callable[[], bool],
     ) -> pb.StreamResponse:
-        """Sends one message and reads its answer, judged like a bar (:func:`answered`): past
-        ``timeout`` only if the engine is not busy answering others. Raises LegFailed when the
-        engine failed, AioRpcError (not a failover code) when it ended the stream on purpose
-        (an unknown session, a bad first message)."""
+        """Sends one message and reads its answer, judged like a bar (:func:`answered`, with
+        ``patient`` deciding past ``timeout``). Raises LegFailed when the engine failed,
+        AioRpcError (not a failover code) when it ended the stream on purpose (an unknown
+        session, a bad first message)."""
         started = time.perf_counter()
         # A task per exchange: only opens come here, a bar goes through the appliers.
         exchange = asyncio.ensure_future(self._exchange(request))
         loop = asyncio.get_running_loop()
-
-        def given() -> bool:
-            # The engine is judged from the moment it has the request (a monitor busy with
-            # a burst of new streams may take long to write it).
-            w = self.written_at
-            return w is None or loop.time() - w < timeout or patient()
-
         try:
-            answer = await answered(exchange, timeout, ceiling, given)
+            answer = await answered(exchange, timeout, ceiling, patient)
         except grpc.aio.AioRpcError as e:
             if engine_failed(e.code()):
                 raise LegFailed(f"{e.code().name}: {e.details()}") from None
@@ -289,18 +282,18 @@ class Relay:
             return False
         return await self.m.feeders[engine].level(j, self.m.batch_timeout)
 
-    def _patient(self, engine: str, deadline: float, batch: Batch | None = None) -> bool:
+    def _patient(self, engine: str, deadline: float, sent: Batch | Leg) -> bool:
         """Past the adaptive deadline, wait longer for ``engine``? Yes when it has not had the
-        bar for a deadline yet (``batch``: the request it goes out in, still being written by
-        a busy monitor, or written less than a deadline ago); when it is not hung but busy —
+        message for a deadline yet (``sent``: the request it goes out in — a bar's batch, an
+        open's leg — still being written by a busy monitor, or written less than a deadline
+        ago); when it is not hung but busy —
         it answered an exchange within the last deadline (a hung engine answers nothing; one
         starved of CPU, or working through a burst, still does); or when failing it over could
         not help or would flap: no other engine takes traffic, or the last switch is within
         the hold-down (a latency that flaps must not switch on every flap)."""
         loop_now = asyncio.get_running_loop().time()
-        if batch is not None and (
-            batch.written_at is None or loop_now - batch.written_at < deadline
-        ):
+        written = sent.written_at
+        if written is None or loop_now - written < deadline:
             return True
         if loop_now - self.m.answered_at[engine] < deadline:
             return True
@@ -359,7 +352,7 @@ class Relay:
                     request,
                     deadline,
                     self.patience(),
-                    functools.partial(self._patient, engine, deadline),
+                    functools.partial(self._patient, engine, deadline, leg),
                 )
             except LegFailed as e:
                 leg.cancel()

@@ -317,12 +317,10 @@ impl Items {
     }
 }
 
-/// The higher degrees of an engine and its tail (§13), rendered: for outputs that take the
-/// degree-1 items from [`Items`].
-pub fn degrees(e: &Engine, tail: &Tail) -> Vec<DegreeDoc> {
-    (crate::analysis::higher_degrees(e, tail).iter())
-        .map(|d| Render::degree(&e.times, d))
-        .collect()
+/// Higher degrees (§13) of an engine, rendered: for outputs that take the degree-1 items from
+/// [`Items`].
+pub fn degrees(e: &Engine, higher: &[Degree]) -> Vec<DegreeDoc> {
+    higher.iter().map(|d| Render::degree(&e.times, d)).collect()
 }
 
 impl Document {
@@ -338,9 +336,7 @@ impl Document {
             segments: items.segments,
             pivots: items.pivots,
             signals: items.signals,
-            degrees: (higher.iter())
-                .map(|d| Render::degree(&e.times, d))
-                .collect(),
+            degrees: degrees(e, higher),
             macd: e.keeps_macd().then(|| MacdDoc {
                 dif: e.dif.iter().map(|&x| opt(x)).collect(),
                 dea: e.dea.iter().map(|&x| opt(x)).collect(),

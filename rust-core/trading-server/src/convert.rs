@@ -3,6 +3,7 @@
 //! field (`docs/CHAN_THEORY.md` §12.6, §12.7); MACD and repairs come from the engine as they
 //! are.
 
+use chan_core::analysis::Degree;
 use chan_core::config::{MacdSeed, PenDefinition, Strength};
 use chan_core::document::{
     self, FractalDoc, Items, PenDoc, PivotDoc, Point, SegmentDoc, SignalDoc, TailDoc,
@@ -318,7 +319,7 @@ fn tail(t: &TailDoc) -> pb::Tail {
 
 /// The analysis (the document of §12.6) of an engine and its tail: the document's items
 /// (`chan_core::document` decides them), the MACD and repairs as the engine holds them.
-pub fn analysis(e: &Engine, t: &Tail) -> pb::Analysis {
+pub fn analysis(e: &Engine, t: &Tail, higher: &[Degree]) -> pb::Analysis {
     let items = Items::build(e, t);
     pb::Analysis {
         bars: e.bars() as u64,
@@ -346,7 +347,7 @@ pub fn analysis(e: &Engine, t: &Tail) -> pb::Analysis {
             })
             .collect(),
         config: Some(config(e.config())),
-        degrees: document::degrees(e, t)
+        degrees: document::degrees(e, higher)
             .iter()
             .map(|d| pb::Degree {
                 degree: d.degree,

@@ -117,7 +117,7 @@ impl TradingService {
             chan_core::analyze(&bars, &cfg, req.with_macd).map_err(|e| status::from_chan(&e))?;
         Ok(pb::AnalyzeResponse {
             engine: ENGINE.into(),
-            analysis: Some(convert::analysis(&a.engine, &a.tail)),
+            analysis: Some(convert::analysis(&a.engine, &a.tail, &a.higher)),
             epoch: 0,
         })
     }

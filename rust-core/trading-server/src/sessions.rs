@@ -12,6 +12,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use chan_core::analysis::higher_degrees;
 use chan_core::display::shown;
 use chan_core::{Bar, BarOp, ChanError, EngineConfig, Session};
 use tonic::Code;
@@ -158,7 +159,8 @@ impl SessionState {
 
     /// The analysis of the session's bars (equal to an `Analyze` of them with its configuration).
     pub fn analysis(&self) -> pb::Analysis {
-        convert::analysis(self.session.engine(), self.session.tail())
+        let (engine, tail) = (self.session.engine(), self.session.tail());
+        convert::analysis(engine, tail, &higher_degrees(engine, tail))
     }
 
     /// Handles one bar message under the exactly-once rules.
