@@ -419,7 +419,7 @@ class Tail(_message.Message):
     def __init__(self, segments: _Optional[_Iterable[_Union[Segment, _Mapping]]] = ..., pivots: _Optional[_Iterable[_Union[Pivot, _Mapping]]] = ..., signals: _Optional[_Iterable[_Union[Signal, _Mapping]]] = ...) -> None: ...
 
 class Update(_message.Message):
-    __slots__ = ("index", "replaced", "repaired", "bars", "merged_bars", "macd", "fractals", "pens", "segments", "pivots", "signals", "last_pen", "forming_pen", "tail")
+    __slots__ = ("index", "replaced", "repaired", "bars", "merged_bars", "macd", "fractals", "pens", "segments", "pivots", "signals", "last_pen", "forming_pen", "tail", "degrees")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     REPLACED_FIELD_NUMBER: _ClassVar[int]
     REPAIRED_FIELD_NUMBER: _ClassVar[int]
@@ -434,6 +434,7 @@ class Update(_message.Message):
     LAST_PEN_FIELD_NUMBER: _ClassVar[int]
     FORMING_PEN_FIELD_NUMBER: _ClassVar[int]
     TAIL_FIELD_NUMBER: _ClassVar[int]
+    DEGREES_FIELD_NUMBER: _ClassVar[int]
     index: int
     replaced: bool
     repaired: bool
@@ -448,7 +449,22 @@ class Update(_message.Message):
     last_pen: Pen
     forming_pen: Pen
     tail: Tail
-    def __init__(self, index: _Optional[int] = ..., replaced: _Optional[bool] = ..., repaired: _Optional[bool] = ..., bars: _Optional[int] = ..., merged_bars: _Optional[int] = ..., macd: _Optional[_Union[MacdPoint, _Mapping]] = ..., fractals: _Optional[_Union[FractalSplice, _Mapping]] = ..., pens: _Optional[_Union[PenSplice, _Mapping]] = ..., segments: _Optional[_Union[SegmentSplice, _Mapping]] = ..., pivots: _Optional[_Union[PivotSplice, _Mapping]] = ..., signals: _Optional[_Union[SignalSplice, _Mapping]] = ..., last_pen: _Optional[_Union[Pen, _Mapping]] = ..., forming_pen: _Optional[_Union[Pen, _Mapping]] = ..., tail: _Optional[_Union[Tail, _Mapping]] = ...) -> None: ...
+    degrees: _containers.RepeatedCompositeFieldContainer[DegreeUpdate]
+    def __init__(self, index: _Optional[int] = ..., replaced: _Optional[bool] = ..., repaired: _Optional[bool] = ..., bars: _Optional[int] = ..., merged_bars: _Optional[int] = ..., macd: _Optional[_Union[MacdPoint, _Mapping]] = ..., fractals: _Optional[_Union[FractalSplice, _Mapping]] = ..., pens: _Optional[_Union[PenSplice, _Mapping]] = ..., segments: _Optional[_Union[SegmentSplice, _Mapping]] = ..., pivots: _Optional[_Union[PivotSplice, _Mapping]] = ..., signals: _Optional[_Union[SignalSplice, _Mapping]] = ..., last_pen: _Optional[_Union[Pen, _Mapping]] = ..., forming_pen: _Optional[_Union[Pen, _Mapping]] = ..., tail: _Optional[_Union[Tail, _Mapping]] = ..., degrees: _Optional[_Iterable[_Union[DegreeUpdate, _Mapping]]] = ...) -> None: ...
+
+class DegreeUpdate(_message.Message):
+    __slots__ = ("degree", "segments", "pivots", "signals", "tail")
+    DEGREE_FIELD_NUMBER: _ClassVar[int]
+    SEGMENTS_FIELD_NUMBER: _ClassVar[int]
+    PIVOTS_FIELD_NUMBER: _ClassVar[int]
+    SIGNALS_FIELD_NUMBER: _ClassVar[int]
+    TAIL_FIELD_NUMBER: _ClassVar[int]
+    degree: int
+    segments: SegmentSplice
+    pivots: PivotSplice
+    signals: SignalSplice
+    tail: Tail
+    def __init__(self, degree: _Optional[int] = ..., segments: _Optional[_Union[SegmentSplice, _Mapping]] = ..., pivots: _Optional[_Union[PivotSplice, _Mapping]] = ..., signals: _Optional[_Union[SignalSplice, _Mapping]] = ..., tail: _Optional[_Union[Tail, _Mapping]] = ...) -> None: ...
 
 class StreamError(_message.Message):
     __slots__ = ("code", "message", "field_violations", "expected_seq")

@@ -398,6 +398,8 @@ pub fn update(s: &Session, u: &Update) -> pb::Update {
         last_pen: d.last_pen.as_ref().map(pen),
         forming_pen: d.forming_pen.as_ref().map(pen),
         tail: d.tail.as_ref().map(tail),
+        // Filled in by the higher degrees' change reports (§13, §12.7).
+        degrees: Vec::new(),
     }
 }
 
