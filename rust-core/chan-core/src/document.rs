@@ -8,7 +8,7 @@ use std::ops::Range;
 
 use serde::{Serialize, Serializer};
 
-use crate::analysis::{Degree, Engine, Session, Tail, Update};
+use crate::analysis::{Degree, DegreeChange, Engine, LevelLists, Session, Tail, Update};
 use crate::config::EngineConfig;
 use crate::fractal::{Fractal, FractalKind};
 use crate::kline::{Direction, Repair};
@@ -396,6 +396,20 @@ pub struct UpdateDoc {
     pub forming_pen: Option<PenDoc>,
     /// The new tail; `null` when it did not change.
     pub tail: Option<TailDoc>,
+    /// Degrees 2..=`structure.degrees` (spec §13), in order, each spliced and its tail replaced
+    /// as degree 1's.
+    pub degrees: Vec<DegreeUpdateDoc>,
+}
+
+/// What one stream message changed at a higher degree: the degree's `segments`, `pivots` and
+/// `signals` of [`DegreeDoc`], spliced and replaced as [`UpdateDoc`] does for degree 1.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DegreeUpdateDoc {
+    pub degree: u32,
+    pub segments: Splice<SegmentDoc>,
+    pub pivots: Splice<PivotDoc>,
+    pub signals: Splice<SignalDoc>,
+    pub tail: Option<TailDoc>,
 }
 
 fn splice<T, D>(items: &[T], r: &Range<usize>, f: impl Fn(&T) -> D) -> Splice<D> {
@@ -437,7 +451,32 @@ impl Session {
             last_pen: r.pens.last().map(|p| r.pen(p, Some(false))),
             forming_pen: e.forming_pen().map(|p| r.pen(&p, None)),
             tail: u.tail_changed.then(|| r.tail(self.tail())),
+            degrees: (self.degree_lists().zip(self.degree_changes()))
+                .map(|(l, c)| degree_update(&e.times, l, c))
+                .collect(),
         }
+    }
+}
+
+/// The change report `c` of the higher degree `l`.
+fn degree_update(times: &Column<i64>, l: LevelLists, c: &DegreeChange) -> DegreeUpdateDoc {
+    let r = Render {
+        times,
+        pens: l.strokes,
+    };
+    let settled = |z: &Pivot| l.segments[z.segment as usize].confirmable();
+    DegreeUpdateDoc {
+        degree: l.degree,
+        segments: splice(l.segments, &c.segments, |s| r.final_segment(s)),
+        pivots: splice(l.pivots, &c.pivots, |z| r.pivot(z, settled(z))),
+        signals: splice(l.signals, &c.signals, |g| r.signal(*g)),
+        tail: c.tail_changed.then(|| TailDoc {
+            segments: (l.tail.segments.iter())
+                .map(|s| r.segment(s, false))
+                .collect(),
+            pivots: l.tail.pivots.iter().map(|z| r.pivot(z, false)).collect(),
+            signals: l.tail.signals.iter().map(|g| r.signal(*g)).collect(),
+        }),
     }
 }
 
@@ -459,7 +498,9 @@ mod tests {
                 r#""macd":{"dif":0.0,"dea":0.0,"histogram":0.0},"#,
                 r#""fractals":{"from":0,"items":[]},"pens":{"from":0,"items":[]},"#,
                 r#""segments":{"from":0,"items":[]},"pivots":{"from":0,"items":[]},"#,
-                r#""signals":{"from":0,"items":[]},"last_pen":null,"forming_pen":null,"tail":null}"#
+                r#""signals":{"from":0,"items":[]},"last_pen":null,"forming_pen":null,"tail":null,"#,
+                r#""degrees":[{"degree":2,"segments":{"from":0,"items":[]},"#,
+                r#""pivots":{"from":0,"items":[]},"signals":{"from":0,"items":[]},"tail":null}]}"#
             )
         );
         // MACD values absent under the TA-Lib seed are null; a repair is flagged.

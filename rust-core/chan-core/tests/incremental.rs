@@ -1,6 +1,7 @@
 //! Spec §10: any sequence of appends and last-bar replacements leaves exactly the state of one
 //! batch analysis of the resulting series, and the change reports rebuild that state.
 
+use chan_core::analysis::LevelTail;
 use chan_core::config::{MacdSeed, PenDefinition, Strength};
 use chan_core::fractal::Fractal;
 use chan_core::pen::Pen;
@@ -90,32 +91,36 @@ fn configs() -> impl Strategy<Value = EngineConfig> {
         0u8..4,
         (1u32..6, 6u32..15, 1u32..6),
         0u32..3,
+        1u32..5,
     )
-        .prop_map(|(trad, strict, fs, incl, sma, strength, (f, s, g), minp)| {
-            let mut c = EngineConfig::default();
-            c.pen.definition = if trad {
-                PenDefinition::Traditional
-            } else {
-                PenDefinition::New3Kline
-            };
-            c.pen.strict_validation = strict;
-            c.segment.feature_sequence_strict = fs;
-            c.segment.handle_inclusion = incl;
-            c.macd.seed = if sma {
-                MacdSeed::Sma
-            } else {
-                MacdSeed::FirstClose
-            };
-            (c.macd.fast_period, c.macd.slow_period, c.macd.signal_period) = (f, s, g);
-            c.signal.strength = [
-                Strength::Area,
-                Strength::Peak,
-                Strength::Slope,
-                Strength::Amplitude,
-            ][strength as usize];
-            c.signal.min_pivots = minp;
-            c
-        })
+        .prop_map(
+            |(trad, strict, fs, incl, sma, strength, (f, s, g), minp, degrees)| {
+                let mut c = EngineConfig::default();
+                c.pen.definition = if trad {
+                    PenDefinition::Traditional
+                } else {
+                    PenDefinition::New3Kline
+                };
+                c.pen.strict_validation = strict;
+                c.segment.feature_sequence_strict = fs;
+                c.segment.handle_inclusion = incl;
+                c.macd.seed = if sma {
+                    MacdSeed::Sma
+                } else {
+                    MacdSeed::FirstClose
+                };
+                (c.macd.fast_period, c.macd.slow_period, c.macd.signal_period) = (f, s, g);
+                c.signal.strength = [
+                    Strength::Area,
+                    Strength::Peak,
+                    Strength::Slope,
+                    Strength::Amplitude,
+                ][strength as usize];
+                c.signal.min_pivots = minp;
+                c.structure.degrees = degrees;
+                c
+            },
+        )
 }
 
 /// What a client keeps from the change reports.
@@ -126,7 +131,12 @@ struct Mirror {
     segments: Vec<SegmentSpan>,
     pivots: Vec<Pivot>,
     signals: Vec<Signal>,
+    /// Per higher degree.
+    higher: Vec<DegreeMirror>,
 }
+
+/// A higher degree as a client keeps it: settled segments, pivots and points, and the tail.
+type DegreeMirror = (Vec<SegmentSpan>, Vec<Pivot>, Vec<Signal>, LevelTail);
 
 fn splice<T: Clone>(v: &mut Vec<T>, r: std::ops::Range<usize>, src: &[T]) {
     v.truncate(r.start);
@@ -159,11 +169,29 @@ proptest! {
                 tail = s.tail().clone();
             }
             prop_assert_eq!(&tail, s.tail(), "tail reported unchanged but differs");
+            if m.higher.is_empty() {
+                m.higher = s.degree_lists().map(|_| Default::default()).collect();
+            }
+            prop_assert_eq!(s.degree_changes().len(), m.higher.len());
+            for ((l, c), h) in s.degree_lists().zip(s.degree_changes()).zip(&mut m.higher) {
+                prop_assert_eq!(l.degree, c.degree);
+                splice(&mut h.0, c.segments.clone(), l.segments);
+                splice(&mut h.1, c.pivots.clone(), l.pivots);
+                splice(&mut h.2, c.signals.clone(), l.signals);
+                if c.tail_changed {
+                    h.3 = l.tail.clone();
+                }
+                prop_assert_eq!(&h.3, l.tail, "degree {} tail reported unchanged but differs", l.degree);
+            }
             // The session's tail reuses parts of the one before: it must equal a fresh one.
             prop_assert_eq!(s.tail(), &e.tail(), "kept tail differs from a fresh one");
         }
         let batch = analyze(&series, &cfg, with_macd).unwrap();
         prop_assert_eq!(s.document(), batch.document());
+        prop_assert_eq!(m.higher.len() as u32, cfg.structure.degrees - 1);
+        for (l, h) in s.degree_lists().zip(&m.higher) {
+            prop_assert_eq!((l.segments, l.pivots, l.signals), (&h.0[..], &h.1[..], &h.2[..]));
+        }
         let e = &batch.engine;
         prop_assert_eq!(&m.fractals[..], &e.fractals().to_vec()[..]);
         prop_assert_eq!(&m.pens[..], &e.pens()[..e.pens().len().saturating_sub(1)]);
@@ -358,7 +386,7 @@ fn generated_series_reach_the_whole_structure() {
     use proptest::strategy::ValueTree;
     use proptest::test_runner::TestRunner;
     let mut r = TestRunner::deterministic();
-    let (mut confirmed, mut pivots, mut signals) = (0, 0, 0);
+    let (mut confirmed, mut pivots, mut signals, mut higher) = (0, 0, 0, 0);
     for _ in 0..100 {
         let (ops, _) = ops().new_tree(&mut r).unwrap().current();
         let cfg = configs().new_tree(&mut r).unwrap().current();
@@ -373,9 +401,10 @@ fn generated_series_reach_the_whole_structure() {
         confirmed += u32::from(d.segments.iter().any(|x| x.confirmed));
         pivots += u32::from(!d.pivots.is_empty());
         signals += u32::from(!d.signals.is_empty());
+        higher += u32::from(d.degrees.iter().any(|g| g.segments.len() >= 2));
     }
     assert!(
-        confirmed >= 40 && pivots >= 40 && signals >= 40,
-        "{confirmed} {pivots} {signals}"
+        confirmed >= 40 && pivots >= 40 && signals >= 40 && higher >= 20,
+        "{confirmed} {pivots} {signals} {higher}"
     );
 }

@@ -398,8 +398,24 @@ pub fn update(s: &Session, u: &Update) -> pb::Update {
         last_pen: d.last_pen.as_ref().map(pen),
         forming_pen: d.forming_pen.as_ref().map(pen),
         tail: d.tail.as_ref().map(tail),
-        // Filled in by the higher degrees' change reports (§13, §12.7).
-        degrees: Vec::new(),
+        degrees: (d.degrees.iter())
+            .map(|g| pb::DegreeUpdate {
+                degree: g.degree,
+                segments: Some(pb::SegmentSplice {
+                    from: g.segments.from as u64,
+                    items: all(&g.segments.items, segment),
+                }),
+                pivots: Some(pb::PivotSplice {
+                    from: g.pivots.from as u64,
+                    items: all(&g.pivots.items, pivot),
+                }),
+                signals: Some(pb::SignalSplice {
+                    from: g.signals.from as u64,
+                    items: all(&g.signals.items, signal),
+                }),
+                tail: g.tail.as_ref().map(tail),
+            })
+            .collect(),
     }
 }
 

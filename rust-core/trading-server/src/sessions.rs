@@ -12,7 +12,6 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use chan_core::analysis::higher_degrees;
 use chan_core::display::shown;
 use chan_core::{Bar, BarOp, ChanError, EngineConfig, Session};
 use tonic::Code;
@@ -160,7 +159,7 @@ impl SessionState {
     /// The analysis of the session's bars (equal to an `Analyze` of them with its configuration).
     pub fn analysis(&self) -> pb::Analysis {
         let (engine, tail) = (self.session.engine(), self.session.tail());
-        convert::analysis(engine, tail, &higher_degrees(engine, tail))
+        convert::analysis(engine, tail, &self.session.higher())
     }
 
     /// Handles one bar message under the exactly-once rules.

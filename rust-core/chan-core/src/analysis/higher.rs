@@ -9,7 +9,7 @@
 //! Each degree is derived from the degree below as a whole (batch and session alike, so the two
 //! agree by construction, §10): a few thousand strokes against millions of bars.
 
-use super::engine::Engine;
+use super::engine::{derive, Engine};
 use super::tail::Tail;
 use crate::config::EngineConfig;
 use crate::memory::Column;
@@ -125,4 +125,301 @@ pub fn higher_degrees(engine: &Engine, tail: &Tail) -> Vec<Degree> {
         out.push(build(degree, strokes, finals, cfg, &engine.histogram));
     }
     out
+}
+
+/// One higher degree kept up to date bar by bar in a session: the settled part grows as the
+/// degree below settles segments (its final strokes), the tail is derived again when the degree
+/// below changed. The same segment, pivot and point code as [`higher_degrees`], fed in pieces.
+#[derive(Debug, Clone)]
+struct LiveLevel {
+    degree: u32,
+    seg: SegmentEngine,
+    /// The segment state before the current bar, taken when the bar first feeds it.
+    backup: Option<SegmentEngine>,
+    scratch: SegmentEngine,
+    /// The final strokes (`..finals`), then those of the degree below's non-settled segments.
+    strokes: Vec<Pen>,
+    finals: usize,
+    segments: Vec<SegmentSpan>,
+    pivots: Vec<Pivot>,
+    signals: Vec<Signal>,
+    strengths: StrengthCache,
+    tail: LevelTail,
+    /// The strokes after `finals` are not those `tail` was derived from (a bar settled or was
+    /// undone): the tail must be derived again whatever the degree below did.
+    dirty: bool,
+}
+
+/// A higher degree's non-settled segments with their pivots and points, and the chart points
+/// they show (the output changes when those move, though the spans stay the same).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LevelTail {
+    pub segments: Vec<SegmentSpan>,
+    pub pivots: Vec<Pivot>,
+    pub signals: Vec<Signal>,
+    ends: Vec<(u32, f64)>,
+}
+
+/// One higher degree of a session, borrowed: its strokes (final ones, then the tail's), its
+/// settled segments with their pivots and points, and its tail.
+#[derive(Debug, Clone, Copy)]
+pub struct LevelLists<'a> {
+    pub degree: u32,
+    pub strokes: &'a [Pen],
+    pub segments: &'a [SegmentSpan],
+    pub pivots: &'a [Pivot],
+    pub signals: &'a [Signal],
+    pub tail: &'a LevelTail,
+}
+
+/// The lengths of a level's settled lists before the current bar.
+#[derive(Debug, Clone, Copy, Default)]
+struct LevelMark {
+    finals: usize,
+    segments: usize,
+    pivots: usize,
+    signals: usize,
+}
+
+/// What one bar changed at one higher degree (spec §12.7): the settled lists are spliced from
+/// `start` (their lengths before the bar, or before the replaced bar), the tail replaced whole
+/// when `tail_changed`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DegreeChange {
+    pub degree: u32,
+    pub segments: std::ops::Range<usize>,
+    pub pivots: std::ops::Range<usize>,
+    pub signals: std::ops::Range<usize>,
+    pub tail_changed: bool,
+}
+
+/// Degrees 2..=`structure.degrees` of a session (empty when it is 1).
+#[derive(Debug, Clone, Default)]
+pub(super) struct LiveHigher {
+    levels: Vec<LiveLevel>,
+    marks: Vec<LevelMark>,
+}
+
+impl LiveLevel {
+    fn new(degree: u32, cfg: &EngineConfig) -> Self {
+        let seg = || {
+            SegmentEngine::new(
+                cfg.segment.feature_sequence_strict,
+                cfg.segment.handle_inclusion,
+            )
+        };
+        Self {
+            degree,
+            seg: seg(),
+            backup: None,
+            scratch: seg(),
+            strokes: Vec::new(),
+            finals: 0,
+            segments: Vec::new(),
+            pivots: Vec::new(),
+            signals: Vec::new(),
+            strengths: StrengthCache::default(),
+            tail: LevelTail::default(),
+            dirty: false,
+        }
+    }
+
+    /// Takes the strokes of the degree below's newly settled segments as final ones.
+    fn settle(&mut self, new: &[Pen], cfg: &EngineConfig, histogram: &Column<f64>) {
+        if self.backup.is_none() {
+            self.backup = Some(self.seg.clone());
+        }
+        self.strokes.truncate(self.finals);
+        self.strokes.extend_from_slice(new);
+        self.finals = self.strokes.len();
+        self.dirty = true;
+        let first = self.segments.len();
+        self.seg.run(&self.strokes, self.finals, &mut self.segments);
+        let inputs = Inputs {
+            pens: &self.strokes,
+            finals: self.finals as u32,
+            histogram,
+            cfg: &cfg.signal,
+        };
+        for j in first..self.segments.len() {
+            let (cache, pivots, signals) =
+                (&mut self.strengths, &mut self.pivots, &mut self.signals);
+            derive(&inputs, &self.segments[j], j, true, cache, pivots, signals);
+        }
+    }
+
+    /// Derives the tail again with `extra`, the strokes of the degree below's non-settled
+    /// segments; returns whether it changed as output.
+    fn retail(&mut self, extra: &[Pen], cfg: &EngineConfig, histogram: &Column<f64>) -> bool {
+        self.strokes.truncate(self.finals);
+        self.strokes.extend_from_slice(extra);
+        let mut t = LevelTail::default();
+        let memo = &mut FormingMemo::default();
+        self.seg
+            .tail(&self.strokes, &mut self.scratch, memo, 0, &mut t.segments);
+        let inputs = Inputs {
+            pens: &self.strokes,
+            finals: self.finals as u32,
+            histogram,
+            cfg: &cfg.signal,
+        };
+        let first = self.segments.len();
+        for (j, span) in t.segments.iter().enumerate() {
+            let cache = &mut self.strengths;
+            derive(
+                &inputs,
+                span,
+                first + j,
+                false,
+                cache,
+                &mut t.pivots,
+                &mut t.signals,
+            );
+        }
+        let at = |f: &crate::fractal::Fractal| (f.index, f.price);
+        let s = &self.strokes;
+        let span = |a: u32, b: u32| [at(&s[a as usize].start), at(&s[b as usize].end)];
+        for x in &t.segments {
+            t.ends.extend_from_slice(&span(x.first_pen, x.last_pen));
+        }
+        for z in &t.pivots {
+            t.ends.extend_from_slice(&span(z.first_pen, z.last_pen));
+        }
+        t.ends
+            .extend(t.signals.iter().map(|g| at(&s[g.pen as usize].end)));
+        let changed = t != self.tail;
+        self.tail = t;
+        self.dirty = false;
+        changed
+    }
+
+    /// This degree as output: settled items, then the tail's.
+    fn view(&self) -> Degree {
+        Degree {
+            degree: self.degree,
+            strokes: self.strokes.clone(),
+            segments: [&self.segments[..], &self.tail.segments].concat(),
+            settled: self.segments.len(),
+            finals: self.finals,
+            pivots: [&self.pivots[..], &self.tail.pivots].concat(),
+            signals: [&self.signals[..], &self.tail.signals].concat(),
+        }
+    }
+}
+
+impl LiveHigher {
+    /// Empty levels for degrees 2..=`structure.degrees`.
+    pub(super) fn new(cfg: &EngineConfig) -> Self {
+        let levels: Vec<LiveLevel> = (2..=cfg.structure.degrees)
+            .map(|d| LiveLevel::new(d, cfg))
+            .collect();
+        let marks = vec![LevelMark::default(); levels.len()];
+        Self { levels, marks }
+    }
+
+    /// Records the lengths the next bar may change (called on every append).
+    pub(super) fn mark(&mut self) {
+        for (lv, m) in self.levels.iter_mut().zip(&mut self.marks) {
+            lv.backup = None;
+            *m = LevelMark {
+                finals: lv.finals,
+                segments: lv.segments.len(),
+                pivots: lv.pivots.len(),
+                signals: lv.signals.len(),
+            };
+        }
+    }
+
+    /// Undoes what the bar since [`Self::mark`] settled (its tail stays, to compare with).
+    pub(super) fn restore(&mut self) {
+        for (lv, m) in self.levels.iter_mut().zip(&self.marks) {
+            if let Some(b) = lv.backup.take() {
+                lv.seg = b;
+            }
+            if lv.finals != m.finals {
+                lv.strokes.truncate(m.finals);
+                lv.dirty = true;
+            }
+            lv.finals = m.finals;
+            lv.segments.truncate(m.segments);
+            lv.pivots.truncate(m.pivots);
+            lv.signals.truncate(m.signals);
+        }
+    }
+
+    /// Takes every segment the degree below settled as a final stroke, level by level.
+    pub(super) fn settle(&mut self, engine: &Engine) {
+        let cfg = engine.config();
+        for k in 0..self.levels.len() {
+            let (done, rest) = self.levels.split_at_mut(k);
+            let lv = &mut rest[0];
+            let (pens, settled): (&[Pen], &[SegmentSpan]) = match done.last() {
+                None => (engine.pens(), &engine.segments),
+                Some(b) => (&b.strokes, &b.segments),
+            };
+            debug_assert!(
+                settled.len() >= lv.finals,
+                "a level is restored with the engine"
+            );
+            if settled.len() > lv.finals {
+                let new = strokes_of(pens, &settled[lv.finals..]);
+                lv.settle(&new, cfg, &engine.histogram);
+            }
+        }
+    }
+
+    /// Brings every level up to the engine and its degree-1 tail after a bar; `changed` says
+    /// whether degree 1's tail changed as output since the last call (if not, its segments and
+    /// the points they show are the same, and so this degree's strokes). Writes each level's
+    /// change report into `out`.
+    pub(super) fn sync(
+        &mut self,
+        engine: &Engine,
+        tail: &Tail,
+        changed: bool,
+        out: &mut Vec<DegreeChange>,
+    ) {
+        out.clear();
+        self.settle(engine);
+        let cfg = engine.config();
+        let mut below_changed = changed;
+        for k in 0..self.levels.len() {
+            let (done, rest) = self.levels.split_at_mut(k);
+            let lv = &mut rest[0];
+            let (pens, unsettled): (&[Pen], &[SegmentSpan]) = match done.last() {
+                None => (engine.pens(), &tail.segments),
+                Some(b) => (&b.strokes, &b.tail.segments),
+            };
+            let tail_changed = (below_changed || lv.dirty)
+                && lv.retail(&strokes_of(pens, unsettled), cfg, &engine.histogram);
+            let m = self.marks[k];
+            out.push(DegreeChange {
+                degree: lv.degree,
+                segments: m.segments..lv.segments.len(),
+                pivots: m.pivots..lv.pivots.len(),
+                signals: m.signals..lv.signals.len(),
+                tail_changed,
+            });
+            // The level above reads this one's segments: its settled ones (taken above, which
+            // marks it dirty) and its tail's.
+            below_changed = tail_changed;
+        }
+    }
+
+    /// Every level's lists, borrowed, in order.
+    pub(crate) fn lists(&self) -> impl Iterator<Item = LevelLists<'_>> {
+        self.levels.iter().map(|lv| LevelLists {
+            degree: lv.degree,
+            strokes: &lv.strokes,
+            segments: &lv.segments,
+            pivots: &lv.pivots,
+            signals: &lv.signals,
+            tail: &lv.tail,
+        })
+    }
+
+    /// Every level as output.
+    pub(super) fn views(&self) -> Vec<Degree> {
+        self.levels.iter().map(LiveLevel::view).collect()
+    }
 }

@@ -4,6 +4,7 @@
 use std::ops::Range;
 
 use super::engine::{Engine, Mark};
+use super::higher::{DegreeChange, LiveHigher};
 use super::tail::{LiveTail, PenChange, Tail};
 use super::{no_bar_to_replace, too_many_bars, MAX_BARS};
 use crate::config::EngineConfig;
@@ -59,6 +60,10 @@ pub struct Session {
     last_time: Option<i64>,
     prev_time: Option<i64>,
     tail: LiveTail,
+    /// Degrees 2..=`structure.degrees` (spec §13), kept up to date bar by bar.
+    higher: LiveHigher,
+    /// What the latest call changed at each higher degree.
+    changes: Vec<DegreeChange>,
 }
 
 impl Session {
@@ -67,12 +72,16 @@ impl Session {
         cfg.validate()?;
         let mut engine = Engine::new(cfg, keep_macd);
         let mark = engine.mark();
+        let higher = LiveHigher::new(&cfg);
+        let changes = Vec::with_capacity(cfg.structure.degrees as usize);
         Ok(Self {
             engine,
             mark,
             last_time: None,
             prev_time: None,
             tail: LiveTail::default(),
+            higher,
+            changes,
         })
     }
 
@@ -91,14 +100,32 @@ impl Session {
         self.engine.bars()
     }
 
+    /// Degrees 2..=`structure.degrees` as output (spec §13).
+    pub fn higher(&self) -> Vec<super::Degree> {
+        let views = self.higher.views();
+        // Kept bar by bar, they must equal the degrees derived from scratch (§10 at every degree).
+        debug_assert_eq!(
+            views,
+            super::higher_degrees(&self.engine, self.tail.get()),
+            "a session's higher degrees differ from the batch derivation"
+        );
+        views
+    }
+
+    /// What the latest call changed at each higher degree, in order (empty before any call and
+    /// when `structure.degrees` is 1).
+    pub fn degree_changes(&self) -> &[DegreeChange] {
+        &self.changes
+    }
+
+    /// Each higher degree's lists, borrowed, in order.
+    pub fn degree_lists(&self) -> impl Iterator<Item = super::LevelLists<'_>> {
+        self.higher.lists()
+    }
+
     /// The full analysis document of the series so far.
     pub fn document(&self) -> Document {
-        let tail = self.tail.get();
-        Document::build(
-            &self.engine,
-            tail,
-            &super::higher_degrees(&self.engine, tail),
-        )
+        Document::build(&self.engine, self.tail.get(), &self.higher())
     }
 
     /// Checks `bar` (spec §1), repairing it in place when that is configured.
@@ -143,6 +170,7 @@ impl Session {
         }
         let repair = self.check(index, &mut bar, self.last_time)?;
         self.engine.mark_into(&mut self.mark);
+        self.higher.mark();
         if let Some(r) = repair {
             self.engine.repairs.push(r);
         }
@@ -166,6 +194,7 @@ impl Session {
         let before = (self.engine.pens().len(), self.engine.pens().last().copied());
         let mark = self.mark;
         self.engine.restore(&mark);
+        self.higher.restore();
         if let Some(r) = repair {
             self.engine.repairs.push(r);
         }
@@ -192,6 +221,9 @@ impl Session {
             match op {
                 BarOp::Append(_) => {
                     self.engine.mark_into(&mut self.mark);
+                    // The higher degrees settle with the engine, so their mark is the engine's.
+                    self.higher.settle(&self.engine);
+                    self.higher.mark();
                     if let Some(r) = repair {
                         self.engine.repairs.push(r);
                     }
@@ -201,6 +233,7 @@ impl Session {
                 BarOp::ReplaceLast(_) => {
                     let mark = self.mark;
                     self.engine.restore(&mark);
+                    self.higher.restore();
                     if let Some(r) = repair {
                         self.engine.repairs.push(r);
                     }
@@ -211,6 +244,7 @@ impl Session {
         }
         // From scratch, as a batch analysis does.
         self.tail.rebuild(&self.engine);
+        (self.higher).sync(&self.engine, self.tail.get(), true, &mut self.changes);
         Ok(())
     }
 
@@ -264,6 +298,12 @@ impl Session {
         repair: Option<Repair>,
     ) -> Update {
         let tail_changed = change.is_some_and(|c| self.tail.refresh(&self.engine, c));
+        (self.higher).sync(
+            &self.engine,
+            self.tail.get(),
+            tail_changed,
+            &mut self.changes,
+        );
         let (e, mark) = (&self.engine, &self.mark);
         let final_pens = |n: usize| n.saturating_sub(1);
         Update {

@@ -20,7 +20,12 @@ pub struct Client {
     macd: [Vec<Value>; 3],
     /// Indices of repaired bars.
     repaired: Vec<usize>,
+    /// Per higher degree (§13), in order.
+    degrees: Vec<DegreeMirror>,
 }
+
+/// One higher degree as the client keeps it: its number, final lists and tail.
+type DegreeMirror = (Value, Map<String, Value>, Map<String, Value>);
 
 fn array(v: &Value) -> &Vec<Value> {
     v.as_array()
@@ -40,6 +45,7 @@ impl Client {
             forming_pen: Value::Null,
             macd: Default::default(),
             repaired: Vec::new(),
+            degrees: Vec::new(),
         }
     }
 
@@ -61,6 +67,7 @@ impl Client {
             "last_pen",
             "forming_pen",
             "tail",
+            "degrees",
         ];
         keys.sort_unstable();
         want.sort_unstable();
@@ -91,6 +98,34 @@ impl Client {
             series.truncate(index);
             series.push(u["macd"][key].clone());
         }
+        let degrees = array(&u["degrees"]);
+        if self.degrees.is_empty() {
+            let empty = || TAIL.iter().map(|k| (k.to_string(), json!([]))).collect();
+            self.degrees = (degrees.iter())
+                .map(|d| (d["degree"].clone(), empty(), empty()))
+                .collect();
+        }
+        assert_eq!(
+            degrees.len(),
+            self.degrees.len(),
+            "one entry per degree, always"
+        );
+        for (d, (degree, finals, tail)) in degrees.iter().zip(&mut self.degrees) {
+            assert_eq!(&d["degree"], degree, "degrees in order");
+            for name in TAIL {
+                let list = finals[name].as_array_mut().unwrap();
+                let from = d[name]["from"].as_u64().unwrap() as usize;
+                assert!(
+                    from <= list.len(),
+                    "degree {degree} {name}: from {from} too far"
+                );
+                list.truncate(from);
+                list.extend(array(&d[name]["items"]).iter().cloned());
+                if !d["tail"].is_null() {
+                    tail[name] = d["tail"][name].clone();
+                }
+            }
+        }
         self.repaired.retain(|&i| i < index);
         if u["repaired"].as_bool().unwrap() {
             self.repaired.push(index);
@@ -120,6 +155,18 @@ impl Client {
             "pivots": joined("pivots"),
             "signals": joined("signals"),
         });
+        let degrees: Vec<Value> = (self.degrees.iter())
+            .map(|(degree, finals, tail)| {
+                let mut d = json!({"degree": degree});
+                for name in TAIL {
+                    let mut v = array(&finals[name]).clone();
+                    v.extend(array(&tail[name]).iter().cloned());
+                    d[name] = Value::Array(v);
+                }
+                d
+            })
+            .collect();
+        d["degrees"] = Value::Array(degrees);
         if self.with_macd {
             let [dif, dea, histogram] = self.macd.clone();
             d["macd"] = json!({"dif": dif, "dea": dea, "histogram": histogram});
@@ -134,9 +181,6 @@ pub fn comparable(doc: &Value) -> (Value, Vec<usize>) {
     let mut d = doc.clone();
     let o = d.as_object_mut().unwrap();
     o.remove("config");
-    // Update documents do not carry the higher degrees (§13) yet; the session's document and
-    // the batch document are compared on them in the incremental trials.
-    o.remove("degrees");
     let repairs = o.remove("repairs").unwrap();
     let indices = array(&repairs)
         .iter()
