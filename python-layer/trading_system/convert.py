@@ -36,6 +36,7 @@ from trading_system.data import COLUMNS, Bars, format_time
 from trading_system.engine.document import (
     AnalysisDoc,
     AnalysisHead,
+    DegreeUpdateDoc,
     Direction,
     FractalDoc,
     FractalsChange,
@@ -406,6 +407,16 @@ def update(doc: UpdateDoc, times: Times) -> pb.Update:
         out.forming_pen.CopyFrom(r.pen(doc["forming_pen"]))
     if doc["tail"] is not None:
         out.tail.CopyFrom(r.tail(doc["tail"]))
+    for d in doc["degrees"]:
+        s, z, g = d["segments"], d["pivots"], d["signals"]
+        du = out.degrees.add(
+            degree=d["degree"],
+            segments=pb.SegmentSplice(**_splice(s["from"], [r.segment(x) for x in s["items"]])),
+            pivots=pb.PivotSplice(**_splice(z["from"], [r.pivot(x) for x in z["items"]])),
+            signals=pb.SignalSplice(**_splice(g["from"], [r.signal(x) for x in g["items"]])),
+        )
+        if d["tail"] is not None:
+            du.tail.CopyFrom(r.tail(d["tail"]))
     return out
 
 
@@ -575,4 +586,17 @@ def update_document(u: pb.Update) -> UpdateDoc:
         "last_pen": _pen_doc(u.last_pen) if u.HasField("last_pen") else None,
         "forming_pen": _forming_pen_doc(u.forming_pen) if u.HasField("forming_pen") else None,
         "tail": _tail_doc(u.tail) if u.HasField("tail") else None,
+        "degrees": [_degree_update_doc(d) for d in u.degrees],
+    }
+
+
+def _degree_update_doc(d: pb.DegreeUpdate) -> DegreeUpdateDoc:
+    """A ``DegreeUpdate`` as its entry of the update document's ``degrees``."""
+    s, z, g = d.segments, d.pivots, d.signals
+    return {
+        "degree": d.degree,
+        "segments": {"from": splice_start(s), "items": [_segment_doc(x) for x in s.items]},
+        "pivots": {"from": splice_start(z), "items": [_pivot_doc(x) for x in z.items]},
+        "signals": {"from": splice_start(g), "items": [_signal_doc(x) for x in g.items]},
+        "tail": _tail_doc(d.tail) if d.HasField("tail") else None,
     }

@@ -15,6 +15,7 @@ __all__ = [
     "Analysis",
     "ConfigError",
     "Degree",
+    "DegreeUpdate",
     "Fractal",
     "InvalidBars",
     "Macd",
@@ -286,8 +287,26 @@ class Update:
     def forming_pen(self) -> Pen | None: ...
     @property
     def tail(self) -> Tail | None: ...
+    @property
+    def degrees(self) -> tuple[DegreeUpdate, ...]:
+        """Degrees 2..``structure.degrees`` (§13), in order: what the call changed at each."""
     def to_json(self) -> str:
         """The update document as JSON."""
+
+@final
+class DegreeUpdate:
+    """What one call changed at a higher degree (§13), spliced and replaced as degree 1's."""
+
+    @property
+    def degree(self) -> int: ...
+    @property
+    def segments(self) -> Splice[Segment]: ...
+    @property
+    def pivots(self) -> Splice[Pivot]: ...
+    @property
+    def signals(self) -> Splice[Signal]: ...
+    @property
+    def tail(self) -> Tail | None: ...
 
 @final
 class Session:

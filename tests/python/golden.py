@@ -119,7 +119,9 @@ UPDATE_KEYS = [
     "last_pen",
     "forming_pen",
     "tail",
+    "degrees",
 ]
+DEGREE_UPDATE_KEYS = ["degree", *TAIL, "tail"]
 
 
 class UpdateClient:
@@ -135,6 +137,8 @@ class UpdateClient:
         self.forming_pen: Any = None
         self.macd: dict[str, list[Any]] = {"dif": [], "dea": [], "histogram": []}
         self.repaired: list[int] = []
+        # Per higher degree (§13), in order: its number, final lists and tail.
+        self.degrees: list[tuple[int, dict[str, list[Any]], dict[str, list[Any]]]] = []
 
     def apply(self, update: str | Mapping[str, Any]) -> dict[str, Any]:
         """Applies one update document (its JSON text, or the parsed object)."""
@@ -161,6 +165,20 @@ class UpdateClient:
         self.repaired = [i for i in self.repaired if i < index]
         if u["repaired"]:
             self.repaired.append(index)
+        if not self.degrees:
+            self.degrees = [
+                (d["degree"], {k: [] for k in TAIL}, {k: [] for k in TAIL}) for d in u["degrees"]
+            ]
+        # One entry per configured degree, in order, in every update.
+        assert [d["degree"] for d in u["degrees"]] == [n for n, _, _ in self.degrees]
+        for d, (_, finals, tail) in zip(u["degrees"], self.degrees, strict=True):
+            assert list(d) == DEGREE_UPDATE_KEYS
+            for name in TAIL:
+                assert d[name]["from"] <= len(finals[name])
+                del finals[name][d[name]["from"] :]
+                finals[name].extend(d[name]["items"])
+                if d["tail"] is not None:
+                    tail[name] = d["tail"][name]
         return u
 
     def document(self) -> dict[str, Any]:
@@ -172,6 +190,10 @@ class UpdateClient:
             "pens": pens,
             "forming_pen": self.forming_pen,
             **{k: self.finals[k] + self.tail[k] for k in TAIL},
+            "degrees": [
+                {"degree": n, **{k: finals[k] + tail[k] for k in TAIL}}
+                for n, finals, tail in self.degrees
+            ],
         }
         if self.with_macd:
             doc["macd"] = self.macd
@@ -179,10 +201,8 @@ class UpdateClient:
 
 
 def comparable(document: str | dict[str, Any]) -> tuple[dict[str, Any], list[int]]:
-    """A full document without what updates do not carry (config, higher degrees; repairs but
-    their indices)."""
+    """A full document without what updates do not carry (config; repairs but their
+    indices)."""
     doc = json.loads(document) if isinstance(document, str) else as_json(document)
     del doc["config"]
-    # Update documents carry degree 1 only (§12.7); higher degrees are compared in full.
-    doc.pop("degrees", None)
     return doc, [r["index"] for r in doc.pop("repairs")]

@@ -287,6 +287,46 @@ def test_stream_every_case(stubs: dict[str, rpc.TradingStub]) -> None:
     assert snap["analysis"] == whole["analysis"]
 
 
+def test_stream_reports_every_degree(stubs: dict[str, rpc.TradingStub]) -> None:
+    """A whole real series streamed with three degrees, each bar first provisional then
+    replaced: both engines answer every message alike, every answer reports each higher degree,
+    and the degrees rebuilt from the answers alone equal the snapshot's (§12.7, §13)."""
+    rows = list(load_csv(BTC).rows())
+    m = [open_msg("BTCDEG", structure={"degrees": 3})]
+    for i, (t, o, h, lo, c, v) in enumerate(rows):
+        m.append(bar_msg(2 * i + 1, (t, o, o, o, o, 0.0)))
+        m.append(bar_msg(2 * i + 2, (t, o, h, lo, c, v), replace=True))
+    answers = same(stubs, lambda s: converse(s, m))
+    updates = [a["update"] for a in answers[1:]]
+    assert len(updates) == 2 * len(rows)
+    kept: dict[int, dict[str, list[Any]]] = {}
+    tails: dict[int, dict[str, list[Any]]] = {}
+    for u in updates:
+        assert [int(d.get("degree", 0)) for d in u["degrees"]] == [2, 3]
+        for d in u["degrees"]:
+            n = int(d["degree"])
+            finals = kept.setdefault(n, {k: [] for k in ("segments", "pivots", "signals")})
+            for k in finals:
+                splice = d.get(k, {})
+                del finals[k][int(splice.get("from", 0)) :]
+                finals[k].extend(splice.get("items", []))
+            if "tail" in d:
+                tails[n] = {k: d["tail"].get(k, []) for k in finals}
+    snap = same(
+        stubs, lambda s: s.GetSnapshot(pb.SnapshotRequest(symbol="BTCDEG", timeframe="30m"))
+    )
+    degrees = snap["analysis"]["degrees"]
+    assert [int(d["degree"]) for d in degrees] == [2, 3]
+    for d in degrees:
+        n = int(d["degree"])
+        for k in ("segments", "pivots", "signals"):
+            rebuilt = kept[n][k] + tails.get(n, {}).get(k, [])
+            assert rebuilt == d.get(k, []), f"degree {n} {k}"
+    # The series makes a real degree 2: segments, a pivot and a point, built bar by bar.
+    d2 = degrees[0]
+    assert len(d2["segments"]) >= 2 and d2.get("pivots") and d2.get("signals")
+
+
 def test_resume_after_reconnect(stubs: dict[str, rpc.TradingStub]) -> None:
     rows = list(load_csv(BTC).rows())
     first = [open_msg("ETHUSD")] + [bar_msg(i + 1, r) for i, r in enumerate(rows[:30])]

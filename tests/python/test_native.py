@@ -105,8 +105,9 @@ FIELDS = {
     "Update": (
         *("index", "replaced", "repaired", "bars", "merged_bars", "macd"),
         *("fractals", "pens", "segments", "pivots", "signals"),
-        *("last_pen", "forming_pen", "tail"),
+        *("last_pen", "forming_pen", "tail", "degrees"),
     ),
+    "DegreeUpdate": ("degree", "segments", "pivots", "signals", "tail"),
 }
 
 

@@ -145,7 +145,7 @@ class Tail:
         self.signals = signals or []
         self.higher: list[LevelTail] = []
 
-    def resolved(self, pens: list[Pen]) -> Shown:
+    def resolved(self, pens: Sequence[PenLike]) -> Shown:
         """The tail with the pen ends it shows: a segment, pivot or point on the last pen moves
         when that pen extends, with the same pen indices (§12.7 reports what the client sees)."""
         return (
@@ -482,6 +482,7 @@ class Session:
         self._shown: Shown = self.tail.resolved([])
         self._strengths = StrengthCache()
         self._level_strengths = [StrengthCache() for _ in self.engine.levels]
+        self._level_shown: list[Shown] = [Tail().resolved([]) for _ in self.engine.levels]
 
     @property
     def bars(self) -> int:
@@ -597,19 +598,32 @@ class Session:
             self._last_time = bar[0]
         self.tail = e.tail(self._strengths, self._level_strengths)
         self._shown = self.tail.resolved(e.pens.pens)
+        self._level_shown = [
+            Tail(lt.segments, lt.pivots, lt.signals).resolved(lv.strokes + lt.strokes)
+            for lv, lt in zip(e.levels, self.tail.higher, strict=True)
+        ]
 
     def _report(self, index: int, replaced: bool, pens_changed: bool, repaired: bool) -> UpdateDoc:
         e, mark = self.engine, self._mark
         tail_changed = False
+        levels_changed = [False] * len(e.levels)
         if pens_changed:
             fresh = e.tail(self._strengths, self._level_strengths)
             shown = fresh.resolved(e.pens.pens)
-            # The higher degrees' tail may change with the degree-1 one shown the same (a
-            # segment settled): keep the fresh tail; the change report covers degree 1.
+            # Kept even when shown the same: its segment indices are the current ones.
             self.tail = fresh
             if shown != self._shown:
                 self._shown = shown
                 tail_changed = True
+            # Each higher degree is reported changed when its own tail is shown otherwise.
+            for k, (lv, lt) in enumerate(zip(e.levels, fresh.higher, strict=True)):
+                level_shown = Tail(lt.segments, lt.pivots, lt.signals).resolved(
+                    lv.strokes + lt.strokes
+                )
+                if level_shown != self._level_shown[k]:
+                    self._level_shown[k] = level_shown
+                    levels_changed[k] = True
         pen_count = mark.pens[0]
         start = (mark.fractals, max(pen_count - 1, 0), mark.segments, mark.pivots, mark.signals)
-        return build_update(e, self.tail, index, replaced, repaired, start, tail_changed)
+        levels = (mark.levels, levels_changed)
+        return build_update(e, self.tail, index, replaced, repaired, start, tail_changed, *levels)

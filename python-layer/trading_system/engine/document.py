@@ -14,7 +14,7 @@ from trading_system.engine.timestamp import format_ms
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from trading_system.engine.analysis import Engine, Tail
+    from trading_system.engine.analysis import Engine, LevelMark, Tail
     from trading_system.engine.fractal import Fractal
     from trading_system.engine.kline import Repair
     from trading_system.engine.pen import Pen
@@ -195,6 +195,18 @@ class UpdateDoc(TypedDict):
     last_pen: PenDoc | None
     forming_pen: PenDoc | None
     tail: TailDoc | None
+    degrees: list[DegreeUpdateDoc]
+
+
+class DegreeUpdateDoc(TypedDict):
+    """What one bar changed at a higher degree (§13): its lists spliced and its tail replaced
+    as degree 1's are."""
+
+    degree: int
+    segments: SegmentsChange
+    pivots: PivotsChange
+    signals: SignalsChange
+    tail: TailDoc | None
 
 
 Counts = tuple[int, int, int, int, int]
@@ -351,6 +363,40 @@ def build_document(e: Engine, t: Tail) -> AnalysisDoc:
     return {**head, "repairs": repairs, "config": config}
 
 
+def _degree_updates(
+    e: Engine, t: Tail, marks: Sequence[LevelMark], changed: Sequence[bool]
+) -> list[DegreeUpdateDoc]:
+    """Each higher degree's change report: its settled lists from the lengths in ``marks``,
+    its tail when ``changed`` says so."""
+    out: list[DegreeUpdateDoc] = []
+    levels = zip(e.levels, t.higher, marks, changed, strict=True)
+    for n, (lv, lt, (_, s0, z0, g0), tail_changed) in enumerate(levels, start=2):
+        r = Renderer(e, lv.strokes + lt.strokes)
+        tail: TailDoc | None = None
+        if tail_changed:
+            tail = {
+                "segments": [r.segment(s, False) for s in lt.segments],
+                "pivots": [r.pivot(z, False) for z in lt.pivots],
+                "signals": [r.signal(s) for s in lt.signals],
+            }
+        out.append(
+            {
+                "degree": n,
+                "segments": {
+                    "from": s0,
+                    "items": [r.segment(s, s.confirmed) for s in lv.segments[s0:]],
+                },
+                "pivots": {
+                    "from": z0,
+                    "items": [r.final_pivot(lv.segments, z) for z in lv.pivots[z0:]],
+                },
+                "signals": {"from": g0, "items": [r.signal(s) for s in lv.signals[g0:]]},
+                "tail": tail,
+            }
+        )
+    return out
+
+
 def build_update(
     e: Engine,
     t: Tail,
@@ -359,6 +405,8 @@ def build_update(
     repaired: bool,
     start: Counts,
     tail_changed: bool,
+    level_marks: Sequence[LevelMark],
+    levels_changed: Sequence[bool],
 ) -> UpdateDoc:
     """What one stream message changed (§12.7): for each list that only grows, the length to
     truncate to (``from``) and the items to append; the tail whole when it changed."""
@@ -386,4 +434,5 @@ def build_update(
         "last_pen": r.pen(pens[-1], False) if pens else None,
         "forming_pen": None if forming is None else r.pen(forming, None),
         "tail": r.tail(t) if tail_changed else None,
+        "degrees": _degree_updates(e, t, level_marks, levels_changed),
     }

@@ -188,6 +188,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<results::MacdPoint>()?;
     m.add_class::<results::Macd>()?;
     m.add_class::<results::Splice>()?;
+    m.add_class::<results::DegreeUpdate>()?;
     m.add_class::<results::Tail>()?;
     m.add("InvalidBars", py.get_type::<InvalidBars>())?;
     m.add("ConfigError", py.get_type::<ConfigError>())?;

@@ -4,8 +4,8 @@
 //! fields are exactly the document's values.
 
 use chan_core::document::{
-    DegreeDoc, Document, FractalDoc, MacdDoc, PenDoc, PivotDoc, Point as PointDoc, SegmentDoc,
-    SignalDoc, Splice as SpliceDoc, TailDoc,
+    DegreeDoc, DegreeUpdateDoc, Document, FractalDoc, MacdDoc, PenDoc, PivotDoc, Point as PointDoc,
+    SegmentDoc, SignalDoc, Splice as SpliceDoc, TailDoc,
 };
 use chan_core::timestamp::format_ms;
 use numpy::PyArray1;
@@ -515,6 +515,53 @@ impl Tail {
             self.segments.bind(py).len(),
             self.pivots.bind(py).len(),
             self.signals.bind(py).len()
+        )
+    }
+}
+
+/// What one call changed at a higher degree (spec §13): its segments, pivots and points
+/// spliced, and its tail (`None` when it did not change), as degree 1's in `Update`.
+#[pyclass(frozen, module = "trading_system.native")]
+pub struct DegreeUpdate {
+    #[pyo3(get)]
+    degree: u32,
+    #[pyo3(get)]
+    segments: Py<Splice>,
+    #[pyo3(get)]
+    pivots: Py<Splice>,
+    #[pyo3(get)]
+    signals: Py<Splice>,
+    #[pyo3(get)]
+    tail: Option<Py<Tail>>,
+}
+
+impl DegreeUpdate {
+    pub(crate) fn new(py: Python<'_>, d: &DegreeUpdateDoc) -> PyResult<Self> {
+        Ok(Self {
+            degree: d.degree,
+            segments: Py::new(py, Splice::new::<_, Segment>(py, &d.segments)?)?,
+            pivots: Py::new(py, Splice::new::<_, Pivot>(py, &d.pivots)?)?,
+            signals: Py::new(py, Splice::new::<_, Signal>(py, &d.signals)?)?,
+            tail: d
+                .tail
+                .as_ref()
+                .map(|t| Py::new(py, Tail::new(py, t)?))
+                .transpose()?,
+        })
+    }
+}
+
+#[pymethods]
+impl DegreeUpdate {
+    fn __repr__(&self) -> String {
+        format!(
+            "<DegreeUpdate {} tail={}>",
+            self.degree,
+            if self.tail.is_some() {
+                "changed"
+            } else {
+                "same"
+            }
         )
     }
 }

@@ -14,8 +14,9 @@ use chan_core::document::UpdateDoc;
 use chan_core::Bar;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
+use pyo3::types::PyTuple;
 
-use crate::results::{Fractal, MacdPoint, Pen, Pivot, Segment, Signal, Splice, Tail};
+use crate::results::{DegreeUpdate, Fractal, MacdPoint, Pen, Pivot, Segment, Signal, Splice, Tail};
 use crate::{engine_config, json_error, to_py};
 
 /// One call's change report, shared by the session and the handle returned for it.
@@ -268,6 +269,15 @@ impl Update {
             .as_ref()
             .map(|t| Tail::new(py, t))
             .transpose()
+    }
+
+    /// Degrees 2..=`structure.degrees` (spec §13), in order: what the call changed at each.
+    #[getter]
+    fn degrees<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let items = (self.doc(py)?.degrees.iter())
+            .map(|d| DegreeUpdate::new(py, d))
+            .collect::<PyResult<Vec<_>>>()?;
+        PyTuple::new(py, items)
     }
 
     /// The update document as JSON (what the gRPC servers' clients rebuild the document from).
