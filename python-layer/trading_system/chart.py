@@ -67,7 +67,7 @@ LABEL_HEIGHT_PX = 15.0
 LABEL_GAP_PX = 2.0
 """Space kept between a marker and its label and between stacked labels."""
 PLACEMENT_WIDTH_PX = 1000.0
-PLACEMENT_HEIGHT_PX = 400.0
+PLACEMENT_HEIGHT_PX = 250.0
 """The price panel's size the label placement assumes: smaller than on a 1366x768 laptop screen
 or the 1400x1000 test window, so a real panel, being larger, only spreads the labels apart."""
 
@@ -297,6 +297,11 @@ class _Anchor:
     below: bool
 
 
+def _marker_box(a: _Anchor) -> LabelBox:
+    half = a.size / 2
+    return LabelBox("", a.x - half, a.y - half, a.x + half, a.y + half)
+
+
 BUCKET_PX = 100.0
 """Placed boxes are looked up by 100-pixel column, so placement stays near-linear in the
 number of points."""
@@ -304,8 +309,9 @@ number of points."""
 
 def place_labels(anchors: Sequence[_Anchor]) -> list[LabelBox]:
     """Label boxes that overlap no other label and no marker: in order of x (lower degrees
-    first at the same bar), each label goes right under its marker (buy) or over it (sell), or
-    as many label heights further out as it takes to clear every box placed so far."""
+    first at the same bar, as given), each label goes right under its marker (buy) or over it
+    (sell), or, when that box hits a placed label or any marker, just past what it hits, and so
+    on until it hits nothing: labels that would collide stack outward from the bar."""
     placed: dict[int, list[LabelBox]] = {}
 
     def columns(box: LabelBox) -> range:
@@ -315,25 +321,29 @@ def place_labels(anchors: Sequence[_Anchor]) -> list[LabelBox]:
         for c in columns(box):
             placed.setdefault(c, []).append(box)
 
-    def free(box: LabelBox) -> bool:
-        return not any(box.overlaps(o) for c in columns(box) for o in placed.get(c, ()))
+    def hits(box: LabelBox) -> list[LabelBox]:
+        return [o for c in columns(box) for o in placed.get(c, ()) if box.overlaps(o)]
 
     for a in anchors:
-        half = a.size / 2
-        put(LabelBox("", a.x - half, a.y - half, a.x + half, a.y + half))
+        put(_marker_box(a))
     out: list[LabelBox | None] = [None] * len(anchors)
-    step = LABEL_HEIGHT_PX + LABEL_GAP_PX
     for i in sorted(range(len(anchors)), key=lambda i: anchors[i].x):
         a = anchors[i]
         half = (len(a.text) * LABEL_CHAR_PX + 4) / 2
+        # The near edge's distance from the marker's centre: beside the marker, then past
+        # whatever the box hits, until it hits nothing (it only moves outward, so it ends).
         near = a.size / 2 + LABEL_GAP_PX
         while True:
             far = near + LABEL_HEIGHT_PX
             bottom, top = (a.y - far, a.y - near) if a.below else (a.y + near, a.y + far)
             box = LabelBox(a.text, a.x - half, bottom, a.x + half, top)
-            if free(box):
+            hit = hits(box)
+            if not hit:
                 break
-            near += step
+            if a.below:
+                near = a.y - min(o.bottom for o in hit) + LABEL_GAP_PX
+            else:
+                near = max(o.top for o in hit) - a.y + LABEL_GAP_PX
         put(box)
         out[i] = box
     return [b for b in out if b is not None]
@@ -355,7 +365,8 @@ class _Point:
 @dataclass(frozen=True)
 class PlacedLabel:
     """A buy/sell point as drawn: its degree, the document's item, the marker's price, the
-    label's text, the label's centre as a price and its box in the assumed panel."""
+    label's text, the label's centre as a price, and the label's and the marker's boxes in the
+    assumed panel."""
 
     degree: int
     item: Mapping[str, Any]
@@ -363,6 +374,7 @@ class PlacedLabel:
     text: str
     label_y: float
     box: LabelBox
+    marker: LabelBox
 
 
 def _axis_position(times: Floats, breaks: Sequence[Mapping[str, Any]]) -> Floats:
@@ -416,6 +428,7 @@ def _place(
     y_lo = min(low, *(p.marker_y for p in points))
     y_hi = max(high, *(p.marker_y for p in points))
     boxes: list[LabelBox] = []
+    anchors: list[_Anchor] = []
     scale = 1.0
     for _ in range(6):
         scale = PLACEMENT_HEIGHT_PX / ((y_hi - y_lo) or 1.0)
@@ -430,8 +443,10 @@ def _place(
             break
         y_lo, y_hi = new_lo, new_hi
     return [
-        PlacedLabel(p.degree, p.item, p.marker_y, p.text, y_lo + (b.bottom + b.top) / 2 / scale, b)
-        for p, b in zip(points, boxes, strict=True)
+        PlacedLabel(
+            p.degree, p.item, p.marker_y, p.text, y_lo + (b.bottom + b.top) / 2 / scale, b, m
+        )
+        for p, b, m in zip(points, boxes, map(_marker_box, anchors), strict=True)
     ]
 
 
