@@ -296,7 +296,7 @@ def test_each_degree_is_one_legend_group() -> None:
     markers and labels); degree-1 entries toggle alone, a point's label with its marker."""
     bars = load_csv(BTC)
     fig = chart.figure(bars, analyze(bars, config={"structure": {"degrees": 3}}), "t")
-    data = json.loads(fig.to_json())["data"]
+    data = json.loads(fig.to_json() or "{}")["data"]
     assert fig.layout.legend.groupclick == "togglegroup"
     groups: dict[str | None, set[str]] = {}
     for trace in data:
