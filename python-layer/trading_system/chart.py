@@ -1,5 +1,7 @@
 """Charts of an analysis: one standalone HTML page (plotly) with the candlesticks, pens (笔),
-segments (线段), pivot boxes (中枢), buy/sell points (买卖点) and a MACD panel.
+segments (线段), pivot boxes (中枢), buy/sell points (买卖点), the same for every higher degree
+(级别, segments of segments: thicker, one colour per degree, toggled from the legend) and a
+MACD panel.
 
 The page embeds the plotly JavaScript library (about 4.7 MB), so it opens offline and from any
 file system: no CDN, no network. The colours below are constants because the headless-browser
@@ -15,7 +17,9 @@ test (tests/python/test_chart.py) looks for them in a screenshot to prove the ch
 from __future__ import annotations
 
 import html as html_escape
+import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -49,6 +53,23 @@ MACD_NEGATIVE_COLOR = "#7fcfa9"
 """Histogram bars below zero."""
 PLOT_BACKGROUND = "#f6f3e9"
 """The plotting area (the page itself stays white): tells a drawn chart from an empty page."""
+DEGREE_COLORS = {2: "#8b4513", 3: "#2f6f6f", 4: "#4b3b8f"}
+"""Higher degrees (级别 2..4, §13: segments of segments): their segments, pivot boxes, point
+markers and labels in one colour per degree (brown, dark cyan, slate blue), none of them close
+to a degree-1 colour, so a screenshot tells each degree apart."""
+SEGMENT_WIDTH = 4
+"""Degree-1 segments; degree n is drawn ``2 * (n - 1)`` pixels thicker (and underneath)."""
+LABEL_FONT_SIZE = 11
+LABEL_CHAR_PX = 7.5
+"""Width of one label character at ``LABEL_FONT_SIZE`` in the fonts a browser falls back to
+(DejaVu Sans is the widest of them), rounded up: the placement must not underestimate a box."""
+LABEL_HEIGHT_PX = 15.0
+LABEL_GAP_PX = 2.0
+"""Space kept between a marker and its label and between stacked labels."""
+PLACEMENT_WIDTH_PX = 1000.0
+PLACEMENT_HEIGHT_PX = 250.0
+"""The price panel's size the label placement assumes: smaller than on a 1366x768 laptop screen
+or the 1400x1000 test window, so a real panel, being larger, only spreads the labels apart."""
 
 EngineChoice = Literal["rust", "python"]
 Floats = npt.NDArray[np.float64]
@@ -139,6 +160,7 @@ def _add_lines(
     color: str,
     width: float,
     dash: str,
+    legend: Mapping[str, Any] | None = None,
 ) -> None:
     if not lines:
         return
@@ -151,16 +173,26 @@ def _add_lines(
             name=name,
             line={"color": color, "width": width, "dash": dash},
             hoverinfo="x+y+name",
+            **(legend or {}),
         ),
         row=1,
         col=1,
     )
 
 
-def _add_pivots(fig: go.Figure, w: _Window, pivots: Sequence[Mapping[str, Any]]) -> None:
+def _add_pivots(
+    fig: go.Figure,
+    w: _Window,
+    pivots: Sequence[Mapping[str, Any]],
+    color: str = PIVOT_COLOR,
+    name: str = "pivots",
+    degree: int = 1,
+) -> None:
     """Pivot boxes ``zd..zg`` over the pivot's span as filled polygons, one trace for the
     confirmed and one for the others (layout shapes would be one DOM object each: slow with
-    thousands of pivots)."""
+    thousands of pivots). A higher degree's boxes span many degree-1 ones: fainter fill, a
+    thicker border, so the boxes inside stay readable."""
+    fill = (0.22, 0.08) if degree == 1 else (0.10, 0.04)
     for confirmed in (True, False):
         xs: list[float] = []
         ys: list[float] = []
@@ -182,10 +214,15 @@ def _add_pivots(fig: go.Figure, w: _Window, pivots: Sequence[Mapping[str, Any]])
                 y=np.array(ys),
                 mode="lines",
                 fill="toself",
-                fillcolor=_rgba(PIVOT_COLOR, 0.22 if confirmed else 0.08),
-                line={"color": PIVOT_COLOR, "width": 1.5, "dash": "solid" if confirmed else "dot"},
-                name="pivots" if confirmed else "pivots, not confirmed",
+                fillcolor=_rgba(color, fill[0] if confirmed else fill[1]),
+                line={
+                    "color": color,
+                    "width": 1.5 if degree == 1 else 2.5,
+                    "dash": "solid" if confirmed else "dot",
+                },
+                name=name if confirmed else f"{name}, not confirmed",
                 hoverinfo="skip",
+                **_legend(degree),
             ),
             row=1,
             col=1,
@@ -197,50 +234,339 @@ def _rgba(color: str, alpha: float) -> str:
     return f"rgba({r},{g},{b},{alpha})"
 
 
-def _add_signals(
-    fig: go.Figure, w: _Window, bars: Bars, signals: Sequence[Mapping[str, Any]]
-) -> None:
-    """Buy points as triangles up under the bar's low, sell points as triangles down over its
-    high, labelled ``B1``..``S3``; points that may still change are hollow."""
-    lo = w.lo
-    span = float(bars.high[lo:].max() - bars.low[lo:].min()) if w.n > lo else 0.0
-    offset = 0.02 * span
-    for side, color in (("buy", BUY_COLOR), ("sell", SELL_COLOR)):
-        chosen = [g for g in signals if g["side"] == side and lo <= int(g["index"]) < w.n]
-        if not chosen:
-            continue
-        index = [int(g["index"]) for g in chosen]
-        if side == "buy":
-            y = bars.low[index] - offset
-            shape, position, letter = "triangle-up", "bottom center", "B"
-        else:
-            y = bars.high[index] + offset
-            shape, position, letter = "triangle-down", "top center", "S"
-        fig.add_trace(
-            go.Scatter(
-                x=w.times[index],
-                y=y,
-                mode="markers+text",
-                name=f"{side} points",
-                text=[f"{letter}{g['type']}" for g in chosen],
-                textposition=position,
-                textfont={"color": color, "size": 11},
-                marker={
-                    "symbol": [shape if g["final"] else f"{shape}-open" for g in chosen],
-                    "size": 12,
-                    "color": color,
-                    "line": {"color": color, "width": 1.5},
-                },
-                hovertext=[
-                    f"{side} type {g['type']} at {g['price']}"
-                    + ("" if g["final"] else " (may change)")
-                    for g in chosen
-                ],
-                hoverinfo="x+text",
-            ),
-            row=1,
-            col=1,
+def degree_color(degree: int) -> str:
+    """The colour of a higher degree's segments, pivots and points (degree 1 has its own
+    colours per kind: ``SEGMENT_COLOR``, ``PIVOT_COLOR``, ``BUY_COLOR``, ``SELL_COLOR``)."""
+    return DEGREE_COLORS[degree]
+
+
+def _legend(degree: int) -> dict[str, Any]:
+    """A higher degree's traces share one legend group: a click on any of its entries shows or
+    hides the whole degree (``legend.groupclick`` "togglegroup"); degree-1 traces keep their
+    own entries, each toggled alone, as they always were."""
+    if degree == 1:
+        return {}
+    return {"legendgroup": f"degree {degree}"}
+
+
+def _add_degree(fig: go.Figure, w: _Window, level: Mapping[str, Any]) -> None:
+    """A higher degree's (§13) pivots and segments: the segments thicker than the degree below,
+    confirmed solid and the rest dashed, as at degree 1."""
+    n = int(level["degree"])
+    color = degree_color(n)
+    _add_pivots(fig, w, level.get("pivots", []), color, f"degree {n} pivots", n)
+    segments = level.get("segments", [])
+    width = SEGMENT_WIDTH + 2 * (n - 1)
+    name = f"degree {n} segments"
+    legend = _legend(n)
+    _add_lines(fig, w, _lines(w, segments, True), name, color, width, "solid", legend)
+    _add_lines(
+        fig, w, _lines(w, segments, False), f"{name}, not confirmed", color, width, "dash", legend
+    )
+
+
+@dataclass(frozen=True)
+class LabelBox:
+    """A point label's box in the price panel the placement assumes (``PLACEMENT_WIDTH_PX`` by
+    ``PLACEMENT_HEIGHT_PX``, y upward), in pixels."""
+
+    text: str
+    left: float
+    bottom: float
+    right: float
+    top: float
+
+    def overlaps(self, other: LabelBox) -> bool:
+        return (
+            self.left < other.right
+            and other.left < self.right
+            and self.bottom < other.top
+            and other.bottom < self.top
         )
+
+
+@dataclass(frozen=True)
+class _Anchor:
+    """A point's marker in the assumed panel: centre ``x``, ``y`` and size in pixels, and
+    whether its label goes under it (a buy point) or over it (a sell point)."""
+
+    text: str
+    x: float
+    y: float
+    size: float
+    below: bool
+
+
+def _marker_box(a: _Anchor) -> LabelBox:
+    half = a.size / 2
+    return LabelBox("", a.x - half, a.y - half, a.x + half, a.y + half)
+
+
+BUCKET_PX = 100.0
+"""Placed boxes are looked up by 100-pixel column, so placement stays near-linear in the
+number of points."""
+
+
+def place_labels(anchors: Sequence[_Anchor]) -> list[LabelBox]:
+    """Label boxes that overlap no other label and no marker: in order of x (lower degrees
+    first at the same bar, as given), each label goes right under its marker (buy) or over it
+    (sell), or, when that box hits a placed label or any marker, just past what it hits, and so
+    on until it hits nothing: labels that would collide stack outward from the bar."""
+    placed: dict[int, list[LabelBox]] = {}
+
+    def columns(box: LabelBox) -> range:
+        return range(int(box.left // BUCKET_PX), int(box.right // BUCKET_PX) + 1)
+
+    def put(box: LabelBox) -> None:
+        for c in columns(box):
+            placed.setdefault(c, []).append(box)
+
+    def hits(box: LabelBox) -> list[LabelBox]:
+        return [o for c in columns(box) for o in placed.get(c, ()) if box.overlaps(o)]
+
+    for a in anchors:
+        put(_marker_box(a))
+    out: list[LabelBox | None] = [None] * len(anchors)
+    for i in sorted(range(len(anchors)), key=lambda i: anchors[i].x):
+        a = anchors[i]
+        half = (len(a.text) * LABEL_CHAR_PX + 4) / 2
+        # The near edge's distance from the marker's centre: beside the marker, then past
+        # whatever the box hits, until it hits nothing (it only moves outward, so it ends).
+        near = a.size / 2 + LABEL_GAP_PX
+        while True:
+            far = near + LABEL_HEIGHT_PX
+            bottom, top = (a.y - far, a.y - near) if a.below else (a.y + near, a.y + far)
+            box = LabelBox(a.text, a.x - half, bottom, a.x + half, top)
+            hit = hits(box)
+            if not hit:
+                break
+            if a.below:
+                near = a.y - min(o.bottom for o in hit) + LABEL_GAP_PX
+            else:
+                near = max(o.top for o in hit) - a.y + LABEL_GAP_PX
+        put(box)
+        out[i] = box
+    return [b for b in out if b is not None]
+
+
+@dataclass(frozen=True)
+class _Point:
+    degree: int
+    item: Mapping[str, Any]
+    index: int
+    marker_y: float
+    text: str
+
+    @property
+    def buy(self) -> bool:
+        return self.item["side"] == "buy"
+
+
+@dataclass(frozen=True)
+class PlacedLabel:
+    """A buy/sell point as drawn: its degree, the document's item, the marker's price, the
+    label's text, the label's centre as a price, and the label's and the marker's boxes in the
+    assumed panel."""
+
+    degree: int
+    item: Mapping[str, Any]
+    marker_y: float
+    text: str
+    label_y: float
+    box: LabelBox
+    marker: LabelBox
+
+
+def _axis_position(times: Floats, breaks: Sequence[Mapping[str, Any]]) -> Floats:
+    """Where x lands on the axis once the range breaks are cut out: the time less the length
+    of every break before it."""
+    if not breaks:
+        return times
+    starts = np.array([float(b["values"][0]) for b in breaks])
+    cut = np.cumsum([float(b["dvalue"]) for b in breaks])
+    k = np.searchsorted(starts, times, side="right")
+    return times - np.where(k > 0, cut[np.maximum(k - 1, 0)], 0.0)
+
+
+def point_label(degree: int, item: Mapping[str, Any]) -> str:
+    """``B1``..``S3`` at degree 1; ``D2 B1`` and so on at a higher degree."""
+    name = f"{'B' if item['side'] == 'buy' else 'S'}{item['type']}"
+    return name if degree == 1 else f"D{degree} {name}"
+
+
+def _marker_size(degree: int) -> float:
+    """A higher degree's marker is larger and drawn under degree 1's: a point of both degrees
+    at one bar shows as a small triangle inside a larger one."""
+    return 12.0 if degree == 1 else 18.0
+
+
+def _place(
+    w: _Window, bars: Bars, levels: Sequence[tuple[int, Sequence[Mapping[str, Any]]]]
+) -> list[PlacedLabel]:
+    lo = w.lo
+    if w.n <= lo:
+        return []
+    low, high = float(bars.low[lo:].min()), float(bars.high[lo:].max())
+    offset = 0.02 * (high - low)
+    points: list[_Point] = []
+    for degree, signals in levels:
+        for g in signals:
+            i = int(g["index"])
+            if not lo <= i < w.n:
+                continue
+            y = bars.low[i] - offset if g["side"] == "buy" else bars.high[i] + offset
+            points.append(_Point(degree, g, i, float(y), point_label(degree, g)))
+    if not points:
+        return []
+    # Lower degrees first: at one bar, degree 1's label sits next to the marker.
+    points.sort(key=lambda p: (p.index, p.degree))
+    pos = _axis_position(w.times[lo:], _breaks(w.times[lo:]))
+    span_x = float(pos[-1] - pos[0]) or 1.0
+    x = [(float(pos[p.index - lo]) - float(pos[0])) * PLACEMENT_WIDTH_PX / span_x for p in points]
+    # The labels widen the price range plotly shows, which packs the pixels per price tighter:
+    # placed again on the range they make until it settles.
+    y_lo = min(low, *(p.marker_y for p in points))
+    y_hi = max(high, *(p.marker_y for p in points))
+    boxes: list[LabelBox] = []
+    anchors: list[_Anchor] = []
+    scale = 1.0
+    for _ in range(6):
+        scale = PLACEMENT_HEIGHT_PX / ((y_hi - y_lo) or 1.0)
+        anchors = [
+            _Anchor(p.text, xp, (p.marker_y - y_lo) * scale, _marker_size(p.degree), p.buy)
+            for p, xp in zip(points, x, strict=True)
+        ]
+        boxes = place_labels(anchors)
+        new_lo = min(y_lo, y_lo + min(b.bottom for b in boxes) / scale)
+        new_hi = max(y_hi, y_lo + max(b.top for b in boxes) / scale)
+        if new_lo == y_lo and new_hi == y_hi:
+            break
+        y_lo, y_hi = new_lo, new_hi
+    return [
+        PlacedLabel(
+            p.degree, p.item, p.marker_y, p.text, y_lo + (b.bottom + b.top) / 2 / scale, b, m
+        )
+        for p, b, m in zip(points, boxes, map(_marker_box, anchors), strict=True)
+    ]
+
+
+def label_boxes(
+    bars: Bars,
+    analysis: Analysis | Mapping[str, Any],
+    last: int | None = None,
+    tz: str | None = None,
+) -> list[PlacedLabel]:
+    """The buy/sell points of every degree as :func:`figure` draws them, with their label
+    boxes: no two boxes overlap, nor a box and a marker."""
+    doc = _doc(analysis)
+    w = _Window(bars, last, series_zone(bars, analysis, tz))
+    return _place(w, bars, _levels(doc))
+
+
+def _levels(doc: Mapping[str, Any]) -> list[tuple[int, Sequence[Mapping[str, Any]]]]:
+    return [(1, doc.get("signals", []))] + [
+        (int(d["degree"]), d.get("signals", [])) for d in doc.get("degrees", [])
+    ]
+
+
+LEGEND_ORDER = (
+    "bars",
+    "pens",
+    "pens, not final / forming",
+    "segments",
+    "segments, not confirmed",
+    "pivots",
+    "pivots, not confirmed",
+    "buy points",
+    "sell points",
+)
+"""The price panel's legend entries of degree 1, in order; each higher degree follows with its
+segments, pivots and points under the same names prefixed ``degree n``, then the MACD panel's."""
+LEGEND_ENTRY_WIDTH = 0.21
+"""The width of a legend column as a share of the plot's: four columns right of the title, each
+wide enough for the longest entry, ``degree 2 segments, not confirmed``, on a 1366-pixel
+screen."""
+
+
+def legend_order(degrees: Sequence[int]) -> list[str]:
+    """The legend's entries (trace names) in the order shown."""
+    return list(LEGEND_ORDER) + [f"degree {n} {name}" for n in degrees for name in LEGEND_ORDER[3:]]
+
+
+HOVER_SKIP = ("side", "type", "price", "final", "index", "time")
+"""Fields the first hover line already says; every other field of a point is listed as is."""
+
+
+def _hover(degree: int, g: Mapping[str, Any]) -> str:
+    head = f"{g['side']} point type {g['type']}" + ("" if degree == 1 else f", degree {degree}")
+    head += f" at {g['price']}" + ("" if g.get("final", True) else " (may change)")
+    extra = [
+        f"{html_escape.escape(str(k))}: "
+        + html_escape.escape(v if isinstance(v, str) else json.dumps(v))
+        for k, v in g.items()
+        if k not in HOVER_SKIP
+    ]
+    return "<br>".join([head, *extra])
+
+
+def _add_points(fig: go.Figure, w: _Window, placed: Sequence[PlacedLabel]) -> None:
+    """Buy points as triangles up under the bar's low, sell points as triangles down over its
+    high, each labelled by a text trace at its placed box (``B1``..``S3``, ``D2 B1`` ...);
+    points that may still change are hollow. Higher degrees first, so degree 1 is on top."""
+    for degree in sorted({p.degree for p in placed}, reverse=True):
+        for side in ("buy", "sell"):
+            chosen = [p for p in placed if p.degree == degree and p.item["side"] == side]
+            if not chosen:
+                continue
+            if degree == 1:
+                color = BUY_COLOR if side == "buy" else SELL_COLOR
+                name = f"{side} points"
+                legend: dict[str, Any] = {"legendgroup": name}
+            else:
+                color = degree_color(degree)
+                name = f"degree {degree} {side} points"
+                legend = _legend(degree)
+            shape = "triangle-up" if side == "buy" else "triangle-down"
+            x = w.times[[int(p.item["index"]) for p in chosen]]
+            hover = [_hover(degree, p.item) for p in chosen]
+            fig.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=np.array([p.marker_y for p in chosen]),
+                    mode="markers",
+                    name=name,
+                    marker={
+                        "symbol": [
+                            shape if p.item.get("final", True) else f"{shape}-open" for p in chosen
+                        ],
+                        "size": _marker_size(degree),
+                        "color": color,
+                        "line": {"color": color, "width": 1.5 if degree == 1 else 2.5},
+                    },
+                    hovertext=hover,
+                    hoverinfo="x+text",
+                    **legend,
+                ),
+                row=1,
+                col=1,
+            )
+            fig.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=np.array([p.label_y for p in chosen]),
+                    mode="text",
+                    name=f"{name} labels",
+                    showlegend=False,
+                    text=[p.text for p in chosen],
+                    textposition="middle center",
+                    textfont={"color": color, "size": LABEL_FONT_SIZE},
+                    hovertext=hover,
+                    hoverinfo="x+text",
+                    **legend,
+                ),
+                row=1,
+                col=1,
+            )
 
 
 def _breaks(times: Floats) -> list[dict[str, list[float] | float]]:
@@ -334,11 +660,15 @@ def figure(
         row=1,
         col=1,
     )
+    # The highest degree first: each lower degree is drawn over the one above it.
+    for level in sorted(doc.get("degrees", []), key=lambda d: -int(d["degree"])):
+        _add_degree(fig, w, level)
     _add_pivots(fig, w, doc.get("pivots", []))
     segments = doc.get("segments", [])
-    _add_lines(fig, w, _lines(w, segments, True), "segments", SEGMENT_COLOR, 4, "solid")
+    width = SEGMENT_WIDTH
+    _add_lines(fig, w, _lines(w, segments, True), "segments", SEGMENT_COLOR, width, "solid")
     _add_lines(
-        fig, w, _lines(w, segments, False), "segments, not confirmed", SEGMENT_COLOR, 4, "dash"
+        fig, w, _lines(w, segments, False), "segments, not confirmed", SEGMENT_COLOR, width, "dash"
     )
     pens = doc.get("pens", [])
     _add_lines(fig, w, _lines(w, pens, True), "pens", PEN_COLOR, 2, "solid")
@@ -349,7 +679,10 @@ def figure(
         if clipped is not None:
             open_pens.append(clipped)
     _add_lines(fig, w, open_pens, "pens, not final / forming", PEN_COLOR, 2, "dash")
-    _add_signals(fig, w, bars, doc.get("signals", []))
+    _add_points(fig, w, _place(w, bars, _levels(doc)))
+    degrees = [int(d["degree"]) for d in doc.get("degrees", [])]
+    for rank, name in enumerate(legend_order(degrees), start=1):
+        fig.update_traces(legendrank=rank, selector={"name": name})
 
     macd = _macd(bars, doc, engine) if len(bars) else {"dif": [], "dea": [], "histogram": []}
     hist = _series(macd["histogram"], lo)
@@ -384,7 +717,18 @@ def figure(
         plot_bgcolor=PLOT_BACKGROUND,
         bargap=0,
         hovermode="closest",
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.01, "x": 0.3},
+        legend={
+            "orientation": "h",
+            "yanchor": "bottom",
+            "y": 1.01,
+            "x": 0.12,
+            # Entries in rows of equal columns, in the order of LEGEND_ORDER (a grouped legend
+            # would stack each group in a column of its own, a third of the page high).
+            "traceorder": "normal",
+            "entrywidth": LEGEND_ENTRY_WIDTH,
+            "entrywidthmode": "fraction",
+            "groupclick": "togglegroup",
+        },
         margin={"l": 60, "r": 20, "t": 60, "b": 40},
     )
     # The range slider would draw every candle a second time: slow on big files, little use.

@@ -4,12 +4,14 @@ the same pixel check, so the check can fail."""
 
 from __future__ import annotations
 
+import html as html_text
 import json
 import re
 import shutil
 import struct
 import subprocess
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,18 +26,23 @@ from trading_system.data import load_csv
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
 BTC = DATA / "BTCUSD-BITSTAMP_30m.csv"
+SH_1M = DATA / "000001.SH_1m_head960.csv"
 SH = DATA / "000001.SH_1d_head1200.csv"
+LABEL_WINDOW = "1100,710"
+"""A browser window whose price panel is a little larger than the placement assumes."""
 BROWSER_TIMEOUT_S = 180
 """A guard against a hung browser only: nothing here measures time."""
 
 # Pixels (per-channel tolerance 10) a 1400x1000 screenshot of the BTC chart must show: the full
 # chart shows several times more of each (about 2,800 increasing and 4,500 decreasing candle
-# pixels, 7,000 of pens, 830,000 of plot background).
+# pixels, 7,000 of pens, 6,600 of degree-2 segments and pivot borders, 830,000 of plot
+# background).
 EXPECTED = {
     "increasing candles": (chart.INCREASING_COLOR, 1000),
     "decreasing candles": (chart.DECREASING_COLOR, 1000),
     "pens": (chart.PEN_COLOR, 2000),
     "segments": (chart.SEGMENT_COLOR, 2000),
+    "degree-2 segments and pivots": (chart.degree_color(2), 2000),
     "buy points": (chart.BUY_COLOR, 100),
     "sell points": (chart.SELL_COLOR, 100),
     "MACD histogram > 0": (chart.MACD_POSITIVE_COLOR, 1000),
@@ -220,11 +227,262 @@ def test_non_final_structures_are_drawn_apart() -> None:
     assert t["pens"]["line"]["dash"] == "solid"
     assert t["pens, not final / forming"]["line"]["dash"] == "dash"
     assert t["segments, not confirmed"]["line"]["dash"] == "dash"
+    assert t["degree 2 segments"]["line"]["dash"] == "solid"
+    assert t["degree 2 segments, not confirmed"]["line"]["dash"] == "dash"
+    assert t["degree 2 pivots, not confirmed"]["line"]["dash"] == "dot"
     buy = t["buy points"]
-    labels = {f"B{g.type}" for g in a.signals if g.side == "buy"}
-    assert set(buy["text"]) == labels
+    labels = [f"B{g.type}" for g in a.signals if g.side == "buy"]
+    assert t["buy points labels"]["text"] == labels
     hollow = [s.endswith("-open") for s in buy["marker"]["symbol"]]
     assert hollow == [not g.final for g in a.signals if g.side == "buy"]
+    sell2 = t["degree 2 sell points"]
+    assert [s.endswith("-open") for s in sell2["marker"]["symbol"]] == [True], "not final"
+
+
+# --- Higher degrees -----------------------------------------------------------------------------
+
+
+def points(trace: dict[str, Any]) -> list[tuple[float, float]]:
+    """The (x, y) vertices of a polyline trace, gaps (NaN) left out."""
+    x, y = decode(trace["x"]), decode(trace["y"])
+    return [(float(a), float(b)) for a, b in zip(x, y, strict=True) if not np.isnan(b)]
+
+
+def test_higher_degrees_are_drawn_from_the_documents_points() -> None:
+    """Degrees 2 and 3 of BTC: each segment trace's vertices are exactly the end points of that
+    degree's segments in the document (x the bar's time, y its price), confirmed apart from the
+    others, in the degree's colour and thicker than the degree below; pivot boxes span
+    zd..zg."""
+    bars = load_csv(BTC)
+    doc = analyze(bars, config={"structure": {"degrees": 3}}, with_macd=True).to_dict()
+    assert [d["degree"] for d in doc["degrees"]] == [2, 3]
+    t = traces(chart.figure(bars, doc, "t"))
+    x = bars.time.astype(np.float64)  # UTC: wall time is the epoch time
+    width = t["segments"]["line"]["width"]
+    for level in doc["degrees"]:
+        n = level["degree"]
+        assert level["segments"], f"degree {n} has segments to draw"
+        for confirmed, suffix in ((True, ""), (False, ", not confirmed")):
+            chosen = [s for s in level["segments"] if s["confirmed"] == confirmed]
+            name = f"degree {n} segments{suffix}"
+            if not chosen:
+                assert name not in t
+                continue
+            ends = {
+                (float(x[p["index"]]), float(p["price"]))
+                for s in chosen
+                for p in (s["start"], s["end"])
+            }
+            assert set(points(t[name])) == ends, name
+            assert t[name]["line"]["color"] == chart.degree_color(n)
+            assert t[name]["line"]["width"] > width
+            drawn = t[name]["line"]["width"]
+        width = drawn
+        for z in level["pivots"]:
+            name = f"degree {n} pivots" + ("" if z["confirmed"] else ", not confirmed")
+            box = points(t[name])
+            assert (float(x[z["start"]["index"]]), z["zd"]) in box
+            assert (float(x[z["end"]["index"]]), z["zg"]) in box
+    # Degree 2's one point, a non-final third sell point, is a larger hollow marker.
+    (g,) = doc["degrees"][0]["signals"]
+    sell = t["degree 2 sell points"]
+    assert decode(sell["x"]).tolist() == [float(x[g["index"]])]
+    assert sell["marker"]["size"] > t["sell points"]["marker"]["size"]
+    assert t["degree 2 sell points labels"]["text"] == [f"D2 S{g['type']}"]
+
+
+def test_each_degree_is_one_legend_group() -> None:
+    """A click on any entry of degree n shows or hides all of degree n (its segments, pivots,
+    markers and labels); degree-1 entries toggle alone, a point's label with its marker."""
+    bars = load_csv(BTC)
+    fig = chart.figure(bars, analyze(bars, config={"structure": {"degrees": 3}}), "t")
+    data = json.loads(fig.to_json() or "{}")["data"]
+    assert fig.layout.legend.groupclick == "togglegroup"
+    groups: dict[str | None, set[str]] = {}
+    for trace in data:
+        groups.setdefault(trace.get("legendgroup"), set()).add(trace["name"])
+    assert groups.pop("degree 2") == {
+        "degree 2 segments",
+        "degree 2 segments, not confirmed",
+        "degree 2 pivots",
+        "degree 2 pivots, not confirmed",
+        "degree 2 sell points",
+        "degree 2 sell points labels",
+    }
+    assert groups.pop("degree 3") == {"degree 3 segments, not confirmed"}
+    assert groups.pop("buy points") == {"buy points", "buy points labels"}
+    assert groups.pop("sell points") == {"sell points", "sell points labels"}
+    assert "segments" in groups.pop(None) and not groups
+    # The legend reads degree 1, then each higher degree, then the MACD panel.
+    shown = sorted(
+        (t.get("legendrank", 1000), i, t["name"])
+        for i, t in enumerate(data)
+        if t.get("showlegend", True)
+    )
+    names = [name for _, _, name in shown]
+    assert names.index("sell points") < names.index("degree 2 segments")
+    assert names.index("degree 2 sell points") < names.index("degree 3 segments, not confirmed")
+    assert names[-3:] == ["MACD histogram", "DIF", "DEA"]
+
+
+def test_point_hover_lists_every_field_of_the_item() -> None:
+    """Fields a point item gains later show in its tooltip without the chart naming them."""
+    bars = load_csv(BTC)
+    doc = analyze(bars).to_dict()
+    doc["degrees"][0]["signals"][0]["ratio"] = 0.25
+    doc["signals"][0]["pivot"] = {"zd": 1.5}
+    t = traces(chart.figure(bars, doc, "t"))
+    (hover,) = t["degree 2 sell points"]["hovertext"]
+    assert hover.startswith("sell point type 3, degree 2 at 607.2 (may change)")
+    assert "ratio: 0.25" in hover.split("<br>") and "pen: 12" in hover.split("<br>")
+    assert "pivot: {&quot;zd&quot;: 1.5}" in t["buy points"]["hovertext"][0]
+
+
+def test_placement_stacks_colliding_labels() -> None:
+    """Two points at one bar: the first label clears both markers, the second stacks under it;
+    a point far apart keeps its label beside its marker."""
+    a = chart._Anchor("B1", 100.0, 50.0, 12.0, True)
+    b = chart._Anchor("D2 B1", 100.0, 50.0, 18.0, True)
+    c = chart._Anchor("S2", 400.0, 50.0, 12.0, False)
+    first, second, third = chart.place_labels([a, b, c])
+    # B1 would sit right under its marker but the D2 marker (18 px) around it is in the way.
+    assert first.top == 50.0 - 9.0 - chart.LABEL_GAP_PX
+    assert second.top == first.bottom - chart.LABEL_GAP_PX
+    assert third.bottom == 50.0 + 6.0 + chart.LABEL_GAP_PX
+    assert not first.overlaps(second)
+
+
+@pytest.mark.parametrize(("path", "crowded"), [(BTC, True), (SH_1M, False)], ids=["btc", "sh"])
+def test_no_two_labels_overlap_on_a_real_series(path: Path, crowded: bool) -> None:
+    """Every point of every degree is labelled, and no two label boxes overlap (nor a label and
+    a marker); on BTC some would if each sat beside its own marker (three points in the last
+    30 bars), so the rule is exercised."""
+    bars = load_csv(path)
+    a = analyze(bars)
+    placed = chart.label_boxes(bars, a)
+    doc = a.to_dict()
+    assert len(placed) == len(doc["signals"]) + sum(len(d["signals"]) for d in doc["degrees"])
+    assert {p.degree for p in placed} == {1, 2}
+    boxes = [p.box for p in placed]
+    for i, one in enumerate(boxes):
+        for other in boxes[i + 1 :]:
+            assert not one.overlaps(other), (one, other)
+    markers = [p.marker for p in placed]
+    for box in boxes:
+        assert not any(box.overlaps(m) for m in markers), box
+
+    def pushed(p: chart.PlacedLabel) -> bool:
+        """Whether the label is further from its marker than the gap: moved by the rule."""
+        if p.item["side"] == "buy":
+            return p.box.top < p.marker.bottom - chart.LABEL_GAP_PX - 1e-9
+        return p.box.bottom > p.marker.top + chart.LABEL_GAP_PX + 1e-9
+
+    moved = [p.text for p in placed if pushed(p)]
+    if crowded:
+        assert 0 < len(moved) < len(placed), "the series exercises the rule"
+
+
+MEASURE_LABELS = """<script>
+window.addEventListener("load", () => setTimeout(() => {
+  const boxes = [...document.querySelectorAll("g.textpoint text")].map((t) => {
+    const r = t.getBoundingClientRect();
+    return [t.textContent, r.left, r.top, r.right, r.bottom];
+  });
+  const panel = document.querySelector(".bglayer .bg").getBoundingClientRect();
+  const out = document.createElement("pre");
+  out.id = "label-boxes";
+  out.textContent = JSON.stringify({panel: [panel.width, panel.height], boxes: boxes});
+  document.body.appendChild(out);
+}, 3000));
+</script>"""
+"""Appended to a chart page: once plotly has drawn, writes every point label's box as the
+browser laid it out (pixels, y downward) into the page, for ``--dump-dom``."""
+
+
+Box = tuple[str, float, float, float, float]
+"""A label as drawn: text, left, top, right, bottom (pixels, y downward)."""
+
+
+def drawn_labels(
+    page: str, tmp_path: Path, name: str, window: str
+) -> tuple[tuple[float, float], list[Box]]:
+    """The price panel's size and the point labels' boxes as Chromium lays out ``page`` in a
+    window of ``window`` ("width,height") pixels."""
+    html = tmp_path / f"{name}.html"
+    html.write_text(page.replace("</body>", MEASURE_LABELS + "</body>"), encoding="utf-8")
+    argv = [
+        chromium(),
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        f"--window-size={window}",
+        "--virtual-time-budget=20000",
+        f"--user-data-dir={tmp_path / f'{name}-profile'}",
+        "--dump-dom",
+        html.as_uri(),
+    ]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=BROWSER_TIMEOUT_S)
+    assert done.returncode == 0, f"chromium failed:\n{done.stderr[-3000:]}"
+    found = re.search(r'<pre id="label-boxes">(.*?)</pre>', done.stdout, flags=re.DOTALL)
+    assert found, "the page did not report its labels"
+    report = json.loads(html_text.unescape(found.group(1)))
+    return tuple(report["panel"]), [tuple(b) for b in report["boxes"]]
+
+
+def overlapping(boxes: list[Box]) -> list[tuple[str, str]]:
+    out = []
+    for i, (text, left, top, right, bottom) in enumerate(boxes):
+        for other, left2, top2, right2, bottom2 in boxes[i + 1 :]:
+            if not (right <= left2 or right2 <= left or bottom <= top2 or bottom2 <= top):
+                out.append((text, other))
+    return out
+
+
+def naive_place(anchors: Sequence[Any]) -> list[chart.LabelBox]:
+    """Every label right beside its own marker: the placement without the rule."""
+    out = []
+    for a in anchors:
+        half = (len(a.text) * chart.LABEL_CHAR_PX + 4) / 2
+        near = a.size / 2 + chart.LABEL_GAP_PX
+        far = near + chart.LABEL_HEIGHT_PX
+        bottom, top = (a.y - far, a.y - near) if a.below else (a.y + near, a.y + far)
+        out.append(chart.LabelBox(a.text, a.x - half, bottom, a.x + half, top))
+    return out
+
+
+def test_the_browser_draws_every_label_apart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In headless Chromium, in a window whose price panel is just above the size the placement
+    assumes, the crowded BTC chart's point labels are all drawn, each within the size assumed,
+    and none overlaps another. A degree-2 point is added at the bar of the last degree-1 one
+    (the two labels would land on each other); with every label beside its own marker, the
+    same page has overlapping labels, so the check can fail."""
+    bars = load_csv(BTC)
+    doc = analyze(bars, with_macd=True).to_dict()
+    doc["degrees"][0]["signals"].append(dict(doc["signals"][-1]))
+    placed = chart.label_boxes(bars, doc)
+    panel, boxes = drawn_labels(chart.render(bars, doc, "BTC"), tmp_path, "labels", LABEL_WINDOW)
+    assert panel[0] >= chart.PLACEMENT_WIDTH_PX and panel[1] >= chart.PLACEMENT_HEIGHT_PX, panel
+    assert panel[1] < chart.PLACEMENT_HEIGHT_PX * 1.25, "the window tests the edge"
+    assert sorted(b[0] for b in boxes) == sorted(p.text for p in placed)
+    assert any(b[0].startswith("D2 ") for b in boxes)
+    for text, left, top, right, bottom in boxes:
+        assert right - left > 5 and bottom - top > 5, f"{text} is drawn"
+        assert right - left <= p_width(text) and bottom - top <= chart.LABEL_HEIGHT_PX, text
+    assert overlapping(boxes) == []
+
+    monkeypatch.setattr(chart, "place_labels", naive_place)
+    _, naive = drawn_labels(chart.render(bars, doc, "BTC"), tmp_path, "naive", LABEL_WINDOW)
+    assert overlapping(naive) != []
+
+
+def p_width(text: str) -> float:
+    """The width the placement gives a label."""
+    box = chart.place_labels([chart._Anchor(text, 0.0, 0.0, 12.0, True)])[0]
+    return box.right - box.left
 
 
 # --- The command line -------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """``trading-system chart FILE -o OUT.html``: the chart of a file's analysis (docs/CHARTS.md),
 one standalone HTML page (plotly, inline: it works offline) with the candlesticks, pens,
-segments, pivots, buy/sell points and MACD, the last N bars with ``--last``."""
+segments, pivots, buy/sell points (of every configured degree) and MACD, the last N bars with
+``--last``."""
 
 from __future__ import annotations
 
@@ -26,8 +27,9 @@ def register(sub: Subparsers) -> None:
         "chart",
         help="write the chart of a file's analysis as one HTML page (docs/CHARTS.md)",
         description="Analyze a file of bars (CSV, TSV, TXT or Parquet) and write its chart: "
-        "candlesticks, pens, segments, pivots, buy/sell points and MACD in one standalone HTML "
-        "page that works offline.",
+        "candlesticks, pens, segments, pivots, buy/sell points (every higher degree in its own "
+        "colour, toggled from the legend) and MACD in one standalone HTML page that works "
+        "offline.",
     )
     c.add_argument("file", type=Path, help=FILE_HELP)
     c.add_argument(
