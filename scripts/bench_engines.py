@@ -68,6 +68,9 @@ def rust_core(
                     "0",
                     "--modes",
                     mode,
+                    # The default configuration, as the Python engine and the binding run it.
+                    "--degrees",
+                    "2",
                     "--no-structure",
                     "--repeat",
                     str(repeat),

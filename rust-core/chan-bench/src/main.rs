@@ -7,6 +7,8 @@
 //! - `incremental+replace`: each bar appended first as a provisional bar (half the move, half
 //!   the volume), then `Session::replace_last` with the real one (two calls per bar);
 //!
+//! each once per `structure.degrees` asked for (`--degrees 1,2`: what the higher degrees of spec
+//! §13 cost, as a ratio to degree 1 measured in the same run),
 //! and, through a counting global allocator, the peak heap in use during the run beyond what was
 //! in use before it (the input `Vec<Bar>` and the bench's own state), per input bar.
 
@@ -19,6 +21,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use chan_core::config::MAX_DEGREES;
 use chan_core::{analyze, Analysis, Bar, EngineConfig, Session};
 use clap::Parser;
 use serde_json::{json, Value};
@@ -67,6 +70,10 @@ struct Args {
         default_value = "batch,incremental,replace"
     )]
     modes: Vec<Mode>,
+    /// Values of structure.degrees to measure, comma separated (1 to 4): every mode runs once
+    /// per value, in the same rounds, and each row is compared with degree 1 when it is listed.
+    #[arg(long, value_delimiter = ',', default_value = "1,2", value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_DEGREES)))]
+    degrees: Vec<u32>,
     /// Skip counting the structure (fractals, pens, segments...) found in each series.
     #[arg(long)]
     no_structure: bool,
@@ -95,6 +102,8 @@ struct Row {
     series: String,
     bars: usize,
     mode: &'static str,
+    /// `structure.degrees` of the run.
+    degrees: u32,
     /// Calls into the engine per bar (1, or 2 with replace).
     calls_per_bar: u32,
     secs: Vec<f64>,
@@ -166,11 +175,18 @@ fn measure<T>(f: impl FnOnce() -> T) -> Measured<T> {
 }
 
 impl Row {
-    fn new(series: &str, bars: &[Bar], mode: &'static str, calls_per_bar: u32) -> Self {
+    fn new(
+        series: &str,
+        bars: &[Bar],
+        mode: &'static str,
+        degrees: u32,
+        calls_per_bar: u32,
+    ) -> Self {
         Row {
             series: series.to_string(),
             bars: bars.len(),
             mode,
+            degrees,
             calls_per_bar,
             secs: Vec::new(),
             input_bytes: std::mem::size_of_val(bars),
@@ -193,9 +209,10 @@ impl Row {
 
     fn log(&self) {
         eprintln!(
-            "  {:<12} {:<20} best {:>8.3} s  median {:>8.3} s",
+            "  {:<12} {:<20} degrees {} best {:>8.3} s  median {:>8.3} s",
             self.series,
             self.mode,
+            self.degrees,
             self.best(),
             self.median()
         );
@@ -244,7 +261,7 @@ pub(crate) fn run_replace(bars: &[Bar], cfg: &EngineConfig) -> Session {
     s
 }
 
-/// The incremental engine must end where the batch one did.
+/// The incremental engine must end where the batch one did, higher degrees included.
 fn check_same(a: &Analysis, s: &Session, what: &str) -> Result<()> {
     let (e, f) = (&a.engine, s.engine());
     anyhow::ensure!(e.bars() == f.bars(), "{what}: bar counts differ");
@@ -254,7 +271,22 @@ fn check_same(a: &Analysis, s: &Session, what: &str) -> Result<()> {
     );
     anyhow::ensure!(e.pens() == f.pens(), "{what}: pens differ");
     anyhow::ensure!(&a.tail == s.tail(), "{what}: tails differ");
+    anyhow::ensure!(
+        a.document().degrees == s.document().degrees,
+        "{what}: higher degrees differ"
+    );
     Ok(())
+}
+
+/// The rows and last outputs of one `structure.degrees` value on one series.
+struct PerDegree {
+    cfg: EngineConfig,
+    batch: Row,
+    incr: Row,
+    repl: Row,
+    analysis: Option<Analysis>,
+    s_incr: Option<Session>,
+    s_repl: Option<Session>,
 }
 
 fn bench_series(
@@ -264,69 +296,107 @@ fn bench_series(
     rows: &mut Vec<Row>,
     info: &mut Vec<Value>,
 ) -> Result<()> {
-    let cfg = EngineConfig::default();
     let r = args.repeat.max(1);
     let on = |m: Mode| args.modes.contains(&m);
     eprintln!("{name}: {} bars", bars.len());
-    // The modes take turns, run after run, so that a slow spell of the machine hits them alike.
-    let mut batch = Row::new(name, bars, "batch", 1);
-    let mut incr = Row::new(name, bars, "incremental", 1);
-    let mut repl = Row::new(name, bars, "incremental+replace", 2);
-    let (mut analysis, mut s_incr, mut s_repl) = (None, None, None);
+    let mut degrees: Vec<u32> = args.degrees.clone();
+    degrees.sort_unstable();
+    degrees.dedup();
+    let mut runs: Vec<PerDegree> = degrees
+        .iter()
+        .map(|&d| {
+            let mut cfg = EngineConfig::default();
+            cfg.structure.degrees = d;
+            PerDegree {
+                cfg,
+                batch: Row::new(name, bars, "batch", d, 1),
+                incr: Row::new(name, bars, "incremental", d, 1),
+                repl: Row::new(name, bars, "incremental+replace", d, 2),
+                analysis: None,
+                s_incr: None,
+                s_repl: None,
+            }
+        })
+        .collect();
+    // The modes and degrees take turns, run after run, so that a slow spell of the machine hits
+    // them alike (the ratios between them are measured in the same rounds).
     let short = |row: &Row, m: Mode| on(m) && row.secs.iter().sum::<f64>() < args.min_seconds;
     let mut round = 0;
     while round < r
         || (round < MAX_ROUNDS
-            && (short(&batch, Mode::Batch)
-                || short(&incr, Mode::Incremental)
-                || short(&repl, Mode::Replace)))
+            && runs.iter().any(|p| {
+                short(&p.batch, Mode::Batch)
+                    || short(&p.incr, Mode::Incremental)
+                    || short(&p.repl, Mode::Replace)
+            }))
     {
         round += 1;
-        if on(Mode::Batch) {
-            batch.run(&mut analysis, || {
-                analyze(black_box(bars), &cfg, false).expect("valid series")
+        for p in &mut runs {
+            let cfg = p.cfg;
+            if on(Mode::Batch) {
+                p.batch.run(&mut p.analysis, || {
+                    analyze(black_box(bars), &cfg, false).expect("valid series")
+                });
+            }
+            if on(Mode::Incremental) {
+                p.incr
+                    .run(&mut p.s_incr, || run_incremental(black_box(bars), &cfg));
+            }
+            if on(Mode::Replace) {
+                p.repl
+                    .run(&mut p.s_repl, || run_replace(black_box(bars), &cfg));
+            }
+        }
+    }
+    let mut entry = json!({"series": name, "bars": bars.len()});
+    for p in runs {
+        let d = p.cfg.structure.degrees;
+        // The batch result checks the incremental ones and gives the structure counts.
+        let analysis = match p.analysis {
+            Some(a) => a,
+            None => analyze(bars, &p.cfg, false)?,
+        };
+        if let Some(s) = p.s_incr {
+            check_same(&analysis, &s, &format!("incremental, degrees {d}"))?;
+        }
+        if let Some(s) = p.s_repl {
+            check_same(&analysis, &s, &format!("incremental+replace, degrees {d}"))?;
+        }
+        for row in [p.batch, p.incr, p.repl] {
+            if !row.secs.is_empty() {
+                row.log();
+                rows.push(row);
+            }
+        }
+        // The structure of the highest degree asked for (degree 1 is the same in every run).
+        if !args.no_structure && Some(&d) == degrees.iter().max() {
+            let doc = analysis.document();
+            let higher: Vec<Value> = doc
+                .degrees
+                .iter()
+                .map(|g| {
+                    json!({
+                        "degree": g.degree,
+                        "segments": g.segments.len(),
+                        "pivots": g.pivots.len(),
+                        "signals": g.signals.len(),
+                    })
+                })
+                .collect();
+            entry["structure"] = json!({
+                "merged_bars": doc.merged_bars,
+                "fractals": doc.fractals.len(),
+                "pens": doc.pens.len(),
+                "segments": doc.segments.len(),
+                "pivots": doc.pivots.len(),
+                "signals": doc.signals.len(),
+                "degrees": higher,
             });
-        }
-        if on(Mode::Incremental) {
-            incr.run(&mut s_incr, || run_incremental(black_box(bars), &cfg));
-        }
-        if on(Mode::Replace) {
-            repl.run(&mut s_repl, || run_replace(black_box(bars), &cfg));
-        }
-    }
-    // The batch result checks the incremental ones and gives the structure counts.
-    let analysis = match analysis {
-        Some(a) => a,
-        None => analyze(bars, &cfg, false)?,
-    };
-    if let Some(s) = s_incr.take() {
-        check_same(&analysis, &s, "incremental")?;
-    }
-    if let Some(s) = s_repl.take() {
-        check_same(&analysis, &s, "incremental+replace")?;
-    }
-    for row in [batch, incr, repl] {
-        if !row.secs.is_empty() {
-            row.log();
-            rows.push(row);
         }
     }
     if on(Mode::Incremental) || on(Mode::Replace) {
-        eprintln!("  incremental results match batch (merged bars, pens, tail)");
+        eprintln!("  incremental results match batch (merged bars, pens, tail, higher degrees)");
     }
-    let mut entry = json!({"series": name, "bars": bars.len()});
-    if !args.no_structure {
-        let doc = analysis.document();
-        entry["structure"] = json!({
-            "merged_bars": doc.merged_bars,
-            "fractals": doc.fractals.len(),
-            "pens": doc.pens.len(),
-            "segments": doc.segments.len(),
-            "pivots": doc.pivots.len(),
-            "signals": doc.signals.len(),
-        });
-    }
-    drop(analysis);
     info.push(entry);
     Ok(())
 }
@@ -440,10 +510,11 @@ fn main() -> Result<()> {
     // The report.
     println!("## chan-core benchmark\n");
     println!(
-        "- machine: {nproc} logical CPUs (nproc), {cpu}; load average at start {load}; runs on CPU(s) {cpus}\n- git commit: {commit}{}\n- repeats: at least {} runs and {} s of timed runs per mode (runs column; best and median of them, modes taking turns); default EngineConfig, keep_macd=false; parsing/generation not timed\n- heap: {}{}",
+        "- machine: {nproc} logical CPUs (nproc), {cpu}; load average at start {load}; runs on CPU(s) {cpus}\n- git commit: {commit}{}\n- repeats: at least {} runs and {} s of timed runs per mode (runs column; best and median of them, modes and degrees taking turns); default EngineConfig with structure.degrees = {} (degrees column), keep_macd=false; parsing/generation not timed\n- heap: {}{}",
         if dirty { " (with uncommitted changes to chan-core, chan-bench or Cargo.lock)" } else { "" },
         args.repeat.max(1),
         args.min_seconds,
+        args.degrees.iter().map(u32::to_string).collect::<Vec<_>>().join(", "),
         args.heap.as_str(),
         match args.heap {
             alloc::Heap::Cold => " (large blocks always freshly mmapped: the kernel's page faults and zeroing of the output are included)",
@@ -455,31 +526,40 @@ fn main() -> Result<()> {
         "- bytes/bar beyond input: peak heap during the run minus the heap in use before it (the input Vec<Bar>, {} B/bar, is not counted), realloc counted as alloc+copy+free (upper bound; the in-place figure is in the JSON)\n- incremental+replace: per bar, append(provisional bar) then replace_last(real bar); bars/s counts real bars\n",
         std::mem::size_of::<Bar>()
     );
-    println!("| series | bars | mode | runs | best bars/s | median bars/s | ns/bar | bytes/bar beyond input | cost vs batch |");
-    println!("|---|---:|---|---:|---:|---:|---:|---:|---:|");
-    let batch_ns = |s: &str| {
+    println!("- cost vs batch: ns/bar over batch's at the same degrees; cost vs degree 1: ns/bar over the same mode's at structure.degrees = 1 (best runs of the same rounds)\n");
+    println!("| series | bars | degrees | mode | runs | best bars/s | median bars/s | ns/bar | bytes/bar beyond input | cost vs batch | cost vs degree 1 |");
+    println!("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+    // Best ns/bar of another row of the same series.
+    let ns_of = |s: &str, mode: &str, degrees: u32| {
         rows.iter()
-            .find(|r| r.series == s && r.mode == "batch")
+            .find(|r| r.series == s && r.mode == mode && r.degrees == degrees)
             .map(Row::ns_per_bar)
     };
+    let vs_batch = |r: &Row| ns_of(&r.series, "batch", r.degrees).map(|b| r.ns_per_bar() / b);
+    let vs_degree_1 = |r: &Row| ns_of(&r.series, r.mode, 1).map(|b| r.ns_per_bar() / b);
+    let times = |x: Option<f64>| x.map_or("-".into(), |x| format!("{x:.2}×"));
     let mut json_rows = Vec::new();
     for r in &rows {
-        let ratio = batch_ns(&r.series).map(|b| r.ns_per_bar() / b);
+        let ratio = vs_batch(r);
+        let ratio_1 = vs_degree_1(r);
         println!(
-            "| {} | {} | {} | {} | {} | {} | {:.2} | {:.1} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.1} | {} | {} |",
             r.series,
             r.bars,
+            r.degrees,
             r.mode,
             r.secs.len(),
             fmt_rate(r.best_rate()),
             fmt_rate(r.median_rate()),
             r.ns_per_bar(),
             r.bytes_per_bar(),
-            ratio.map_or("-".into(), |x| format!("{x:.2}×")),
+            times(ratio),
+            times(ratio_1),
         );
         json_rows.push(json!({
             "series": r.series,
             "bars": r.bars,
+            "degrees": r.degrees,
             "mode": r.mode,
             "engine_calls_per_bar": r.calls_per_bar,
             "best_bars_per_s": r.best_rate(),
@@ -487,6 +567,7 @@ fn main() -> Result<()> {
             "best_ns_per_bar": r.ns_per_bar(),
             "median_ns_per_bar": r.median() * 1e9 / r.bars as f64,
             "cost_vs_batch": ratio,
+            "cost_vs_degree_1": ratio_1,
             "run_secs": r.secs,
             "input_bytes": r.input_bytes,
             "peak_bytes_beyond_input": r.extra_peak,
@@ -506,6 +587,7 @@ fn main() -> Result<()> {
     }
     // Targets.
     println!();
+    let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
     for r in &rows {
         let (label, ok) = match r.mode {
             "batch" => (
@@ -513,25 +595,42 @@ fn main() -> Result<()> {
                 r.best_rate() >= 25e6,
             ),
             "incremental" => {
-                let x = batch_ns(&r.series).map_or(f64::NAN, |b| r.ns_per_bar() / b);
+                let x = vs_batch(r).unwrap_or(f64::NAN);
                 (format!("incremental ≤ 2× batch cost: {x:.2}×"), x <= 2.0)
             }
             _ => continue,
         };
         println!(
-            "- {}: {label} — {}",
+            "- {} degrees {}: {label} — {}",
             r.series,
-            if ok { "met" } else { "MISSED" }
+            r.degrees,
+            verdict(ok)
         );
+    }
+    // Issue 17: the higher degrees cost at most 10% over degree 1 alone, batch and streaming.
+    for r in rows
+        .iter()
+        .filter(|r| r.degrees > 1 && r.mode != "incremental+replace")
+    {
+        if let Some(x) = vs_degree_1(r) {
+            println!(
+                "- {} degrees {} {}: ≤ 1.10× degree 1: {x:.2}× — {}",
+                r.series,
+                r.degrees,
+                r.mode,
+                verdict(x <= 1.10)
+            );
+        }
     }
     for r in &rows {
         if r.mode == "batch" || r.mode == "incremental" {
             let b = r.bytes_per_bar();
             println!(
-                "- {} {}: ≤ 100 B/bar beyond input: {b:.1} — {}",
+                "- {} degrees {} {}: ≤ 100 B/bar beyond input: {b:.1} — {}",
                 r.series,
+                r.degrees,
                 r.mode,
-                if b <= 100.0 { "met" } else { "MISSED" }
+                verdict(b <= 100.0)
             );
         }
     }
@@ -545,7 +644,8 @@ fn main() -> Result<()> {
                 "min_seconds": args.min_seconds,
                 "synthetic_bars": args.synthetic,
                 "seed": args.seed,
-                "config": "EngineConfig::default()",
+                "config": "EngineConfig::default(), structure.degrees per row",
+                "degrees": args.degrees,
                 "keep_macd": false,
                 "heap": args.heap.as_str(),
                 "heap_policy_applied": heap_applied,
