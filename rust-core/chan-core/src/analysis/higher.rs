@@ -42,16 +42,18 @@ impl Degree {
     }
 }
 
+/// The stroke of the degree above that segment `s` (over `pens`) is.
+fn stroke(pens: &[Pen], s: &SegmentSpan) -> Pen {
+    Pen {
+        dir: s.dir,
+        start: pens[s.first_pen as usize].start,
+        end: pens[s.last_pen as usize].end,
+    }
+}
+
 /// The strokes of the degree above `spans` (segments over `pens`).
 fn strokes_of(pens: &[Pen], spans: &[SegmentSpan]) -> Vec<Pen> {
-    spans
-        .iter()
-        .map(|s| Pen {
-            dir: s.dir,
-            start: pens[s.first_pen as usize].start,
-            end: pens[s.last_pen as usize].end,
-        })
-        .collect()
+    spans.iter().map(|s| stroke(pens, s)).collect()
 }
 
 /// One degree from its strokes, of which `finals` are final.
@@ -148,6 +150,12 @@ struct LiveLevel {
     /// The strokes after `finals` are not those `tail` was derived from (a bar settled or was
     /// undone): the tail must be derived again whatever the degree below did.
     dirty: bool,
+    /// The scans of the forming segments of the last tail derived, and how many strokes are
+    /// surely the same as then (the memo resumes the scans that read only those).
+    memo: FormingMemo,
+    unchanged: usize,
+    /// Working space: the next tail, swapped with `tail` once derived.
+    fresh: LevelTail,
 }
 
 /// A higher degree's non-settled segments with their pivots and points, and the chart points
@@ -198,6 +206,8 @@ pub struct DegreeChange {
 pub(super) struct LiveHigher {
     levels: Vec<LiveLevel>,
     marks: Vec<LevelMark>,
+    /// Working space: the strokes of the degree below's non-settled segments.
+    extra: Vec<Pen>,
 }
 
 impl LiveLevel {
@@ -221,6 +231,9 @@ impl LiveLevel {
             strengths: StrengthCache::default(),
             tail: LevelTail::default(),
             dirty: false,
+            memo: FormingMemo::default(),
+            unchanged: 0,
+            fresh: LevelTail::default(),
         }
     }
 
@@ -229,6 +242,8 @@ impl LiveLevel {
         if self.backup.is_none() {
             self.backup = Some(self.seg.clone());
         }
+        // The strokes from `finals` on were the tail's; the new final ones may differ from them.
+        self.unchanged = self.unchanged.min(self.finals);
         self.strokes.truncate(self.finals);
         self.strokes.extend_from_slice(new);
         self.finals = self.strokes.len();
@@ -249,14 +264,30 @@ impl LiveLevel {
     }
 
     /// Derives the tail again with `extra`, the strokes of the degree below's non-settled
-    /// segments; returns whether it changed as output.
+    /// segments; returns whether it changed as output. The same strokes as the tail was derived
+    /// from give the same tail: nothing is derived then.
     fn retail(&mut self, extra: &[Pen], cfg: &EngineConfig, histogram: &Column<f64>) -> bool {
+        let now = &self.strokes[self.finals.min(self.strokes.len())..];
+        let same = now.iter().zip(extra).take_while(|(a, b)| a == b).count();
+        if !self.dirty && same == extra.len() && same == now.len() {
+            return false;
+        }
+        let stable = self.unchanged.min(self.finals + same);
         self.strokes.truncate(self.finals);
         self.strokes.extend_from_slice(extra);
-        let mut t = LevelTail::default();
-        let memo = &mut FormingMemo::default();
-        self.seg
-            .tail(&self.strokes, &mut self.scratch, memo, 0, &mut t.segments);
+        let t = &mut self.fresh;
+        t.segments.clear();
+        t.pivots.clear();
+        t.signals.clear();
+        t.ends.clear();
+        (self.seg).tail(
+            &self.strokes,
+            &mut self.scratch,
+            &mut self.memo,
+            stable as u32,
+            &mut t.segments,
+        );
+        self.unchanged = self.strokes.len();
         let inputs = Inputs {
             pens: &self.strokes,
             finals: self.finals as u32,
@@ -287,8 +318,8 @@ impl LiveLevel {
         }
         t.ends
             .extend(t.signals.iter().map(|g| at(&s[g.pen as usize].end)));
-        let changed = t != self.tail;
-        self.tail = t;
+        let changed = self.fresh != self.tail;
+        std::mem::swap(&mut self.fresh, &mut self.tail);
         self.dirty = false;
         changed
     }
@@ -314,7 +345,11 @@ impl LiveHigher {
             .map(|d| LiveLevel::new(d, cfg))
             .collect();
         let marks = vec![LevelMark::default(); levels.len()];
-        Self { levels, marks }
+        Self {
+            levels,
+            marks,
+            extra: Vec::new(),
+        }
     }
 
     /// Records the lengths the next bar may change (called on every append).
@@ -338,6 +373,7 @@ impl LiveHigher {
             }
             if lv.finals != m.finals {
                 lv.strokes.truncate(m.finals);
+                lv.unchanged = lv.unchanged.min(m.finals);
                 lv.dirty = true;
             }
             lv.finals = m.finals;
@@ -390,8 +426,12 @@ impl LiveHigher {
                 None => (engine.pens(), &tail.segments),
                 Some(b) => (&b.strokes, &b.tail.segments),
             };
-            let tail_changed = (below_changed || lv.dirty)
-                && lv.retail(&strokes_of(pens, unsettled), cfg, &engine.histogram);
+            let tail_changed = (below_changed || lv.dirty) && {
+                let extra = &mut self.extra;
+                extra.clear();
+                extra.extend(unsettled.iter().map(|s| stroke(pens, s)));
+                lv.retail(extra, cfg, &engine.histogram)
+            };
             let m = self.marks[k];
             out.push(DegreeChange {
                 degree: lv.degree,
