@@ -89,6 +89,7 @@ fn build(
             &inputs,
             span,
             &pivots[from..],
+            from as u32,
             confirmed,
             &mut cache,
             &mut signals,
