@@ -333,5 +333,13 @@ pub(super) fn derive(
     find_pivots(inputs.pens, span, index as u32, pivots);
     let settled = confirmed && span.confirmable();
     let first = from as u32;
-    segment_signals(inputs, span, &pivots[from..], first, settled, cache, signals);
+    segment_signals(
+        inputs,
+        span,
+        &pivots[from..],
+        first,
+        settled,
+        cache,
+        signals,
+    );
 }
