@@ -32,7 +32,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from trading_system.convert import side_name, splice_start
 from trading_system.errors import ChanError
@@ -151,9 +151,11 @@ def _key(degree: int, s: pb.Signal) -> Key:
     return (degree, str(s.type), side_name(s.side), s.point.time)
 
 
-def _finite(s: pb.Signal, field: str) -> float | None:
+def _finite(
+    s: pb.Signal, field: Literal["entering_strength", "leaving_strength", "ratio"]
+) -> float | None:
     """A type-1 strength or ratio as recorded: NULL when absent or not a finite number."""
-    if not s.HasField(field):  # type: ignore[arg-type]
+    if not s.HasField(field):
         return None
     x: float = getattr(s, field)
     return x if math.isfinite(x) else None
