@@ -88,6 +88,7 @@ Row = tuple[int, float, float, float, float, float]
 """One bar as the engine takes it: ``(time ms, open, high, low, close, volume)``."""
 Side = Literal["buy", "sell"]
 Kind = Literal["top", "bottom"]
+Edge = Literal["zd", "zg"]
 ConfigDoc = dict[str, dict[str, Any]]
 """A configuration as data: ``{section: {key: value}}``."""
 
@@ -100,6 +101,8 @@ _SIDE: dict[Side, pb.Side] = {"buy": pb.BUY, "sell": pb.SELL}
 _DIRECTION_NAME: dict[pb.Direction, Direction] = {v: k for k, v in _DIRECTION.items()}
 _KIND_NAME: dict[pb.FractalKind, Kind] = {v: k for k, v in _KIND.items()}
 _SIDE_NAME: dict[pb.Side, Side] = {v: k for k, v in _SIDE.items()}
+_EDGE: dict[Edge | None, pb.PivotEdge] = {None: pb.PIVOT_EDGE_UNSPECIFIED, "zd": pb.ZD, "zg": pb.ZG}
+_EDGE_NAME: dict[pb.PivotEdge, Edge | None] = {v: k for k, v in _EDGE.items()}
 
 Splice = pb.FractalSplice | pb.PenSplice | pb.SegmentSplice | pb.PivotSplice | pb.SignalSplice
 
@@ -325,12 +328,22 @@ class _Render:
         )
 
     def signal(self, d: SignalDoc) -> pb.Signal:
+        one = d["type"] == "1"
         return pb.Signal(
             type=int(d["type"]),
             side=_SIDE[d["side"]],
             pen=d["pen"],
             point=self.point(d),
             final=d["final"],
+            pivot=d["pivot"],
+            zd=d["zd"],
+            zg=d["zg"],
+            # Type 1 only; NaN where the document shows null (not a finite number, §12.5).
+            entering_strength=_nan(d["entering_strength"]) if one else None,
+            leaving_strength=_nan(d["leaving_strength"]) if one else None,
+            ratio=_nan(d["ratio"]) if one else None,
+            follows=d["follows"],
+            edge=_EDGE[d["edge"]],
         )
 
     def tail(self, d: TailDoc) -> pb.Tail:
@@ -493,7 +506,26 @@ def _signal_doc(g: pb.Signal) -> SignalDoc:
         "time": format_time(p.time),
         "price": p.price,
         "final": g.final,
+        "pivot": g.pivot,
+        "zd": g.zd,
+        "zg": g.zg,
+        "entering_strength": _finite(g, "entering_strength"),
+        "leaving_strength": _finite(g, "leaving_strength"),
+        "ratio": _finite(g, "ratio"),
+        "follows": g.follows if g.HasField("follows") else None,
+        "edge": _EDGE_NAME[g.edge],
     }
+
+
+def _finite(
+    g: pb.Signal, field: Literal["entering_strength", "leaving_strength", "ratio"]
+) -> float | None:
+    """A type-1 point's strength or ratio as the document shows it: ``None`` when absent or not
+    a finite number."""
+    if not g.HasField(field):
+        return None
+    x: float = getattr(g, field)
+    return x if math.isfinite(x) else None
 
 
 def _repair_doc(r: pb.Repair) -> RepairDoc:

@@ -55,8 +55,10 @@ FORMATS: tuple[FileFormat, ...] = ("csv", "parquet")
 
 
 class Column(NamedTuple):
-    """One column of a frame: its dtype (``int64``, ``float64``, ``bool``, ``string`` — pandas'
-    ``StringDtype`` — or ``time``, tz-aware milliseconds in the series' zone) and meaning."""
+    """One column of a frame: its dtype (``int64``, ``Int64`` — pandas' nullable integers, NA
+    where absent —, ``float64`` (NaN where absent), ``bool``, ``string`` — pandas'
+    ``StringDtype``, NA where absent — or ``time``, tz-aware milliseconds in the series' zone)
+    and meaning."""
 
     dtype: str
     doc: str
@@ -148,6 +150,20 @@ FRAME_COLUMNS: Mapping[str, Mapping[str, Column]] = MappingProxyType(
                 "time": Column("time", "that bar's time"),
                 "price": Column("float64", "the pen's end price"),
                 "final": Column("bool", "can no longer change"),
+                "pivot": Column("int64", "the pivot (same degree) it was derived from"),
+                "zd": Column("float64", "that pivot's ZD"),
+                "zg": Column("float64", "that pivot's ZG"),
+                "entering_strength": Column(
+                    "float64", "type 1: strength (§8) of the pen entering the pivot (else NaN)"
+                ),
+                "leaving_strength": Column(
+                    "float64", "type 1: strength (§8) of the leaving pen (else NaN)"
+                ),
+                "ratio": Column(
+                    "float64", "type 1: leaving / entering, compared with divergence_rate"
+                ),
+                "follows": Column("Int64", "type 2: the pen of the type-1 point it follows"),
+                "edge": Column("string", 'type 3: the pivot edge cleared, "zg" (buy) or "zd"'),
             }
         ),
     }
@@ -168,6 +184,8 @@ def _dtype(column: Column, tz: str) -> Any:
         return pd.DatetimeTZDtype("ms", tz)
     if column.dtype == "string":
         return pd.StringDtype()
+    if column.dtype == "Int64":
+        return pd.Int64Dtype()
     return np.dtype(column.dtype)
 
 
@@ -323,8 +341,21 @@ def signals_frame(a: Analysis) -> pd.DataFrame:
         "time": _iso_ms(_column(gs, "time")),
         "price": _column(gs, "price", np.float64),
         "final": _column(gs, "final", bool),
+        "pivot": _column(gs, "pivot", np.int64),
+        "zd": _column(gs, "zd", np.float64),
+        "zg": _column(gs, "zg", np.float64),
+        **{
+            k: np.array([_nan(getattr(g, k)) for g in gs], dtype=np.float64)
+            for k in ("entering_strength", "leaving_strength", "ratio")
+        },
+        "follows": _column(gs, "follows"),
+        "edge": _column(gs, "edge"),
     }
     return _frame("signals", values, a.tz, n)
+
+
+def _nan(x: float | None) -> float:
+    return np.nan if x is None else x
 
 
 _BUILDERS: Mapping[str, Callable[[Analysis], pd.DataFrame]] = {

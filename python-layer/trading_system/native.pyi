@@ -4,7 +4,7 @@ Results are frozen objects: the analysis document (docs/CHAN_THEORY.md §12.6) a
 document (§12.7) field by field, names as in the JSON (``final``, ``type``). Every read of an
 attribute that holds objects or arrays gives new ones; equal items compare equal."""
 
-from typing import Generic, TypeVar, final
+from typing import Generic, Literal, TypeVar, final
 
 import numpy as np
 import numpy.typing as npt
@@ -145,7 +145,8 @@ class Pivot:
 
 @final
 class Signal:
-    """A buy/sell point (买卖点) at the end of pen ``pen``."""
+    """A buy/sell point (买卖点) at the end of pen ``pen``, with what it was derived from (the
+    document's fields, docs/CHAN_THEORY.md §12.6)."""
 
     @property
     def type(self) -> str: ...
@@ -161,6 +162,22 @@ class Signal:
     def price(self) -> float: ...
     @property
     def final(self) -> bool: ...
+    @property
+    def pivot(self) -> int: ...
+    @property
+    def zd(self) -> float: ...
+    @property
+    def zg(self) -> float: ...
+    @property
+    def entering_strength(self) -> float | None: ...
+    @property
+    def leaving_strength(self) -> float | None: ...
+    @property
+    def ratio(self) -> float | None: ...
+    @property
+    def follows(self) -> int | None: ...
+    @property
+    def edge(self) -> Literal["zd", "zg"] | None: ...
 
 @final
 class Repair:

@@ -186,7 +186,11 @@ class Pivot:
 @dataclass(frozen=True, slots=True)
 class Signal:
     """A buy/sell point (买卖点) of ``type`` ``"1"``, ``"2"`` or ``"3"``, at the end of pen
-    ``pen``; ``final`` once it can no longer change."""
+    ``pen``; ``final`` once it can no longer change. What it was derived from (docs/CHAN_THEORY.md
+    §12.6): ``pivot`` (index in the same degree's pivots) with its ``zd``/``zg``; type 1's
+    ``entering_strength``, ``leaving_strength`` and ``ratio`` (leaving / entering; ``None`` for
+    other types, or when not a finite number); type 2's ``follows`` (the type-1 point's pen);
+    type 3's ``edge`` (``"zg"`` for a buy, ``"zd"`` for a sell)."""
 
     type: str
     side: str
@@ -195,21 +199,41 @@ class Signal:
     time: str
     price: float
     final: bool
+    pivot: int
+    zd: float
+    zg: float
+    entering_strength: float | None
+    leaving_strength: float | None
+    ratio: float | None
+    follows: int | None
+    edge: str | None
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Signal:
-        return cls(d["type"], d["side"], d["pen"], d["index"], d["time"], d["price"], d["final"])
+        return cls(*(d[k] for k in _SIGNAL_KEYS))
 
     def to_dict(self) -> Doc:
-        return {
-            "type": self.type,
-            "side": self.side,
-            "pen": self.pen,
-            "index": self.index,
-            "time": self.time,
-            "price": self.price,
-            "final": self.final,
-        }
+        return {k: getattr(self, k) for k in _SIGNAL_KEYS}
+
+
+_SIGNAL_KEYS = (
+    "type",
+    "side",
+    "pen",
+    "index",
+    "time",
+    "price",
+    "final",
+    "pivot",
+    "zd",
+    "zg",
+    "entering_strength",
+    "leaving_strength",
+    "ratio",
+    "follows",
+    "edge",
+)
+"""A signal's keys in the document's order (the attribute names too)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -385,7 +409,7 @@ def _pivot_from_native(z: Any) -> Pivot:
 
 
 def _signal_from_native(g: Any) -> Signal:
-    return Signal(g.type, g.side, g.pen, g.index, g.time, g.price, g.final)
+    return Signal(*(getattr(g, k) for k in _SIGNAL_KEYS))
 
 
 def _repair_from_native(r: Any) -> Repair:

@@ -12,7 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Messages know their full names (`prost::Name`): the codec names the type it refuses.
     config.enable_type_names();
     // Messages with plain doubles, written by hand to send -0.0 (src/wire.rs).
-    for name in ["Bar", "Point", "Pivot", "Repair", "MacdPoint"] {
+    for name in ["Bar", "Point", "Pivot", "Signal", "Repair", "MacdPoint"] {
         config.extern_path(
             format!(".trading.v1.{name}"),
             format!("crate::wire::{name}"),

@@ -67,8 +67,21 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows as plain Python values (numpy scalars become ints, floats, bools)."""
     out = []
     for row in frame.to_dict("records"):
-        out.append({k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()})
+        out.append({k: _plain(v) for k, v in row.items()})
     return out
+
+
+def _plain(v: Any) -> Any:
+    """A cell as a plain Python value: numpy scalars become ints, floats, bools; NA (nullable
+    columns) becomes None."""
+    if v is pd.NA:
+        return None
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _null(x: float) -> float | None:
+    """A float cell as the document shows it: NaN (absent) is null."""
+    return None if math.isnan(x) else x
 
 
 def document_of(frames: dict[str, pd.DataFrame]) -> dict[str, list[dict[str, Any]]]:
@@ -126,6 +139,12 @@ def document_of(frames: dict[str, pd.DataFrame]) -> dict[str, list[dict[str, Any
             "time": _iso(r["time"]),
             "price": r["price"],
             "final": r["final"],
+            "pivot": r["pivot"],
+            "zd": r["zd"],
+            "zg": r["zg"],
+            **{k: _null(r[k]) for k in ("entering_strength", "leaving_strength", "ratio")},
+            "follows": r["follows"],
+            "edge": r["edge"],
         }
         for r in _records(frames["signals"])
     ]
@@ -145,6 +164,8 @@ def check_shape(frames: dict[str, pd.DataFrame], tz: str) -> None:
                 assert str(dtype.tz) == tz and dtype.unit == "ms", (kind, name, dtype)
             elif column.dtype == "string":
                 assert isinstance(dtype, pd.StringDtype), (kind, name, dtype)
+            elif column.dtype == "Int64":
+                assert isinstance(dtype, pd.Int64Dtype), (kind, name, dtype)
             else:
                 assert dtype == np.dtype(column.dtype), (kind, name, dtype)
 
@@ -404,7 +425,9 @@ def test_analyze_out_writes_one_file_per_kind(
                     blank = np.count_nonzero((g == "").to_numpy())
                     assert blank == np.count_nonzero(w.isna().to_numpy()) and "nan" not in set(g)
                 else:
-                    assert g.tolist() == w.astype(str).tolist(), (kind, name_)
+                    # Integers and texts; NA (nullable columns) is an empty cell.
+                    shown = ["" if x is pd.NA else str(x) for x in w.tolist()]
+                    assert g.tolist() == shown, (kind, name_)
 
 
 def test_analyze_out_csv_in_a_zone(tmp_path: Path) -> None:

@@ -98,7 +98,10 @@ FIELDS = {
         *("segment", "first_pen", "last_pen", "zd", "zg", "dd", "gg"),
         *("start", "end", "confirmed"),
     ),
-    "Signal": ("type", "side", "pen", "index", "time", "price", "final"),
+    "Signal": (
+        *("type", "side", "pen", "index", "time", "price", "final", "pivot", "zd", "zg"),
+        *("entering_strength", "leaving_strength", "ratio", "follows", "edge"),
+    ),
     "Repair": ("index", "old_high", "old_low", "new_high", "new_low"),
     "MacdPoint": ("dif", "dea", "histogram"),
     "Tail": ("segments", "pivots", "signals"),

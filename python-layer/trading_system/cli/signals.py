@@ -1,6 +1,8 @@
 """``trading-system signals [--symbol S] [--timeframe T] [--current] [--json] [--tz ZONE]``:
-the buy/sell points the monitor recorded from streams (``system.signals_file``, read only),
-oldest bar first, times in ``--tz``; a signal that disappeared is shown as gone."""
+the buy/sell points the monitor recorded from streams (``system.signals_file``), by degree,
+oldest bar first, times in ``--tz``, each with what it was derived from (its pivot; a type-1
+point's strengths, a type-2 point's type-1 pen, a type-3 point's edge); a signal that
+disappeared is shown as gone."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from trading_system.times import TimeFormat, check_zone
 
 if TYPE_CHECKING:
     from trading_system.cli.common import Subparsers
+    from trading_system.signal_store import StoredSignal
 
 
 def register(sub: Subparsers) -> None:
@@ -56,9 +59,12 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         raise Failure("error: no signals file: system.signals_file is empty (give --file)")
     if not path.is_file():
         raise Failure(f"error: {path}: no such signals file (the monitor writes it)")
-    from trading_system.signal_store import SignalStore
+    from trading_system.signal_store import SignalStore, SignalStoreError
 
-    store = SignalStore(path)
+    try:
+        store = SignalStore(path)
+    except SignalStoreError as e:
+        raise Failure(f"error: {e}") from None
     try:
         rows = store.list(args.symbol, args.timeframe, args.current)
     finally:
@@ -78,9 +84,12 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         [
             f"{r.symbol}/{r.timeframe}",
             clocks[(r.symbol, r.timeframe)](r.time_ms),
+            f"degree {r.degree}",
             f"{r.side} {r.type}",
             f"{r.price:g}",
             "final" if r.final else "not final",
+            _pivot(r),
+            _derivation(r),
             f"gone {now_clock(r.gone_ms)}" if r.gone_ms is not None else "",
         ]
         for r in rows
@@ -90,3 +99,33 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return OK
     out.write("\n".join(common.table(table, set())) + "\n")
     return OK
+
+
+def _number(x: float | None) -> str:
+    """A recorded strength or ratio; ``-`` where the document has null (not a finite number)."""
+    return "-" if x is None else f"{x:.4g}"
+
+
+def _pivot(r: StoredSignal) -> str:
+    """The pivot a point was derived from, ``pivot 2 [ZD, ZG]``; empty in rows recorded before
+    points carried it."""
+    if r.pivot is None:
+        return ""
+    return f"pivot {r.pivot} [{r.zd:g}, {r.zg:g}]"
+
+
+def _derivation(r: StoredSignal) -> str:
+    """Type 1: the strengths compared, ``leaving / entering = ratio``; type 2: the type-1 point
+    it follows; type 3: the pivot edge cleared."""
+    if r.pivot is None:
+        return ""
+    if r.type == "1":
+        return (
+            f"strength {_number(r.leaving_strength)} / {_number(r.entering_strength)}"
+            f" = {_number(r.ratio)}"
+        )
+    if r.type == "2" and r.follows is not None:
+        return f"follows pen {r.follows}"
+    if r.type == "3" and r.edge is not None:
+        return f"cleared {r.edge.upper()}"
+    return ""

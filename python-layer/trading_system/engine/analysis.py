@@ -285,6 +285,7 @@ class Engine:
                 self.min_pivots,
                 span,
                 pivots[at:],
+                at,
                 confirmed and span.confirmed,
                 cache,
                 signals,

@@ -9,6 +9,7 @@ import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict
 
+from trading_system.engine.signal import ieee_div
 from trading_system.engine.timestamp import format_ms
 
 if TYPE_CHECKING:
@@ -80,7 +81,11 @@ class PivotDoc(TypedDict):
 
 
 class SignalDoc(TypedDict):
-    """A buy/sell point (买卖点) of type ``"1"``, ``"2"`` or ``"3"`` at the end of pen ``pen``."""
+    """A buy/sell point (买卖点) of type ``"1"``, ``"2"`` or ``"3"`` at the end of pen ``pen``,
+    with what it was derived from (§12.5): ``pivot`` (index in the same degree's ``pivots``) and
+    its ``zd``/``zg``; type 1 the strengths compared and ``ratio`` = leaving / entering (``None``
+    otherwise, or when not a finite number); type 2 the pen of the type-1 point it ``follows``;
+    type 3 the pivot ``edge`` its leaving pen cleared."""
 
     type: str
     side: Literal["buy", "sell"]
@@ -89,6 +94,14 @@ class SignalDoc(TypedDict):
     time: str
     price: float
     final: bool
+    pivot: int
+    zd: float
+    zg: float
+    entering_strength: float | None
+    leaving_strength: float | None
+    ratio: float | None
+    follows: int | None
+    edge: Literal["zd", "zg"] | None
 
 
 class DegreeDoc(TypedDict):
@@ -218,6 +231,11 @@ def _opt(x: float) -> float | None:
     return None if math.isnan(x) else x
 
 
+def _finite(x: float) -> float | None:
+    """A strength or ratio as the document shows it: ``None`` unless a finite number (§12.5)."""
+    return x if math.isfinite(x) else None
+
+
 def _opts(xs: Iterable[float]) -> list[float | None]:
     return [_opt(x) for x in xs]
 
@@ -281,8 +299,12 @@ class Renderer:
             "confirmed": confirmed,
         }
 
-    def signal(self, s: Signal) -> SignalDoc:
+    def signal(self, s: Signal, pivots: Sequence[Pivot], offset: int = 0) -> SignalDoc:
+        """A point whose pivot is ``pivots[s.pivot]``, shown at index ``offset + s.pivot`` of
+        the document's pivots (``offset``: the final pivots before a tail's)."""
         end = self.pens[s.pen].end
+        z = pivots[s.pivot]
+        one = s.kind == 1
         return {
             "type": str(s.kind),
             "side": "buy" if s.buy else "sell",
@@ -291,16 +313,25 @@ class Renderer:
             "time": format_ms(self.times[end.index]),
             "price": end.price,
             "final": s.final,
+            "pivot": offset + s.pivot,
+            "zd": z.zd,
+            "zg": z.zg,
+            "entering_strength": _finite(s.entering) if one else None,
+            "leaving_strength": _finite(s.leaving) if one else None,
+            "ratio": _finite(ieee_div(s.leaving, s.entering)) if one else None,
+            "follows": s.pen - 2 if s.kind == 2 else None,
+            "edge": ("zg" if s.buy else "zd") if s.kind == 3 else None,
         }
 
     def final_pivot(self, segments: list[SegmentSpan], z: Pivot) -> PivotDoc:
         return self.pivot(z, segments[z.segment].confirmed)
 
-    def tail(self, t: Tail) -> TailDoc:
+    def tail(self, t: Tail, finals: int) -> TailDoc:
+        """The tail, after ``finals`` final pivots."""
         return {
             "segments": [self.segment(s, False) for s in t.segments],
             "pivots": [self.pivot(z, False) for z in t.pivots],
-            "signals": [self.signal(s) for s in t.signals],
+            "signals": [self.signal(s, t.pivots, finals) for s in t.signals],
         }
 
 
@@ -326,7 +357,8 @@ def _degrees(e: Engine, t: Tail) -> list[DegreeDoc]:
                 + [r.segment(s, False) for s in lt.segments],
                 "pivots": [r.final_pivot(lv.segments, z) for z in lv.pivots]
                 + [r.pivot(z, False) for z in lt.pivots],
-                "signals": [r.signal(s) for s in lv.signals] + [r.signal(s) for s in lt.signals],
+                "signals": [r.signal(s, lv.pivots) for s in lv.signals]
+                + [r.signal(s, lt.pivots, len(lv.pivots)) for s in lt.signals],
             }
         )
     return out
@@ -348,7 +380,8 @@ def build_document(e: Engine, t: Tail) -> AnalysisDoc:
         + [r.segment(s, False) for s in t.segments],
         "pivots": [r.final_pivot(e.segments, z) for z in e.pivots]
         + [r.pivot(z, False) for z in t.pivots],
-        "signals": [r.signal(s) for s in e.signals] + [r.signal(s) for s in t.signals],
+        "signals": [r.signal(s, e.pivots) for s in e.signals]
+        + [r.signal(s, t.pivots, len(e.pivots)) for s in t.signals],
         "degrees": _degrees(e, t),
     }
     repairs = [_repair(x) for x in e.repairs]
@@ -377,7 +410,7 @@ def _degree_updates(
             tail = {
                 "segments": [r.segment(s, False) for s in lt.segments],
                 "pivots": [r.pivot(z, False) for z in lt.pivots],
-                "signals": [r.signal(s) for s in lt.signals],
+                "signals": [r.signal(s, lt.pivots, len(lv.pivots)) for s in lt.signals],
             }
         out.append(
             {
@@ -390,7 +423,10 @@ def _degree_updates(
                     "from": z0,
                     "items": [r.final_pivot(lv.segments, z) for z in lv.pivots[z0:]],
                 },
-                "signals": {"from": g0, "items": [r.signal(s) for s in lv.signals[g0:]]},
+                "signals": {
+                    "from": g0,
+                    "items": [r.signal(s, lv.pivots) for s in lv.signals[g0:]],
+                },
                 "tail": tail,
             }
         )
@@ -430,9 +466,9 @@ def build_update(
             "items": [r.segment(s, s.confirmed) for s in e.segments[s0:]],
         },
         "pivots": {"from": z0, "items": [r.final_pivot(e.segments, z) for z in e.pivots[z0:]]},
-        "signals": {"from": g0, "items": [r.signal(s) for s in e.signals[g0:]]},
+        "signals": {"from": g0, "items": [r.signal(s, e.pivots) for s in e.signals[g0:]]},
         "last_pen": r.pen(pens[-1], False) if pens else None,
         "forming_pen": None if forming is None else r.pen(forming, None),
-        "tail": r.tail(t) if tail_changed else None,
+        "tail": r.tail(t, len(e.pivots)) if tail_changed else None,
         "degrees": _degree_updates(e, t, level_marks, levels_changed),
     }

@@ -13,12 +13,19 @@ from trading_system.engine.segment import PenLike, SegmentSpan
 
 class Signal(NamedTuple):
     """A buy/sell point (买卖点) of type 1 (一类), 2 (二类) or 3 (三类) at the end of pen
-    ``pen``; down pens give buy points, up pens sell points."""
+    ``pen``; down pens give buy points, up pens sell points. ``pivot`` is the pivot it was
+    derived from, as an index in the list its segment's pivots are kept in (the engine's final
+    pivots, a tail's, a level's); ``entering`` and ``leaving`` the strengths a type-1 point's
+    divergence test compared (0.0 for types 2 and 3, never NaN). A type-2 point follows the
+    type-1 point two pens before it; a type-3 point clears the pivot edge its side says."""
 
     kind: int
     buy: bool
     pen: int
     final: bool
+    pivot: int
+    entering: float
+    leaving: float
 
 
 def ieee_div(a: float, b: float) -> float:
@@ -86,18 +93,23 @@ def segment_signals(
     min_pivots: int,
     span: SegmentSpan,
     pivots: list[Pivot],
+    first_pivot: int,
     confirmed: bool,
     cache: StrengthCache,
     out: list[Signal],
 ) -> None:
-    """Appends the buy/sell points of one segment (its pivots given), ordered by pen then type.
+    """Appends the buy/sell points of one segment (its pivots given, the first of them at index
+    ``first_pivot`` of the list they are kept in), ordered by pen then type.
     A point is final only when the segment is confirmed and every pen it uses is final (the
     first ``n_final``: all pens but the last, or the strokes of settled segments, §13)."""
     n = len(pens)
     found: list[Signal] = []
 
-    def add(kind: int, pen: int) -> None:
-        found.append(Signal(kind, not pens[pen].up, pen, confirmed and pen < n_final))
+    def add(kind: int, pen: int, pivot: int, entering: float = 0.0, leaving: float = 0.0) -> None:
+        final = confirmed and pen < n_final
+        found.append(
+            Signal(kind, not pens[pen].up, pen, final, first_pivot + pivot, entering, leaving)
+        )
 
     if pivots:
         # Type 1: the segment's last pen leaves its last pivot, breaks out to a new extreme and
@@ -114,14 +126,15 @@ def segment_signals(
                 s_out = cache.get(pens, p, histogram, measure)
                 s_in = cache.get(pens, z.first_pen - 1, histogram, measure)
                 if s_out < divergence_rate * s_in:
-                    add(1, p)
+                    last = len(pivots) - 1
+                    add(1, p, last, s_in, s_out)
                     # Type 2: the next pullback stays short of the type-1 extreme.
                     if p + 2 < n:
                         q = pens[p + 2]
                         if (q.high < pen.high) if pen.up else (q.low > pen.low):
-                            add(2, p + 2)
+                            add(2, p + 2, last)
     # Type 3: a pen leaves a pivot and the pullback after it stays outside.
-    for z in pivots:
+    for k, z in enumerate(pivots):
         leave = z.last_pen + 1
         if leave + 1 >= n:
             continue
@@ -131,6 +144,6 @@ def segment_signals(
         else:
             ok = lp.low < z.zd and back.high < z.zd
         if ok:
-            add(3, leave + 1)
+            add(3, leave + 1, k)
     found.sort(key=lambda s: (s.pen, s.kind))
     out.extend(found)

@@ -487,7 +487,8 @@ class Monitor:
                         timeout=self.batch_timeout,
                         metadata=self.metadata,
                     )
-                    book.reset(list(snapshot.analysis.signals))
+                    a = snapshot.analysis
+                    book.reset(list(a.signals), list(a.degrees))
         elif kind == "update" and name in self.books:
             self.books[name].apply(answer.update)
 

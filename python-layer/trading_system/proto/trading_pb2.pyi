@@ -25,6 +25,12 @@ class Side(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     BUY: _ClassVar[Side]
     SELL: _ClassVar[Side]
 
+class PivotEdge(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PIVOT_EDGE_UNSPECIFIED: _ClassVar[PivotEdge]
+    ZD: _ClassVar[PivotEdge]
+    ZG: _ClassVar[PivotEdge]
+
 class Op(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     OP_UNSPECIFIED: _ClassVar[Op]
@@ -39,6 +45,9 @@ BOTTOM: FractalKind
 SIDE_UNSPECIFIED: Side
 BUY: Side
 SELL: Side
+PIVOT_EDGE_UNSPECIFIED: PivotEdge
+ZD: PivotEdge
+ZG: PivotEdge
 OP_UNSPECIFIED: Op
 APPEND: Op
 REPLACE_LAST: Op
@@ -220,18 +229,34 @@ class Pivot(_message.Message):
     def __init__(self, segment: _Optional[int] = ..., first_pen: _Optional[int] = ..., last_pen: _Optional[int] = ..., zd: _Optional[float] = ..., zg: _Optional[float] = ..., dd: _Optional[float] = ..., gg: _Optional[float] = ..., start: _Optional[_Union[Point, _Mapping]] = ..., end: _Optional[_Union[Point, _Mapping]] = ..., confirmed: _Optional[bool] = ...) -> None: ...
 
 class Signal(_message.Message):
-    __slots__ = ("type", "side", "pen", "point", "final")
+    __slots__ = ("type", "side", "pen", "point", "final", "pivot", "zd", "zg", "entering_strength", "leaving_strength", "ratio", "follows", "edge")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     SIDE_FIELD_NUMBER: _ClassVar[int]
     PEN_FIELD_NUMBER: _ClassVar[int]
     POINT_FIELD_NUMBER: _ClassVar[int]
     FINAL_FIELD_NUMBER: _ClassVar[int]
+    PIVOT_FIELD_NUMBER: _ClassVar[int]
+    ZD_FIELD_NUMBER: _ClassVar[int]
+    ZG_FIELD_NUMBER: _ClassVar[int]
+    ENTERING_STRENGTH_FIELD_NUMBER: _ClassVar[int]
+    LEAVING_STRENGTH_FIELD_NUMBER: _ClassVar[int]
+    RATIO_FIELD_NUMBER: _ClassVar[int]
+    FOLLOWS_FIELD_NUMBER: _ClassVar[int]
+    EDGE_FIELD_NUMBER: _ClassVar[int]
     type: int
     side: Side
     pen: int
     point: Point
     final: bool
-    def __init__(self, type: _Optional[int] = ..., side: _Optional[_Union[Side, str]] = ..., pen: _Optional[int] = ..., point: _Optional[_Union[Point, _Mapping]] = ..., final: _Optional[bool] = ...) -> None: ...
+    pivot: int
+    zd: float
+    zg: float
+    entering_strength: float
+    leaving_strength: float
+    ratio: float
+    follows: int
+    edge: PivotEdge
+    def __init__(self, type: _Optional[int] = ..., side: _Optional[_Union[Side, str]] = ..., pen: _Optional[int] = ..., point: _Optional[_Union[Point, _Mapping]] = ..., final: _Optional[bool] = ..., pivot: _Optional[int] = ..., zd: _Optional[float] = ..., zg: _Optional[float] = ..., entering_strength: _Optional[float] = ..., leaving_strength: _Optional[float] = ..., ratio: _Optional[float] = ..., follows: _Optional[int] = ..., edge: _Optional[_Union[PivotEdge, str]] = ...) -> None: ...
 
 class Macd(_message.Message):
     __slots__ = ("dif", "dea", "histogram")

@@ -16,7 +16,7 @@ use crate::memory::Column;
 use crate::pen::Pen;
 use crate::pivot::Pivot;
 use crate::segment::SegmentSpan;
-use crate::signal::{Side, Signal};
+use crate::signal::{Edge, Side, Signal};
 use crate::timestamp::format_ms;
 
 /// An epoch-milliseconds time as the document shows it: ISO-8601 UTC.
@@ -102,6 +102,20 @@ pub struct SignalDoc {
     pub price: f64,
     #[serde(rename = "final")]
     pub is_final: bool,
+    /// The pivot it was derived from: its index in the same degree's `pivots` (final pivots,
+    /// then the tail's), and its edges.
+    pub pivot: u32,
+    pub zd: f64,
+    pub zg: f64,
+    /// Type 1: the §8 strengths the divergence test compared and `leaving / entering`; `None`
+    /// (`null`) for types 2 and 3, and where the value is not a finite number (§12.5).
+    pub entering_strength: Option<f64>,
+    pub leaving_strength: Option<f64>,
+    pub ratio: Option<f64>,
+    /// Type 2: the pen of the type-1 point it follows.
+    pub follows: Option<u32>,
+    /// Type 3: the pivot edge the leaving pen cleared.
+    pub edge: Option<Edge>,
 }
 
 /// MACD series per raw bar; `null` where absent.
@@ -224,8 +238,13 @@ impl<'a> Render<'a> {
         self.pivot(z, e.segments[z.segment as usize].confirmable())
     }
 
-    fn signal(&self, s: Signal) -> SignalDoc {
+    /// A point whose pivot is `pivots[s.pivot]`, shown at index `offset + s.pivot` of the
+    /// document's pivots (`offset`: the final pivots before a tail's).
+    fn signal(&self, s: Signal, pivots: &[Pivot], offset: usize) -> SignalDoc {
         let end = &self.pens[s.pen as usize].end;
+        let z = &pivots[s.pivot as usize];
+        let strengths = s.strengths();
+        let shown = |x: f64| x.is_finite().then_some(x);
         SignalDoc {
             kind: s.kind,
             side: s.side,
@@ -234,6 +253,14 @@ impl<'a> Render<'a> {
             time: self.times[end.index as usize],
             price: end.price,
             is_final: s.is_final,
+            pivot: (offset + s.pivot as usize) as u32,
+            zd: z.zd,
+            zg: z.zg,
+            entering_strength: strengths.and_then(|(e, _, _)| shown(e)),
+            leaving_strength: strengths.and_then(|(_, l, _)| shown(l)),
+            ratio: strengths.and_then(|(_, _, r)| shown(r)),
+            follows: s.follows(),
+            edge: s.edge(),
         }
     }
 
@@ -251,11 +278,14 @@ impl<'a> Render<'a> {
             pivots: (d.pivots.iter())
                 .map(|z| r.pivot(z, d.confirmed(z.segment as usize)))
                 .collect(),
-            signals: d.signals.iter().map(|g| r.signal(*g)).collect(),
+            signals: (d.signals.iter())
+                .map(|g| r.signal(*g, &d.pivots, 0))
+                .collect(),
         }
     }
 
-    fn tail(&self, tail: &Tail) -> TailDoc {
+    /// The tail, after `finals` final pivots.
+    fn tail(&self, tail: &Tail, finals: usize) -> TailDoc {
         TailDoc {
             segments: tail
                 .segments
@@ -263,7 +293,9 @@ impl<'a> Render<'a> {
                 .map(|s| self.segment(s, false))
                 .collect(),
             pivots: tail.pivots.iter().map(|z| self.pivot(z, false)).collect(),
-            signals: tail.signals.iter().map(|s| self.signal(*s)).collect(),
+            signals: (tail.signals.iter())
+                .map(|s| self.signal(*s, &tail.pivots, finals))
+                .collect(),
         }
     }
 }
@@ -285,7 +317,7 @@ impl Items {
     pub fn build(e: &Engine, tail: &Tail) -> Items {
         let r = Render::new(e);
         let last = r.pens.len().saturating_sub(1);
-        let tail = r.tail(tail);
+        let tail = r.tail(tail, e.pivots.len());
         Items {
             fractals: e.fractals.iter().map(|f| r.fractal(f)).collect(),
             pens: r
@@ -310,7 +342,7 @@ impl Items {
             signals: e
                 .signals
                 .iter()
-                .map(|s| r.signal(*s))
+                .map(|s| r.signal(*s, &e.pivots, 0))
                 .chain(tail.signals)
                 .collect(),
         }
@@ -447,10 +479,10 @@ impl Session {
             pens: splice(&r.pens[..finals], &u.pens, |p| r.pen(p, Some(true))),
             segments: splice(&e.segments, &u.segments, |s| r.final_segment(s)),
             pivots: splice(&e.pivots, &u.pivots, |z| r.final_pivot(e, z)),
-            signals: splice(&e.signals, &u.signals, |s| r.signal(*s)),
+            signals: splice(&e.signals, &u.signals, |s| r.signal(*s, &e.pivots, 0)),
             last_pen: r.pens.last().map(|p| r.pen(p, Some(false))),
             forming_pen: e.forming_pen().map(|p| r.pen(&p, None)),
-            tail: u.tail_changed.then(|| r.tail(self.tail())),
+            tail: u.tail_changed.then(|| r.tail(self.tail(), e.pivots.len())),
             degrees: (self.degree_lists().zip(self.degree_changes()))
                 .map(|(l, c)| degree_update(&e.times, l, c))
                 .collect(),
@@ -469,13 +501,16 @@ fn degree_update(times: &Column<i64>, l: LevelLists, c: &DegreeChange) -> Degree
         degree: l.degree,
         segments: splice(l.segments, &c.segments, |s| r.final_segment(s)),
         pivots: splice(l.pivots, &c.pivots, |z| r.pivot(z, settled(z))),
-        signals: splice(l.signals, &c.signals, |g| r.signal(*g)),
+        signals: splice(l.signals, &c.signals, |g| r.signal(*g, l.pivots, 0)),
         tail: c.tail_changed.then(|| TailDoc {
             segments: (l.tail.segments.iter())
                 .map(|s| r.segment(s, false))
                 .collect(),
             pivots: l.tail.pivots.iter().map(|z| r.pivot(z, false)).collect(),
-            signals: l.tail.signals.iter().map(|g| r.signal(*g)).collect(),
+            // A tail point's pivot is in the tail's list, after the settled ones.
+            signals: (l.tail.signals.iter())
+                .map(|g| r.signal(*g, &l.tail.pivots, l.pivots.len()))
+                .collect(),
         }),
     }
 }

@@ -41,13 +41,65 @@ impl Side {
     }
 }
 
-/// A buy/sell point (买卖点) of type 1 (一类), 2 (二类) or 3 (三类), at the end of pen `pen`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A buy/sell point (买卖点) of type 1 (一类), 2 (二类) or 3 (三类), at the end of pen `pen`,
+/// with what it was derived from (§12.5): its pivot and, for type 1, the strengths compared.
+/// A type-2 point follows the type-1 point two pens before it; a type-3 point clears the edge of
+/// its pivot its side says (ZG for a buy, ZD for a sell): neither needs a field of its own.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Signal {
     pub kind: u8,
     pub side: Side,
-    pub pen: u32,
     pub is_final: bool,
+    pub pen: u32,
+    /// The pivot (中枢) it was derived from, as an index in the list its segment's pivots are
+    /// kept in (the engine's final pivots, a tail's, a higher degree's): type 1 the segment's
+    /// last pivot, type 2 that of its type-1 point, type 3 the pivot its leaving pen left.
+    pub pivot: u32,
+    /// Type 1: the strength (§8) of the pen that entered the pivot, and of the leaving pen; 0
+    /// for types 2 and 3. Never NaN (a NaN strength never diverges), so `==` is exact.
+    pub entering: f64,
+    pub leaving: f64,
+}
+
+/// The edge of a pivot a type-3 point's leaving pen cleared: ZG (上沿, a buy) or ZD (下沿, a
+/// sell).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Edge {
+    Zd,
+    Zg,
+}
+
+impl Edge {
+    /// `"zd"` or `"zg"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Edge::Zd => "zd",
+            Edge::Zg => "zg",
+        }
+    }
+}
+
+impl Signal {
+    /// For a type-2 point, the pen of the type-1 point it follows (§9: two pens before it).
+    pub fn follows(&self) -> Option<u32> {
+        (self.kind == 2).then(|| self.pen - 2)
+    }
+
+    /// For a type-3 point, the pivot edge its leaving pen cleared.
+    pub fn edge(&self) -> Option<Edge> {
+        (self.kind == 3).then_some(match self.side {
+            Side::Buy => Edge::Zg,
+            Side::Sell => Edge::Zd,
+        })
+    }
+
+    /// For a type-1 point, the strengths compared (entering, leaving) and their ratio
+    /// `leaving / entering` (the quantity compared with `signal.divergence_rate`), as IEEE-754
+    /// doubles.
+    pub fn strengths(&self) -> Option<(f64, f64, f64)> {
+        (self.kind == 1).then(|| (self.entering, self.leaving, self.leaving / self.entering))
+    }
 }
 
 /// A pen's strength for divergence (spec §8), from the MACD histogram of its raw bars.
@@ -191,15 +243,17 @@ pub struct Inputs<'a> {
 /// it. [`segment_signals`] asserts every read against it (debug builds, tests included).
 pub const POINT_READ_AHEAD: u32 = 2;
 
-/// Appends the buy/sell points of one segment (its pivots given), sorted by pen then type.
-/// `confirmed` says whether the segment is; a point is final only if every pen it uses is final
-/// too (all pens but the last).
+/// Appends the buy/sell points of one segment (its pivots given, the first of them at index
+/// `first_pivot` of the list they are kept in), sorted by pen then type. `confirmed` says whether
+/// the segment is; a point is final only if every pen it uses is final too (all pens but the
+/// last).
 // Inlined: run for every tail segment each time the pens change.
 #[inline]
 pub fn segment_signals(
     inputs: &Inputs,
     span: &SegmentSpan,
     pivots: &[Pivot],
+    first_pivot: u32,
     confirmed: bool,
     cache: &mut StrengthCache,
     out: &mut Vec<Signal>,
@@ -226,13 +280,16 @@ pub fn segment_signals(
             .all(|z| span.first_pen <= z.first_pen && z.last_pen < span.last_pen),
         "a pivot lies inside its segment, before its last pen"
     );
-    let mut add = |kind: u8, pen: u32| {
+    let mut add = |kind: u8, pen: u32, pivot: usize, (entering, leaving): (f64, f64)| {
         out.push(Signal {
             kind,
             side: Side::of(&pens[pen as usize]),
-            pen,
             // A point is final when the pens it reads are (the point's pen is the last read).
             is_final: confirmed && pen < finals,
+            pen,
+            pivot: first_pivot + pivot as u32,
+            entering,
+            leaving,
         });
     };
     // Type 1: the segment's last pen leaves its last pivot, breaks out to a new extreme and
@@ -249,7 +306,9 @@ pub fn segment_signals(
                 let s_out = cache.get(pens, p, histogram, cfg.strength);
                 let s_in = cache.get(pens, z.first_pen - 1, histogram, cfg.strength);
                 if s_out < cfg.divergence_rate * s_in {
-                    add(1, p);
+                    let last = pivots.len() - 1;
+                    debug_assert!(!s_in.is_nan() && !s_out.is_nan(), "NaN never diverges");
+                    add(1, p, last, (s_in, s_out));
                     // Type 2: the next pullback stays short of the type-1 extreme.
                     if let Some(q) = after(p, p + 2) {
                         let holds = match pen.dir {
@@ -257,7 +316,7 @@ pub fn segment_signals(
                             Direction::Down => q.low() > pen.low(),
                         };
                         if holds {
-                            add(2, p + 2);
+                            add(2, p + 2, last, (0.0, 0.0));
                         }
                     }
                 }
@@ -265,7 +324,7 @@ pub fn segment_signals(
         }
     }
     // Type 3: a pen leaves a pivot and the pullback after it stays outside.
-    for z in pivots {
+    for (k, z) in pivots.iter().enumerate() {
         let l = z.last_pen + 1;
         let (Some(lp), Some(back)) = (after(z.last_pen, l), after(z.last_pen, l + 1)) else {
             continue;
@@ -275,7 +334,7 @@ pub fn segment_signals(
             Direction::Down => lp.low() < z.zd && back.high() < z.zd,
         };
         if ok {
-            add(3, l + 1);
+            add(3, l + 1, k, (0.0, 0.0));
         }
     }
     out[base..].sort_by_key(|s| (s.pen, s.kind));

@@ -7,6 +7,7 @@ use chan_core::document::{
     DegreeDoc, DegreeUpdateDoc, Document, FractalDoc, MacdDoc, PenDoc, PivotDoc, Point as PointDoc,
     SegmentDoc, SignalDoc, Splice as SpliceDoc, TailDoc,
 };
+use chan_core::signal::Edge;
 use chan_core::timestamp::format_ms;
 use numpy::PyArray1;
 use pyo3::prelude::*;
@@ -247,7 +248,9 @@ impl From<&PivotDoc> for Pivot {
 }
 
 /// A buy/sell point (买卖点) of `type` `"1"`, `"2"` or `"3"` (with its variants), `side`
-/// `"buy"` or `"sell"`, at the end of pen `pen`; `final` once it can no longer change.
+/// `"buy"` or `"sell"`, at the end of pen `pen`; `final` once it can no longer change; what it
+/// was derived from as in the document (§12.6): `pivot`, `zd`, `zg`, type 1's
+/// `entering_strength`, `leaving_strength` and `ratio`, type 2's `follows`, type 3's `edge`.
 #[pyclass(frozen, eq, module = "trading_system.native")]
 #[derive(Debug, Clone, PartialEq)]
 pub struct Signal {
@@ -265,6 +268,22 @@ pub struct Signal {
     price: f64,
     #[pyo3(get, name = "final")]
     is_final: bool,
+    #[pyo3(get)]
+    pivot: u32,
+    #[pyo3(get)]
+    zd: f64,
+    #[pyo3(get)]
+    zg: f64,
+    #[pyo3(get)]
+    entering_strength: Option<f64>,
+    #[pyo3(get)]
+    leaving_strength: Option<f64>,
+    #[pyo3(get)]
+    ratio: Option<f64>,
+    #[pyo3(get)]
+    follows: Option<u32>,
+    #[pyo3(get)]
+    edge: Option<&'static str>,
 }
 
 impl From<&SignalDoc> for Signal {
@@ -277,6 +296,14 @@ impl From<&SignalDoc> for Signal {
             time: format_ms(s.time),
             price: s.price,
             is_final: s.is_final,
+            pivot: s.pivot,
+            zd: s.zd,
+            zg: s.zg,
+            entering_strength: s.entering_strength,
+            leaving_strength: s.leaving_strength,
+            ratio: s.ratio,
+            follows: s.follows,
+            edge: s.edge.map(Edge::as_str),
         }
     }
 }
@@ -386,7 +413,10 @@ py_repr! {
     Pen { direction, start, end, is_final = "final" }
     Segment { direction, start, end, first_pen, last_pen, confirmed, gap }
     Pivot { segment, first_pen, last_pen, zd, zg, dd, gg, start, end, confirmed }
-    Signal { kind = "type", side, pen, index, time, price, is_final = "final" }
+    Signal {
+        kind = "type", side, pen, index, time, price, is_final = "final", pivot, zd, zg,
+        entering_strength, leaving_strength, ratio, follows, edge
+    }
     Repair { index, old_high, old_low, new_high, new_low }
     MacdPoint { dif, dea, histogram }
 }

@@ -9,7 +9,7 @@ use chan_core::document::{
     self, FractalDoc, Items, PenDoc, PivotDoc, Point, SegmentDoc, SignalDoc, TailDoc,
 };
 use chan_core::fractal::FractalKind;
-use chan_core::signal::Side;
+use chan_core::signal::{Edge, Side};
 use chan_core::{Bar, ChanError, Direction, Engine, EngineConfig, Session, Tail, Update};
 use std::fmt::Write;
 
@@ -302,7 +302,25 @@ fn signal(s: &SignalDoc) -> pb::Signal {
             price: s.price,
         }),
         r#final: s.is_final,
+        pivot: s.pivot,
+        zd: s.zd,
+        zg: s.zg,
+        entering_strength: strength(s, s.entering_strength),
+        leaving_strength: strength(s, s.leaving_strength),
+        ratio: strength(s, s.ratio),
+        follows: s.follows,
+        edge: match s.edge {
+            None => pb::PivotEdge::Unspecified as i32,
+            Some(Edge::Zd) => pb::PivotEdge::Zd as i32,
+            Some(Edge::Zg) => pb::PivotEdge::Zg as i32,
+        },
     }
+}
+
+/// A type-1 point's strength or ratio: the document's value, NaN where it shows `null` (not a
+/// finite number); absent for the other types.
+fn strength(s: &SignalDoc, x: Option<f64>) -> Option<f64> {
+    (s.kind == 1).then(|| x.unwrap_or(f64::NAN))
 }
 
 fn all<T, M>(items: &[T], f: impl Fn(&T) -> M) -> Vec<M> {

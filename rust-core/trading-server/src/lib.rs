@@ -97,7 +97,7 @@ pub mod wire;
 #[allow(clippy::pedantic)]
 pub mod pb {
     tonic::include_proto!("trading.v1");
-    pub use crate::wire::{Bar, MacdPoint, Pivot, Point, Repair};
+    pub use crate::wire::{Bar, MacdPoint, Pivot, Point, Repair, Signal};
 }
 
 /// The name every answer carries in its `engine` field.

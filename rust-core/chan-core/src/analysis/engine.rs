@@ -332,5 +332,14 @@ pub(super) fn derive(
     let from = pivots.len();
     find_pivots(inputs.pens, span, index as u32, pivots);
     let settled = confirmed && span.confirmable();
-    segment_signals(inputs, span, &pivots[from..], settled, cache, signals);
+    let first = from as u32;
+    segment_signals(
+        inputs,
+        span,
+        &pivots[from..],
+        first,
+        settled,
+        cache,
+        signals,
+    );
 }

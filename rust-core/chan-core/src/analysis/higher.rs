@@ -91,6 +91,7 @@ fn build(
             &inputs,
             span,
             &pivots[from..],
+            from as u32,
             confirmed,
             &mut cache,
             &mut signals,
@@ -333,7 +334,13 @@ impl LiveLevel {
             settled: self.segments.len(),
             finals: self.finals,
             pivots: [&self.pivots[..], &self.tail.pivots].concat(),
-            signals: [&self.signals[..], &self.tail.signals].concat(),
+            // One pivot list here: a tail point's pivot comes after the settled ones.
+            signals: (self.signals.iter().copied())
+                .chain(self.tail.signals.iter().map(|g| Signal {
+                    pivot: g.pivot + self.pivots.len() as u32,
+                    ..*g
+                }))
+                .collect(),
         }
     }
 }

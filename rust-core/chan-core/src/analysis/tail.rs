@@ -41,13 +41,15 @@ impl Tail {
         spans.max(points)
     }
 
-    /// The pivots and points of segment `index` when it is `span` here.
-    fn derived(&self, index: usize, span: &SegmentSpan) -> Option<(&[Pivot], &[Signal])> {
+    /// The pivots and points of segment `index` when it is `span` here, with where its pivots
+    /// start in `pivots` (the points' `pivot` indices count from there).
+    fn derived(&self, index: usize, span: &SegmentSpan) -> Option<(&[Pivot], &[Signal], u32)> {
         let k = index.checked_sub(self.first)?;
         if self.segments.get(k) != Some(span) {
             return None;
         }
-        Some(self.items(k))
+        let (z, g) = self.items(k);
+        Some((z, g, self.starts(k).0))
     }
 
     /// Where the pivots and points of tail segment `k` start in `pivots` and `signals`.
@@ -162,15 +164,20 @@ impl Engine {
             // `POINT_READ_AHEAD` pens after it. What read only pens below `stable` is kept.
             let old = prev.and_then(|(old, stable)| Some((old.derived(first + j, span)?, stable)));
             match old {
-                Some(((z, g), stable)) if span.last_pen + POINT_READ_AHEAD < stable => {
+                Some(((z, g, z0), stable)) if span.last_pen + POINT_READ_AHEAD < stable => {
                     #[cfg(test)]
                     {
                         work.reused[0] += 1;
                     }
+                    // The pivots move from `z0` to `from`: so do the points' pivot indices.
+                    let from = pivots.len() as u32;
                     pivots.extend(z.iter().copied());
-                    signals.extend(g.iter().copied());
+                    signals.extend(g.iter().map(|s| Signal {
+                        pivot: s.pivot - z0 + from,
+                        ..*s
+                    }));
                 }
-                Some(((z, _), stable)) if span.last_pen <= stable => {
+                Some(((z, _, _), stable)) if span.last_pen <= stable => {
                     #[cfg(test)]
                     {
                         work.reused[1] += 1;
@@ -178,7 +185,8 @@ impl Engine {
                     let from = pivots.len();
                     pivots.extend(z.iter().copied());
                     let cache = &mut work.strengths;
-                    segment_signals(&inputs, span, &pivots[from..], false, cache, signals);
+                    let first = from as u32;
+                    segment_signals(&inputs, span, &pivots[from..], first, false, cache, signals);
                 }
                 _ => {
                     #[cfg(test)]
@@ -412,6 +420,7 @@ impl LiveTail {
         let inputs = engine.inputs();
         for (k, span) in tail.segments.iter().enumerate() {
             let (pivots, signals) = tail.items(k);
+            let first_pivot = tail.starts(k).0;
             let near = pivots
                 .iter()
                 .any(|z| z.last_pen + POINT_READ_AHEAD >= newest)
@@ -421,7 +430,7 @@ impl LiveTail {
             if near {
                 work.signals.clear();
                 let (cache, out) = (&mut work.strengths, &mut work.signals);
-                segment_signals(&inputs, span, pivots, false, cache, out);
+                segment_signals(&inputs, span, pivots, first_pivot, false, cache, out);
                 if work.signals[..] != *signals {
                     return false;
                 }
@@ -445,6 +454,7 @@ impl LiveTail {
             &inputs,
             &tail.segments[k],
             pivots,
+            z0,
             false,
             cache,
             &mut tail.signals,

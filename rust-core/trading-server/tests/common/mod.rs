@@ -11,7 +11,7 @@ use chan_core::document::{
 };
 use chan_core::fractal::FractalKind;
 use chan_core::kline::Repair;
-use chan_core::signal::Side;
+use chan_core::signal::{Edge, Side};
 use chan_core::timestamp::parse_time;
 use chan_core::{Bar, Direction, EngineConfig};
 use tokio::sync::{mpsc, oneshot};
@@ -192,6 +192,19 @@ pub fn to_document(a: &pb::Analysis) -> Document {
             time: p.time,
             price: p.price,
             is_final: s.r#final,
+            pivot: s.pivot,
+            zd: s.zd,
+            zg: s.zg,
+            // NaN in the message where the document shows null (not a finite number).
+            entering_strength: s.entering_strength.filter(|x| x.is_finite()),
+            leaving_strength: s.leaving_strength.filter(|x| x.is_finite()),
+            ratio: s.ratio.filter(|x| x.is_finite()),
+            follows: s.follows,
+            edge: match pb::PivotEdge::try_from(s.edge).unwrap() {
+                pb::PivotEdge::Unspecified => None,
+                pb::PivotEdge::Zd => Some(Edge::Zd),
+                pb::PivotEdge::Zg => Some(Edge::Zg),
+            },
         }
     };
     Document {
