@@ -84,4 +84,6 @@ def overrides(draw: st.DrawFn) -> dict[str, dict[str, object]]:
             "divergence_rate": draw(st.sampled_from([0.5, 1.0, 1.25, 2.0])),
             "min_pivots": draw(st.integers(0, 3)),
         },
+        # Every degree (§13) is compared element by element too, update documents included.
+        "structure": {"degrees": draw(st.integers(1, 4))},
     }

@@ -74,9 +74,12 @@ def test_demo_streams_prints_signals_records_them_and_stops(tmp_path: Path) -> N
         assert f"stopped {name} (exit 0)" in out
     assert all(closed(a) for a in addresses(out))
     assert chart.is_file() and "Plotly" in chart.read_text(encoding="utf-8")[:5_000_000]
-    # What the bot printed is what the monitor recorded, row for row.
+    # What the bot printed (degree-1 points) is what the monitor recorded at degree 1, row for
+    # row; the monitor records the higher degrees' points too.
     store = SignalStore(tmp_path / "signals.sqlite")
-    recorded = {(r.side, r.type, r.time_ms) for r in store.list("BTCUSD", "30m")}
+    rows = store.list("BTCUSD", "30m")
+    assert {r.degree for r in rows} == {1, 2}
+    recorded = {(r.side, r.type, r.time_ms) for r in rows if r.degree == 1}
     store.close()
     printed = {(side, t, parse_time(when)) for side, t, when in shown}
     assert recorded == printed
