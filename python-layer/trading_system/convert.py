@@ -396,11 +396,24 @@ def _splice(start: int, items: Sequence[Message]) -> dict[str, Any]:
     return {"from": start, "items": items}
 
 
+def _structure_splices(
+    r: _Render, d: UpdateDoc | DegreeUpdateDoc
+) -> tuple[pb.SegmentSplice, pb.PivotSplice, pb.SignalSplice]:
+    """The segment, pivot and point splices of degree 1's update or a higher degree's."""
+    s, z, g = d["segments"], d["pivots"], d["signals"]
+    return (
+        pb.SegmentSplice(**_splice(s["from"], [r.segment(x) for x in s["items"]])),
+        pb.PivotSplice(**_splice(z["from"], [r.pivot(x) for x in z["items"]])),
+        pb.SignalSplice(**_splice(g["from"], [r.signal(x) for x in g["items"]])),
+    )
+
+
 def update(doc: UpdateDoc, times: Times) -> pb.Update:
     """The update document of one stream message as a message; ``times`` are the session's."""
     r = _Render(times)
     m = doc["macd"]
-    f, p, s, z, g = doc["fractals"], doc["pens"], doc["segments"], doc["pivots"], doc["signals"]
+    f, p = doc["fractals"], doc["pens"]
+    segments, pivots, signals = _structure_splices(r, doc)
     out = pb.Update(
         index=doc["index"],
         replaced=doc["replaced"],
@@ -410,9 +423,9 @@ def update(doc: UpdateDoc, times: Times) -> pb.Update:
         macd=pb.MacdPoint(dif=_nan(m["dif"]), dea=_nan(m["dea"]), histogram=_nan(m["histogram"])),
         fractals=pb.FractalSplice(**_splice(f["from"], [r.fractal(x) for x in f["items"]])),
         pens=pb.PenSplice(**_splice(p["from"], [r.pen(x) for x in p["items"]])),
-        segments=pb.SegmentSplice(**_splice(s["from"], [r.segment(x) for x in s["items"]])),
-        pivots=pb.PivotSplice(**_splice(z["from"], [r.pivot(x) for x in z["items"]])),
-        signals=pb.SignalSplice(**_splice(g["from"], [r.signal(x) for x in g["items"]])),
+        segments=segments,
+        pivots=pivots,
+        signals=signals,
     )
     if doc["last_pen"] is not None:
         out.last_pen.CopyFrom(r.pen(doc["last_pen"]))
@@ -421,13 +434,8 @@ def update(doc: UpdateDoc, times: Times) -> pb.Update:
     if doc["tail"] is not None:
         out.tail.CopyFrom(r.tail(doc["tail"]))
     for d in doc["degrees"]:
-        s, z, g = d["segments"], d["pivots"], d["signals"]
-        du = out.degrees.add(
-            degree=d["degree"],
-            segments=pb.SegmentSplice(**_splice(s["from"], [r.segment(x) for x in s["items"]])),
-            pivots=pb.PivotSplice(**_splice(z["from"], [r.pivot(x) for x in z["items"]])),
-            signals=pb.SignalSplice(**_splice(g["from"], [r.signal(x) for x in g["items"]])),
-        )
+        segments, pivots, signals = _structure_splices(r, d)
+        du = out.degrees.add(degree=d["degree"], segments=segments, pivots=pivots, signals=signals)
         if d["tail"] is not None:
             du.tail.CopyFrom(r.tail(d["tail"]))
     return out
@@ -588,21 +596,12 @@ def analysis_document(a: pb.Analysis) -> AnalysisDoc:
 def update_document(u: pb.Update) -> UpdateDoc:
     """An ``Update`` as the update document (§12.7)."""
     m = u.macd
-    f, p, s, z, g = u.fractals, u.pens, u.segments, u.pivots, u.signals
+    f, p = u.fractals, u.pens
     fractals: FractalsChange = {
         "from": splice_start(f),
         "items": [_fractal_doc(x) for x in f.items],
     }
     pens: PensChange = {"from": splice_start(p), "items": [_pen_doc(x) for x in p.items]}
-    segments: SegmentsChange = {
-        "from": splice_start(s),
-        "items": [_segment_doc(x) for x in s.items],
-    }
-    pivots: PivotsChange = {"from": splice_start(z), "items": [_pivot_doc(x) for x in z.items]}
-    signals: SignalsChange = {
-        "from": splice_start(g),
-        "items": [_signal_doc(x) for x in g.items],
-    }
     return {
         "index": u.index,
         "replaced": u.replaced,
@@ -612,9 +611,9 @@ def update_document(u: pb.Update) -> UpdateDoc:
         "macd": {"dif": _absent(m.dif), "dea": _absent(m.dea), "histogram": _absent(m.histogram)},
         "fractals": fractals,
         "pens": pens,
-        "segments": segments,
-        "pivots": pivots,
-        "signals": signals,
+        "segments": _segments_change(u.segments),
+        "pivots": _pivots_change(u.pivots),
+        "signals": _signals_change(u.signals),
         "last_pen": _pen_doc(u.last_pen) if u.HasField("last_pen") else None,
         "forming_pen": _forming_pen_doc(u.forming_pen) if u.HasField("forming_pen") else None,
         "tail": _tail_doc(u.tail) if u.HasField("tail") else None,
@@ -624,11 +623,23 @@ def update_document(u: pb.Update) -> UpdateDoc:
 
 def _degree_update_doc(d: pb.DegreeUpdate) -> DegreeUpdateDoc:
     """A ``DegreeUpdate`` as its entry of the update document's ``degrees``."""
-    s, z, g = d.segments, d.pivots, d.signals
     return {
         "degree": d.degree,
-        "segments": {"from": splice_start(s), "items": [_segment_doc(x) for x in s.items]},
-        "pivots": {"from": splice_start(z), "items": [_pivot_doc(x) for x in z.items]},
-        "signals": {"from": splice_start(g), "items": [_signal_doc(x) for x in g.items]},
+        "segments": _segments_change(d.segments),
+        "pivots": _pivots_change(d.pivots),
+        "signals": _signals_change(d.signals),
         "tail": _tail_doc(d.tail) if d.HasField("tail") else None,
     }
+
+
+# The splices of segments, pivots and points: degree 1's and every higher degree's.
+def _segments_change(s: pb.SegmentSplice) -> SegmentsChange:
+    return {"from": splice_start(s), "items": [_segment_doc(x) for x in s.items]}
+
+
+def _pivots_change(z: pb.PivotSplice) -> PivotsChange:
+    return {"from": splice_start(z), "items": [_pivot_doc(x) for x in z.items]}
+
+
+def _signals_change(g: pb.SignalSplice) -> SignalsChange:
+    return {"from": splice_start(g), "items": [_signal_doc(x) for x in g.items]}

@@ -216,14 +216,7 @@ class Signal:
         return {k: getattr(self, k) for k in _SIGNAL_KEYS}
 
 
-_SIGNAL_KEYS = (
-    "type",
-    "side",
-    "pen",
-    "index",
-    "time",
-    "price",
-    "final",
+SIGNAL_DERIVATION = (
     "pivot",
     "zd",
     "zg",
@@ -233,6 +226,9 @@ _SIGNAL_KEYS = (
     "follows",
     "edge",
 )
+"""What a point was derived from (docs/CHAN_THEORY.md §12.6): its last keys, in order."""
+
+_SIGNAL_KEYS = ("type", "side", "pen", "index", "time", "price", "final", *SIGNAL_DERIVATION)
 """A signal's keys in the document's order (the attribute names too)."""
 
 

@@ -37,6 +37,7 @@ from typing import Any, Literal
 from trading_system.convert import side_name, splice_start
 from trading_system.errors import ChanError
 from trading_system.proto import trading_pb2 as pb
+from trading_system.results import SIGNAL_DERIVATION
 
 SCHEMA_VERSION = 2
 """The schema this version writes (``PRAGMA user_version``); 0 is the first one's (no degrees)."""
@@ -69,17 +70,8 @@ CREATE TABLE IF NOT EXISTS signals (
 );
 """
 
-_DERIVED = (
-    "pivot",
-    "zd",
-    "zg",
-    "entering_strength",
-    "leaving_strength",
-    "ratio",
-    "follows",
-    "edge",
-)
-"""The derivation columns, in the table's order."""
+_DERIVED = SIGNAL_DERIVATION
+"""The derivation columns, in the table's order (the document's)."""
 
 _COLUMNS = (
     "symbol",

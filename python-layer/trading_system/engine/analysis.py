@@ -483,7 +483,7 @@ class Session:
         self._shown: Shown = self.tail.resolved([])
         self._strengths = StrengthCache()
         self._level_strengths = [StrengthCache() for _ in self.engine.levels]
-        self._level_shown: list[Shown] = [Tail().resolved([]) for _ in self.engine.levels]
+        self._level_shown = self._levels_shown()
 
     @property
     def bars(self) -> int:
@@ -599,9 +599,14 @@ class Session:
             self._last_time = bar[0]
         self.tail = e.tail(self._strengths, self._level_strengths)
         self._shown = self.tail.resolved(e.pens.pens)
-        self._level_shown = [
+        self._level_shown = self._levels_shown()
+
+    def _levels_shown(self) -> list[Shown]:
+        """Each higher degree's tail with the stroke ends it shows (as :meth:`Tail.resolved`)."""
+        levels = zip(self.engine.levels, self.tail.higher, strict=True)
+        return [
             Tail(lt.segments, lt.pivots, lt.signals).resolved(lv.strokes + lt.strokes)
-            for lv, lt in zip(e.levels, self.tail.higher, strict=True)
+            for lv, lt in levels
         ]
 
     def _report(self, index: int, replaced: bool, pens_changed: bool, repaired: bool) -> UpdateDoc:
@@ -617,10 +622,7 @@ class Session:
                 self._shown = shown
                 tail_changed = True
             # Each higher degree is reported changed when its own tail is shown otherwise.
-            for k, (lv, lt) in enumerate(zip(e.levels, fresh.higher, strict=True)):
-                level_shown = Tail(lt.segments, lt.pivots, lt.signals).resolved(
-                    lv.strokes + lt.strokes
-                )
+            for k, level_shown in enumerate(self._levels_shown()):
                 if level_shown != self._level_shown[k]:
                     self._level_shown[k] = level_shown
                     levels_changed[k] = True

@@ -15,7 +15,7 @@ from trading_system.engine.timestamp import format_ms
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from trading_system.engine.analysis import Engine, LevelMark, Tail
+    from trading_system.engine.analysis import Engine, LevelMark, LevelTail, Tail
     from trading_system.engine.fractal import Fractal
     from trading_system.engine.kline import Repair
     from trading_system.engine.pen import Pen
@@ -326,7 +326,7 @@ class Renderer:
     def final_pivot(self, segments: list[SegmentSpan], z: Pivot) -> PivotDoc:
         return self.pivot(z, segments[z.segment].confirmed)
 
-    def tail(self, t: Tail, finals: int) -> TailDoc:
+    def tail(self, t: Tail | LevelTail, finals: int) -> TailDoc:
         """The tail, after ``finals`` final pivots."""
         return {
             "segments": [self.segment(s, False) for s in t.segments],
@@ -405,13 +405,6 @@ def _degree_updates(
     levels = zip(e.levels, t.higher, marks, changed, strict=True)
     for n, (lv, lt, (_, s0, z0, g0), tail_changed) in enumerate(levels, start=2):
         r = Renderer(e, lv.strokes + lt.strokes)
-        tail: TailDoc | None = None
-        if tail_changed:
-            tail = {
-                "segments": [r.segment(s, False) for s in lt.segments],
-                "pivots": [r.pivot(z, False) for z in lt.pivots],
-                "signals": [r.signal(s, lt.pivots, len(lv.pivots)) for s in lt.signals],
-            }
         out.append(
             {
                 "degree": n,
@@ -427,7 +420,7 @@ def _degree_updates(
                     "from": g0,
                     "items": [r.signal(s, lv.pivots) for s in lv.signals[g0:]],
                 },
-                "tail": tail,
+                "tail": r.tail(lt, len(lv.pivots)) if tail_changed else None,
             }
         )
     return out

@@ -286,15 +286,23 @@ impl<'a> Render<'a> {
 
     /// The tail, after `finals` final pivots.
     fn tail(&self, tail: &Tail, finals: usize) -> TailDoc {
+        self.tail_of(&tail.segments, &tail.pivots, &tail.signals, finals)
+    }
+
+    /// A tail's segments, pivots and points, the pivots after `finals` final ones (a point's
+    /// pivot indexes `pivots`).
+    fn tail_of(
+        &self,
+        segments: &[SegmentSpan],
+        pivots: &[Pivot],
+        signals: &[Signal],
+        finals: usize,
+    ) -> TailDoc {
         TailDoc {
-            segments: tail
-                .segments
-                .iter()
-                .map(|s| self.segment(s, false))
-                .collect(),
-            pivots: tail.pivots.iter().map(|z| self.pivot(z, false)).collect(),
-            signals: (tail.signals.iter())
-                .map(|s| self.signal(*s, &tail.pivots, finals))
+            segments: segments.iter().map(|s| self.segment(s, false)).collect(),
+            pivots: pivots.iter().map(|z| self.pivot(z, false)).collect(),
+            signals: (signals.iter())
+                .map(|s| self.signal(*s, pivots, finals))
                 .collect(),
         }
     }
@@ -502,15 +510,9 @@ fn degree_update(times: &Column<i64>, l: LevelLists, c: &DegreeChange) -> Degree
         segments: splice(l.segments, &c.segments, |s| r.final_segment(s)),
         pivots: splice(l.pivots, &c.pivots, |z| r.pivot(z, settled(z))),
         signals: splice(l.signals, &c.signals, |g| r.signal(*g, l.pivots, 0)),
-        tail: c.tail_changed.then(|| TailDoc {
-            segments: (l.tail.segments.iter())
-                .map(|s| r.segment(s, false))
-                .collect(),
-            pivots: l.tail.pivots.iter().map(|z| r.pivot(z, false)).collect(),
-            // A tail point's pivot is in the tail's list, after the settled ones.
-            signals: (l.tail.signals.iter())
-                .map(|g| r.signal(*g, &l.tail.pivots, l.pivots.len()))
-                .collect(),
+        tail: (c.tail_changed).then(|| {
+            let t = l.tail;
+            r.tail_of(&t.segments, &t.pivots, &t.signals, l.pivots.len())
         }),
     }
 }

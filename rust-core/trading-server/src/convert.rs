@@ -6,7 +6,7 @@
 use chan_core::analysis::Degree;
 use chan_core::config::{MacdSeed, PenDefinition, Strength};
 use chan_core::document::{
-    self, FractalDoc, Items, PenDoc, PivotDoc, Point, SegmentDoc, SignalDoc, TailDoc,
+    self, FractalDoc, Items, PenDoc, PivotDoc, Point, SegmentDoc, SignalDoc, Splice, TailDoc,
 };
 use chan_core::fractal::FractalKind;
 use chan_core::signal::{Edge, Side};
@@ -377,6 +377,28 @@ pub fn analysis(e: &Engine, t: &Tail, higher: &[Degree]) -> pb::Analysis {
     }
 }
 
+// The splices of segments, pivots and points: degree 1's and every higher degree's.
+fn segment_splice(s: &Splice<SegmentDoc>) -> pb::SegmentSplice {
+    pb::SegmentSplice {
+        from: s.from as u64,
+        items: all(&s.items, segment),
+    }
+}
+
+fn pivot_splice(s: &Splice<PivotDoc>) -> pb::PivotSplice {
+    pb::PivotSplice {
+        from: s.from as u64,
+        items: all(&s.items, pivot),
+    }
+}
+
+fn signal_splice(s: &Splice<SignalDoc>) -> pb::SignalSplice {
+    pb::SignalSplice {
+        from: s.from as u64,
+        items: all(&s.items, signal),
+    }
+}
+
 /// What one stream message changed (§12.7): the update document of `u`, the report of the
 /// session's latest call, as a message (an absent MACD value is NaN, as in the analysis).
 pub fn update(s: &Session, u: &Update) -> pb::Update {
@@ -401,36 +423,18 @@ pub fn update(s: &Session, u: &Update) -> pb::Update {
             from: d.pens.from as u64,
             items: all(&d.pens.items, pen),
         }),
-        segments: Some(pb::SegmentSplice {
-            from: d.segments.from as u64,
-            items: all(&d.segments.items, segment),
-        }),
-        pivots: Some(pb::PivotSplice {
-            from: d.pivots.from as u64,
-            items: all(&d.pivots.items, pivot),
-        }),
-        signals: Some(pb::SignalSplice {
-            from: d.signals.from as u64,
-            items: all(&d.signals.items, signal),
-        }),
+        segments: Some(segment_splice(&d.segments)),
+        pivots: Some(pivot_splice(&d.pivots)),
+        signals: Some(signal_splice(&d.signals)),
         last_pen: d.last_pen.as_ref().map(pen),
         forming_pen: d.forming_pen.as_ref().map(pen),
         tail: d.tail.as_ref().map(tail),
         degrees: (d.degrees.iter())
             .map(|g| pb::DegreeUpdate {
                 degree: g.degree,
-                segments: Some(pb::SegmentSplice {
-                    from: g.segments.from as u64,
-                    items: all(&g.segments.items, segment),
-                }),
-                pivots: Some(pb::PivotSplice {
-                    from: g.pivots.from as u64,
-                    items: all(&g.pivots.items, pivot),
-                }),
-                signals: Some(pb::SignalSplice {
-                    from: g.signals.from as u64,
-                    items: all(&g.signals.items, signal),
-                }),
+                segments: Some(segment_splice(&g.segments)),
+                pivots: Some(pivot_splice(&g.pivots)),
+                signals: Some(signal_splice(&g.signals)),
                 tail: g.tail.as_ref().map(tail),
             })
             .collect(),

@@ -6,17 +6,19 @@
 //! of the settled degree-n segments (confirmed or settled leading ones), always a prefix, where at
 //! degree 1 they are every pen but the last.
 //!
-//! Each degree is derived from the degree below as a whole (batch and session alike, so the two
-//! agree by construction, §10): a few thousand strokes against millions of bars.
+//! Each degree is kept as degree 1 is ([`LiveHigher`]): a settled part that grows as the degree
+//! below settles segments, and a tail derived again when the degree below's tail changed. A
+//! batch analysis takes every settled segment at once ([`higher_degrees`]); a session feeds them
+//! bar by bar, and its debug check compares the two (§10).
 
 use super::engine::{derive, Engine};
-use super::tail::Tail;
+use super::tail::{show, Tail};
 use crate::config::EngineConfig;
 use crate::memory::Column;
 use crate::pen::Pen;
-use crate::pivot::{find_pivots, Pivot};
+use crate::pivot::Pivot;
 use crate::segment::{FormingMemo, SegmentEngine, SegmentSpan};
-use crate::signal::{segment_signals, Inputs, Signal, StrengthCache};
+use crate::signal::{Inputs, Signal, StrengthCache};
 
 /// One degree above the first (线段的线段): its strokes, its segments (settled ones first, then
 /// the non-confirmed tail), their pivots and their buy/sell points.
@@ -51,88 +53,18 @@ fn stroke(pens: &[Pen], s: &SegmentSpan) -> Pen {
     }
 }
 
-/// The strokes of the degree above `spans` (segments over `pens`).
-fn strokes_of(pens: &[Pen], spans: &[SegmentSpan]) -> Vec<Pen> {
-    spans.iter().map(|s| stroke(pens, s)).collect()
-}
-
-/// One degree from its strokes, of which `finals` are final.
-fn build(
-    degree: u32,
-    strokes: Vec<Pen>,
-    finals: usize,
-    cfg: &EngineConfig,
-    histogram: &Column<f64>,
-) -> Degree {
-    let (strict, inclusion) = (
-        cfg.segment.feature_sequence_strict,
-        cfg.segment.handle_inclusion,
-    );
-    let mut engine = SegmentEngine::new(strict, inclusion);
-    let mut segments = Vec::new();
-    engine.run(&strokes, finals, &mut segments);
-    let settled = segments.len();
-    let mut scratch = SegmentEngine::new(strict, inclusion);
-    let memo = &mut FormingMemo::default();
-    engine.tail(&strokes, &mut scratch, memo, 0, &mut segments);
-    let inputs = Inputs {
-        pens: &strokes,
-        finals: finals as u32,
-        histogram,
-        cfg: &cfg.signal,
-    };
-    let (mut pivots, mut signals) = (Vec::new(), Vec::new());
-    let mut cache = StrengthCache::default();
-    for (j, span) in segments.iter().enumerate() {
-        let from = pivots.len();
-        find_pivots(&strokes, span, j as u32, &mut pivots);
-        let confirmed = j < settled && span.confirmable();
-        segment_signals(
-            &inputs,
-            span,
-            &pivots[from..],
-            from as u32,
-            confirmed,
-            &mut cache,
-            &mut signals,
-        );
-    }
-    Degree {
-        degree,
-        strokes,
-        segments,
-        settled,
-        finals,
-        pivots,
-        signals,
-    }
-}
-
-/// Degrees 2..=`structure.degrees` of an engine with its tail (empty when it is 1).
+/// Degrees 2..=`structure.degrees` of an engine with its tail (empty when it is 1), derived
+/// from scratch: every settled segment of each degree taken at once, then its tail. A session
+/// keeps the same levels bar by bar; its debug check compares the two.
 pub fn higher_degrees(engine: &Engine, tail: &Tail) -> Vec<Degree> {
-    let cfg = engine.config();
-    let mut out: Vec<Degree> = Vec::new();
-    for degree in 2..=cfg.structure.degrees {
-        let (strokes, finals) = match out.last() {
-            None => {
-                let spans: Vec<SegmentSpan> = engine
-                    .segments
-                    .iter()
-                    .chain(&tail.segments)
-                    .copied()
-                    .collect();
-                (strokes_of(engine.pens(), &spans), engine.segments.len())
-            }
-            Some(d) => (strokes_of(&d.strokes, &d.segments), d.settled),
-        };
-        out.push(build(degree, strokes, finals, cfg, &engine.histogram));
-    }
-    out
+    let mut live = LiveHigher::new(engine.config());
+    live.sync(engine, tail, true, &mut Vec::new());
+    live.views()
 }
 
 /// One higher degree kept up to date bar by bar in a session: the settled part grows as the
 /// degree below settles segments (its final strokes), the tail is derived again when the degree
-/// below changed. The same segment, pivot and point code as [`higher_degrees`], fed in pieces.
+/// below changed.
 #[derive(Debug, Clone)]
 struct LiveLevel {
     degree: u32,
@@ -280,7 +212,6 @@ impl LiveLevel {
         t.segments.clear();
         t.pivots.clear();
         t.signals.clear();
-        t.ends.clear();
         (self.seg).tail(
             &self.strokes,
             &mut self.scratch,
@@ -308,17 +239,13 @@ impl LiveLevel {
                 &mut t.signals,
             );
         }
-        let at = |f: &crate::fractal::Fractal| (f.index, f.price);
-        let s = &self.strokes;
-        let span = |a: u32, b: u32| [at(&s[a as usize].start), at(&s[b as usize].end)];
-        for x in &t.segments {
-            t.ends.extend_from_slice(&span(x.first_pen, x.last_pen));
-        }
-        for z in &t.pivots {
-            t.ends.extend_from_slice(&span(z.first_pen, z.last_pen));
-        }
-        t.ends
-            .extend(t.signals.iter().map(|g| at(&s[g.pen as usize].end)));
+        show(
+            &self.strokes,
+            &t.segments,
+            &t.pivots,
+            &t.signals,
+            &mut t.ends,
+        );
         let changed = self.fresh != self.tail;
         std::mem::swap(&mut self.fresh, &mut self.tail);
         self.dirty = false;
@@ -405,7 +332,9 @@ impl LiveHigher {
                 "a level is restored with the engine"
             );
             if settled.len() > lv.finals {
-                let new = strokes_of(pens, &settled[lv.finals..]);
+                let new: Vec<Pen> = (settled[lv.finals..].iter())
+                    .map(|s| stroke(pens, s))
+                    .collect();
                 lv.settle(&new, cfg, &engine.histogram);
             }
         }

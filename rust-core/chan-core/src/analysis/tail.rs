@@ -64,18 +64,13 @@ impl Tail {
 
     /// Records the chart points the items show with `pens`.
     fn show(&mut self, pens: &[Pen]) {
-        let at = |f: &Fractal| (f.index, f.price);
-        let span = |a: u32, b: u32| [at(&pens[a as usize].start), at(&pens[b as usize].end)];
-        let ends = &mut self.ends;
-        ends.clear();
-        ends.reserve(2 * (self.segments.len() + self.pivots.len()) + self.signals.len());
-        for s in &self.segments {
-            ends.extend_from_slice(&span(s.first_pen, s.last_pen));
-        }
-        for z in &self.pivots {
-            ends.extend_from_slice(&span(z.first_pen, z.last_pen));
-        }
-        ends.extend(self.signals.iter().map(|g| at(&pens[g.pen as usize].end)));
+        show(
+            pens,
+            &self.segments,
+            &self.pivots,
+            &self.signals,
+            &mut self.ends,
+        );
     }
 
     /// The pivots and points of tail segment `k`.
@@ -88,6 +83,28 @@ impl Tail {
             &self.signals[g0 as usize..g1 as usize],
         )
     }
+}
+
+/// Writes into `ends` the chart points that `segments`, `pivots` and `signals` (over `pens`) show:
+/// raw bar index and price of each segment's and pivot's start and end, each point's pen end.
+pub(super) fn show(
+    pens: &[Pen],
+    segments: &[SegmentSpan],
+    pivots: &[Pivot],
+    signals: &[Signal],
+    ends: &mut Vec<(u32, f64)>,
+) {
+    let at = |f: &Fractal| (f.index, f.price);
+    let span = |a: u32, b: u32| [at(&pens[a as usize].start), at(&pens[b as usize].end)];
+    ends.clear();
+    ends.reserve(2 * (segments.len() + pivots.len()) + signals.len());
+    for s in segments {
+        ends.extend_from_slice(&span(s.first_pen, s.last_pen));
+    }
+    for z in pivots {
+        ends.extend_from_slice(&span(z.first_pen, z.last_pen));
+    }
+    ends.extend(signals.iter().map(|g| at(&pens[g.pen as usize].end)));
 }
 
 /// Equal as output: the same items showing the same points.
