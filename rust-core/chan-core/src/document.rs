@@ -492,7 +492,7 @@ impl Session {
             forming_pen: e.forming_pen().map(|p| r.pen(&p, None)),
             tail: u.tail_changed.then(|| r.tail(self.tail(), e.pivots.len())),
             degrees: (self.degree_lists().zip(self.degree_changes()))
-                .map(|(l, c)| degree_update(&e.times, l, c))
+                .map(|(l, c)| degree_update(&e.times, l, &c))
                 .collect(),
         }
     }

@@ -172,7 +172,7 @@ proptest! {
             if m.higher.is_empty() {
                 m.higher = s.degree_lists().map(|_| Default::default()).collect();
             }
-            prop_assert_eq!(s.degree_changes().len(), m.higher.len());
+            prop_assert_eq!(s.degree_changes().count(), m.higher.len());
             for ((l, c), h) in s.degree_lists().zip(s.degree_changes()).zip(&mut m.higher) {
                 prop_assert_eq!(l.degree, c.degree);
                 splice(&mut h.0, c.segments.clone(), l.segments);

@@ -58,7 +58,7 @@ fn stroke(pens: &[Pen], s: &SegmentSpan) -> Pen {
 /// keeps the same levels bar by bar; its debug check compares the two.
 pub fn higher_degrees(engine: &Engine, tail: &Tail) -> Vec<Degree> {
     let mut live = LiveHigher::new(engine.config());
-    live.sync(engine, tail, true, &mut Vec::new());
+    live.sync(engine, tail, true);
     live.views()
 }
 
@@ -89,6 +89,8 @@ struct LiveLevel {
     unchanged: usize,
     /// Working space: the next tail, swapped with `tail` once derived.
     fresh: LevelTail,
+    /// The latest call changed the tail as output.
+    tail_changed: bool,
 }
 
 /// A higher degree's non-settled segments with their pivots and points, and the chart points
@@ -167,6 +169,7 @@ impl LiveLevel {
             memo: FormingMemo::default(),
             unchanged: 0,
             fresh: LevelTail::default(),
+            tail_changed: false,
         }
     }
 
@@ -342,16 +345,21 @@ impl LiveHigher {
 
     /// Brings every level up to the engine and its degree-1 tail after a bar; `changed` says
     /// whether degree 1's tail changed as output since the last call (if not, its segments and
-    /// the points they show are the same, and so this degree's strokes). Writes each level's
-    /// change report into `out`.
-    pub(super) fn sync(
-        &mut self,
-        engine: &Engine,
-        tail: &Tail,
-        changed: bool,
-        out: &mut Vec<DegreeChange>,
-    ) {
-        out.clear();
+    /// the points they show are the same, and so this degree's strokes). Each level records
+    /// whether its own tail changed ([`Self::changes`]).
+    pub(super) fn sync(&mut self, engine: &Engine, tail: &Tail, changed: bool) {
+        // Most bars change no degree: degree 1's tail is shown the same, it settled nothing new
+        // and no level was undone.
+        let settled = |lv: &LiveLevel| lv.finals == engine.segments.len();
+        if !changed
+            && self.levels.first().is_none_or(settled)
+            && self.levels.iter().all(|lv| !lv.dirty)
+        {
+            for lv in &mut self.levels {
+                lv.tail_changed = false;
+            }
+            return;
+        }
         self.settle(engine);
         let cfg = engine.config();
         let mut below_changed = changed;
@@ -362,24 +370,31 @@ impl LiveHigher {
                 None => (engine.pens(), &tail.segments),
                 Some(b) => (&b.strokes, &b.tail.segments),
             };
-            let tail_changed = (below_changed || lv.dirty) && {
+            lv.tail_changed = (below_changed || lv.dirty) && {
                 let extra = &mut self.extra;
                 extra.clear();
                 extra.extend(unsettled.iter().map(|s| stroke(pens, s)));
                 lv.retail(extra, cfg, &engine.histogram)
             };
-            let m = self.marks[k];
-            out.push(DegreeChange {
+            // The level above reads this one's segments: its settled ones (taken above, which
+            // marks it dirty) and its tail's.
+            below_changed = lv.tail_changed;
+        }
+    }
+
+    /// What the latest call changed at each level: the settled lists since the mark (the
+    /// lengths before the bar, or before the replaced bar), and whether the tail changed.
+    pub(super) fn changes(&self) -> impl Iterator<Item = DegreeChange> + '_ {
+        self.levels
+            .iter()
+            .zip(&self.marks)
+            .map(|(lv, m)| DegreeChange {
                 degree: lv.degree,
                 segments: m.segments..lv.segments.len(),
                 pivots: m.pivots..lv.pivots.len(),
                 signals: m.signals..lv.signals.len(),
-                tail_changed,
-            });
-            // The level above reads this one's segments: its settled ones (taken above, which
-            // marks it dirty) and its tail's.
-            below_changed = tail_changed;
-        }
+                tail_changed: lv.tail_changed,
+            })
     }
 
     /// Every level's lists, borrowed, in order.

@@ -62,8 +62,6 @@ pub struct Session {
     tail: LiveTail,
     /// Degrees 2..=`structure.degrees` (spec §13), kept up to date bar by bar.
     higher: LiveHigher,
-    /// What the latest call changed at each higher degree.
-    changes: Vec<DegreeChange>,
 }
 
 impl Session {
@@ -73,7 +71,6 @@ impl Session {
         let mut engine = Engine::new(cfg, keep_macd);
         let mark = engine.mark();
         let higher = LiveHigher::new(&cfg);
-        let changes = Vec::with_capacity(cfg.structure.degrees as usize);
         Ok(Self {
             engine,
             mark,
@@ -81,7 +78,6 @@ impl Session {
             prev_time: None,
             tail: LiveTail::default(),
             higher,
-            changes,
         })
     }
 
@@ -112,10 +108,10 @@ impl Session {
         views
     }
 
-    /// What the latest call changed at each higher degree, in order (empty before any call and
-    /// when `structure.degrees` is 1).
-    pub fn degree_changes(&self) -> &[DegreeChange] {
-        &self.changes
+    /// What the latest call changed at each higher degree, in order (nothing when
+    /// `structure.degrees` is 1).
+    pub fn degree_changes(&self) -> impl Iterator<Item = DegreeChange> + '_ {
+        self.higher.changes()
     }
 
     /// Each higher degree's lists, borrowed, in order.
@@ -244,7 +240,7 @@ impl Session {
         }
         // From scratch, as a batch analysis does.
         self.tail.rebuild(&self.engine);
-        (self.higher).sync(&self.engine, self.tail.get(), true, &mut self.changes);
+        (self.higher).sync(&self.engine, self.tail.get(), true);
         Ok(())
     }
 
@@ -298,12 +294,7 @@ impl Session {
         repair: Option<Repair>,
     ) -> Update {
         let tail_changed = change.is_some_and(|c| self.tail.refresh(&self.engine, c));
-        (self.higher).sync(
-            &self.engine,
-            self.tail.get(),
-            tail_changed,
-            &mut self.changes,
-        );
+        (self.higher).sync(&self.engine, self.tail.get(), tail_changed);
         let (e, mark) = (&self.engine, &self.mark);
         let final_pens = |n: usize| n.saturating_sub(1);
         Update {
