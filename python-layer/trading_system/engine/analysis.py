@@ -25,7 +25,13 @@ from trading_system.engine.kline import (
 from trading_system.engine.macd import MacdSnapshot, MacdState, MacdValue
 from trading_system.engine.pen import ADDED, NONE, Pen, PenBuilder, PenState
 from trading_system.engine.pivot import Pivot, find_pivots
-from trading_system.engine.segment import PenLike, SegmentEngine, SegmentSpan, Stroke
+from trading_system.engine.segment import (
+    LevelStrokes,
+    PenLike,
+    SegmentEngine,
+    SegmentSpan,
+    Stroke,
+)
 from trading_system.engine.signal import Signal, StrengthCache, segment_signals
 from trading_system.errors import InvalidBars, StateError, Violation
 
@@ -605,7 +611,7 @@ class Session:
         """Each higher degree's tail with the stroke ends it shows (as :meth:`Tail.resolved`)."""
         levels = zip(self.engine.levels, self.tail.higher, strict=True)
         return [
-            Tail(lt.segments, lt.pivots, lt.signals).resolved(lv.strokes + lt.strokes)
+            Tail(lt.segments, lt.pivots, lt.signals).resolved(LevelStrokes(lv.strokes, lt.strokes))
             for lv, lt in levels
         ]
 

@@ -9,6 +9,7 @@ import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict
 
+from trading_system.engine.segment import LevelStrokes
 from trading_system.engine.signal import ieee_div
 from trading_system.engine.timestamp import format_ms
 
@@ -404,7 +405,7 @@ def _degree_updates(
     out: list[DegreeUpdateDoc] = []
     levels = zip(e.levels, t.higher, marks, changed, strict=True)
     for n, (lv, lt, (_, s0, z0, g0), tail_changed) in enumerate(levels, start=2):
-        r = Renderer(e, lv.strokes + lt.strokes)
+        r = Renderer(e, LevelStrokes(lv.strokes, lt.strokes))
         out.append(
             {
                 "degree": n,

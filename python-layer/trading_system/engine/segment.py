@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, overload
 
 from trading_system.engine.fractal import Fractal
 
@@ -55,6 +55,31 @@ class Stroke:
 
     def __repr__(self) -> str:
         return f"Stroke(up={self.up}, start={self.start}, end={self.end})"
+
+
+class LevelStrokes(Sequence[PenLike]):
+    """A level's strokes: its final ones, then its tail's, read in place. Not a copy: the final
+    strokes grow with the series, and a level's tail is compared or rendered on many bars."""
+
+    __slots__ = ("final", "extra")
+
+    def __init__(self, final: Sequence[PenLike], extra: Sequence[PenLike]) -> None:
+        self.final, self.extra = final, extra
+
+    def __len__(self) -> int:
+        return len(self.final) + len(self.extra)
+
+    @overload
+    def __getitem__(self, i: int) -> PenLike: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[PenLike]: ...
+    def __getitem__(self, i: int | slice) -> PenLike | Sequence[PenLike]:
+        if isinstance(i, slice):
+            return [*self.final, *self.extra][i]
+        n = len(self.final)
+        if i < 0:
+            i += len(self)
+        return self.final[i] if i < n else self.extra[i - n]
 
 
 class SegmentSpan(NamedTuple):
