@@ -11,59 +11,128 @@ use prost::bytes::{Buf, BufMut};
 use prost::encoding::{self, DecodeContext, WireType};
 use prost::DecodeError;
 
-/// Whether a field is sent: not its default, by bit pattern for doubles.
-trait Present {
-    fn present(&self) -> bool;
+/// One field of a message, encoded under its tag: a plain (implicit-presence) scalar is sent
+/// when it is not its default (by bit pattern for doubles), an optional scalar (explicit
+/// presence) and a message field when set.
+trait Field: Default {
+    fn encode(&self, tag: u32, buf: &mut impl BufMut);
+    fn merge(
+        &mut self,
+        wire_type: WireType,
+        buf: &mut impl Buf,
+        ctx: DecodeContext,
+    ) -> Result<(), DecodeError>;
+    fn encoded_len(&self, tag: u32) -> usize;
 }
 
-impl Present for f64 {
-    fn present(&self) -> bool {
-        self.to_bits() != 0
-    }
+/// Plain and optional scalars of one Rust type, with its prost encoding module and what
+/// "default" means for it.
+macro_rules! scalar {
+    ($ty:ty, $kind:ident, $present:expr) => {
+        impl Field for $ty {
+            fn encode(&self, tag: u32, buf: &mut impl BufMut) {
+                if $present(self) {
+                    encoding::$kind::encode(tag, self, buf);
+                }
+            }
+            fn merge(
+                &mut self,
+                wire_type: WireType,
+                buf: &mut impl Buf,
+                ctx: DecodeContext,
+            ) -> Result<(), DecodeError> {
+                encoding::$kind::merge(wire_type, self, buf, ctx)
+            }
+            fn encoded_len(&self, tag: u32) -> usize {
+                if $present(self) {
+                    encoding::$kind::encoded_len(tag, self)
+                } else {
+                    0
+                }
+            }
+        }
+
+        impl Field for Option<$ty> {
+            fn encode(&self, tag: u32, buf: &mut impl BufMut) {
+                if let Some(x) = self {
+                    encoding::$kind::encode(tag, x, buf);
+                }
+            }
+            fn merge(
+                &mut self,
+                wire_type: WireType,
+                buf: &mut impl Buf,
+                ctx: DecodeContext,
+            ) -> Result<(), DecodeError> {
+                encoding::$kind::merge(
+                    wire_type,
+                    self.get_or_insert_with(Default::default),
+                    buf,
+                    ctx,
+                )
+            }
+            fn encoded_len(&self, tag: u32) -> usize {
+                self.as_ref()
+                    .map_or(0, |x| encoding::$kind::encoded_len(tag, x))
+            }
+        }
+    };
 }
 
-impl Present for u32 {
-    fn present(&self) -> bool {
-        *self != 0
-    }
+scalar!(f64, double, |x: &f64| x.to_bits() != 0);
+scalar!(u32, uint32, |x: &u32| *x != 0);
+scalar!(i32, int32, |x: &i32| *x != 0);
+scalar!(i64, int64, |x: &i64| *x != 0);
+scalar!(bool, bool, |x: &bool| *x);
+
+/// A message field of type `$ty` (sent when set).
+macro_rules! message_field {
+    ($ty:ty) => {
+        impl Field for Option<$ty> {
+            fn encode(&self, tag: u32, buf: &mut impl BufMut) {
+                if let Some(m) = self {
+                    encoding::message::encode(tag, m, buf);
+                }
+            }
+            fn merge(
+                &mut self,
+                wire_type: WireType,
+                buf: &mut impl Buf,
+                ctx: DecodeContext,
+            ) -> Result<(), DecodeError> {
+                encoding::message::merge(
+                    wire_type,
+                    self.get_or_insert_with(Default::default),
+                    buf,
+                    ctx,
+                )
+            }
+            fn encoded_len(&self, tag: u32) -> usize {
+                self.as_ref()
+                    .map_or(0, |m| encoding::message::encoded_len(tag, m))
+            }
+        }
+    };
 }
 
-impl Present for i64 {
-    fn present(&self) -> bool {
-        *self != 0
-    }
-}
-
-impl Present for bool {
-    fn present(&self) -> bool {
-        *self
-    }
-}
-
-/// A message type with scalar fields (`kind` is the prost encoding module: `double`,
-/// `uint32`, ...) and optional message fields, in tag order.
+/// A message type: its fields in tag order, each a [`Field`] (a plain or optional scalar, or
+/// an optional message), written in that order as the Python engine's protobuf writes them.
 macro_rules! message {
     (
         $(#[$doc:meta])*
         $name:ident {
-            $( $tag:literal $field:ident: $ty:ty = $kind:ident, )*
+            $( $(#[$fdoc:meta])* $tag:literal $field:ident: $ty:ty, )*
         }
-        $( messages { $( $mtag:literal $mfield:ident: $mty:ty, )* } )?
-        $( tail { $( $ttag:literal $tfield:ident: $tty:ty = $tkind:ident, )* } )?
     ) => {
         $(#[$doc])*
         #[derive(Clone, Copy, PartialEq, Debug, Default)]
         pub struct $name {
-            $( pub $field: $ty, )*
-            $( $( pub $mfield: Option<$mty>, )* )?
-            $( $( pub $tfield: $tty, )* )?
+            $( $(#[$fdoc])* pub $field: $ty, )*
         }
 
         impl prost::Message for $name {
             fn encode_raw(&self, buf: &mut impl BufMut) {
-                $( if self.$field.present() { encoding::$kind::encode($tag, &self.$field, buf); } )*
-                $( $( if let Some(m) = &self.$mfield { encoding::message::encode($mtag, m, buf); } )* )?
-                $( $( if self.$tfield.present() { encoding::$tkind::encode($ttag, &self.$tfield, buf); } )* )?
+                $( Field::encode(&self.$field, $tag, buf); )*
             }
 
             fn merge_field(
@@ -74,22 +143,13 @@ macro_rules! message {
                 ctx: DecodeContext,
             ) -> Result<(), DecodeError> {
                 match tag {
-                    $( $tag => encoding::$kind::merge(wire_type, &mut self.$field, buf, ctx), )*
-                    $( $( $mtag => encoding::message::merge(
-                        wire_type,
-                        self.$mfield.get_or_insert_with(Default::default),
-                        buf,
-                        ctx,
-                    ), )* )?
-                    $( $( $ttag => encoding::$tkind::merge(wire_type, &mut self.$tfield, buf, ctx), )* )?
+                    $( $tag => Field::merge(&mut self.$field, wire_type, buf, ctx), )*
                     _ => encoding::skip_field(wire_type, tag, buf, ctx),
                 }
             }
 
             fn encoded_len(&self) -> usize {
-                0 $( + if self.$field.present() { encoding::$kind::encoded_len($tag, &self.$field) } else { 0 } )*
-                $( $( + self.$mfield.as_ref().map_or(0, |m| encoding::message::encoded_len($mtag, m)) )* )?
-                $( $( + if self.$tfield.present() { encoding::$tkind::encoded_len($ttag, &self.$tfield) } else { 0 } )* )?
+                0 $( + Field::encoded_len(&self.$field, $tag) )*
             }
 
             fn clear(&mut self) {
@@ -102,227 +162,81 @@ macro_rules! message {
 message! {
     /// One bar of a stream message (time: epoch milliseconds, UTC).
     Bar {
-        1 time: i64 = int64,
-        2 open: f64 = double,
-        3 high: f64 = double,
-        4 low: f64 = double,
-        5 close: f64 = double,
-        6 volume: f64 = double,
+        1 time: i64,
+        2 open: f64,
+        3 high: f64,
+        4 low: f64,
+        5 close: f64,
+        6 volume: f64,
     }
 }
 
 message! {
     /// A chart point: raw bar index, its time and the price.
     Point {
-        1 index: u32 = uint32,
-        2 time: i64 = int64,
-        3 price: f64 = double,
+        1 index: u32,
+        2 time: i64,
+        3 price: f64,
     }
 }
+
+message_field!(Point);
 
 message! {
     /// A pivot (中枢).
     Pivot {
-        1 segment: u32 = uint32,
-        2 first_pen: u32 = uint32,
-        3 last_pen: u32 = uint32,
-        4 zd: f64 = double,
-        5 zg: f64 = double,
-        6 dd: f64 = double,
-        7 gg: f64 = double,
-    }
-    messages {
-        8 start: Point,
-        9 end: Point,
-    }
-    tail {
-        10 confirmed: bool = bool,
+        1 segment: u32,
+        2 first_pen: u32,
+        3 last_pen: u32,
+        4 zd: f64,
+        5 zg: f64,
+        6 dd: f64,
+        7 gg: f64,
+        8 start: Option<Point>,
+        9 end: Option<Point>,
+        10 confirmed: bool,
     }
 }
 
 message! {
     /// A bar repaired under `validation.repair`.
     Repair {
-        1 index: u32 = uint32,
-        2 old_high: f64 = double,
-        3 old_low: f64 = double,
-        4 new_high: f64 = double,
-        5 new_low: f64 = double,
+        1 index: u32,
+        2 old_high: f64,
+        3 old_low: f64,
+        4 new_high: f64,
+        5 new_low: f64,
     }
 }
 
 message! {
     /// MACD of one bar (NaN when absent).
     MacdPoint {
-        1 dif: f64 = double,
-        2 dea: f64 = double,
-        3 histogram: f64 = double,
+        1 dif: f64,
+        2 dea: f64,
+        3 histogram: f64,
     }
 }
 
-impl Present for i32 {
-    fn present(&self) -> bool {
-        *self != 0
-    }
-}
-
-/// A buy/sell point (买卖点), with what it was derived from. Written out (not by [`message!`]):
-/// its optional fields (explicit presence: sent when set, whatever the value) come between
-/// plain ones, and every field goes in tag order, as the Python engine's protobuf writes it.
-#[derive(Clone, Copy, PartialEq, Debug, Default)]
-pub struct Signal {
-    pub r#type: u32,
-    /// A `trading.v1.Side`.
-    pub side: i32,
-    pub pen: u32,
-    pub point: Option<Point>,
-    pub r#final: bool,
-    pub pivot: u32,
-    pub zd: f64,
-    pub zg: f64,
-    pub entering_strength: Option<f64>,
-    pub leaving_strength: Option<f64>,
-    pub ratio: Option<f64>,
-    pub follows: Option<u32>,
-    /// A `trading.v1.PivotEdge`.
-    pub edge: i32,
-}
-
-impl prost::Message for Signal {
-    fn encode_raw(&self, buf: &mut impl BufMut) {
-        let plain = |tag, x: &u32, buf: &mut _| {
-            if x.present() {
-                encoding::uint32::encode(tag, x, buf);
-            }
-        };
-        plain(1, &self.r#type, buf);
-        if self.side.present() {
-            encoding::int32::encode(2, &self.side, buf);
-        }
-        plain(3, &self.pen, buf);
-        if let Some(m) = &self.point {
-            encoding::message::encode(4, m, buf);
-        }
-        if self.r#final.present() {
-            encoding::bool::encode(5, &self.r#final, buf);
-        }
-        plain(6, &self.pivot, buf);
-        for (tag, x) in [(7, &self.zd), (8, &self.zg)] {
-            if x.present() {
-                encoding::double::encode(tag, x, buf);
-            }
-        }
-        let optional = [
-            (9, &self.entering_strength),
-            (10, &self.leaving_strength),
-            (11, &self.ratio),
-        ];
-        for (tag, x) in optional {
-            if let Some(x) = x {
-                encoding::double::encode(tag, x, buf);
-            }
-        }
-        if let Some(x) = &self.follows {
-            encoding::uint32::encode(12, x, buf);
-        }
-        if self.edge.present() {
-            encoding::int32::encode(13, &self.edge, buf);
-        }
-    }
-
-    fn merge_field(
-        &mut self,
-        tag: u32,
-        wire_type: WireType,
-        buf: &mut impl Buf,
-        ctx: DecodeContext,
-    ) -> Result<(), DecodeError> {
-        match tag {
-            1 => encoding::uint32::merge(wire_type, &mut self.r#type, buf, ctx),
-            2 => encoding::int32::merge(wire_type, &mut self.side, buf, ctx),
-            3 => encoding::uint32::merge(wire_type, &mut self.pen, buf, ctx),
-            4 => encoding::message::merge(
-                wire_type,
-                self.point.get_or_insert_with(Default::default),
-                buf,
-                ctx,
-            ),
-            5 => encoding::bool::merge(wire_type, &mut self.r#final, buf, ctx),
-            6 => encoding::uint32::merge(wire_type, &mut self.pivot, buf, ctx),
-            7 => encoding::double::merge(wire_type, &mut self.zd, buf, ctx),
-            8 => encoding::double::merge(wire_type, &mut self.zg, buf, ctx),
-            9 => encoding::double::merge(
-                wire_type,
-                self.entering_strength.get_or_insert(0.0),
-                buf,
-                ctx,
-            ),
-            10 => encoding::double::merge(
-                wire_type,
-                self.leaving_strength.get_or_insert(0.0),
-                buf,
-                ctx,
-            ),
-            11 => encoding::double::merge(wire_type, self.ratio.get_or_insert(0.0), buf, ctx),
-            12 => encoding::uint32::merge(wire_type, self.follows.get_or_insert(0), buf, ctx),
-            13 => encoding::int32::merge(wire_type, &mut self.edge, buf, ctx),
-            _ => encoding::skip_field(wire_type, tag, buf, ctx),
-        }
-    }
-
-    fn encoded_len(&self) -> usize {
-        let plain = |tag, x: &u32| {
-            if x.present() {
-                encoding::uint32::encoded_len(tag, x)
-            } else {
-                0
-            }
-        };
-        let enumeration = |tag, x: &i32| {
-            if x.present() {
-                encoding::int32::encoded_len(tag, x)
-            } else {
-                0
-            }
-        };
-        let double = |tag, x: &f64| {
-            if x.present() {
-                encoding::double::encoded_len(tag, x)
-            } else {
-                0
-            }
-        };
-        let optional = |tag, x: &Option<f64>| {
-            x.as_ref()
-                .map_or(0, |x| encoding::double::encoded_len(tag, x))
-        };
-        plain(1, &self.r#type)
-            + enumeration(2, &self.side)
-            + plain(3, &self.pen)
-            + self
-                .point
-                .as_ref()
-                .map_or(0, |m| encoding::message::encoded_len(4, m))
-            + if self.r#final.present() {
-                encoding::bool::encoded_len(5, &self.r#final)
-            } else {
-                0
-            }
-            + plain(6, &self.pivot)
-            + double(7, &self.zd)
-            + double(8, &self.zg)
-            + optional(9, &self.entering_strength)
-            + optional(10, &self.leaving_strength)
-            + optional(11, &self.ratio)
-            + self
-                .follows
-                .as_ref()
-                .map_or(0, |x| encoding::uint32::encoded_len(12, x))
-            + enumeration(13, &self.edge)
-    }
-
-    fn clear(&mut self) {
-        *self = Self::default();
+message! {
+    /// A buy/sell point (买卖点), with what it was derived from: optional fields (explicit
+    /// presence: sent when set, whatever the value) among plain ones.
+    Signal {
+        1 r#type: u32,
+        /// A `trading.v1.Side`.
+        2 side: i32,
+        3 pen: u32,
+        4 point: Option<Point>,
+        5 r#final: bool,
+        6 pivot: u32,
+        7 zd: f64,
+        8 zg: f64,
+        9 entering_strength: Option<f64>,
+        10 leaving_strength: Option<f64>,
+        11 ratio: Option<f64>,
+        12 follows: Option<u32>,
+        /// A `trading.v1.PivotEdge`.
+        13 edge: i32,
     }
 }
 
