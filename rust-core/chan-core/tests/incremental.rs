@@ -1,7 +1,7 @@
 //! Spec §10: any sequence of appends and last-bar replacements leaves exactly the state of one
 //! batch analysis of the resulting series, and the change reports rebuild that state.
 
-use chan_core::analysis::LevelTail;
+use chan_core::analysis::Tail;
 use chan_core::config::{MacdSeed, PenDefinition, Strength};
 use chan_core::fractal::Fractal;
 use chan_core::pen::Pen;
@@ -136,7 +136,7 @@ struct Mirror {
 }
 
 /// A higher degree as a client keeps it: settled segments, pivots and points, and the tail.
-type DegreeMirror = (Vec<SegmentSpan>, Vec<Pivot>, Vec<Signal>, LevelTail);
+type DegreeMirror = (Vec<SegmentSpan>, Vec<Pivot>, Vec<Signal>, Tail);
 
 fn splice<T: Clone>(v: &mut Vec<T>, r: std::ops::Range<usize>, src: &[T]) {
     v.truncate(r.start);

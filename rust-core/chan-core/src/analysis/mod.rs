@@ -11,7 +11,7 @@ mod session;
 mod tail;
 
 pub use engine::Engine;
-pub use higher::{higher_degrees, Degree, DegreeChange, LevelLists, LevelTail};
+pub use higher::{higher_degrees, Degree, DegreeChange, LevelLists};
 pub use session::{BarOp, BatchError, Session, Update};
 pub use tail::Tail;
 

@@ -108,6 +108,12 @@ impl Session {
         views
     }
 
+    /// Unit tests: the higher degrees as kept.
+    #[cfg(test)]
+    pub(super) fn live_higher(&self) -> &LiveHigher {
+        &self.higher
+    }
+
     /// What the latest call changed at each higher degree, in order (nothing when
     /// `structure.degrees` is 1).
     pub fn degree_changes(&self) -> impl Iterator<Item = DegreeChange> + '_ {
@@ -239,7 +245,7 @@ impl Session {
             self.last_time = Some(bar.time);
         }
         // From scratch, as a batch analysis does.
-        self.tail.rebuild(&self.engine);
+        self.tail.rebuild(&self.engine.source());
         (self.higher).sync(&self.engine, self.tail.get(), true);
         Ok(())
     }
@@ -293,7 +299,7 @@ impl Session {
         change: Option<PenChange>,
         repair: Option<Repair>,
     ) -> Update {
-        let tail_changed = change.is_some_and(|c| self.tail.refresh(&self.engine, c));
+        let tail_changed = change.is_some_and(|c| self.tail.refresh(&self.engine.source(), c));
         (self.higher).sync(&self.engine, self.tail.get(), tail_changed);
         let (e, mark) = (&self.engine, &self.mark);
         let final_pens = |n: usize| n.saturating_sub(1);

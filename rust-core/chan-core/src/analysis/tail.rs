@@ -10,10 +10,11 @@
 
 use super::engine::{derive, Engine};
 use crate::fractal::Fractal;
+use crate::kline::Direction;
 use crate::pen::{Pen, PenEvent};
 use crate::pivot::Pivot;
 use crate::segment::{FormingMemo, SegmentEngine, SegmentSpan};
-use crate::signal::{segment_signals, Signal, StrengthCache, POINT_READ_AHEAD};
+use crate::signal::{segment_signals, Inputs, Signal, StrengthCache, POINT_READ_AHEAD};
 
 /// The non-final part of the structure: segments that are not confirmed (ending with the last
 /// pen, pending a gap confirmation, or forming), their pivots and the points they give.
@@ -147,7 +148,26 @@ impl Default for TailWork {
     }
 }
 
-impl Engine {
+/// What a tail is derived from, at any degree: the strokes (the pens at degree 1, a degree's
+/// segments read as strokes above it, spec §13) with the points' inputs, and the segment engine
+/// that settled the first `settled` segments of them.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct TailSource<'a> {
+    pub(super) seg: &'a SegmentEngine,
+    pub(super) settled: usize,
+    pub(super) inputs: Inputs<'a>,
+    /// `seg` run further, over every stroke but the last, with the segments that run found: the
+    /// tail's segments are those followed by what this engine's tail adds (the same, since the
+    /// engine goes stroke by stroke), and its fast paths for a last stroke alone apply. Higher
+    /// degrees keep one, as their settled strokes end well before the last.
+    pub(super) ahead: Option<(&'a SegmentEngine, &'a [SegmentSpan])>,
+}
+
+impl TailSource<'_> {
+    fn pens(&self) -> &[Pen] {
+        self.inputs.pens
+    }
+
     /// Computes the non-final tail into `out` with the working space `work`. `prev` is the
     /// tail computed before with every pen below `stable` the same as now: a segment found
     /// there again, at the same index and using only those pens, keeps its pivots and points.
@@ -160,9 +180,15 @@ impl Engine {
     /// scans of forming segments in `work` that read only pens below `stable` are resumed.
     fn tail_segments(&self, out: &mut Tail, work: &mut TailWork, stable: u32) {
         out.segments.clear();
+        let seg = match self.ahead {
+            Some((ahead, found)) => {
+                out.segments.extend_from_slice(found);
+                ahead
+            }
+            None => self.seg,
+        };
         let (scratch, memo) = (&mut work.segments, &mut work.forming);
-        self.seg
-            .tail(self.pens.pens(), scratch, memo, stable, &mut out.segments);
+        seg.tail(self.pens(), scratch, memo, stable, &mut out.segments);
     }
 
     /// The pivots and points of the tail's segments, and the points they show.
@@ -170,9 +196,9 @@ impl Engine {
         out.pivots.clear();
         out.signals.clear();
         out.bounds.clear();
-        let pens = self.pens.pens();
-        let inputs = self.inputs();
-        let first = self.segments.len();
+        let pens = self.pens();
+        let inputs = self.inputs;
+        let first = self.settled;
         out.first = first;
         for (j, span) in out.segments.iter().enumerate() {
             let (pivots, signals) = (&mut out.pivots, &mut out.signals);
@@ -227,11 +253,32 @@ impl Engine {
         out.show(pens);
     }
 
+    /// The non-final tail from scratch (from the settled engine, not the one run ahead).
+    pub(super) fn tail(&self) -> Tail {
+        let mut t = Tail::default();
+        let src = TailSource {
+            ahead: None,
+            ..*self
+        };
+        src.tail_into(&mut t, &mut TailWork::default(), None);
+        t
+    }
+}
+
+impl Engine {
+    /// The tail's source: the pens, the segments settled and the points' inputs.
+    pub(super) fn source(&self) -> TailSource<'_> {
+        TailSource {
+            seg: &self.seg,
+            settled: self.segments.len(),
+            inputs: self.inputs(),
+            ahead: None,
+        }
+    }
+
     /// The non-final tail.
     pub fn tail(&self) -> Tail {
-        let mut t = Tail::default();
-        self.tail_into(&mut t, &mut TailWork::default(), None);
-        t
+        self.source().tail()
     }
 }
 
@@ -256,6 +303,30 @@ impl PenChange {
             PenEvent::None => None,
             PenEvent::Extended => Some(Self::LastMovedOn),
             PenEvent::Added => Some(Self::Added),
+        }
+    }
+
+    /// How the strokes after the settled ones changed from `before` (those the tail was derived
+    /// from) to `now`, the first `same` of them equal, `from` the index of the first one that
+    /// differs: the last one moved on (same start and direction, its end strictly further), one
+    /// added after them, or anything else. Higher degrees (§13) read a degree's segments as
+    /// strokes: they move as pens do, and the same plans apply.
+    pub(super) fn of_strokes(before: &[Pen], now: &[Pen], same: usize, from: u32) -> Self {
+        let moved_on = |a: &Pen, b: &Pen| {
+            a.dir == b.dir
+                && a.start == b.start
+                && match b.dir {
+                    Direction::Up => b.end.price > a.end.price,
+                    Direction::Down => b.end.price < a.end.price,
+                }
+        };
+        if now.len() == before.len() && same + 1 == now.len() && moved_on(&before[same], &now[same])
+        {
+            Self::LastMovedOn
+        } else if now.len() == before.len() + 1 && same == before.len() {
+            Self::Added
+        } else {
+            Self::Replaced { from }
         }
     }
 
@@ -358,23 +429,35 @@ impl LiveTail {
         &self.tail
     }
 
+    /// The strengths the tail computed: a higher degree derives its newly settled segments with
+    /// them, since their strokes were the tail's a bar ago.
+    pub(super) fn strengths(&mut self) -> &mut StrengthCache {
+        &mut self.work.strengths
+    }
+
+    /// Unit tests: how often each plan was carried out.
+    #[cfg(test)]
+    pub(super) fn taken(&self) -> [u32; 3] {
+        self.taken
+    }
+
     /// The tail from scratch, as a batch analysis computes it: nothing of the tail before is
     /// read (the forming-segment memo and the strengths cached were for other pens).
-    pub(super) fn rebuild(&mut self, engine: &Engine) {
+    pub(super) fn rebuild(&mut self, src: &TailSource) {
         self.work = TailWork::default();
-        engine.tail_into(&mut self.fresh, &mut self.work, None);
+        src.tail_into(&mut self.fresh, &mut self.work, None);
         std::mem::swap(&mut self.fresh, &mut self.tail);
-        self.check(engine);
+        self.check(src);
     }
 
     /// Recomputes the tail after the pens changed (`change`); returns whether it changed as
     /// output.
     #[inline(never)]
-    pub(super) fn refresh(&mut self, engine: &Engine, change: PenChange) -> bool {
-        let pens = engine.pens().len() as u32;
+    pub(super) fn refresh(&mut self, src: &TailSource, change: PenChange) -> bool {
+        let pens = src.pens().len() as u32;
         let stable = change.stable(pens);
-        engine.tail_segments(&mut self.fresh, &mut self.work, stable);
-        let facts = self.facts(engine, change, pens, stable);
+        src.tail_segments(&mut self.fresh, &mut self.work, stable);
+        let facts = self.facts(src, change, pens, stable);
         let plan = plan(&facts);
         #[cfg(test)]
         {
@@ -387,34 +470,33 @@ impl LiveTail {
         let changed = match plan {
             TailPlan::Keep => false,
             TailPlan::RecomputeLastPoints => {
-                self.recompute_last_points(engine);
+                self.recompute_last_points(src);
                 true
             }
             TailPlan::DeriveFrom { stable } => {
                 let prev = Some((&self.tail, stable));
-                engine.derive_tail(&mut self.fresh, &mut self.work, prev);
+                src.derive_tail(&mut self.fresh, &mut self.work, prev);
                 let changed = self.fresh != self.tail;
                 // Kept even when equal as output: its segment indices are the current ones.
                 std::mem::swap(&mut self.fresh, &mut self.tail);
                 changed
             }
         };
-        self.check(engine);
+        self.check(src);
         changed
     }
 
     /// The facts [`plan`] reads, with the fresh segments in `self.fresh`.
-    fn facts(&mut self, engine: &Engine, change: PenChange, pens: u32, stable: u32) -> TailFacts {
+    fn facts(&mut self, src: &TailSource, change: PenChange, pens: u32, stable: u32) -> TailFacts {
         let tail = &self.tail;
-        let same_segments =
-            self.fresh.segments == tail.segments && engine.segments.len() == tail.first;
+        let same_segments = self.fresh.segments == tail.segments && src.settled == tail.first;
         let earlier_reach = match tail.segments.len().checked_sub(2) {
             Some(k) => tail.segments[k].last_pen + POINT_READ_AHEAD + 1,
             None => 0,
         };
         let reach = tail.reach();
         let new_pen_changes_no_point = (same_segments && change == PenChange::Added)
-            .then(|| self.new_pen_changes_no_point(engine, pens));
+            .then(|| self.new_pen_changes_no_point(src, pens));
         TailFacts {
             change,
             pens,
@@ -431,10 +513,10 @@ impl LiveTail {
     /// pen, those of a segment with a pivot ending [`POINT_READ_AHEAD`] pens or less before it
     /// (type 3) or with a point of type 1 that close (type 2), are computed again and must come
     /// out the same (see [`plan`] for why nothing else can change).
-    fn new_pen_changes_no_point(&mut self, engine: &Engine, pens: u32) -> bool {
+    fn new_pen_changes_no_point(&mut self, src: &TailSource, pens: u32) -> bool {
         let (tail, work) = (&self.tail, &mut self.work);
         let newest = pens - 1;
-        let inputs = engine.inputs();
+        let inputs = src.inputs;
         for (k, span) in tail.segments.iter().enumerate() {
             let (pivots, signals) = tail.items(k);
             let first_pivot = tail.starts(k).0;
@@ -458,13 +540,13 @@ impl LiveTail {
 
     /// [`TailPlan::RecomputeLastPoints`]: the points of the last segment computed again in
     /// place, and the points the tail shows.
-    fn recompute_last_points(&mut self, engine: &Engine) {
+    fn recompute_last_points(&mut self, src: &TailSource) {
         let tail = &mut self.tail;
         // The plan chose this because an item reads the last pen: there is a segment.
         let k = tail.segments.len() - 1;
         let ((z0, g0), z1) = (tail.starts(k), tail.bounds[k].0);
         tail.signals.truncate(g0 as usize);
-        let inputs = engine.inputs();
+        let inputs = src.inputs;
         let pivots = &tail.pivots[z0 as usize..z1 as usize];
         let cache = &mut self.work.strengths;
         segment_signals(
@@ -477,16 +559,16 @@ impl LiveTail {
             &mut tail.signals,
         );
         tail.bounds[k].1 = tail.signals.len() as u32;
-        tail.show(engine.pens());
+        tail.show(src.pens());
     }
 
     /// Debug builds (tests included): the tail kept equals one derived from scratch, item by
     /// item, with the same bookkeeping. Compiled out of release builds.
     #[inline]
-    fn check(&self, engine: &Engine) {
+    fn check(&self, src: &TailSource) {
         #[cfg(debug_assertions)]
         {
-            let fresh = engine.tail();
+            let fresh = src.tail();
             let kept = &self.tail;
             assert!(
                 *kept == fresh && kept.first == fresh.first && kept.bounds == fresh.bounds,
@@ -494,12 +576,12 @@ impl LiveTail {
             );
         }
         #[cfg(not(debug_assertions))]
-        let _ = engine;
+        let _ = src;
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::config::EngineConfig;
     use crate::kline::Bar;
@@ -594,7 +676,7 @@ mod tests {
 
     /// A random walk of `n` one-minute bars on a 0.01 grid (a fixed linear congruential
     /// generator: the same series on every machine).
-    fn walk(n: usize) -> Vec<Bar> {
+    pub(in crate::analysis) fn walk(n: usize) -> Vec<Bar> {
         let mut state = 0x2545_f491_4f6c_dd1d_u64;
         let mut next = move |m: u64| {
             state = state
@@ -628,7 +710,7 @@ mod tests {
         let mut changed = 0;
         for bar in walk(20_000) {
             if let Some(change) = PenChange::of_append(engine.push(&bar)) {
-                changed += u32::from(live.refresh(&engine, change));
+                changed += u32::from(live.refresh(&engine.source(), change));
             }
         }
         assert_eq!(*live.get(), engine.tail());
