@@ -402,14 +402,9 @@ class FileConfig(_Model):
         return d
 
     def engine(self) -> EngineConfig:
-        """The algorithm part."""
-        return EngineConfig(
-            validation=self.validation,
-            macd=self.macd,
-            pen=self.pen,
-            segment=self.segment,
-            signal=self.signal,
-        )
+        """The algorithm part: every section of :class:`EngineConfig` (taken by name, so a
+        section added there is never left behind here)."""
+        return EngineConfig(**{name: getattr(self, name) for name in EngineConfig.model_fields})
 
 
 Config = TypeVar("Config", EngineConfig, FileConfig)

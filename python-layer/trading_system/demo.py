@@ -4,8 +4,9 @@ bot using it.
 Starts the Rust engine, the Python engine and the monitor (each on a free port, their logs in
 ``var/demo/`` of the source checkout, else of the working directory), then a demo bot streams
 a real series (the checkout's BTC/USD 30-minute bars, or the one named) through the monitor
-with the client library, printing the monitor's health and every buy/sell point as it appears
-(and when one disappears); at the end it prints the health again, writes a chart of the session and
+with the client library, printing the monitor's health and every buy/sell point, of every
+degree (a higher degree's labelled ``D2 B1`` … as in the chart), as it appears (and when one
+disappears); at the end it prints the health again, writes a chart of the session and
 stops every process. Ctrl-C stops everything cleanly at any time.
 """
 
@@ -103,12 +104,21 @@ def stack(config: Path, rust_binary: Path, logs: Path, out: TextIO) -> Iterator[
         out.flush()
 
 
-def _key(s: Signal) -> tuple[str, str, str]:
-    return (s.type, s.side, s.time)
+def _key(degree: int, s: Signal) -> tuple[int, str, str, str]:
+    return (degree, s.type, s.side, s.time)
 
 
-def _describe(s: Signal) -> str:
-    return f"{s.side} point type {s.type} at {s.time}, price {s.price:g}" + (
+def label(degree: int, s: Signal) -> str:
+    """The point's label as the chart shows it (``chart.point_label``): ``B1``..``S3`` at
+    degree 1, ``D2 B1`` and so on at a higher degree."""
+    name = f"{'B' if s.side == 'buy' else 'S'}{s.type}"
+    return name if degree == 1 else f"D{degree} {name}"
+
+
+def _describe(degree: int, s: Signal) -> str:
+    # Degree 1's lines read as they always did; a higher degree's start with its label.
+    prefix = "" if degree == 1 else f"{label(degree, s)} "
+    return f"{prefix}{s.side} point type {s.type} at {s.time}, price {s.price:g}" + (
         "" if s.final else " (not final yet)"
     )
 
@@ -123,12 +133,15 @@ def run_bot(
     settings: Settings | None = None,
 ) -> int:
     """Streams ``bars`` through the monitor (connecting per ``settings``: TLS, token),
-    printing each buy/sell point as it appears or goes; the number of points at the end."""
+    printing each buy/sell point of every degree (higher degrees labelled ``D2 B1`` …, as in
+    the chart) as it appears, changes or goes; the number of points, all degrees, at the
+    end."""
     from trading_system.client import Client
 
-    final: list[Signal] = []
-    tail: list[Signal] = []
-    shown: dict[tuple[str, str, str], Signal] = {}
+    # Per degree: the final points, then the latest tail's (kept from the updates, §12.7).
+    final: dict[int, list[Signal]] = {}
+    tail: dict[int, list[Signal]] = {}
+    shown: dict[tuple[int, str, str, str], Signal] = {}
     started = time.monotonic()
     client = Client(address, settings=settings, timeout=30.0)
     with client, client.stream(symbol, timeframe) as s:
@@ -136,17 +149,21 @@ def run_bot(
             if rate > 0:
                 time.sleep(max(0.0, started + i / rate - time.monotonic()))
             u = s.append(row)
-            u.signals.apply(final)
-            if u.tail is not None:
-                tail = list(u.tail.signals)
-            now = {_key(x): x for x in (*final, *tail)}
+            for d in (u.degree(1), *u.degrees):
+                d.signals.apply(final.setdefault(d.degree, []))
+                if d.tail is not None:
+                    tail[d.degree] = list(d.tail.signals)
+            now = {
+                _key(n, x): x for n, points in final.items() for x in (*points, *tail.get(n, ()))
+            }
             for k, x in now.items():
                 if shown.get(k) != x:
                     verb = "signal" if k not in shown else "update"
-                    out.write(f"[bar {i + 1:>5} {format_time(row[0])}] {verb}: {_describe(x)}\n")
+                    what = _describe(k[0], x)
+                    out.write(f"[bar {i + 1:>5} {format_time(row[0])}] {verb}: {what}\n")
             for k, x in shown.items():
                 if k not in now:
-                    out.write(f"[bar {i + 1:>5}] gone: {_describe(x)}\n")
+                    out.write(f"[bar {i + 1:>5}] gone: {_describe(k[0], x)}\n")
             shown = now
             out.flush()
     return len(shown)

@@ -6,14 +6,17 @@ renamed) and follow the analysis document (docs/CHAN_THEORY.md §12.6) with each
 (``start``, ``end``) flattened into ``start_index``, ``start_time``, ``start_price`` …
 
 - Every frame has a default RangeIndex; its first column (after ``degree``) numbers the rows
-  as the document's list does (``pen`` 0, 1, …), the number other kinds refer to (a signal's
-  ``pen``, a pivot's ``segment``).
+  as the document's list does (``pen`` 0, 1, …; from 0 again at each degree), the number other
+  kinds refer to (a signal's ``pen``, a pivot's ``segment``).
 - Times are tz-aware, ``datetime64[ms, <zone>]`` (pandas ``DatetimeTZDtype``) in the series'
   zone (``Analysis.tz``): the same instants as the document's ISO-8601 UTC texts.
-- Degrees (docs/CHAN_THEORY.md §13): segments, pivots and signals carry ``degree``. Degree 1 is
-  built on pens; a degree ``n + 1`` row is built on the degree-``n`` segments read as strokes,
-  and its ``first_pen``, ``last_pen`` and ``pen`` number those strokes (the spec's "pen read as
-  stroke"), its ``segment`` the segments of its own degree. Today's analysis has degree 1 only.
+- Degrees (docs/CHAN_THEORY.md §13, segments of segments 线段的线段): the segments, pivots and
+  signals frames hold every degree's rows, degree 1 first (the document's top-level lists),
+  then 2, 3 … (its ``degrees`` list, ``Analysis.degrees``), with ``degree`` saying which.
+  Degree 1 is built on pens; a degree ``n + 1`` row is built on the degree-``n`` segments read
+  as strokes, and its ``first_pen``, ``last_pen`` and ``pen`` number those strokes (the spec's
+  "pen read as stroke"), its ``segment`` and ``pivot`` the lists of its own degree. A degree
+  with no items has no rows.
 - ``bars`` are the raw bars (the document holds only the count of merged bars; a fractal's
   ``merged_index`` numbers those), as given (a repaired bar is flagged, its prices are the
   input's: the repair itself is in ``Analysis.repairs``), with the MACD of each bar (NaN where
@@ -294,12 +297,23 @@ def pens_frame(a: Analysis) -> pd.DataFrame:
     return _frame("pens", values, a.tz, len(ps))
 
 
+def _every_degree(a: Analysis, kind: str) -> tuple[list[Any], np.ndarray, np.ndarray]:
+    """The items of ``kind`` (``segments``, ``pivots``, ``signals``) of every degree, degree 1
+    first, with each row's degree and its number within its degree (from 0 at each)."""
+    levels = [a.degree(1), *a.degrees]
+    lists = [getattr(level, kind) for level in levels]
+    sizes = [len(x) for x in lists]
+    degree = np.repeat(np.array([level.degree for level in levels], dtype=np.int64), sizes)
+    numbers = np.concatenate([_numbers(n) for n in sizes])
+    return [x for items in lists for x in items], degree, numbers
+
+
 def segments_frame(a: Analysis) -> pd.DataFrame:
-    ss = a.segments
+    ss, degree, numbers = _every_degree(a, "segments")
     n = len(ss)
     values = {
-        "degree": np.ones(n, dtype=np.int64),
-        "segment": _numbers(n),
+        "degree": degree,
+        "segment": numbers,
         "direction": _column(ss, "direction"),
         **_points("start", [s.start for s in ss]),
         **_points("end", [s.end for s in ss]),
@@ -312,11 +326,11 @@ def segments_frame(a: Analysis) -> pd.DataFrame:
 
 
 def pivots_frame(a: Analysis) -> pd.DataFrame:
-    zs = a.pivots
+    zs, degree, numbers = _every_degree(a, "pivots")
     n = len(zs)
     values = {
-        "degree": np.ones(n, dtype=np.int64),
-        "pivot": _numbers(n),
+        "degree": degree,
+        "pivot": numbers,
         "segment": _column(zs, "segment", np.int64),
         "first_pen": _column(zs, "first_pen", np.int64),
         "last_pen": _column(zs, "last_pen", np.int64),
@@ -329,11 +343,11 @@ def pivots_frame(a: Analysis) -> pd.DataFrame:
 
 
 def signals_frame(a: Analysis) -> pd.DataFrame:
-    gs = a.signals
+    gs, degree, numbers = _every_degree(a, "signals")
     n = len(gs)
     values = {
-        "degree": np.ones(n, dtype=np.int64),
-        "signal": _numbers(n),
+        "degree": degree,
+        "signal": numbers,
         "type": _column(gs, "type"),
         "side": _column(gs, "side"),
         "pen": _column(gs, "pen", np.int64),

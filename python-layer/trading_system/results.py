@@ -362,6 +362,80 @@ class Tail:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Degree:
+    """One degree of the structure (§13): its segments, pivots and buy/sell points. Degree 1 is
+    built on pens (the analysis' top-level lists); degree ``n + 1``, segments of segments
+    (线段的线段), on the degree-``n`` segments read as strokes: its items' ``first_pen``,
+    ``last_pen`` and ``pen`` number those strokes, ``segment`` and ``pivot`` its own lists."""
+
+    degree: int
+    segments: tuple[Segment, ...]
+    pivots: tuple[Pivot, ...]
+    signals: tuple[Signal, ...]
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Degree:
+        return cls(
+            d["degree"],
+            tuple(Segment.from_dict(x) for x in d["segments"]),
+            tuple(Pivot.from_dict(x) for x in d["pivots"]),
+            tuple(Signal.from_dict(x) for x in d["signals"]),
+        )
+
+    def to_dict(self) -> Doc:
+        """The entry of the document's ``degrees`` list (§12.6)."""
+        return {
+            "degree": self.degree,
+            "segments": [x.to_dict() for x in self.segments],
+            "pivots": [x.to_dict() for x in self.pivots],
+            "signals": [x.to_dict() for x in self.signals],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DegreeUpdate:
+    """What one stream message changed at one degree (§12.7): splices of its settled
+    ``segments``, ``pivots`` and ``signals``, and its ``tail`` when it changed (``None``
+    otherwise). A client keeps each higher degree (线段的线段) as it keeps degree 1."""
+
+    degree: int
+    segments: Splice[Segment]
+    pivots: Splice[Pivot]
+    signals: Splice[Signal]
+    tail: Tail | None
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> DegreeUpdate:
+        t = d["tail"]
+        return cls(
+            d["degree"],
+            _splice(d["segments"], Segment),
+            _splice(d["pivots"], Pivot),
+            _splice(d["signals"], Signal),
+            None if t is None else Tail.from_dict(t),
+        )
+
+    def to_dict(self) -> Doc:
+        """The entry of the update document's ``degrees`` list (§12.7)."""
+        return {
+            "degree": self.degree,
+            "segments": self.segments.to_dict(),
+            "pivots": self.pivots.to_dict(),
+            "signals": self.signals.to_dict(),
+            "tail": None if self.tail is None else self.tail.to_dict(),
+        }
+
+
+def _pick(degree: int, higher: Sequence[Any]) -> Any:
+    """Degree ``degree`` of ``higher``, degrees 2.. in order."""
+    if not 2 <= degree <= len(higher) + 1:
+        raise ValueError(f"no degree {degree}: this result has degrees 1 to {len(higher) + 1}")
+    found = higher[degree - 2]
+    assert found.degree == degree, "degrees are listed in order from 2"
+    return found
+
+
 # --- From the native module: its typed results (trading_system.native) as the classes above ---
 
 
@@ -437,6 +511,26 @@ def _tail_from_native(t: Any) -> Tail:
     )
 
 
+def _degree_from_native(d: Any) -> Degree:
+    return Degree(
+        d.degree,
+        tuple(map(_segment_from_native, d.segments)),
+        tuple(map(_pivot_from_native, d.pivots)),
+        tuple(map(_signal_from_native, d.signals)),
+    )
+
+
+def _degree_update_from_native(d: Any) -> DegreeUpdate:
+    t = d.tail
+    return DegreeUpdate(
+        d.degree,
+        _splice_from_native(d.segments, _segment_from_native),
+        _splice_from_native(d.pivots, _pivot_from_native),
+        _splice_from_native(d.signals, _signal_from_native),
+        None if t is None else _tail_from_native(t),
+    )
+
+
 # --- Documents ---------------------------------------------------------------------------------
 
 
@@ -503,6 +597,8 @@ class Analysis(_Document):
     """The result of an analysis: the analysis document (§12.6) with typed, lazily built
     views, the zone of its series (``tz``, an IANA name: every output shows times in it) and,
     when :func:`~trading_system.api.analyze` made it, the bars it analyzed (``source_bars``).
+    Degree 1's segments, pivots and points are the top-level lists; the higher degrees
+    (segments of segments, 线段的线段, §13) are :attr:`degrees`.
 
     The document's own times stay ISO-8601 UTC (both engines write them so); :meth:`to_frames`
     gives every kind as a DataFrame with tz-aware times in ``tz``."""
@@ -597,6 +693,22 @@ class Analysis(_Document):
         return tuple(Signal.from_dict(x) for x in self._doc["signals"])
 
     @cached_property
+    def degrees(self) -> tuple[Degree, ...]:
+        """The higher degrees 2..``structure.degrees`` (§13, segments of segments 线段的线段), in
+        order; empty when ``structure.degrees`` is 1. Degree 1 is :attr:`segments`,
+        :attr:`pivots` and :attr:`signals` (:meth:`degree` gives every degree alike)."""
+        if self._native is not None:
+            return tuple(map(_degree_from_native, self._native.degrees))
+        return tuple(Degree.from_dict(x) for x in self._doc["degrees"])
+
+    def degree(self, n: int) -> Degree:
+        """Degree ``n``: 1 is built on pens (the top-level :attr:`segments`, :attr:`pivots`,
+        :attr:`signals`), 2.. are :attr:`degrees`. ValueError for a degree not built."""
+        if n == 1:
+            return Degree(1, self.segments, self.pivots, self.signals)
+        return _pick(n, self.degrees)
+
+    @cached_property
     def macd(self) -> Macd | None:
         """The MACD series (only when asked for with ``with_macd``)."""
         if self._native is not None:
@@ -639,7 +751,8 @@ class Analysis(_Document):
 class Update(_Document):
     """What one stream message changed (§12.7): splices of the final lists (``fractals``,
     ``pens`` holding the final pens, ``segments``, ``pivots``, ``signals``), the last and the
-    forming pen, and the tail when it changed (``None`` otherwise)."""
+    forming pen, the tail when it changed (``None`` otherwise), and the same splices and tail
+    for each higher degree (``degrees``, §13)."""
 
     @property
     def index(self) -> int:
@@ -732,6 +845,24 @@ class Update(_Document):
             return None if t is None else _tail_from_native(t)
         d = self._doc["tail"]
         return None if d is None else Tail.from_dict(d)
+
+    @cached_property
+    def degrees(self) -> tuple[DegreeUpdate, ...]:
+        """What the message changed at each higher degree 2..``structure.degrees`` (§13,
+        segments of segments 线段的线段), in order, every degree in every update (empty when
+        ``structure.degrees`` is 1). Degree 1 is :attr:`segments`, :attr:`pivots`,
+        :attr:`signals` and :attr:`tail` (:meth:`degree` gives every degree alike)."""
+        if self._native is not None:
+            return tuple(map(_degree_update_from_native, self._native.degrees))
+        return tuple(DegreeUpdate.from_dict(x) for x in self._doc["degrees"])
+
+    def degree(self, n: int) -> DegreeUpdate:
+        """What the message changed at degree ``n``: 1 is the top-level :attr:`segments`,
+        :attr:`pivots`, :attr:`signals` and :attr:`tail`, 2.. are :attr:`degrees`. ValueError
+        for a degree not built."""
+        if n == 1:
+            return DegreeUpdate(1, self.segments, self.pivots, self.signals, self.tail)
+        return _pick(n, self.degrees)
 
     def __repr__(self) -> str:
         return (

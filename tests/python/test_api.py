@@ -29,7 +29,14 @@ from trading_system import (
 )
 from trading_system.api import EngineChoice, _native_error
 from trading_system.config import apply_sets, engine_config
-from trading_system.results import Macd, Pen, Splice
+from trading_system.results import (
+    Degree,
+    DegreeUpdate,
+    Macd,
+    Pen,
+    Splice,
+    Tail,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
@@ -70,10 +77,11 @@ def test_typed_results_give_the_document_back(engine: EngineChoice) -> None:
     doc = a.to_dict()
     assert isinstance(a, Analysis)
     assert (a.bars, a.merged_bars) == (1968, 1119)
-    for name in ("fractals", "pens", "segments", "pivots", "signals", "repairs"):
+    for name in ("fractals", "pens", "segments", "pivots", "signals", "repairs", "degrees"):
         items = getattr(a, name)
         assert isinstance(items, tuple)
         assert [x.to_dict() for x in items] == doc[name], name
+    assert [d.degree for d in a.degrees] == [2], "the default structure.degrees is 2"
     assert a.pens[0].to_dict() == doc["pens"][0] and list(a.pens[0].to_dict()) == list(
         doc["pens"][0]
     ), "same keys in the same order"
@@ -140,6 +148,54 @@ def test_both_engines_agree_on_real_data() -> None:
             assert docs[0] == docs[1], (path.name, overrides)
 
 
+THREE_DEGREES = {"structure": {"degrees": 3}}
+
+
+def test_higher_degrees_typed_from_either_source() -> None:
+    """BTC with ``structure.degrees: 3``: ``Analysis.degrees`` read from the native result (the
+    Rust engine), from its document as a dict and from the Python engine's document are equal
+    item by item, and each gives the document's ``degrees`` back; ``degree(n)`` gives degree 1
+    (the top-level lists) in the same shape."""
+    native = analyze(BTC, config=THREE_DEGREES, engine="rust")
+    assert native._native is not None, "the Rust engine's result wraps the native one"
+    doc = native.to_dict()
+    sources = {
+        "native": native,
+        "dict": Analysis(doc),
+        "text": Analysis(text=native.to_json()),
+        "python": analyze(BTC, config=THREE_DEGREES, engine="python"),
+    }
+    assert sources["python"]._native is None and sources["dict"]._native is None
+    want = native.degrees
+    assert [d.degree for d in want] == [2, 3]
+    assert all(want[0].segments) and want[0].pivots and want[0].signals and want[1].segments
+    for name, a in sources.items():
+        got = a.degrees
+        assert all(type(d) is Degree for d in got), name
+        assert len(got) == len(want), name
+        for g, w in zip(got, want, strict=True):
+            assert g.degree == w.degree, name
+            for kind in ("segments", "pivots", "signals"):
+                assert len(getattr(g, kind)) == len(getattr(w, kind)), (name, kind)
+                for x, y in zip(getattr(g, kind), getattr(w, kind), strict=True):
+                    assert x == y, (name, g.degree, kind)
+        assert [d.to_dict() for d in got] == doc["degrees"], name
+        one = a.degree(1)
+        assert (one.degree, one.segments, one.pivots, one.signals) == (
+            1,
+            a.segments,
+            a.pivots,
+            a.signals,
+        )
+        assert a.degree(2) is got[0] and a.degree(3) is got[1]
+        for absent in (0, 4):
+            with pytest.raises(ValueError, match=f"no degree {absent}: .* degrees 1 to 3"):
+                a.degree(absent)
+    # A pickled native result keeps its degrees (it pickles as its document).
+    assert pickle.loads(pickle.dumps(native)).degrees == want
+    assert analyze(BTC, config={"structure": {"degrees": 1}}).degrees == ()
+
+
 # --- Sessions ----------------------------------------------------------------------------------
 
 
@@ -154,6 +210,9 @@ class Client:
         self.last_pen: Pen | None = None
         self.forming_pen: Pen | None = None
         self.bars = self.merged_bars = 0
+        # Each higher degree (§13) kept as degree 1's segments, pivots and points: its settled
+        # lists, then its latest tail.
+        self.degrees: dict[int, tuple[dict[str, list[Any]], dict[str, list[Any]]]] = {}
 
     def apply(self, u: Update) -> None:
         for name, items in self.lists.items():
@@ -163,6 +222,14 @@ class Client:
             self.tail = {k: list(getattr(u.tail, k)) for k in self.tail}
         self.last_pen, self.forming_pen = u.last_pen, u.forming_pen
         self.bars, self.merged_bars = u.bars, u.merged_bars
+        assert [d.degree for d in u.degrees] == list(range(2, len(u.degrees) + 2))
+        for d in u.degrees:
+            lists, tail = self.degrees.setdefault(d.degree, ({k: [] for k in self.tail}, {}))
+            for name, items in lists.items():
+                change: Splice[Any] = getattr(d, name)
+                change.apply(items)
+            if d.tail is not None:
+                tail.update({k: list(getattr(d.tail, k)) for k in self.tail})
 
     def document_parts(self) -> dict[str, Any]:
         pens = [*self.lists["pens"], *([self.last_pen] if self.last_pen else [])]
@@ -176,6 +243,13 @@ class Client:
                 k: [x.to_dict() for x in self.lists[k] + self.tail[k]]
                 for k in ("segments", "pivots", "signals")
             },
+            "degrees": [
+                {
+                    "degree": n,
+                    **{k: [x.to_dict() for x in lists[k] + tail.get(k, [])] for k in lists},
+                }
+                for n, (lists, tail) in sorted(self.degrees.items())
+            ],
         }
 
 
@@ -205,6 +279,57 @@ def test_session_equals_batch_and_updates_rebuild_it(engine: EngineChoice) -> No
     parts = client.document_parts()
     assert parts == {k: batch[k] for k in parts}
     assert dif == batch["macd"]["dif"]
+
+
+def test_update_degrees_typed_from_either_source() -> None:
+    """A stream of BTC with ``structure.degrees: 3`` on both engines, bar by bar (every fifth
+    bar first appended higher, then replaced by its real state): each update's ``degrees``
+    from the native result, from its document (a dict) and from the Python engine are equal
+    item by item and give the update document's ``degrees`` back; degree-2 items appear,
+    settled and in tails, and ``degree(1)`` is the top-level splices and tail."""
+    bars = load_csv(BTC)
+    rust = Session(engine="rust", config=THREE_DEGREES)
+    python = Session(engine="python", config=THREE_DEGREES)
+    seen = {"settled": 0, "tail": 0}
+
+    def check(ur: Update, up: Update) -> None:
+        assert ur._native is not None and up._native is None
+        doc = ur.to_dict()
+        want = ur.degrees
+        assert [d.degree for d in want] == [2, 3]
+        for name, u in (("dict", Update(json.loads(ur.to_json()))), ("python", up)):
+            got = u.degrees
+            assert all(type(d) is DegreeUpdate for d in got), name
+            for g, w in zip(got, want, strict=True):
+                assert (g.degree, g.tail) == (w.degree, w.tail), (ur.index, name)
+                for kind in ("segments", "pivots", "signals"):
+                    gs, ws = getattr(g, kind), getattr(w, kind)
+                    assert gs.start == ws.start, (ur.index, name, kind)
+                    for x, y in zip(gs.items, ws.items, strict=True):
+                        assert x == y, (ur.index, name, g.degree, kind)
+        assert [d.to_dict() for d in want] == doc["degrees"]
+        two = want[0]
+        seen["settled"] += sum(len(getattr(two, k).items) for k in ("segments", "pivots"))
+        seen["tail"] += two.tail is not None and len(two.tail.segments) > 0
+        one = ur.degree(1)
+        assert (one.degree, one.segments, one.signals, one.tail) == (
+            1,
+            ur.segments,
+            ur.signals,
+            ur.tail,
+        )
+        assert ur.degree(3) is want[1] and isinstance(want[1].tail, Tail | None)
+
+    for i, bar in enumerate(bars.rows()):
+        if i % 5 == 4:
+            t, o, h, lo, c, v = bar
+            check(rust.append((t, o, h + 1.0, lo, c, v)), python.append((t, o, h + 1.0, lo, c, v)))
+            check(rust.replace_last(bar), python.replace_last(bar))
+        else:
+            check(rust.append(bar), python.append(bar))
+    assert seen["settled"] > 0 and seen["tail"] > 0, seen
+    batch = analyze(bars, config=THREE_DEGREES).to_dict()["degrees"]
+    assert rust.analysis().to_dict()["degrees"] == batch == python.analysis().to_dict()["degrees"]
 
 
 @pytest.mark.parametrize("engine", ENGINES)

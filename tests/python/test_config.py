@@ -576,6 +576,18 @@ def test_as_engine_config_forms() -> None:
         as_engine_config(3)  # type: ignore[arg-type]
 
 
+def test_a_files_engine_part_keeps_every_algorithm_section() -> None:
+    """``FileConfig.engine()`` (what the CLI and the Python server analyze with) carries every
+    section of EngineConfig: ``structure.degrees`` set in a file or by ``--set`` is used."""
+    file_cfg = apply_sets(FileConfig(), ["structure.degrees=3", "signal.min_pivots=2"])
+    engine = file_cfg.engine()
+    assert engine.structure.degrees == 3 and engine.signal.min_pivots == 2
+    assert engine.to_dict() == {
+        k: v for k, v in file_cfg.to_dict().items() if k in engine.to_dict()
+    }
+    assert as_engine_config(file_cfg).structure.degrees == 3
+
+
 # ---- Roles, token files, limits (issue 14) ------------------------------------------------------
 
 

@@ -68,20 +68,28 @@ def test_demo_streams_prints_signals_records_them_and_stops(tmp_path: Path) -> N
     out = done.stdout
     assert "demo: 1,968 bars of BTCUSD-BITSTAMP_30m.csv as BTCUSD/30m" in out
     assert out.count("active: rust  epoch 1") == 2  # health before and after
-    shown = re.findall(r"\] signal: (buy|sell) point type ([123]) at (\S+),", out)
+    shown = re.findall(
+        r"\] signal: (?:D(\d) ([BS]\d) )?(buy|sell) point type ([123]) at (\S+),", out
+    )
     assert shown, out
+    # Higher degrees' points are printed too, labelled as the chart labels them: BTC's degree 2
+    # has third sell points (non-final ones that come and go as the bars arrive).
+    higher = [x for x in shown if x[0]]
+    assert higher and all(x[0] == "2" for x in higher), out
+    assert all(label == f"{'B' if side == 'buy' else 'S'}{t}" for _, label, side, t, _ in higher)
+    assert len(higher) < len(shown) - len(higher), "a higher degree has fewer points"
     for name in ("monitor", "python", "rust"):
         assert f"stopped {name} (exit 0)" in out
     assert all(closed(a) for a in addresses(out))
     assert chart.is_file() and "Plotly" in chart.read_text(encoding="utf-8")[:5_000_000]
-    # What the bot printed (degree-1 points) is what the monitor recorded at degree 1, row for
-    # row; the monitor records the higher degrees' points too.
+    # What the bot printed is what the monitor recorded, degree by degree, row for row (a point
+    # that went is kept, marked gone).
     store = SignalStore(tmp_path / "signals.sqlite")
     rows = store.list("BTCUSD", "30m")
     assert {r.degree for r in rows} == {1, 2}
-    recorded = {(r.side, r.type, r.time_ms) for r in rows if r.degree == 1}
+    recorded = {(r.degree, r.side, r.type, r.time_ms) for r in rows}
     store.close()
-    printed = {(side, t, parse_time(when)) for side, t, when in shown}
+    printed = {(int(n or 1), side, t, parse_time(when)) for n, _, side, t, when in shown}
     assert recorded == printed
     final = re.search(r"streamed 1,968 bars, (\d+) buy/sell points now", out)
     assert final and int(final.group(1)) > 0
@@ -110,3 +118,16 @@ def test_ctrl_c_stops_every_process(tmp_path: Path) -> None:
     for name in ("monitor", "python", "rust"):
         assert f"stopped {name} (exit 0)" in out
     assert all(closed(a) for a in addresses(out))
+
+
+def test_points_are_labelled_as_the_chart_labels_them() -> None:
+    from trading_system.chart import point_label
+    from trading_system.demo import label
+    from trading_system.results import Signal
+
+    for degree in (1, 2, 3):
+        for side in ("buy", "sell"):
+            for kind in ("1", "2", "3"):
+                when = "2024-01-01T00:00:00Z"
+                g = Signal(kind, side, 4, 9, when, 1.0, False, 0, 1.0, 2.0, *[None] * 5)
+                assert label(degree, g) == point_label(degree, g.to_dict())

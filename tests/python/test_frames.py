@@ -84,9 +84,62 @@ def _null(x: float) -> float | None:
     return None if math.isnan(x) else x
 
 
-def document_of(frames: dict[str, pd.DataFrame]) -> dict[str, list[dict[str, Any]]]:
-    """The document's lists rebuilt from the frames (the inverse of frames.py's flattening)."""
-    doc: dict[str, list[dict[str, Any]]] = {}
+def _segment(r: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "direction": r["direction"],
+        "start": _point(r, "start"),
+        "end": _point(r, "end"),
+        "first_pen": r["first_pen"],
+        "last_pen": r["last_pen"],
+        "confirmed": r["confirmed"],
+        "gap": r["gap"],
+    }
+
+
+def _pivot(r: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "segment": r["segment"],
+        "first_pen": r["first_pen"],
+        "last_pen": r["last_pen"],
+        **{k: r[k] for k in ("zd", "zg", "dd", "gg")},
+        "start": _point(r, "start"),
+        "end": _point(r, "end"),
+        "confirmed": r["confirmed"],
+    }
+
+
+def _signal(r: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": r["type"],
+        "side": r["side"],
+        "pen": r["pen"],
+        "index": r["index"],
+        "time": _iso(r["time"]),
+        "price": r["price"],
+        "final": r["final"],
+        "pivot": r["pivot"],
+        "zd": r["zd"],
+        "zg": r["zg"],
+        **{k: _null(r[k]) for k in ("entering_strength", "leaving_strength", "ratio")},
+        "follows": r["follows"],
+        "edge": r["edge"],
+    }
+
+
+STRUCTURE = {
+    "segments": ("segment", _segment),
+    "pivots": ("pivot", _pivot),
+    "signals": ("signal", _signal),
+}
+"""The kinds every degree has: the row-number column and the item of a row."""
+
+
+def document_of(frames: dict[str, pd.DataFrame], top: int = 1) -> dict[str, Any]:
+    """The document's lists rebuilt from the frames (the inverse of frames.py's flattening):
+    degree-1 rows are the top-level lists, each higher degree's an entry of ``degrees``, one
+    for every degree 2..``top`` or seen in the frames (a degree with no rows has no row to tell
+    of it)."""
+    doc: dict[str, Any] = {}
     doc["fractals"] = [
         {
             "kind": r["kind"],
@@ -106,48 +159,20 @@ def document_of(frames: dict[str, pd.DataFrame]) -> dict[str, list[dict[str, Any
         }
         for r in _records(frames["pens"])
     ]
-    doc["segments"] = [
-        {
-            "direction": r["direction"],
-            "start": _point(r, "start"),
-            "end": _point(r, "end"),
-            "first_pen": r["first_pen"],
-            "last_pen": r["last_pen"],
-            "confirmed": r["confirmed"],
-            "gap": r["gap"],
-        }
-        for r in _records(frames["segments"])
-    ]
-    doc["pivots"] = [
-        {
-            "segment": r["segment"],
-            "first_pen": r["first_pen"],
-            "last_pen": r["last_pen"],
-            **{k: r[k] for k in ("zd", "zg", "dd", "gg")},
-            "start": _point(r, "start"),
-            "end": _point(r, "end"),
-            "confirmed": r["confirmed"],
-        }
-        for r in _records(frames["pivots"])
-    ]
-    doc["signals"] = [
-        {
-            "type": r["type"],
-            "side": r["side"],
-            "pen": r["pen"],
-            "index": r["index"],
-            "time": _iso(r["time"]),
-            "price": r["price"],
-            "final": r["final"],
-            "pivot": r["pivot"],
-            "zd": r["zd"],
-            "zg": r["zg"],
-            **{k: _null(r[k]) for k in ("entering_strength", "leaving_strength", "ratio")},
-            "follows": r["follows"],
-            "edge": r["edge"],
-        }
-        for r in _records(frames["signals"])
-    ]
+    seen = [int(n) for kind in STRUCTURE for n in frames[kind]["degree"].to_numpy()]
+    levels: dict[int, dict[str, Any]] = {
+        n: {"degree": n, **{kind: [] for kind in STRUCTURE}}
+        for n in range(1, max([top, *seen]) + 1)
+    }
+    for kind, (number, item) in STRUCTURE.items():
+        for r in _records(frames[kind]):
+            # Rows come degree by degree, each numbered from 0 as the document's list.
+            rows = levels[r["degree"]][kind]
+            assert r[number] == len(rows), (kind, r["degree"], r[number])
+            rows.append(item(r))
+    first = levels.pop(1)
+    doc |= {kind: first[kind] for kind in STRUCTURE}
+    doc["degrees"] = list(levels.values())
     return doc
 
 
@@ -179,13 +204,17 @@ def test_frames_equal_the_document(engine: EngineChoice, path: Path) -> None:
     check_shape(frames, "UTC")
     doc = a.to_dict()
     for kind in KINDS[1:]:
-        assert len(frames[kind]) == len(doc[kind]) > 0, kind
+        one = frames[kind] if kind in ("fractals", "pens") else frames[kind].query("degree == 1")
+        assert len(one) == len(doc[kind]) > 0, kind
         number = {"fractals": "fractal", "pens": "pen", "segments": "segment"}.get(kind)
         if number is not None:
-            assert frames[kind][number].tolist() == list(range(len(doc[kind])))
-    assert document_of(frames) == {k: doc[k] for k in KINDS[1:]}
-    for kind in ("segments", "pivots", "signals"):
-        assert set(frames[kind]["degree"]) == {1}
+            assert one[number].tolist() == list(range(len(doc[kind])))
+    # The default structure.degrees is 2: degree 2's rows follow degree 1's.
+    assert [d["degree"] for d in doc["degrees"]] == [2]
+    assert frames["segments"]["degree"].tolist() == [1] * len(doc["segments"]) + [2] * len(
+        doc["degrees"][0]["segments"]
+    )
+    assert document_of(frames, 2) == {k: doc[k] for k in (*KINDS[1:], "degrees")}
 
     b = frames["bars"]
     assert len(b) == doc["bars"] == len(bars)
@@ -267,6 +296,96 @@ def test_the_documented_columns_are_frame_columns() -> None:
         for m in re.finditer(r"^\| `([a-z]+)` \| (`.*`) \|$", text, flags=re.MULTILINE)
     }
     assert listed == {k: list(v) for k, v in FRAME_COLUMNS.items()}
+
+
+# --- Higher degrees ----------------------------------------------------------------------------
+
+THREE_DEGREES = {"structure": {"degrees": 3}}
+
+
+def read_frames(directory: Path, fmt: str, tz: str) -> dict[str, pd.DataFrame]:
+    """The frames of a directory :func:`write_frames` wrote, read back with their dtypes (a CSV
+    cell is text: cast as FRAME_COLUMNS says)."""
+    out = {}
+    for kind, name in file_names(fmt).items():  # type: ignore[arg-type]
+        if fmt == "parquet":
+            out[kind] = pd.read_parquet(directory / name)
+            continue
+        text = pd.read_csv(directory / name, dtype=str, keep_default_na=False)
+        columns: dict[str, Any] = {}
+        for col, column in FRAME_COLUMNS[kind].items():
+            cells = text[col]
+            if column.dtype == "time":
+                zoned = pd.to_datetime(cells, format="ISO8601", utc=True).dt.tz_convert(tz)
+                columns[col] = zoned.astype(f"datetime64[ms, {tz}]")
+            elif column.dtype == "bool":
+                columns[col] = (cells == "true").astype(bool)
+            elif column.dtype == "float64":
+                columns[col] = pd.Series([float(x) if x else math.nan for x in cells], dtype=float)
+            else:
+                nullable = [pd.NA if x == "" else x for x in cells]
+                dtype = {"int64": "int64", "Int64": "Int64", "string": "string"}[column.dtype]
+                columns[col] = pd.Series(nullable, dtype="object").astype(dtype)
+        out[kind] = pd.DataFrame(columns, index=pd.RangeIndex(len(text)))
+    return out
+
+
+@pytest.mark.parametrize("engine", ["rust", "python"])
+def test_frames_hold_every_degree(engine: EngineChoice) -> None:
+    """BTC with ``structure.degrees: 3`` (degree 2 has segments, pivots and a point, degree 3
+    a segment): the segments, pivots and signals frames hold each degree's rows after the
+    degree below's, numbered from 0 within the degree, equal to the document's lists and to the
+    typed views; the frames give the whole document back, degrees included."""
+    a = analyze(BTC, engine=engine, with_macd=True, config=THREE_DEGREES)
+    frames = a.to_frames()
+    check_shape(frames, "UTC")
+    doc = a.to_dict()
+    levels = [{"degree": 1, **{k: doc[k] for k in STRUCTURE}}, *doc["degrees"]]
+    assert [d["degree"] for d in levels] == [1, 2, 3]
+    assert all(doc["degrees"][0][k] for k in STRUCTURE), "degree 2 has every kind"
+    assert doc["degrees"][1]["segments"], "degree 3 has segments"
+    for kind, (number, item) in STRUCTURE.items():
+        frame = frames[kind]
+        sizes = [len(d[kind]) for d in levels]
+        assert frame["degree"].tolist() == [
+            n for n, k in zip((1, 2, 3), sizes, strict=True) for _ in range(k)
+        ]
+        for level in levels:
+            rows = [r for r in _records(frame) if r["degree"] == level["degree"]]
+            assert [r[number] for r in rows] == list(range(len(level[kind]))), kind
+            assert [item(r) for r in rows] == level[kind], (kind, level["degree"])
+            typed = getattr(a.degree(level["degree"]), kind)
+            assert [x.to_dict() for x in typed] == level[kind]
+    assert document_of(frames, 3) == {k: doc[k] for k in (*KINDS[1:], "degrees")}
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_files_of_every_degree_read_back(
+    fmt: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``analyze --out`` with ``structure.degrees=3`` writes every degree's rows; the files read
+    back to the same frames, and those to the document, degrees included."""
+    out = tmp_path / "results"
+    code, _, err = run(
+        capsys,
+        "analyze",
+        str(BTC),
+        "--set",
+        "structure.degrees=3",
+        "--out",
+        str(out),
+        "--format",
+        fmt,
+    )
+    assert code == 0, err
+    a = analyze(BTC, with_macd=True, config=THREE_DEGREES)
+    want = a.to_frames()
+    got = read_frames(out, fmt, "UTC")
+    for kind in KINDS:
+        pd.testing.assert_frame_equal(got[kind], want[kind], check_exact=True)
+    assert set(got["segments"]["degree"]) == {1, 2, 3}
+    doc = a.to_dict()
+    assert document_of(got, 3) == {k: doc[k] for k in (*KINDS[1:], "degrees")}
 
 
 # --- Times in the zone -------------------------------------------------------------------------
