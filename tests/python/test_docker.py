@@ -169,6 +169,35 @@ def test_runtime_stage_runs_as_a_non_root_user(name: str) -> None:
     assert runtime[0].args.split()[0] in ("debian:bookworm-slim", "python:3.11-slim-bookworm")
 
 
+LEFT_OUT_OF_THE_IMAGE = ("pandas", "pyarrow", "plotly")
+"""The package's dependencies Dockerfile.python does not install (files and charts)."""
+
+
+def test_python_image_leaves_out_only_what_its_commands_never_import() -> None:
+    """The servers, the monitor and the commands the image runs (serve, probe, health,
+    failover, override, signals) import none of the dependencies the image leaves out; the
+    image's requirement filter names exactly those."""
+    runtime = " ".join(i.args for i in stages(DOCKERFILES["python"])[-1] if i.name == "RUN")
+    assert "--no-deps" in runtime and "m.requires('trading-system')" in runtime
+    assert f"not in {LEFT_OUT_OF_THE_IMAGE!r}" in runtime
+    code = (
+        "import importlib, pkgutil, sys\n"
+        "import trading_system.server, trading_system.monitor\n"
+        "for pkg in (trading_system.server, trading_system.monitor):\n"
+        "    for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):\n"
+        "        importlib.import_module(m.name)\n"
+        "for m in ('serve', 'probe', 'admin', 'signals', 'common', 'exits'):\n"
+        "    importlib.import_module('trading_system.cli.' + m)\n"
+        "print(' '.join(sorted({k.split('.')[0] for k in sys.modules})))\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    loaded = set(r.stdout.split())
+    assert {"grpc", "trading_system"} <= loaded
+    assert not loaded & set(LEFT_OUT_OF_THE_IMAGE), loaded & set(LEFT_OUT_OF_THE_IMAGE)
+
+
 def test_rust_images_use_the_pinned_toolchain() -> None:
     channel = TOOLCHAIN["toolchain"]["channel"]
     assert re.fullmatch(r"\d+\.\d+\.\d+", channel), channel
