@@ -9,7 +9,7 @@
 #   scripts/containers.sh all       install, bases (the default)
 #
 # No image registry is reachable here, so the bases are built from Debian packages under the
-# names the Dockerfiles use (docs/CONTAINERS.md says what that cannot prove):
+# names the Dockerfiles use (docs/BENCHMARKS.md, "Containers", says what that cannot prove):
 #   debian:bookworm-slim        debootstrap --variant=minbase bookworm, docs and lists removed
 #   python:3.11-slim-bookworm   that + Debian's python3.11, venv and pip, laid out as the
 #                               official image has them (/usr/local/bin/python, pip)
