@@ -240,12 +240,18 @@ def real_bars() -> Bars:
     extra = STREAM_BARS - len(bars.time)
     assert 0 < extra <= len(bars.time)
     shift = bars.time[-1] - bars.time[0] + 1_800_000
-    columns = {
-        name: np.concatenate([getattr(bars, name), getattr(bars, name)[:extra]])
-        for name in ("open", "high", "low", "close", "volume")
-    }
-    times = np.concatenate([bars.time, bars.time[:extra] + shift])
-    return Bars(time=times, **columns)
+
+    def twice(column: np.ndarray) -> np.ndarray:
+        return np.concatenate([column, column[:extra]])
+
+    return Bars(
+        time=np.concatenate([bars.time, bars.time[:extra] + shift]),
+        open=twice(bars.open),
+        high=twice(bars.high),
+        low=twice(bars.low),
+        close=twice(bars.close),
+        volume=twice(bars.volume),
+    )
 
 
 @dataclass
@@ -359,7 +365,9 @@ def certificates(directory: Path) -> None:
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
-    names = [x509.DNSName(n) for n in ("rust-engine", "python-engine", "monitor", "localhost")]
+    names: list[x509.GeneralName] = [
+        x509.DNSName(n) for n in ("rust-engine", "python-engine", "monitor", "localhost")
+    ]
     names.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
     cert = (
         x509.CertificateBuilder()
