@@ -1,5 +1,5 @@
 # One name per task; `make help` lists them.
-.PHONY: help build test run lint fmt bench-all bench bench-engines bench-grpc bench-failover peer engines slow golden proto mutants
+.PHONY: help build test run lint fmt bench-all bench bench-engines bench-grpc bench-failover peer engines slow containers golden proto mutants
 
 help: ## list the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -49,7 +49,12 @@ engines: ## both engines on every file of ../shared/data: do they agree?
 slow: ## the slow tests: 10,000 differential examples, 1,000 streams, the fault suite at 10,000 bars
 	scripts/setup.sh --tests
 	cargo build --profile ci --locked -p trading-engine --bin trading-engine
-	.venv/bin/python -m pytest -q -m slow
+	.venv/bin/python -m pytest -q -m "slow and not containers"
+
+containers: ## the images built with podman and both compose stacks run, a crash mid-stream (long)
+	scripts/setup.sh --tests
+	scripts/containers.sh all
+	.venv/bin/python -m pytest -q -p no:cacheprovider -m containers tests/python/test_containers.py
 
 peer: ## compare with chan.py's outputs in ../shared/reference/chanpy
 	cargo build --release -p trading-engine

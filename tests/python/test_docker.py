@@ -169,6 +169,35 @@ def test_runtime_stage_runs_as_a_non_root_user(name: str) -> None:
     assert runtime[0].args.split()[0] in ("debian:bookworm-slim", "python:3.11-slim-bookworm")
 
 
+LEFT_OUT_OF_THE_IMAGE = ("pandas", "pyarrow", "plotly")
+"""The package's dependencies Dockerfile.python does not install (files and charts)."""
+
+
+def test_python_image_leaves_out_only_what_its_commands_never_import() -> None:
+    """The servers, the monitor and the commands the image runs (serve, probe, health,
+    failover, override, signals) import none of the dependencies the image leaves out; the
+    image's requirement filter names exactly those."""
+    runtime = " ".join(i.args for i in stages(DOCKERFILES["python"])[-1] if i.name == "RUN")
+    assert "--no-deps" in runtime and "m.requires('trading-system')" in runtime
+    assert f"not in {LEFT_OUT_OF_THE_IMAGE!r}" in runtime
+    code = (
+        "import importlib, pkgutil, sys\n"
+        "import trading_system.server, trading_system.monitor\n"
+        "for pkg in (trading_system.server, trading_system.monitor):\n"
+        "    for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):\n"
+        "        importlib.import_module(m.name)\n"
+        "for m in ('serve', 'probe', 'admin', 'signals', 'common', 'exits'):\n"
+        "    importlib.import_module('trading_system.cli.' + m)\n"
+        "print(' '.join(sorted({k.split('.')[0] for k in sys.modules})))\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    loaded = set(r.stdout.split())
+    assert {"grpc", "trading_system"} <= loaded
+    assert not loaded & set(LEFT_OUT_OF_THE_IMAGE), loaded & set(LEFT_OUT_OF_THE_IMAGE)
+
+
 def test_rust_images_use_the_pinned_toolchain() -> None:
     channel = TOOLCHAIN["toolchain"]["channel"]
     assert re.fullmatch(r"\d+\.\d+\.\d+", channel), channel
@@ -219,6 +248,7 @@ def test_builder_context_resolves_the_locked_workspace(tmp_path: Path) -> None:
                 if m.is_dir():
                     shutil.copytree(m, dest, ignore=shutil.ignore_patterns("target"))
                 else:
+                    dest.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(m, dest)
     env = {**os.environ, "RUSTUP_TOOLCHAIN": TOOLCHAIN["toolchain"]["channel"]}
     r = subprocess.run(
@@ -233,6 +263,31 @@ def test_builder_context_resolves_the_locked_workspace(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     packages = {p["name"] for p in json.loads(r.stdout)["packages"]}
     assert {"trading-engine", "trading-server", "chan-core", "chan-py"} <= packages
+
+
+def test_builder_copies_every_file_the_build_includes() -> None:
+    """Files outside the crates that the Rust code compiles in (``include_str!``,
+    ``include_bytes!``) are among the Rust builder's COPYs: a build in the image reads them."""
+    copied = [
+        source.rstrip("/")
+        for i in stages(DOCKERFILES["rust"])[0]
+        if i.name == "COPY"
+        for source in i.args.split()[:-1]
+    ]
+    included = 0
+    for rs in (ROOT / "rust-core").rglob("*.rs"):
+        if "target" in rs.parts or "tests" in rs.relative_to(ROOT / "rust-core").parts[1:2]:
+            continue
+        text = rs.read_text(encoding="utf-8")
+        for path in re.findall(r'include_(?:str|bytes)!\(\s*"([^"]+)"', text):
+            target = (rs.parent / path).resolve().relative_to(ROOT).as_posix()
+            if target.startswith(("rust-core/", "proto/")):
+                continue
+            included += 1
+            assert any(target == c or target.startswith(c + "/") for c in copied), (
+                f"{rs.relative_to(ROOT)} includes {target}, which Dockerfile.rust does not copy"
+            )
+    assert included >= 1
 
 
 # --- Compose: what runs ---------------------------------------------------------------------------
@@ -385,6 +440,25 @@ def test_monitor_waits_for_healthy_engines() -> None:
         assert "depends_on" not in services()[name]
 
 
+def test_containers_are_hardened() -> None:
+    """Every service: a read-only root file system with a tmpfs at /tmp, no capabilities, no
+    privilege gain; the monitor writes only to its volume, where its files go."""
+    for name, service in services().items():
+        assert service["read_only"] is True, name
+        assert service["tmpfs"] == ["/tmp"], name
+        assert service["cap_drop"] == ["ALL"], name
+        assert service["security_opt"] == ["no-new-privileges:true"], name
+    monitor = services()["monitor"]
+    mounts = dict(v.split(":", 1) for v in monitor["volumes"])
+    state_dir = "/var/lib/trading-system"
+    assert mounts["monitor-state"] == state_dir
+    assert "monitor-state" in COMPOSE["volumes"]
+    signals = Path(monitor["environment"]["TRADING_SYSTEM__SYSTEM__SIGNALS_FILE"])
+    assert str(signals.parent) == state_dir
+    for name in ("rust-engine", "python-engine"):
+        assert all(v.endswith(":ro") for v in services()[name]["volumes"]), name
+
+
 # --- Health checks against real servers -----------------------------------------------------------
 
 
@@ -512,15 +586,35 @@ def test_prod_monitor_fails_back_and_keeps_its_state_on_a_volume() -> None:
     assert (system["auto_failback"], system["state_file"]) == (True, str(state))
 
 
-def test_production_tokens_come_from_mounted_secrets() -> None:
-    """Every service of the production file reads both tokens from files mounted as secrets
-    (never a token in the environment), and those keys exist in the configuration."""
-    assert set(PROD["secrets"]) == {"client_token", "operator_token"}
+def test_production_tokens_and_tls_come_from_mounted_secrets() -> None:
+    """Every service of the production file reads both tokens, its certificate and key and the
+    CA from files mounted as secrets (never a token or key in the environment), and those keys
+    exist in the configuration and are read from the variables."""
+    files = {
+        "client_token": "TRADING_SYSTEM__SERVER__AUTH_TOKEN_FILE",
+        "operator_token": "TRADING_SYSTEM__SERVER__OPERATOR_TOKEN_FILE",
+        "tls_cert": "TRADING_SYSTEM__SERVER__TLS_CERT_FILE",
+        "tls_key": "TRADING_SYSTEM__SERVER__TLS_KEY_FILE",
+        "tls_ca": "TRADING_SYSTEM__CLIENT__TLS_CA_FILE",
+    }
+    assert set(PROD["secrets"]) == set(files)
+    for secret in files:
+        assert PROD["secrets"][secret] == {"file": f"./secrets/{secret}"}
     for name in SERVICES:
         service = PROD["services"][name]
-        assert set(service["secrets"]) == {"client_token", "operator_token"}, name
+        assert set(service["secrets"]) == set(files), name
         env = service["environment"]
-        assert env["TRADING_SYSTEM__SERVER__AUTH_TOKEN_FILE"] == "/run/secrets/client_token"
-        assert env["TRADING_SYSTEM__SERVER__OPERATOR_TOKEN_FILE"] == "/run/secrets/operator_token"
-        assert not [k for k in env if k.endswith("_TOKEN")], name
-    assert {"auth_token_file", "operator_token_file"} <= set(CONFIG["server"])
+        for secret, variable in files.items():
+            assert env[variable] == f"/run/secrets/{secret}", (name, variable)
+        assert not [k for k in env if k.endswith(("_TOKEN", "_KEY", "_CERT"))], name
+    assert {"auth_token_file", "operator_token_file", "tls_cert_file", "tls_key_file"} <= set(
+        CONFIG["server"]
+    )
+    assert "tls_ca_file" in CONFIG["client"]
+    # Each variable lands on its key (unknown keys would be errors).
+    environ = {**compose_env("monitor"), **{v: f"/run/secrets/{k}" for k, v in files.items()}}
+    cfg = load_config(ROOT / "config" / "default.yaml", environ=environ)
+    assert cfg.server.tls_cert_file == "/run/secrets/tls_cert"
+    assert cfg.server.tls_key_file == "/run/secrets/tls_key"
+    assert cfg.client.tls_ca_file == "/run/secrets/tls_ca"
+    assert cfg.server.auth_token_file == "/run/secrets/client_token"
