@@ -24,6 +24,7 @@ import pytest
 import servers
 import yaml
 
+from trading_system.cli import exits
 from trading_system.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -169,17 +170,18 @@ def test_runtime_stage_runs_as_a_non_root_user(name: str) -> None:
     assert runtime[0].args.split()[0] in ("debian:bookworm-slim", "python:3.11-slim-bookworm")
 
 
-LEFT_OUT_OF_THE_IMAGE = ("pandas", "pyarrow", "plotly")
-"""The package's dependencies Dockerfile.python does not install (files and charts)."""
-
-
 def test_python_image_leaves_out_only_what_its_commands_never_import() -> None:
-    """The servers, the monitor and the commands the image runs (serve, probe, health,
-    failover, override, signals) import none of the dependencies the image leaves out; the
-    image's requirement filter names exactly those."""
+    """The image installs the wheel without its ``research`` extra (files and charts), and the
+    servers, the monitor and the commands the image runs (serve, probe, health, failover,
+    override, signals) import none of that extra's packages."""
+    research = PYPROJECT["project"]["optional-dependencies"]["research"]
+    left_out = {re.split(r"[ <>=!~;\[]", r)[0].lower() for r in research}
+    assert left_out == set(exits.RESEARCH)
+    core = {re.split(r"[ <>=!~;\[]", r)[0].lower() for r in PYPROJECT["project"]["dependencies"]}
+    assert not core & left_out, core & left_out
     runtime = " ".join(i.args for i in stages(DOCKERFILES["python"])[-1] if i.name == "RUN")
-    assert "--no-deps" in runtime and "m.requires('trading-system')" in runtime
-    assert f"not in {LEFT_OUT_OF_THE_IMAGE!r}" in runtime
+    assert re.search(r"/build/dist/\*\.whl(\s|$)", runtime), runtime
+    assert "[research]" not in runtime and "--no-deps" not in runtime
     code = (
         "import importlib, pkgutil, sys\n"
         "import trading_system.server, trading_system.monitor\n"
@@ -195,7 +197,27 @@ def test_python_image_leaves_out_only_what_its_commands_never_import() -> None:
     )
     loaded = set(r.stdout.split())
     assert {"grpc", "trading_system"} <= loaded
-    assert not loaded & set(LEFT_OUT_OF_THE_IMAGE), loaded & set(LEFT_OUT_OF_THE_IMAGE)
+    assert not loaded & left_out, loaded & left_out
+
+
+def test_a_command_needing_the_research_extra_says_how_to_install_it(tmp_path: Path) -> None:
+    """Without pandas (as in the service image), ``trading-system analyze`` of a file fails
+    with exit 1 and names the extra to install, not a traceback."""
+    csv = tmp_path / "bars.csv"
+    csv.write_text("time,open,high,low,close,volume\n2024-01-01T00:00:00Z,1,2,0.5,1.5,10\n")
+    code = (
+        "import sys\n"
+        "for m in ('pandas', 'pyarrow', 'plotly'):\n"
+        "    sys.modules[m] = None\n"
+        "from trading_system.cli import main\n"
+        f"sys.exit(main(['chart', {str(csv)!r}, '--out', {str(tmp_path / 'c.html')!r}]))\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert r.returncode == exits.FAILED, r.stderr
+    assert "pip install 'trading-system[research]'" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr, r.stderr
 
 
 def test_rust_images_use_the_pinned_toolchain() -> None:

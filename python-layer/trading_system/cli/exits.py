@@ -56,6 +56,21 @@ class Rule:
         return self.status(e) if callable(self.status) else self.status
 
 
+RESEARCH = ("pandas", "pyarrow", "plotly")
+"""The packages of the ``research`` extra (pyproject.toml): files and charts need them, the
+servers and the operator's commands do not, and the service image leaves them out."""
+
+
+def _import_error(e: ImportError) -> str:
+    top = (e.name or "").split(".")[0]
+    if top in RESEARCH:
+        return (
+            f"this command needs {top}, which this installation leaves out (the service image "
+            "installs no research extra): pip install 'trading-system[research]'"
+        )
+    return str(e)
+
+
 def _os_error(e: OSError) -> str:
     return f"reading {e.filename}: {e.strerror or e}"
 
@@ -64,7 +79,7 @@ TABLE: tuple[Rule, ...] = (
     Rule(ConfigError, BAD_INPUT, str),
     Rule(InvalidBars, BAD_INPUT, str),
     Rule(DataError, BAD_INPUT, lambda e: f"reading {e}"),
-    Rule(ImportError, FAILED, str),
+    Rule(ImportError, FAILED, _import_error),
     Rule(OSError, FAILED, _os_error),
     Rule(RuntimeError, FAILED, str),
 )
