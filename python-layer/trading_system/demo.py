@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -180,6 +180,7 @@ def main(
     out: TextIO,
     load_options: Mapping[str, Any] | None = None,
     err: TextIO | None = None,
+    monitor: str | None = None,
 ) -> int:
     from trading_system import transport
     from trading_system.cli.admin import status_text
@@ -200,15 +201,22 @@ def main(
 
     previous = signal.signal(signal.SIGTERM, on_signal)
     try:
-        logs = (ROOT or Path()) / "var" / "demo"
-        with stack(config, rust_binary, logs, out) as monitor:
-            with Client(monitor.address, settings=settings, timeout=10.0) as admin:
+        with ExitStack() as started:
+            if monitor is None:
+                # The whole stack on loopback, stopped (monitor first) when the block ends.
+                logs = (ROOT or Path()) / "var" / "demo"
+                monitor = started.enter_context(stack(config, rust_binary, logs, out)).address
+            else:
+                # A stack already running (compose, Kubernetes): only the bot, which leaves it
+                # running.
+                out.write(f"monitor: {monitor} (running already)\n")
+            with Client(monitor, settings=settings, timeout=10.0) as admin:
                 out.write(status_text(admin.status()))
-                points = run_bot(monitor.address, bars, symbol, timeframe, rate, out, settings)
+                points = run_bot(monitor, bars, symbol, timeframe, rate, out, settings)
                 out.write(f"demo: streamed {len(bars):,} bars, {points} buy/sell points now\n")
                 out.write(status_text(admin.status()))
             if chart is not None:
-                with Client(monitor.address, settings=settings, timeout=60.0) as client:
+                with Client(monitor, settings=settings, timeout=60.0) as client:
                     analysis = client.snapshot(symbol, timeframe)
                 from trading_system.chart import render
 

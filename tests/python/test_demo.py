@@ -95,6 +95,41 @@ def test_demo_streams_prints_signals_records_them_and_stops(tmp_path: Path) -> N
     assert final and int(final.group(1)) > 0
 
 
+def test_demo_streams_to_a_running_monitor_and_leaves_it_running(tmp_path: Path) -> None:
+    """``--monitor HOST:PORT``: the operator's first signal from a stack already running (the
+    compose file's published port): only the bot runs; the stack keeps serving after it."""
+    import servers
+
+    signals = tmp_path / "signals.sqlite"
+    with servers.running("rust") as rust, servers.running("python") as python:
+        monitor = servers.start_monitor(
+            rust.address,
+            python.address,
+            [f"system.signals_file={signals}", "system.min_deadline_ms=250"],
+        )
+        try:
+            done = subprocess.run(
+                demo("--rate", "0", "--no-chart", "--monitor", monitor.address),
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            assert done.returncode == 0, done.stderr[-3000:]
+            out = done.stdout
+            assert f"monitor: {monitor.address} (running already)" in out
+            assert "engines: rust" not in out and "stopped " not in out
+            assert out.count("active: rust  epoch 1") == 2
+            assert re.search(r"\] signal: (buy|sell) point type [123] at ", out), out
+            assert re.search(r"streamed 1,968 bars, \d+ buy/sell points now", out), out
+            assert monitor.proc.poll() is None and not closed(monitor.address)
+            store = SignalStore(signals)
+            assert store.list("BTCUSD", "30m")
+            store.close()
+        finally:
+            assert monitor.stop() == 0
+
+
 def test_ctrl_c_stops_every_process(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         demo("--rate", "20", "--no-chart", "--config", str(config(tmp_path))),

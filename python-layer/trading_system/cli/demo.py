@@ -27,7 +27,8 @@ def register(sub: Subparsers) -> None:
         help="the whole stack on loopback with a demo bot (README command 1)",
         description="Start the Rust engine, the Python engine and the monitor on free loopback "
         "ports, stream a real series through the monitor with the client library, print health "
-        "and each buy/sell point as it appears, write a chart, and stop everything.",
+        "and each buy/sell point as it appears, write a chart, and stop everything. With "
+        "--monitor, only the bot, against a stack already running.",
     )
     d.add_argument(
         "--data",
@@ -43,6 +44,13 @@ def register(sub: Subparsers) -> None:
     )
     d.add_argument("--no-chart", action="store_true", help="write no chart")
     d.add_argument(
+        "--monitor",
+        metavar="HOST:PORT",
+        help="stream to this running monitor (a compose or Kubernetes stack) instead of "
+        "starting one; TLS and the client token as the configuration's client section says "
+        "(--config, or TRADING_SYSTEM__CLIENT__* variables)",
+    )
+    d.add_argument(
         "--config",
         type=Path,
         help="YAML configuration (default: the package's copy of config/default.yaml)",
@@ -54,7 +62,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from trading_system import demo
 
     binary = resources.rust_server()
-    if not os.access(binary, os.X_OK):
+    if args.monitor is None and not os.access(binary, os.X_OK):
         raise missing_rust_server(binary)
     data = args.data or demo.DATA
     if data is None:
@@ -78,4 +86,5 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             out,
             common.load_options(args),
             err,
+            args.monitor,
         )
