@@ -5,31 +5,36 @@
 # require it: mutual TLS). Files that exist are kept (--force: made anew), so running it again
 # changes nothing. Needs openssl.
 #
-#   scripts/k8s-secrets.sh [--namespace NS] [--name DNS-NAME ...] [--dir DIR] [--force]
+#   scripts/k8s-secrets.sh [--namespace NS ...] [--name DNS-NAME ...] [--dir DIR] [--force]
 #
 # The certificate names the Services as the monitor and clients dial them (rust-engine,
-# python-engine, monitor, and monitor.NS.svc[.cluster.local] for clients in other namespaces),
-# and 127.0.0.1 for the probes inside each pod; --name adds an outside address of the monitor.
+# python-engine, monitor, and SERVICE.NS.svc[.cluster.local] for clients in other namespaces:
+# one --namespace per stack that shares the certificate, default trading-system), and
+# 127.0.0.1 for the probes inside each pod; --name adds an outside address of the monitor.
 # Clients outside the stack trust deploy/k8s/secrets/ca.crt (client.tls_ca_file).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-namespace=trading-system
+namespaces=()
 dir=deploy/k8s/secrets
 force=0
 names=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --namespace) namespace=$2; shift 2 ;;
+    --namespace) namespaces+=("$2"); shift 2 ;;
     --name) names+=("$2"); shift 2 ;;
     --dir) dir=$2; shift 2 ;;
     --force) force=1; shift ;;
     *)
-      echo "usage: scripts/k8s-secrets.sh [--namespace NS] [--name DNS-NAME ...] [--dir DIR] [--force]" >&2
+      echo "usage: scripts/k8s-secrets.sh [--namespace NS ...] [--name DNS-NAME ...]" \
+        "[--dir DIR] [--force]" >&2
       exit 2
       ;;
   esac
 done
+if [ ${#namespaces[@]} -eq 0 ]; then
+  namespaces=(trading-system)
+fi
 if ! command -v openssl >/dev/null 2>&1; then
   echo "k8s-secrets: openssl not found" >&2
   exit 1
@@ -59,10 +64,12 @@ fi
 
 if fresh tls.crt || fresh tls.key; then
   san="DNS:rust-engine,DNS:python-engine,DNS:monitor,DNS:localhost,IP:127.0.0.1"
-  for service in rust-engine python-engine monitor; do
-    san+=",DNS:$service.$namespace.svc,DNS:$service.$namespace.svc.cluster.local"
+  for namespace in "${namespaces[@]}"; do
+    for service in rust-engine python-engine monitor; do
+      san+=",DNS:$service.$namespace.svc,DNS:$service.$namespace.svc.cluster.local"
+    done
   done
-  for name in "${names[@]}"; do
+  for name in ${names[@]+"${names[@]}"}; do
     san+=",DNS:$name"
   done
   ext=$(mktemp)

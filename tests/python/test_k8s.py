@@ -220,6 +220,9 @@ def test_each_deployment_runs_its_server_on_the_configured_port(name: str) -> No
     assert c["command"][: len(COMMANDS[server])] == COMMANDS[server]
     assert port(name) == CONFIG["server"][PORT_KEY[server]]
     assert DEPLOYMENTS[name]["spec"]["replicas"] == 1
+    if name != "monitor":
+        # Never both copies of an engine gone during a rollout.
+        assert DEPLOYMENTS[name]["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
     assert DEPLOYMENTS[name]["spec"]["selector"]["matchLabels"].items() <= (
         pod(name)["metadata"]["labels"].items()
     )
