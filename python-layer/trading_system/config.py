@@ -219,6 +219,10 @@ class ServerConfig(_Model):
     rust_port: U32 = 50051
     python_port: U32 = 50052
     monitor_port: U32 = 50050
+    health_port: U32 = 0
+    """Non-zero: the server also listens on ``host:health_port``, plaintext and without tokens,
+    for ``grpc.health.v1.Health`` only (the same statuses as the main port): the kubelet's native
+    gRPC probe cannot speak TLS. 0: off. Differs from every ``*_port`` above."""
     max_message_bytes: U64 = 67108864
     replay_window: U64 = 256
     shutdown_grace_ms: U64 = 5000
@@ -305,6 +309,20 @@ def _check_server(server: ServerConfig) -> None:
             raise _range_error(
                 key, f"must be a port from 1 to 65535, or 0 for any free port, got {port}"
             )
+    if server.health_port > MAX_PORT:
+        raise _range_error(
+            "server.health_port",
+            f"must be a port from 1 to 65535, or 0 for none, got {server.health_port}",
+        )
+    # Each process listens on one of these; a health listener on any of them would clash with
+    # it (on one host) or be mistaken for it.
+    for key, port in (
+        ("server.rust_port", server.rust_port),
+        ("server.python_port", server.python_port),
+        ("server.monitor_port", server.monitor_port),
+    ):
+        if server.health_port != 0 and server.health_port == port:
+            raise _range_error("server.health_port", f"must differ from {key} (both are {port})")
     if server.max_message_bytes < MIN_MESSAGE_BYTES:
         raise _range_error(
             "server.max_message_bytes",
