@@ -3,9 +3,11 @@ JSON schemas of a pinned Kubernetes release (kubernetes-validate), the security 
 checkov (deploy/checkov.yaml), and what neither can see: ports agree with config/default.yaml,
 the monitor reaches its engines by their Services, selectors select the pods they mean, mounted
 secrets and keys exist in kustomize's secretGenerator, mounts have volumes, the pods'
-configuration is a valid one. Then the stack as the manifests configure it, with real processes
-here: the servers started with each pod's environment (its token and TLS files made by
-scripts/k8s-secrets.sh), and each pod's probe command answering SERVING through mutual TLS.
+configuration is a valid one, the kubelet's gRPC probes check the plaintext health port the pod's
+configuration opens, for a service the servers register. Then the stack as the manifests
+configure it, with real processes here: the servers started with each pod's environment (its
+token and TLS files made by scripts/k8s-secrets.sh), each pod's health port answering a
+plaintext Check as the kubelet sends it while its main port takes mutual TLS only.
 
 kubernetes-validate and checkov run as programs from .venv-deploy (scripts/setup.sh installs
 deploy/requirements.lock there). Nothing is applied to a cluster here."""
@@ -16,6 +18,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -24,9 +27,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 import servers
 import yaml
+from grpc_health.v1 import health_pb2
+from typed import Health
 
 from trading_system.config import load_config, read_token_files
 from trading_system.server.health import SERVICES as PYTHON_HEALTH_SERVICES
@@ -36,8 +42,8 @@ K8S = ROOT / "deploy" / "k8s"
 DEPLOY_BIN = ROOT / ".venv-deploy" / "bin"
 KUBERNETES_VERSION = "1.30.0"
 """The release whose schemas the manifests are validated against (kubernetes-validate ships
-them): the oldest one the manifests are meant for (pod-security labels, appProtocol, exec
-probes all exist there)."""
+them): the oldest one the manifests are meant for (pod-security labels, appProtocol, gRPC
+probes (GA in 1.27) all exist there)."""
 KUSTOMIZATION = yaml.safe_load((K8S / "kustomization.yaml").read_text(encoding="utf-8"))
 CONFIG = yaml.safe_load((ROOT / "config" / "default.yaml").read_text(encoding="utf-8"))
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
@@ -97,10 +103,13 @@ def container(name: str) -> dict[str, Any]:
     return only
 
 
-def port(name: str) -> int:
-    (p,) = container(name)["ports"]
-    assert p["name"] == "grpc"
+def port(name: str, which: str = "grpc") -> int:
+    """A container port by name: ``grpc`` (the server's) or ``health`` (server.health_port)."""
+    (p,) = [p for p in container(name)["ports"] if p["name"] == which]
     return p["containerPort"]
+
+
+HEALTH_PORT_VARIABLE = "TRADING_SYSTEM__SERVER__HEALTH_PORT"
 
 
 def selects(selector: dict[str, str], name: str) -> bool:
@@ -263,27 +272,23 @@ def rust_health_services() -> set[str]:
 
 
 @pytest.mark.parametrize("name", sorted(SERVERS))
-def test_the_probes_check_a_service_the_server_registers_on_its_port(name: str) -> None:
+def test_the_probes_check_a_service_the_server_registers_on_its_health_port(name: str) -> None:
     registered = rust_health_services() if name == "rust-engine" else set(PYTHON_HEALTH_SERVICES)
     assert "trading.v1.Trading" in registered
     c = container(name)
-    commands = [c[probe]["exec"]["command"] for probe in PROBES]
-    assert all(argv == commands[0] for argv in commands), "the three probes differ"
-    argv = commands[0]
-    binary = "trading-engine" if name == "rust-engine" else "trading-system"
-    assert argv[:2] == [binary, "probe"]
-    assert argv[argv.index("--config") + 1] == CONFIG_FILE
-    assert argv[argv.index("--address") + 1] == f"127.0.0.1:{port(name)}"
-    assert argv[argv.index("--service") + 1] in registered
+    assert {p["name"] for p in c["ports"]} == {"grpc", "health"}
+    # The port the pod's configuration opens (server.health_port), declared as `health`.
+    health = int(pod_environment(name)[HEALTH_PORT_VARIABLE])
+    assert health == port(name, "health") != port(name)
     for probe in PROBES:
-        # The probe's own deadline ends before kubelet's.
-        limit = c[probe]["timeoutSeconds"]
-        own = (
-            int(argv[argv.index("--timeout-ms") + 1]) / 1000
-            if "--timeout-ms" in argv
-            else float(argv[argv.index("--timeout") + 1])
-        )
-        assert own < limit
+        # The kubelet's own gRPC probe (plaintext): no command run in the container.
+        assert set(c[probe]) - {"periodSeconds", "timeoutSeconds", "failureThreshold"} == {"grpc"}
+        assert c[probe]["grpc"] == {"port": health, "service": "trading.v1.Trading"}
+        assert c[probe]["grpc"]["service"] in registered
+    # Liveness never kills a pod the startup probe still waits for; readiness reacts first.
+    assert c["readinessProbe"]["periodSeconds"] <= c["livenessProbe"]["periodSeconds"]
+    start = c["startupProbe"]
+    assert start["periodSeconds"] * start["failureThreshold"] >= 60
 
 
 def test_the_disruption_budget_keeps_one_engine() -> None:
@@ -320,9 +325,15 @@ def test_network_policies_let_only_the_monitor_reach_the_engines() -> None:
         "python-engine",
     }
     assert {p["port"] for p in to_engines["ports"]} == {port("rust-engine"), port("python-engine")}
+    # The kubelet's probes reach every pod's health port, and nothing else of them.
+    kubelet = POLICIES["health-from-kubelet"]["spec"]
+    assert selected(kubelet["podSelector"]["matchLabels"]) == set(SERVERS)
+    assert kubelet["policyTypes"] == ["Ingress"]
+    (rule,) = kubelet["ingress"]
+    assert rule["ports"] == [{"port": "health", "protocol": "TCP"}]
     # No other policy opens anything to the engines or from them.
     for name, policy in POLICIES.items():
-        if name not in ("default-deny", "engines-from-monitor"):
+        if name not in ("default-deny", "engines-from-monitor", "health-from-kubelet"):
             assert not selected(policy["spec"]["podSelector"].get("matchLabels", {})) & {
                 "rust-engine",
                 "python-engine",
@@ -403,6 +414,7 @@ def test_each_pod_configuration_is_valid(name: str, tmp_path: Path) -> None:
     assert cfg.server.tls_cert_file and cfg.client.tls_ca_file and cfg.client.tls_cert_file
     # Only the engines require client certificates; bots show none to the monitor.
     assert bool(cfg.server.tls_client_ca_file) == (name != "monitor")
+    assert cfg.server.health_port == port(name, "health")
 
 
 def test_the_monitor_keeps_its_state_on_the_claim() -> None:
@@ -545,10 +557,18 @@ def clean_environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("TRADING_SYSTEM__")}
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """The three servers started as the manifests start them (command, environment, secret
-    files), on free ports of this machine; the monitor dials the engines as `localhost`."""
+    files), on free ports of this machine (the main ports with ``--port 0``, the health ports
+    in place of the pods' ``TRADING_SYSTEM__SERVER__HEALTH_PORT``: on one host the three pods'
+    ports would be one machine's); the monitor dials the engines as `localhost`."""
     where = tmp_path_factory.mktemp("k8s")
     secrets = make_secrets(where / "secrets")
     started: dict[str, servers.Server] = {}
@@ -556,6 +576,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     try:
         for name in ("rust-engine", "python-engine", "monitor"):
             envs[name] = clean_environment() | local_environment(name, secrets, where / "state")
+            envs[name][HEALTH_PORT_VARIABLE] = str(free_port())
             argv = local_argv(container(name)["command"]) + ["--port", "0"]
             if name == "monitor":
                 for flag, engine in (("--rust", "rust-engine"), ("--python", "python-engine")):
@@ -573,13 +594,38 @@ def local_port(s: servers.Server) -> str:
 
 
 @pytest.mark.parametrize("name", sorted(SERVERS))
-def test_each_probe_answers_serving_through_tls(name: str, stack: dict[str, Any]) -> None:
+def test_each_health_port_answers_the_kubelet_in_plaintext(
+    name: str, stack: dict[str, Any]
+) -> None:
     server = stack["servers"][name]
     assert server.address.startswith("0.0.0.0:")  # server.host of the ConfigMap
-    address = local_port(server)
-    argv = with_value(container(name)["readinessProbe"]["exec"]["command"], "--address", address)
+    probe = container(name)["readinessProbe"]["grpc"]
+    # What the kubelet sends: a plaintext Check of the probe's service, no token.
+    health_at = f"127.0.0.1:{stack['env'][name][HEALTH_PORT_VARIABLE]}"
+    request = health_pb2.HealthCheckRequest(service=probe["service"])
+    with grpc.insecure_channel(health_at) as channel:
+        answer = Health(channel).Check(request, timeout=10)
+    assert answer.status == health_pb2.HealthCheckResponse.SERVING
+    # The main port takes TLS only.
+    with grpc.insecure_channel(local_port(server)) as channel:
+        with pytest.raises(grpc.RpcError) as e:
+            Health(channel).Check(request, timeout=10)
+    assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def probe_argv(name: str, address: str) -> list[str]:
+    """The image's probe command (compose's health check, or by hand in the pod)."""
+    binary = "trading-engine" if name == "rust-engine" else "trading-system"
+    return [binary, "probe", "--config", CONFIG_FILE, "--address", address]
+
+
+@pytest.mark.parametrize("name", sorted(SERVERS))
+def test_the_probe_commands_answer_through_tls_in_the_pods(
+    name: str, stack: dict[str, Any]
+) -> None:
+    address = local_port(stack["servers"][name])
     r = subprocess.run(
-        local_argv(argv),
+        local_argv(probe_argv(name, address)),
         env=stack["env"][name],
         capture_output=True,
         text=True,
@@ -594,11 +640,13 @@ def test_the_engines_refuse_a_client_without_the_stack_certificate(stack: dict[s
     env = dict(stack["env"]["rust-engine"])
     del env["TRADING_SYSTEM__CLIENT__TLS_CERT_FILE"], env["TRADING_SYSTEM__CLIENT__TLS_KEY_FILE"]
     address = local_port(stack["servers"]["rust-engine"])
-    argv = with_value(
-        container("rust-engine")["readinessProbe"]["exec"]["command"], "--address", address
-    )
     r = subprocess.run(
-        local_argv(argv), env=env, capture_output=True, text=True, timeout=60, check=False
+        local_argv(probe_argv("rust-engine", address)),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert r.returncode != 0, r.stdout
 
