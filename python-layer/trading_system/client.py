@@ -92,7 +92,7 @@ TRADING_SERVICE = "trading.v1.Trading"
 MODES = ("auto", "rust", "python")
 """The monitor's routing modes (:meth:`AsyncClient.set_mode`): by health, or held on one engine."""
 
-TLS_PROBE_S = 2.0
+TLS_PROBE_S = transport.TLS_PROBE_S
 """The longest the diagnosis of a failed call waits for its own TLS handshake."""
 
 _CODES = {c.value[0]: c for c in grpc.StatusCode}
