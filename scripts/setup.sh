@@ -63,6 +63,20 @@ if ! cmp -s "$lock" "$venv/.requirements.lock"; then
     -r "$lock"
   cp "$lock" "$venv/.requirements.lock"
 fi
+# The deployment checkers (kubernetes-validate, checkov: tests/python/test_k8s.py) in a venv of
+# their own, .venv-deploy: their dependencies pin versions the project's lock pins differently.
+# Reinstalled only when deploy/requirements.lock changed (about 40 s, 400 MB).
+deploy_venv=.venv-deploy
+deploy_lock=deploy/requirements.lock
+if [ ! -x "$deploy_venv/bin/python" ]; then
+  python3 -m venv "$deploy_venv"
+fi
+if ! cmp -s "$deploy_lock" "$deploy_venv/.requirements.lock"; then
+  echo "setup: installing $deploy_lock into $deploy_venv"
+  "$deploy_venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+    --only-binary=:all: -r "$deploy_lock"
+  cp "$deploy_lock" "$deploy_venv/.requirements.lock"
+fi
 # What the module is built from; the build (cargo + pip) runs again only when this changes or
 # the module is missing.
 inputs=$(find rust-core/chan-core/src rust-core/chan-py/src -type f -name '*.rs' |

@@ -24,6 +24,8 @@ once and behave identically in both.
   Check of any server (no token). When one of them ends ``UNAVAILABLE`` because TLS failed (a
   certificate not trusted or refused, TLS on one side only) it raises :class:`TlsError`, which
   says what to set (:func:`trading_system.transport.tls_problem`).
+- Several stacks (docs/DEPLOY.md): :func:`stack_for` (from :mod:`trading_system.stacks`) names
+  the stack that serves a symbol.
 - Errors: :class:`~trading_system.errors.InvalidBars` (violations decoded from
   ``google.rpc.BadRequest`` or the in-band ``StreamError``),
   :class:`~trading_system.errors.ConfigError` (``config.<section>.<key>``), anything else
@@ -55,6 +57,7 @@ from trading_system.engine.document import AnalysisDoc, UpdateDoc
 from trading_system.errors import ChanError, ConfigError, InvalidBars, Violation
 from trading_system.proto import trading_pb2 as pb
 from trading_system.results import Analysis, Update
+from trading_system.stacks import stack_for
 
 __all__ = [
     "AsyncClient",
@@ -66,6 +69,7 @@ __all__ = [
     "Retry",
     "StreamSession",
     "TlsError",
+    "stack_for",
 ]
 
 T = TypeVar("T")
@@ -88,7 +92,7 @@ TRADING_SERVICE = "trading.v1.Trading"
 MODES = ("auto", "rust", "python")
 """The monitor's routing modes (:meth:`AsyncClient.set_mode`): by health, or held on one engine."""
 
-TLS_PROBE_S = 2.0
+TLS_PROBE_S = transport.TLS_PROBE_S
 """The longest the diagnosis of a failed call waits for its own TLS handshake."""
 
 _CODES = {c.value[0]: c for c in grpc.StatusCode}

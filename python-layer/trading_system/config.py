@@ -31,12 +31,10 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -57,13 +55,16 @@ from pydantic_settings import (
 )
 from pydantic_settings.sources.utils import parse_env_vars
 
+from trading_system.config_text import ENV_PREFIX, read_token_file
+from trading_system.config_text import file_data as _file_data
+from trading_system.config_text import read_yaml as _read_yaml
+from trading_system.config_text import refuse as _refuse
+from trading_system.config_text import shown as _shown
 from trading_system.display import show
 from trading_system.errors import ConfigError
 
 U32_MAX = 2**32 - 1
 U64_MAX = 2**64 - 1
-ENV_PREFIX = "TRADING_SYSTEM__"
-"""Environment variables ``TRADING_SYSTEM__SECTION__KEY`` override configuration keys."""
 
 U32 = Annotated[int, Field(ge=0, le=U32_MAX)]
 U64 = Annotated[int, Field(ge=0, le=U64_MAX)]
@@ -219,6 +220,10 @@ class ServerConfig(_Model):
     rust_port: U32 = 50051
     python_port: U32 = 50052
     monitor_port: U32 = 50050
+    health_port: U32 = 0
+    """Non-zero: the server also listens on ``host:health_port``, plaintext and without tokens,
+    for ``grpc.health.v1.Health`` only (the same statuses as the main port): the kubelet's native
+    gRPC probe cannot speak TLS. 0: off. Differs from every ``*_port`` above."""
     max_message_bytes: U64 = 67108864
     replay_window: U64 = 256
     shutdown_grace_ms: U64 = 5000
@@ -305,6 +310,20 @@ def _check_server(server: ServerConfig) -> None:
             raise _range_error(
                 key, f"must be a port from 1 to 65535, or 0 for any free port, got {port}"
             )
+    if server.health_port > MAX_PORT:
+        raise _range_error(
+            "server.health_port",
+            f"must be a port from 1 to 65535, or 0 for none, got {server.health_port}",
+        )
+    # Each process listens on one of these; a health listener on any of them would clash with
+    # it (on one host) or be mistaken for it.
+    for key, port in (
+        ("server.rust_port", server.rust_port),
+        ("server.python_port", server.python_port),
+        ("server.monitor_port", server.monitor_port),
+    ):
+        if server.health_port != 0 and server.health_port == port:
+            raise _range_error("server.health_port", f"must differ from {key} (both are {port})")
     if server.max_message_bytes < MIN_MESSAGE_BYTES:
         raise _range_error(
             "server.max_message_bytes",
@@ -413,12 +432,6 @@ Model = TypeVar("Model", bound=BaseModel)
 # --- Errors: the key from pydantic's location, the message in pydantic's words -----------------
 
 
-def _shown(value: Any) -> str:
-    """A value as an error message shows it: text by the display rule, in quotes; anything
-    else as Python writes it (cut by the same rule)."""
-    return f'"{show(value)}"' if isinstance(value, str) else show(repr(value))
-
-
 def _config_error(e: ValidationError, prefix: str = "", where: str = "") -> ConfigError:
     """The first error of ``e`` as a ConfigError naming its dotted key (``where``, e.g. the
     file, follows the message)."""
@@ -453,117 +466,6 @@ def _validate(cls: type[Model], data: Any, *, ranges: bool = True, prefix: str =
         return cls.model_validate(data, context={"skip_ranges": not ranges})
     except ValidationError as e:
         raise _config_error(e, prefix) from None
-
-
-# --- YAML: PyYAML's reading, refusing what YAML 1.2 (the Rust engine's) reads otherwise --------
-
-
-@dataclass(frozen=True, slots=True)
-class _Ambiguous:
-    """A value read one way by YAML 1.1 (PyYAML) and another by YAML 1.2 (the Rust engine): kept
-    as this marker while the document is read, refused naming its key (:func:`_refuse`)."""
-
-    text: str
-    why: str
-
-
-_BOOLEANS = ("true", "True", "TRUE", "false", "False", "FALSE")
-"""The boolean spellings that YAML 1.1 and 1.2 share; ``yes``, ``on``, ``off`` ... are booleans in
-1.1 only."""
-
-
-class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader, its scalars marked :class:`_Ambiguous` where YAML 1.2 differs, and a
-    key given twice marked too (PyYAML keeps the last one; the Rust engine refuses it)."""
-
-    def construct_yaml_bool(self, node: yaml.ScalarNode) -> Any:
-        if node.value not in _BOOLEANS:
-            return _Ambiguous(
-                node.value, "a boolean in YAML 1.1 but text in YAML 1.2: write true or false"
-            )
-        return super().construct_yaml_bool(node)
-
-    def construct_yaml_int(self, node: yaml.ScalarNode) -> Any:
-        digits = node.value.lstrip("+-")
-        octal = len(digits) > 1 and digits[0] == "0" and digits[1] not in "xb"
-        if octal or "_" in digits or ":" in digits:
-            return _Ambiguous(
-                node.value,
-                "a number in YAML 1.1 but text in YAML 1.2 (a leading "
-                "zero, `_` or `:`): write the plain decimal number",
-            )
-        return super().construct_yaml_int(node)
-
-    def construct_yaml_float(self, node: yaml.ScalarNode) -> Any:
-        if "_" in node.value or ":" in node.value:
-            return _Ambiguous(
-                node.value,
-                "a number in YAML 1.1 but text in YAML 1.2 (`_` or `:`): write the plain number",
-            )
-        return super().construct_yaml_float(node)
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        # Checked before PyYAML merges `<<: *anchor` keys in (a key may override a merged one).
-        seen: set[Any] = set()
-        twice: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
-            try:
-                if key in seen:
-                    twice.setdefault(key, key_node.start_mark.line + 1)
-                seen.add(key)
-            except TypeError:
-                pass  # an unhashable key: construct_mapping refuses it
-        mapping = super().construct_mapping(node, deep=deep)
-        for key, line in twice.items():
-            mapping[key] = _Ambiguous(str(key), f"given twice (line {line})")
-        return mapping
-
-
-_Loader.add_constructor("tag:yaml.org,2002:bool", _Loader.construct_yaml_bool)
-_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
-_Loader.add_constructor("tag:yaml.org,2002:float", _Loader.construct_yaml_float)
-_Loader.add_constructor("tag:yaml.org,2002:map", _Loader.construct_yaml_map)
-
-
-def _read_yaml(text: str, key: str, what: str, name: str) -> Any:
-    """One YAML document as Python data (``None`` when empty); a syntax error is a ConfigError
-    for ``key`` saying ``what`` could not be read (``name``: the text's name in the marks)."""
-    loader = _Loader(text)
-    loader.name = name
-    try:
-        node = loader.get_single_node()
-        return None if node is None else loader.construct_document(node)
-    except yaml.YAMLError as e:
-        raise ConfigError(key, f"{what}: {' '.join(str(e).split())}") from None
-    finally:
-        loader.dispose()  # type: ignore[no-untyped-call]
-
-
-def _refuse(data: Any, path: str = "", where: str = "") -> None:
-    """A ConfigError naming the first :class:`_Ambiguous` value in ``data``, if any."""
-    if isinstance(data, _Ambiguous):
-        raise ConfigError(path or "config", f'"{show(data.text)}" is {data.why}{where}')
-    if isinstance(data, dict):
-        for k, v in data.items():
-            _refuse(v, f"{path}.{k}" if path else str(k), where)
-    elif isinstance(data, list):
-        for v in data:
-            _refuse(v, path, where)
-
-
-def _file_data(text: str, source: str) -> dict[str, Any]:
-    """A configuration file's sections (an empty document, or an empty section, takes the
-    defaults)."""
-    data = _read_yaml(text, "file", f"{source} is not valid YAML", source)
-    _refuse(data, where=f" ({source})")
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError("file", f"{source}: expected a mapping of sections, got {_shown(data)}")
-    return {k: v for k, v in data.items() if v is not None}
 
 
 def _is_text_key(model: type[BaseModel], key: str) -> bool:
@@ -608,7 +510,7 @@ class _Settings(BaseSettings, FileConfig):
 
 
 class _YamlFile(YamlConfigSettingsSource):
-    """The YAML file source, read with :class:`_Loader`."""
+    """The YAML file source, read with :class:`~trading_system.config_text.Loader`."""
 
     def _read_file(self, file_path: Any) -> dict[str, Any]:
         return _file_data(file_path.read_text(encoding="utf-8"), os.fspath(file_path))
@@ -678,21 +580,9 @@ def read_token_files(cfg: FileConfig) -> FileConfig:
     both a token and its file is refused when the configuration is read.)"""
     tokens: dict[str, str] = {}
     for key in SECRETS:
-        name = f"server.{key}_file"
         path = getattr(cfg.server, f"{key}_file")
-        if not path:
-            continue
-        try:
-            data = Path(path).read_bytes()
-        except OSError as e:
-            raise ConfigError(name, f"cannot read {path}: {e.strerror or e}") from None
-        try:
-            token = data.decode("utf-8").rstrip()
-        except UnicodeDecodeError:
-            raise ConfigError(name, f"{path} is not UTF-8 text") from None
-        if not token:
-            raise ConfigError(name, f"{path} is empty")
-        tokens[key] = token
+        if path:
+            tokens[key] = read_token_file(f"server.{key}_file", path)
     if not tokens:
         return cfg
     return cfg.model_copy(update={"server": cfg.server.model_copy(update=tokens)})

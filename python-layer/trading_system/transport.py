@@ -40,13 +40,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, overload
 
 import grpc
 import grpc.aio
 
-from trading_system.config import FileConfig, read_token_files
 from trading_system.errors import ConfigError
+
+if TYPE_CHECKING:
+    # Imported where a configuration is read: the probe builds its Settings without pydantic.
+    from trading_system.config import FileConfig
 
 __all__ = [
     "DEFAULT_OPTIONS",
@@ -131,6 +134,8 @@ class Settings:
                 "client.tls_key_file" if c.tls_cert_file else "client.tls_cert_file",
                 "client.tls_cert_file and client.tls_key_file go together: set both or neither",
             )
+        from trading_system.config import read_token_files
+
         s = read_token_files(cfg).server
         return cls(
             tls=bool(c.tls_ca_file or cfg.server.tls_cert_file),
@@ -185,7 +190,7 @@ class Settings:
         return (("authorization", f"Bearer {token}"),) if token else ()
 
 
-Source = FileConfig | Settings | None
+Source: TypeAlias = "FileConfig | Settings | None"
 """What :func:`channel` and :func:`metadata` take: a configuration, settings, or None
 (plaintext, no token)."""
 
@@ -289,6 +294,10 @@ def _host_port(address: str) -> tuple[str, int] | None:
         return None
     return host.strip("[]"), int(port)
 
+
+TLS_PROBE_S = 2.0
+"""The longest the diagnosis of a failed call (:func:`tls_problem`) should wait for its own TLS
+handshake."""
 
 _H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
 """An HTTP/2 client's connection preface and an empty SETTINGS frame: what gRPC sends first."""

@@ -93,11 +93,15 @@ def start_monitor(rust: str, python: str, sets: list[str] | None = None) -> Serv
     return spawn("monitor", monitor_command(rust, python, sets), True)
 
 
-def spawn(engine: str, argv: list[str], keep_log: bool) -> Server:
-    """Starts a server process and waits for its ``listening on`` line."""
+def spawn(
+    engine: str, argv: list[str], keep_log: bool, env: dict[str, str] | None = None
+) -> Server:
+    """Starts a server process and waits for its ``listening on`` line (``env``: its whole
+    environment, else this process's)."""
     proc = subprocess.Popen(
         argv,
         cwd=ROOT,
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE if keep_log else subprocess.DEVNULL,
         text=True,

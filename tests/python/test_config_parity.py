@@ -80,6 +80,7 @@ def python(config: Path, sets: list[str], env: dict[str, str]) -> dict[str, Any]
                 "TRADING_SYSTEM__MACD__FAST_PERIOD": "30",
                 "TRADING_SYSTEM__MACD__SLOW_PERIOD": "40",
                 "TRADING_SYSTEM__SERVER__PYTHON_PORT": "6000",
+                "TRADING_SYSTEM__SERVER__HEALTH_PORT": "8081",
                 "TRADING_SYSTEM__LOGGING__FORMAT": "",
             },
         ),
@@ -153,6 +154,10 @@ def test_same_range_errors(assignment: str) -> None:
         (["pen.definition=old"], "pen.definition"),
         (["validation.repair=1"], "validation.repair"),
         (["server.python_port=65536"], "server.python_port"),
+        (["server.health_port=65536"], "server.health_port"),
+        (["server.health_port=50051"], "server.health_port"),
+        (["server.monitor_port=8081", "server.health_port=8081"], "server.health_port"),
+        (["server.health_port=8081", "server.python_port=8081"], "server.health_port"),
         (["macd.fastt=3"], "macd.fastt"),
         (["macd=3"], "macd"),
         (["macd.fast_period"], "macd.fast_period"),
@@ -175,6 +180,7 @@ def test_same_refusals(sets: list[str], key: str) -> None:
         ({"TRADING_SYSTEM__MACD__FAST_PERIOD": "zero"}, "macd.fast_period"),
         ({"TRADING_SYSTEM__MACD__FAST_PERIOD": "40"}, "macd.fast_period"),
         ({"TRADING_SYSTEM__SERVER__REPLAY_WINDOW": "0"}, "server.replay_window"),
+        ({"TRADING_SYSTEM__SERVER__HEALTH_PORT": "50050"}, "server.health_port"),
     ],
 )
 def test_same_environment_refusals(env: dict[str, str], key: str) -> None:

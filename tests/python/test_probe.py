@@ -7,10 +7,13 @@ TLS and mutual TLS from one shared configuration file."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import servers
@@ -18,6 +21,10 @@ import shared_config
 from test_server_python import Pki
 
 from trading_system.cli import main
+from trading_system.cli.probe_config import KEYS, Unsure, lean_settings, read
+from trading_system.config import apply_sets, load_config
+from trading_system.errors import ConfigError
+from trading_system.transport import Settings
 
 pytestmark = pytest.mark.usefixtures("no_environment_overrides")
 
@@ -199,3 +206,174 @@ def test_both_probes_agree_under_tls(
     failed = f"{addr} trading.v1.Trading TLS_FAILURE\n"
     assert probe(capsys, "--address", addr)[:2] == (4, failed)
     assert rust_probe("--address", addr)[:2] == (4, failed)
+
+
+# ---- The probe stays light: its own reading of the configuration ------------------------------
+
+
+def full_reading(path: Path | None, env: dict[str, str], sets: list[str]) -> dict[str, Any] | None:
+    """The probe's keys as the full configuration reads them (None: it refuses)."""
+    try:
+        cfg = apply_sets(load_config(path, environ=env), sets)
+    except ConfigError:
+        return None
+    # The values themselves (to_dict() would hide the tokens).
+    return {k: getattr(getattr(cfg, k.split(".")[0]), k.split(".")[1]) for k in KEYS}
+
+
+def lean_reading(path: Path | None, env: dict[str, str], sets: list[str]) -> dict[str, Any] | None:
+    try:
+        values = read(path, env, sets)
+    except Unsure:
+        return None
+    return {k: values[k.split(".")[0]][k.split(".")[1]] for k in KEYS}
+
+
+FILE = """server:
+  host: 0.0.0.0
+  monitor_port: 6000
+  health_port: 8080
+  tls_cert_file: /run/tls.crt
+  max_sessions: 7
+client:
+  tls_ca_file: /run/ca.crt
+  tls_server_name: monitor
+macd:
+  fast_period: 5
+"""
+
+# (file text or None, environment, --set, whether the lean reading takes it)
+READINGS: list[tuple[str | None, dict[str, str], list[str], bool]] = [
+    (None, {}, [], True),
+    (FILE, {}, [], True),
+    ("", {}, [], True),
+    ("server:\n", {}, [], True),
+    (
+        FILE,
+        {
+            "TRADING_SYSTEM__SERVER__HOST": "::",
+            "TRADING_SYSTEM__SERVER__HEALTH_PORT": "8081",
+            "TRADING_SYSTEM__CLIENT__TLS_SERVER_NAME": "0042",
+            "TRADING_SYSTEM__SERVER__AUTH_TOKEN": "  ",  # blank: changes nothing
+            "TRADING_SYSTEM__MACD__FAST_PERIOD": "4",
+            "OTHER": "x",
+        },
+        ["server.monitor_port=0", "client.tls_server_name='quoted'", "server.host=0042"],
+        True,
+    ),
+    (None, {"TRADING_SYSTEM__server__Host": "h"}, ["server.auth_token = t"], True),
+    (None, {}, ["server.health_port=0", "server.rust_port=65535"], True),
+    # Refused by the full reading: the lean one never takes them.
+    (None, {}, ["server.monitor_port=70000"], False),
+    (None, {}, ["server.monitor_port=-1"], False),
+    (None, {}, ["server.monitor_port=true"], False),
+    (None, {}, ["server.monitor_port=5.0"], False),
+    (None, {}, ["server.monitor_port=012"], False),
+    (None, {}, ["server.monitor_port=x"], False),
+    (None, {}, ["server.monitor_port=[1"], False),
+    (None, {}, ["server.health_port=50050"], False),
+    (None, {}, ["server.health_port=8080", "server.rust_port=8080"], False),
+    (None, {}, ["server.auth_token=t", "server.auth_token_file=/f"], False),
+    (None, {}, ["server.colour=red"], False),
+    (None, {}, ["server=1"], False),
+    (None, {}, ["server.host"], False),
+    (None, {"TRADING_SYSTEM__SERVER": "x"}, [], False),
+    (None, {"TRADING_SYSTEM__SERVER__COLOUR": "x"}, [], False),
+    (None, {"TRADING_SYSTEM__SERVER__MONITOR_PORT": "99999"}, [], False),
+    (None, {"TRADING_SYSTEM__SERVER__HEALTH_PORT": "50051"}, [], False),
+    ("server:\n  host: 5\n", {}, [], False),
+    ("server:\n  host: yes\n", {}, [], False),
+    ("server:\n  host:\n", {}, [], False),
+    ("server:\n  monitor_port: '6000'\n", {}, [], False),
+    ("server:\n  monitor_port: 1\n  monitor_port: 2\n", {}, [], False),
+    ("server: 5\n", {}, [], False),
+    ("servers:\n  host: x\n", {}, [], False),
+    ("- 1\n", {}, [], False),
+    ("server: [\n", {}, [], False),
+    # Two spellings of one variable: the full reading decides which one wins.
+    (None, {"TRADING_SYSTEM__SERVER__HOST": "a", "TRADING_SYSTEM__server__host": "a"}, [], False),
+]
+
+
+@pytest.mark.parametrize(("text", "env", "sets", "lean_takes_it"), READINGS)
+def test_the_lean_reading_agrees_with_the_full_one(
+    tmp_path: Path, text: str | None, env: dict[str, str], sets: list[str], lean_takes_it: bool
+) -> None:
+    path = None
+    if text is not None:
+        path = tmp_path / "c.yaml"
+        path.write_text(text)
+    full = full_reading(path, env, sets)
+    lean = lean_reading(path, env, sets)
+    if lean_takes_it:
+        assert full is not None and lean == full
+    else:
+        assert lean is None
+    if full is None:
+        # And the probe, falling back on the full reading, exits 2 naming the key.
+        assert lean_settings(path, env, sets) is None
+
+
+def test_the_lean_reading_leaves_other_keys_to_the_servers() -> None:
+    """Other keys must exist; their values are the servers' to check (a running server read
+    the same configuration)."""
+    assert full_reading(None, {}, ["macd.fast_period=x"]) is None
+    assert lean_reading(None, {}, ["macd.fast_period=x"]) == full_reading(None, {}, [])
+
+
+def test_the_lean_settings_read_the_files_as_the_client_does(tmp_path: Path) -> None:
+    pki = shared_config.pki(tmp_path / "pki")
+    config = shared_config.write(tmp_path, pki, mutual=True)
+    token = tmp_path / "token"
+    token.write_text("s3cret \n")
+    sets = [f"server.auth_token_file={token}", "server.host=0.0.0.0"]
+    lean = lean_settings(config, {}, sets)
+    assert lean is not None
+    full = apply_sets(load_config(config, environ={}), sets)
+    assert lean == (Settings.from_config(full), "127.0.0.1:50050")
+    # A file that cannot be read: the full reading names it.
+    assert lean_settings(config, {}, [f"server.auth_token_file={tmp_path / 'none'}"]) is None
+    assert lean_settings(config, {}, ["client.tls_key_file="]) is None
+
+
+HEAVY = ("numpy", "pydantic", "pydantic_settings", "trading_system.config", "trading_system.client")
+
+
+def test_the_probe_imports_neither_numpy_nor_pydantic(python_server: servers.Server) -> None:
+    code = (
+        "import sys\n"
+        "from trading_system.cli import main\n"
+        f"status = main(['probe', '--address', {python_server.address!r}])\n"
+        f"print(status, sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADING_SYSTEM__")}
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-1] == "0 []", r.stdout
+
+
+def test_the_probe_falls_back_on_the_full_reading(
+    python_server: servers.Server,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Two spellings of one key: the lean reading leaves it to the full one, which takes it.
+    monkeypatch.setenv("TRADING_SYSTEM__SERVER__HOST", "127.0.0.1")
+    monkeypatch.setenv("TRADING_SYSTEM__server__host", "127.0.0.1")
+    port = python_server.address.rsplit(":", 1)[1]
+    code, out, _ = probe(capsys, "--set", f"server.monitor_port={port}")
+    assert (code, out) == (0, f"127.0.0.1:{port} trading.v1.Trading SERVING\n")
+    code, out, err = probe(capsys, "--set", "server.health_port=50050")
+    assert (code, out) == (2, "")
+    assert "server.health_port" in err and "server.monitor_port" in err
+
+
+def test_the_command_line_still_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for command in ("analyze", "chart", "serve", "health", "probe", "demo", "signals"):
+        assert command in out
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("trading-system ")

@@ -35,33 +35,58 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from importlib import import_module
+from typing import Any
 
-from trading_system import __version__
-from trading_system.cli import admin, analyze, chart, demo, exits, probe, serve, signals
+from trading_system.cli import exits
 
 __all__ = ["main", "parser"]
 
-GROUPS = (analyze, chart, serve, admin, probe, demo, signals)
-"""The command groups, in the order ``--help`` lists them; each has ``register(sub)``, which
-adds its commands with their ``run(args, out, err)`` as the ``run`` default."""
+GROUPS = ("analyze", "chart", "serve", "admin", "probe", "demo", "signals")
+"""The command groups (modules of this package), in the order ``--help`` lists them; each has
+``register(sub)``, which adds its commands with their ``run(args, out, err)`` as the ``run``
+default. Imported when the parser is built: most import numpy or pydantic."""
+
+LIGHT = ("probe",)
+"""Commands whose command line is built alone (their group only): ``probe`` runs every few
+seconds as the containers' health check, and the other groups' imports would cost it most of
+its time (docs/BENCHMARKS.md, "The probe command")."""
 
 
-def parser() -> argparse.ArgumentParser:
-    """The whole command line: each group's commands."""
+class _Version(argparse.Action):
+    """``--version``, the package's version looked up only when asked for (reading the
+    distribution's metadata takes time every other command need not spend)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        kwargs.update(nargs=0, default=argparse.SUPPRESS)
+        kwargs.setdefault("help", "show program's version number and exit")
+        super().__init__(option_strings, argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, p: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        from trading_system import __version__
+
+        print(f"{p.prog} {__version__}")
+        p.exit()
+
+
+def parser(groups: Sequence[str] = GROUPS) -> argparse.ArgumentParser:
+    """The command line: each group's commands (``groups``: only those)."""
     p = argparse.ArgumentParser(
         prog="trading-system", description="Chan theory (缠论) analysis of K-line bars."
     )
-    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    p.add_argument("--version", action=_Version)
     sub = p.add_subparsers(dest="command", required=True)
-    for group in GROUPS:
-        group.register(sub)
+    for name in groups:
+        import_module(f"trading_system.cli.{name}").register(sub)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit status."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    light = args_list[:1] if args_list[:1] and args_list[0] in LIGHT else GROUPS
     try:
-        args = parser().parse_args(argv)
+        args = parser(light).parse_args(args_list)
     except SystemExit as e:  # --help, --version or a usage error
         return int(e.code) if isinstance(e.code, int) else exits.BAD_INPUT
     return exits.run(args.run, args, sys.stdout, sys.stderr)

@@ -11,20 +11,15 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from trading_system import resources
 from trading_system.cli.exits import Failure
-from trading_system.config import (
-    FileConfig,
-    MacdConfig,
-    apply_preset,
-    apply_sets,
-    load_config,
-    load_presets,
-    parse_presets,
-)
 
 PRESETS = Path("config") / resources.PRESETS
 """The MACD presets of the working directory, read before the bundled ones when present."""
 
 if TYPE_CHECKING:
+    # The configuration's models are imported where a command reads one, not by registering
+    # the commands (``trading-system probe`` reads its keys without them).
+    from trading_system.config import FileConfig, MacdConfig
+
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
     """What each command group adds its commands to (``register(sub)``)."""
 
@@ -127,12 +122,16 @@ def configuration(args: argparse.Namespace) -> FileConfig:
     """The configuration the arguments name: ``--config`` (default: the built-in defaults),
     the ``TRADING_SYSTEM__SECTION__KEY`` environment, then each ``--set`` in order. Raises
     ConfigError (exit 2) or OSError (exit 1, a file that cannot be read)."""
+    from trading_system.config import apply_sets, load_config
+
     return apply_sets(load_config(args.config), args.sets)
 
 
 def presets(given: Path | None) -> dict[str, MacdConfig]:
     """The MACD presets: ``--presets FILE``, else ``config/macd_params.yaml`` of the working
     directory when there is one, else the package's own copy of the repository's."""
+    from trading_system.config import load_presets, parse_presets
+
     if given is not None:
         return load_presets(given)
     if PRESETS.exists():
@@ -143,6 +142,8 @@ def presets(given: Path | None) -> dict[str, MacdConfig]:
 
 def analysis_configuration(args: argparse.Namespace) -> FileConfig:
     """:func:`configuration` with ``--macd-preset`` applied before the ``--set``s."""
+    from trading_system.config import apply_preset, apply_sets, load_config
+
     cfg = load_config(args.config)
     if args.macd_preset is not None:
         cfg = apply_preset(cfg, args.macd_preset, presets(args.presets))

@@ -1,6 +1,7 @@
 """Starting and stopping the monitor: the engine server's binding, TLS, token check and health
 service, serving ``trading.v1.Trading`` (forwarded) and ``trading.v1.Admin``; prints ``listening
-on HOST:PORT`` once ready and stops gracefully on SIGTERM or SIGINT."""
+on HOST:PORT`` once ready and stops gracefully on SIGTERM or SIGINT. With ``server.health_port``
+set, the health-only listener too (:func:`~trading_system.server.app.health_only_server`)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ from trading_system.proto import trading_pb2_grpc as rpc
 from trading_system.server import log
 from trading_system.server.app import (
     address,
+    health_only_server,
     ignore_stop_signals,
     listen,
     new_server,
     run_until_stopped,
     shut_down,
+    stop_health_only,
     stop_signals,
 )
 
@@ -42,17 +45,21 @@ async def serve(cfg: FileConfig, port: int, engines: dict[str, str], out: TextIO
     server.add_generic_rpc_handlers((monitor.handler(),))
     rpc.add_AdminServicer_to_server(Admin(monitor), server)
     bound, _ = listen(server, cfg, port)
+    health_only = health_only_server(cfg, health, bound)
     stop = stop_signals()
     # One round of probes first, so the first call already knows who serves.
     await monitor.probe_all()
     monitor.router.start()
     monitor.start()
     await server.start()
+    if health_only is not None:
+        await health_only.start()
     await health.serving()
     print(f"listening on {address(s.host, bound)}", file=out, flush=True)
     log.logger().info(
         "monitor serving",
         addr=address(s.host, bound),
+        health_addr=address(s.host, s.health_port) if health_only is not None else None,
         rust=engines["rust"],
         python=engines["python"],
         version=__version__,
@@ -60,6 +67,7 @@ async def serve(cfg: FileConfig, port: int, engines: dict[str, str], out: TextIO
 
     await stop.wait()
     await shut_down(server, health, drain, s.shutdown_grace_ms, "shutting down")
+    await stop_health_only(health_only)
     await monitor.close()
     ignore_stop_signals()
     log.logger().info("stopped")

@@ -5,6 +5,12 @@ TLS or mutual TLS when the configuration names the files, prints ``listening on 
 stdout once ready (the real port when 0 was asked for), and on SIGTERM or SIGINT stops
 gracefully: health NOT_SERVING first, no new calls, in-flight calls drained for up to
 ``server.shutdown_grace_ms``, then exit status 0.
+
+With ``server.health_port`` set, :func:`health_only_server` also listens on
+``server.host:health_port``: plaintext, no token check, ``grpc.health.v1.Health`` alone (any other
+call there is UNIMPLEMENTED), the very :class:`Health` of the main port, so NOT_SERVING shows on
+both from the start of a shutdown; it stops after the main server. The kubelet's native gRPC
+probe speaks no TLS, and a health answer says nothing but SERVING or NOT_SERVING.
 """
 
 from __future__ import annotations
@@ -135,11 +141,53 @@ async def shut_down(
     await server.stop(max(0.0, deadline - time.monotonic()))
 
 
+HEALTH_ONLY_OPTIONS = [("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 64 * 1024)]
+"""The health-only listener: no port sharing; its requests are a service name."""
+
+
+def health_only_server(cfg: FileConfig, health: Health, main_port: int) -> grpc.aio.Server | None:
+    """A server on ``server.host:server.health_port`` (None when the key is 0), plaintext, with
+    no interceptor, serving ``health`` alone; not started. ``main_port`` is the port the main
+    server bound, which the health port must not be."""
+    port = cfg.server.health_port
+    if port == 0:
+        return None
+    if port == main_port:
+        raise StartError(
+            f"server.health_port and the server's own port are both {port}: the health port "
+            "must be another one"
+        )
+    server = grpc.aio.server(options=HEALTH_ONLY_OPTIONS)
+    health.register(server)
+    where = address(cfg.server.host, port)
+    try:
+        bound = server.add_insecure_port(where)
+    except RuntimeError:
+        bound = 0
+    if bound == 0:
+        raise StartError(
+            f"cannot listen on {where} (server.health_port: in use, or not an address here)"
+        )
+    return server
+
+
+async def stop_health_only(server: grpc.aio.Server | None) -> None:
+    """Stops the health-only server (after the main one: probes see NOT_SERVING until then)."""
+    if server is not None:
+        await server.stop(0)
+
+
 def listen(server: grpc.aio.Server, cfg: FileConfig, port: int) -> tuple[int, bool]:
     """Binds ``server.host:port`` (TLS when configured); returns the port bound (the real one
     when 0 was asked for) and whether it is TLS."""
     creds = credentials(cfg)
     where = address(cfg.server.host, port)
+    if port != 0 and port == cfg.server.health_port:
+        # Said before binding: the second bind would only say "in use".
+        raise StartError(
+            f"server.health_port and the server's own port are both {port}: the health port "
+            "must be another one"
+        )
     try:
         bound = (
             server.add_insecure_port(where)
@@ -199,13 +247,17 @@ async def serve(cfg: FileConfig, port: int, out: TextIO) -> int:
     server, health, drain = new_server(cfg)
     server.add_generic_rpc_handlers(service.handlers())
     bound, tls = listen(server, cfg, port)
+    health_only = health_only_server(cfg, health, bound)
     stop = stop_signals()
     await server.start()
+    if health_only is not None:
+        await health_only.start()
     await health.serving()
     print(f"listening on {address(s.host, bound)}", file=out, flush=True)
     log.logger().info(
         "serving",
         addr=address(s.host, bound),
+        health_addr=address(s.host, s.health_port) if health_only is not None else None,
         tls=tls,
         mutual_tls=bool(s.tls_client_ca_file),
         auth=bool(s.auth_token),
@@ -216,6 +268,7 @@ async def serve(cfg: FileConfig, port: int, out: TextIO) -> int:
     await stop.wait()
     message = "shutting down: health NOT_SERVING, draining in-flight calls"
     await shut_down(server, health, drain, s.shutdown_grace_ms, message)
+    await stop_health_only(health_only)
     if service.busy:
         # Threads cannot be stopped: past the grace period, leave without waiting for them.
         log.logger().warning(

@@ -148,6 +148,10 @@ pub struct ServerConfig {
     pub rust_port: u32,
     pub python_port: u32,
     pub monitor_port: u32,
+    /// Non-zero: the server also listens on `host:health_port`, plaintext and without tokens,
+    /// for `grpc.health.v1.Health` only (the same statuses as the main port): the kubelet's
+    /// native gRPC probe cannot speak TLS. 0: off. Differs from every `*_port` above.
+    pub health_port: u32,
     /// The largest request accepted; the transport refuses anything beyond twice this.
     pub max_message_bytes: u64,
     /// Stream answers kept per session, resent for duplicates.
@@ -181,6 +185,7 @@ impl Default for ServerConfig {
             rust_port: 50051,
             python_port: 50052,
             monitor_port: 50050,
+            health_port: 0,
             max_message_bytes: 64 * 1024 * 1024,
             replay_window: 256,
             shutdown_grace_ms: 5000,
@@ -211,6 +216,29 @@ impl ServerConfig {
                 return Err(ChanError::config(
                     k,
                     format!("must be a port from 1 to 65535, or 0 for any free port, got {v}"),
+                ));
+            }
+        }
+        if self.health_port > 65535 {
+            return Err(ChanError::config(
+                "server.health_port",
+                format!(
+                    "must be a port from 1 to 65535, or 0 for none, got {}",
+                    self.health_port
+                ),
+            ));
+        }
+        // Each process listens on one of these; a health listener on any of them would clash
+        // with it (on one host) or be mistaken for it.
+        for (k, v) in [
+            ("server.rust_port", self.rust_port),
+            ("server.python_port", self.python_port),
+            ("server.monitor_port", self.monitor_port),
+        ] {
+            if self.health_port != 0 && self.health_port == v {
+                return Err(ChanError::config(
+                    "server.health_port",
+                    format!("must differ from {k} (both are {v})"),
                 ));
             }
         }

@@ -267,3 +267,28 @@ fn secrets_are_redacted() {
     assert!(!text.contains("op-secret"), "{text}");
     assert_eq!(r.server.rust_port, c.server.rust_port);
 }
+
+#[test]
+fn the_health_port_is_off_by_default_and_clashes_with_no_port() {
+    assert_eq!(FileConfig::default().server.health_port, 0);
+    let mut c = FileConfig::default();
+    c.set("server.health_port=8081").unwrap();
+    assert_eq!(c.server.health_port, 8081);
+    c.set("server.health_port=0").unwrap();
+    for (assignment, names) in [
+        ("server.health_port=65536", "server.health_port"),
+        ("server.health_port=50051", "server.rust_port"),
+        ("server.health_port=50052", "server.python_port"),
+        ("server.health_port=50050", "server.monitor_port"),
+    ] {
+        let e = c.set(assignment).unwrap_err();
+        assert!(
+            matches!(&e, ChanError::Config { key, message } if key == "server.health_port"
+                && (message.contains(names) || names == "server.health_port")),
+            "{assignment}: {e}"
+        );
+    }
+    // A main port of 0 (any free port) clashes with nothing.
+    let c = FileConfig::from_yaml("server:\n  rust_port: 0\n  health_port: 9000\n").unwrap();
+    assert_eq!(c.server.health_port, 9000);
+}

@@ -3,6 +3,11 @@
 //! [`EngineServer::serve`] serves until the shutdown future completes, then shuts down
 //! gracefully: health `NOT_SERVING` first, no new connections or calls, in-flight calls drained
 //! for up to `server.shutdown_grace_ms`.
+//!
+//! With `server.health_port` set, a second listener on `server.host:health_port` serves
+//! `grpc.health.v1.Health` alone, plaintext and without tokens (the kubelet's native gRPC probe
+//! speaks no TLS): the same [`HealthState`] as the main port, so both show `NOT_SERVING` from the
+//! start of a shutdown; any other call there is `UNIMPLEMENTED`. It stops with the server.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -56,6 +61,8 @@ pub struct EngineServer {
     tls: Option<ServerTlsConfig>,
     tokens: Tokens,
     listener: TcpListener,
+    /// `server.health_port`'s listener, when set.
+    health: Option<TcpListener>,
 }
 
 fn read(key: &'static str, path: &str) -> Result<Vec<u8>, ServerError> {
@@ -97,6 +104,27 @@ fn tls_config(s: &ServerConfig) -> Result<Option<ServerTlsConfig>, ServerError> 
     Ok(Some(tls))
 }
 
+/// Binds `server.host:server.health_port` when it is set; `main` is the port the server's
+/// main listener got, which the health port must not be.
+async fn bind_health(s: &ServerConfig, main: u16) -> Result<Option<TcpListener>, ServerError> {
+    if s.health_port == 0 {
+        return Ok(None);
+    }
+    let port = u16::try_from(s.health_port).map_err(|_| {
+        ServerError::Settings(format!(
+            "server.health_port {} is not a port",
+            s.health_port
+        ))
+    })?;
+    if port == main {
+        return Err(ServerError::Settings(format!(
+            "server.health_port and the server's own port are both {port}: the health port \
+             must be another one"
+        )));
+    }
+    bind(&s.host, port).await.map(Some)
+}
+
 /// Binds `host:port` (port 0: any free port).
 pub async fn bind(host: &str, port: u16) -> Result<TcpListener, ServerError> {
     TcpListener::bind((host, port))
@@ -123,12 +151,22 @@ impl EngineServer {
                 ))
             })?,
         };
+        if port != 0 && u32::from(port) == cfg.server.health_port {
+            // Said before binding: the second bind would only say "in use".
+            return Err(ServerError::Settings(format!(
+                "server.health_port and the server's own port are both {port}: the health \
+                 port must be another one"
+            )));
+        }
         let listener = bind(&cfg.server.host, port).await?;
+        let main = listener.local_addr().map_or(0, |a| a.port());
+        let health = bind_health(&cfg.server, main).await?;
         Ok(Self {
             cfg,
             tls,
             tokens,
             listener,
+            health,
         })
     }
 
@@ -143,6 +181,11 @@ impl EngineServer {
             .expect("a bound listener has an address")
     }
 
+    /// The address of the health-only listener (`server.health_port`), when it is set.
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        self.health.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// Serves until `shutdown` completes, then shuts down gracefully (module documentation).
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
         let grace = Duration::from_millis(self.cfg.server.shutdown_grace_ms);
@@ -150,6 +193,7 @@ impl EngineServer {
         health.set("", ServingStatus::Serving);
         health.set(SERVICE_NAME, ServingStatus::Serving);
         let addr = self.local_addr();
+        let health_addr = self.health_addr();
         let mut builder = Server::builder();
         let tls = self.tls.is_some();
         if let Some(t) = self.tls {
@@ -161,14 +205,34 @@ impl EngineServer {
             .add_service(service.replica_server())
             .add_service(service.into_server());
         let (stop, mut stopped) = watch::channel(false);
+        // The health-only listener: no TLS, no token check, the one health service (the same
+        // state), stopped by the same signal.
+        let health_only = self.health.map(|listener| {
+            let mut stopped = stop.subscribe();
+            Server::builder()
+                .add_service(health.service())
+                .serve_with_incoming_shutdown(
+                    TcpIncoming::from(listener).with_nodelay(Some(true)),
+                    async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    },
+                )
+        });
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
-        let serving = router.serve_with_incoming_shutdown(incoming, async move {
+        let main = router.serve_with_incoming_shutdown(incoming, async move {
             let _ = stopped.wait_for(|s| *s).await;
         });
+        let serving = async move {
+            match health_only {
+                Some(h) => tokio::try_join!(main, h).map(|_| ()),
+                None => main.await,
+            }
+        };
         tokio::pin!(serving);
         tracing::info!(
             message = "serving",
             addr = %addr,
+            health_addr = health_addr.map(|a| a.to_string()),
             tls,
             mutual_tls = !self.cfg.server.tls_client_ca_file.is_empty(),
             auth = self.tokens.any(),
@@ -224,11 +288,14 @@ pub async fn serve(
     cfg.validate()?;
     let tls = tls_config(&cfg.server)?;
     let tokens = Tokens::load(&cfg.server)?;
+    let main = listener.local_addr().map_or(0, |a| a.port());
+    let health = bind_health(&cfg.server, main).await?;
     EngineServer {
         cfg,
         tls,
         tokens,
         listener,
+        health,
     }
     .serve(shutdown)
     .await

@@ -263,3 +263,136 @@ async fn the_probe_uses_tls_and_names_tls_failures() {
     }
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// A free port on 127.0.0.1 (bound, then released for the server to take).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `server.health_port`: beside a main port with mutual TLS and tokens, a plaintext listener
+/// without tokens serving `grpc.health.v1.Health` only, with the main port's statuses: SERVING,
+/// then `NOT_SERVING` from the start of a graceful shutdown (Watch sends it, then ends); any other
+/// call there is `UNIMPLEMENTED`. Off by default.
+#[tokio::test]
+async fn the_health_port_serves_health_alone_in_plaintext() {
+    use tokio_stream::StreamExt;
+    use tonic::Code;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::HealthCheckRequest;
+
+    let d = dir("health-port");
+    let ca = new_ca("test CA");
+    let (cert, key) = leaf(
+        &ca,
+        &["localhost", "127.0.0.1"],
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    let mut cfg = config();
+    cfg.server.tls_cert_file = write(&d, "server.pem", &cert);
+    cfg.server.tls_key_file = write(&d, "server.key", &key);
+    cfg.server.tls_client_ca_file = write(&d, "clients-ca.pem", &new_ca("clients CA").pem);
+    cfg.server.auth_token = "client-secret".into();
+    cfg.server.operator_token = "operator-secret".into();
+    let health_port = free_port();
+    cfg.server.health_port = u32::from(health_port);
+    let mut server = TestServer::start(cfg).await;
+
+    // `serve` binds the health port in its task: wait for it.
+    let mut tries = 0;
+    let plain = loop {
+        match Channel::from_shared(format!("http://127.0.0.1:{health_port}"))
+            .unwrap()
+            .connect()
+            .await
+        {
+            Ok(c) => break c,
+            Err(e) => {
+                tries += 1;
+                assert!(tries < 100, "the health port does not listen: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    };
+    let mut health = HealthClient::new(plain.clone());
+    let request = |service: &str| HealthCheckRequest {
+        service: service.into(),
+    };
+    for service in ["", "trading.v1.Trading"] {
+        let r = health.check(request(service)).await.unwrap().into_inner();
+        assert_eq!(r.status, ServingStatus::Serving as i32, "{service:?}");
+    }
+    assert_eq!(
+        health.check(request("no.such")).await.unwrap_err().code(),
+        Code::NotFound
+    );
+    // Nothing but health: the contract's calls are unknown there, with or without a token.
+    let bars = sample("BTCUSD-BITSTAMP_30m.csv");
+    let mut trading = TradingClient::new(plain.clone());
+    let e = trading
+        .analyze(analyze_request(&bars[..100], None))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unimplemented, "{e:?}");
+    let mut with_token = tonic::Request::new(pb::InfoRequest {});
+    with_token
+        .metadata_mut()
+        .insert("authorization", "Bearer operator-secret".parse().unwrap());
+    let e = trading.get_info(with_token).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unimplemented, "{e:?}");
+    // The main port still wants TLS: plaintext gets no answer there.
+    let main_plain = Channel::from_shared(format!("http://{}", server.addr))
+        .unwrap()
+        .connect()
+        .await;
+    if let Ok(ch) = main_plain {
+        assert!(HealthClient::new(ch).check(request("")).await.is_err());
+    }
+
+    // A graceful shutdown: the health port's watchers see NOT_SERVING, then the stream ends.
+    let mut watch = health
+        .watch(request("trading.v1.Trading"))
+        .await
+        .unwrap()
+        .into_inner();
+    let status = |r: Option<Result<tonic_health::pb::HealthCheckResponse, tonic::Status>>| {
+        r.expect("an answer").expect("not an error").status
+    };
+    assert_eq!(status(watch.next().await), ServingStatus::Serving as i32);
+    server.begin_stop();
+    assert_eq!(status(watch.next().await), ServingStatus::NotServing as i32);
+    assert!(watch.next().await.is_none());
+    server.stop().await.unwrap();
+    // It stopped with the server.
+    let again = Channel::from_shared(format!("http://127.0.0.1:{health_port}"))
+        .unwrap()
+        .connect()
+        .await;
+    assert!(again.is_err(), "the health port still listens");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// `server.health_port` is 0 by default: no second listener. Set to the server's own port, the
+/// server refuses to start, naming the key.
+#[tokio::test]
+async fn the_health_port_is_off_by_default_and_never_the_main_port() {
+    let server = trading_server::EngineServer::bind(config(), Some(0))
+        .await
+        .unwrap();
+    assert!(server.health_addr().is_none());
+    let port = free_port();
+    let mut cfg = config();
+    cfg.server.health_port = u32::from(port);
+    let e = trading_server::EngineServer::bind(cfg.clone(), Some(port))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("server.health_port"), "{e}");
+    let server = trading_server::EngineServer::bind(cfg, Some(0))
+        .await
+        .unwrap();
+    assert_eq!(server.health_addr().map(|a| a.port()), Some(port));
+}
