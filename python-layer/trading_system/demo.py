@@ -27,6 +27,7 @@ from trading_system.data import Bars, format_time, load
 from trading_system.results import Signal
 
 if TYPE_CHECKING:
+    from trading_system.client import Client
     from trading_system.transport import Settings
 
 ROOT = resources.checkout()
@@ -169,6 +170,24 @@ def run_bot(
     return len(shown)
 
 
+def health(admin: Client) -> str:
+    """The monitor's status as ``trading-system health`` prints it; a bot holding only the
+    client token may not read it (``Admin.Status`` takes the operator token): then a line that
+    says so, and the bot goes on."""
+    from trading_system.cli.admin import status_text
+    from trading_system.client import ClientError
+
+    try:
+        return status_text(admin.status())
+    except ClientError as e:
+        if e.code.name != "PERMISSION_DENIED":
+            raise
+        return (
+            "health: not shown: the monitor's status needs the operator token "
+            "(server.operator_token_file); the client token streams\n"
+        )
+
+
 def main(
     data: Path,
     symbol: str,
@@ -183,7 +202,6 @@ def main(
     monitor: str | None = None,
 ) -> int:
     from trading_system import transport
-    from trading_system.cli.admin import status_text
     from trading_system.client import Client
     from trading_system.config import load_config
 
@@ -211,10 +229,10 @@ def main(
                 # running.
                 out.write(f"monitor: {monitor} (running already)\n")
             with Client(monitor, settings=settings, timeout=10.0) as admin:
-                out.write(status_text(admin.status()))
+                out.write(health(admin))
                 points = run_bot(monitor, bars, symbol, timeframe, rate, out, settings)
                 out.write(f"demo: streamed {len(bars):,} bars, {points} buy/sell points now\n")
-                out.write(status_text(admin.status()))
+                out.write(health(admin))
             if chart is not None:
                 with Client(monitor, settings=settings, timeout=60.0) as client:
                     analysis = client.snapshot(symbol, timeframe)

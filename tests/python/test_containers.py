@@ -17,14 +17,14 @@ bench-out/containers.json (docs/BENCHMARKS.md, "Containers").
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import json
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -332,73 +332,23 @@ def test_dev_stack(tmp_path: Path, started: Callable[[Stack], Stack]) -> None:
     assert status(stack).active == "python"
 
 
-def certificates(directory: Path) -> None:
-    """A throwaway CA and one server certificate it signed, naming what docker-compose.prod.yml
-    says it must: the engines' service names, 127.0.0.1 (probes, and the client here)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    now = datetime.datetime.now(datetime.UTC)
-
-    def name(cn: str) -> x509.Name:
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-    def pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-        return key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(name("trading-system test CA"))
-        .issuer_name(name("trading-system test CA"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    names: list[x509.GeneralName] = [
-        x509.DNSName(n) for n in ("rust-engine", "python-engine", "monitor", "localhost")
-    ]
-    names.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name("trading-system"))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    (directory / "tls_ca").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    (directory / "tls_cert").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (directory / "tls_key").write_bytes(pem(key))
-
-
 def secrets(directory: Path) -> dict[str, Any]:
-    """secrets/ as docker-compose.prod.yml asks for it (readable by uid 10001 only); the
+    """secrets/ as the operator makes it (README: `scripts/secrets.sh compose`): both tokens, a
+    CA and the stack's certificate, given to uid 10001 with mode 0400 (this runs as root); the
     client's settings: the CA and both tokens."""
-    directory.mkdir()
-    certificates(directory)
-    tokens = {"client_token": os.urandom(16).hex(), "operator_token": os.urandom(16).hex()}
-    for key, value in tokens.items():
-        (directory / key).write_text(value + "\n", encoding="utf-8")
-    for f in directory.iterdir():
-        os.chown(f, int(USER), int(USER))
-        f.chmod(0o400)
+    r = run(["scripts/secrets.sh", "compose", "--dir", str(directory)], timeout=120)
+    assert "belong to uid 10001" in r.stdout, r.stdout
+    names = ("client_token", "operator_token", "tls_ca", "tls_cert", "tls_key")
+    for f in names:
+        st = (directory / f).stat()
+        assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (int(USER), int(USER), 0o400), f
+    token, operator = (
+        (directory / f).read_text(encoding="utf-8").strip()
+        for f in ("client_token", "operator_token")
+    )
     return {
-        "token": tokens["client_token"],
-        "operator_token": tokens["operator_token"],
+        "token": token,
+        "operator_token": operator,
         "tls_ca": (directory / "tls_ca").read_bytes(),
     }
 
@@ -497,3 +447,39 @@ def test_prod_stack(tmp_path: Path, started: Callable[[Stack], Stack]) -> None:
         "/etc/trading-system/default.yaml",
     )
     assert json.loads(r.stdout)["active"] == "rust", r.stdout
+
+    # The README's path to a first signal: the demo bot on the host, through the published port
+    # with the CA and the client token from secrets/, then the points the monitor recorded.
+    secret_dir = tmp_path / "secrets"
+    demo_env = {
+        **os.environ,
+        "TRADING_SYSTEM__CLIENT__TLS_CA_FILE": str(secret_dir / "tls_ca"),
+        "TRADING_SYSTEM__SERVER__AUTH_TOKEN_FILE": str(secret_dir / "client_token"),
+    }
+    demo = subprocess.run(
+        [sys.executable, "-m", "trading_system", "demo", "--monitor", MONITOR, "--rate", "0"]
+        + ["--no-chart", "--symbol", "DEMO"],
+        capture_output=True,
+        text=True,
+        env=demo_env,
+        timeout=600,
+        check=False,
+        cwd=ROOT,
+    )
+    assert demo.returncode == 0, demo.stdout[-2000:] + demo.stderr[-2000:]
+    assert re.search(r"\] signal: (buy|sell) point type [123] at ", demo.stdout), demo.stdout
+    # A bot holds the client token only: the monitor's status (operator) is not shown to it.
+    assert "health: not shown: the monitor's status needs the operator token" in demo.stdout
+    r = podman(
+        "exec",
+        stack.container("monitor"),
+        "trading-system",
+        "signals",
+        "--symbol",
+        "DEMO",
+        "--json",
+        "--config",
+        "/etc/trading-system/default.yaml",
+    )
+    recorded = [json.loads(line) for line in r.stdout.splitlines()]
+    assert recorded and {x["symbol"] for x in recorded} == {"DEMO"}, r.stdout

@@ -5,6 +5,7 @@ server cleanly, at the end or on Ctrl-C (SIGINT)."""
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import socket
@@ -97,7 +98,8 @@ def test_demo_streams_prints_signals_records_them_and_stops(tmp_path: Path) -> N
 
 def test_demo_streams_to_a_running_monitor_and_leaves_it_running(tmp_path: Path) -> None:
     """``--monitor HOST:PORT``: the operator's first signal from a stack already running (the
-    compose file's published port): only the bot runs; the stack keeps serving after it."""
+    compose file's published port): only the bot runs, with the client token alone (the
+    monitor's status, an operator call, is said not to be shown); the stack keeps serving."""
     import servers
 
     signals = tmp_path / "signals.sqlite"
@@ -105,12 +107,18 @@ def test_demo_streams_to_a_running_monitor_and_leaves_it_running(tmp_path: Path)
         monitor = servers.start_monitor(
             rust.address,
             python.address,
-            [f"system.signals_file={signals}", "system.min_deadline_ms=250"],
+            [
+                f"system.signals_file={signals}",
+                "system.min_deadline_ms=250",
+                "server.auth_token=client-secret",
+                "server.operator_token=operator-secret",
+            ],
         )
         try:
             done = subprocess.run(
                 demo("--rate", "0", "--no-chart", "--monitor", monitor.address),
                 cwd=ROOT,
+                env={**os.environ, "TRADING_SYSTEM__SERVER__AUTH_TOKEN": "client-secret"},
                 capture_output=True,
                 text=True,
                 timeout=600,
@@ -119,7 +127,7 @@ def test_demo_streams_to_a_running_monitor_and_leaves_it_running(tmp_path: Path)
             out = done.stdout
             assert f"monitor: {monitor.address} (running already)" in out
             assert "engines: rust" not in out and "stopped " not in out
-            assert out.count("active: rust  epoch 1") == 2
+            assert out.count("health: not shown: the monitor's status needs the operator") == 2
             assert re.search(r"\] signal: (buy|sell) point type [123] at ", out), out
             assert re.search(r"streamed 1,968 bars, \d+ buy/sell points now", out), out
             assert monitor.proc.poll() is None and not closed(monitor.address)

@@ -6,7 +6,7 @@ secrets and keys exist in kustomize's secretGenerator, mounts have volumes, the 
 configuration is a valid one, the kubelet's gRPC probes check the plaintext health port the pod's
 configuration opens, for a service the servers register. Then the stack as the manifests
 configure it, with real processes here: the servers started with each pod's environment (its
-token and TLS files made by scripts/k8s-secrets.sh), each pod's health port answering a
+token and TLS files made by scripts/secrets.sh k8s), each pod's health port answering a
 plaintext Check as the kubelet sends it while its main port takes mutual TLS only.
 
 kubernetes-validate and checkov run as programs from .venv-deploy (scripts/setup.sh installs
@@ -473,9 +473,9 @@ def test_pods_run_restricted(name: str) -> None:
 
 def make_secrets(where: Path) -> Path:
     if shutil.which("openssl") is None:
-        pytest.fail("openssl is needed by scripts/k8s-secrets.sh")
+        pytest.fail("openssl is needed by scripts/secrets.sh k8s")
     r = subprocess.run(
-        [str(ROOT / "scripts" / "k8s-secrets.sh"), "--dir", str(where)],
+        [str(ROOT / "scripts" / "secrets.sh"), "k8s", "--dir", str(where)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -513,7 +513,7 @@ def test_the_secrets_script_makes_every_file_the_secrets_take(tmp_path: Path) ->
 
 def local_environment(name: str, secrets: Path, state: Path) -> dict[str, str]:
     """The pod's TRADING_SYSTEM__* variables with its mounted files found here: secret files
-    in ``secrets`` (as scripts/k8s-secrets.sh makes them), the state volume at ``state``."""
+    in ``secrets`` (as scripts/secrets.sh k8s makes them), the state volume at ``state``."""
     files = mounted_files(name)
     gens = generators()
     volumes = {v["name"]: v for v in pod(name)["spec"]["volumes"]}
