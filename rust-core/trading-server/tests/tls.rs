@@ -66,6 +66,20 @@ fn write(d: &std::path::Path, name: &str, text: &str) -> String {
     p.to_str().unwrap().to_string()
 }
 
+/// The test config serving TLS with a certificate of `ca` for localhost and 127.0.0.1, its files
+/// in `d`.
+fn serving_tls(d: &std::path::Path, ca: &Ca) -> trading_config::FileConfig {
+    let (cert, key) = leaf(
+        ca,
+        &["localhost", "127.0.0.1"],
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    let mut cfg = config();
+    cfg.server.tls_cert_file = write(d, "server.pem", &cert);
+    cfg.server.tls_key_file = write(d, "server.key", &key);
+    cfg
+}
+
 async fn connect(
     server: &TestServer,
     ca_pem: &str,
@@ -97,14 +111,7 @@ async fn works(client: Result<TradingClient<Channel>, tonic::transport::Error>) 
 async fn tls_serves_and_plaintext_fails() {
     let d = dir("tls");
     let ca = new_ca("test CA");
-    let (cert, key) = leaf(
-        &ca,
-        &["localhost", "127.0.0.1"],
-        ExtendedKeyUsagePurpose::ServerAuth,
-    );
-    let mut cfg = config();
-    cfg.server.tls_cert_file = write(&d, "server.pem", &cert);
-    cfg.server.tls_key_file = write(&d, "server.key", &key);
+    let cfg = serving_tls(&d, &ca);
     let server = TestServer::start(cfg).await;
 
     let mut client = connect(&server, &ca.pem, None).await.unwrap();
@@ -142,15 +149,8 @@ async fn tls_serves_and_plaintext_fails() {
 async fn mutual_tls_requires_a_client_certificate_from_the_ca() {
     let d = dir("mtls");
     let ca = new_ca("test CA");
-    let (cert, key) = leaf(
-        &ca,
-        &["localhost", "127.0.0.1"],
-        ExtendedKeyUsagePurpose::ServerAuth,
-    );
     let client_ca = new_ca("clients CA");
-    let mut cfg = config();
-    cfg.server.tls_cert_file = write(&d, "server.pem", &cert);
-    cfg.server.tls_key_file = write(&d, "server.key", &key);
+    let mut cfg = serving_tls(&d, &ca);
     cfg.server.tls_client_ca_file = write(&d, "clients-ca.pem", &client_ca.pem);
     let server = TestServer::start(cfg).await;
 
@@ -192,15 +192,8 @@ async fn the_probe_uses_tls_and_names_tls_failures() {
     use trading_server::probe::{check, client_tls, Probe};
     let d = dir("probe");
     let ca = new_ca("test CA");
-    let (cert, key) = leaf(
-        &ca,
-        &["localhost", "127.0.0.1"],
-        ExtendedKeyUsagePurpose::ServerAuth,
-    );
     let client_ca = new_ca("clients CA");
-    let mut cfg = config();
-    cfg.server.tls_cert_file = write(&d, "server.pem", &cert);
-    cfg.server.tls_key_file = write(&d, "server.key", &key);
+    let mut cfg = serving_tls(&d, &ca);
     let server = TestServer::start(cfg.clone()).await;
     cfg.server.tls_client_ca_file = write(&d, "clients-ca.pem", &client_ca.pem);
     let mutual = TestServer::start(cfg.clone()).await;
@@ -287,14 +280,7 @@ async fn the_health_port_serves_health_alone_in_plaintext() {
 
     let d = dir("health-port");
     let ca = new_ca("test CA");
-    let (cert, key) = leaf(
-        &ca,
-        &["localhost", "127.0.0.1"],
-        ExtendedKeyUsagePurpose::ServerAuth,
-    );
-    let mut cfg = config();
-    cfg.server.tls_cert_file = write(&d, "server.pem", &cert);
-    cfg.server.tls_key_file = write(&d, "server.key", &key);
+    let mut cfg = serving_tls(&d, &ca);
     cfg.server.tls_client_ca_file = write(&d, "clients-ca.pem", &new_ca("clients CA").pem);
     cfg.server.auth_token = "client-secret".into();
     cfg.server.operator_token = "operator-secret".into();
