@@ -15,6 +15,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
@@ -132,11 +133,12 @@ def run_bot(
     rate: float,
     out: TextIO,
     settings: Settings | None = None,
+    stop: threading.Event | None = None,
 ) -> int:
     """Streams ``bars`` through the monitor (connecting per ``settings``: TLS, token),
     printing each buy/sell point of every degree (higher degrees labelled ``D2 B1`` …, as in
     the chart) as it appears, changes or goes; the number of points, all degrees, at the
-    end."""
+    end. Stops before the next bar once ``stop`` is set."""
     from trading_system.client import Client
 
     # Per degree: the final points, then the latest tail's (kept from the updates, §12.7).
@@ -147,8 +149,14 @@ def run_bot(
     client = Client(address, settings=settings, timeout=30.0)
     with client, client.stream(symbol, timeframe) as s:
         for i, row in enumerate(bars.rows()):
+            if stop is not None and stop.is_set():
+                break
             if rate > 0:
-                time.sleep(max(0.0, started + i / rate - time.monotonic()))
+                delay = max(0.0, started + i / rate - time.monotonic())
+                if stop is not None and stop.wait(delay):
+                    break
+                if stop is None:
+                    time.sleep(delay)
             u = s.append(row)
             for d in (u.degree(1), *u.degrees):
                 d.signals.apply(final.setdefault(d.degree, []))
@@ -212,12 +220,14 @@ def main(
         (err or sys.stderr).write(f"notice: {notice}\n")
     out.write(f"demo: {len(bars):,} bars of {data.name} as {symbol}/{timeframe}\n")
 
-    interrupted = False
+    # Ctrl-C (SIGINT) and SIGTERM only set a flag, looked at between bars and steps: an
+    # exception raised by the handler could land in a finalizer and be lost.
+    stop = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
+        stop.set()
 
-    previous = signal.signal(signal.SIGTERM, on_signal)
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with ExitStack() as started:
             if monitor is None:
@@ -228,9 +238,13 @@ def main(
                 # A stack already running (compose, Kubernetes): only the bot, which leaves it
                 # running.
                 out.write(f"monitor: {monitor} (running already)\n")
+            if stop.is_set():
+                return _interrupted(out)
             with Client(monitor, settings=settings, timeout=10.0) as admin:
                 out.write(health(admin))
-                points = run_bot(monitor, bars, symbol, timeframe, rate, out, settings)
+                points = run_bot(monitor, bars, symbol, timeframe, rate, out, settings, stop)
+                if stop.is_set():
+                    return _interrupted(out)
                 out.write(f"demo: streamed {len(bars):,} bars, {points} buy/sell points now\n")
                 out.write(health(admin))
             if chart is not None:
@@ -241,10 +255,16 @@ def main(
                 chart.parent.mkdir(parents=True, exist_ok=True)
                 chart.write_text(render(bars, analysis, f"{symbol} {timeframe}"), "utf-8")
                 out.write(f"chart: {chart}\n")
-    except KeyboardInterrupt:
-        interrupted = True
-        out.write("demo: interrupted, stopping\n")
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         out.flush()
-    return 130 if interrupted else 0
+    return _interrupted(out) if stop.is_set() else 0
+
+
+def _interrupted(out: TextIO) -> int:
+    """Said once the demo saw Ctrl-C or SIGTERM: what remains of the stack is stopped as the
+    block that started it ends; the status of a command ended by Ctrl-C."""
+    out.write("demo: interrupted, stopping\n")
+    out.flush()
+    return 130
