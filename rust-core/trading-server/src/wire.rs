@@ -52,6 +52,14 @@ macro_rules! scalar {
             }
         }
 
+        optional!($ty, $kind);
+    };
+}
+
+/// An optional field of type `$ty` with the prost encoding module `$kind` (an optional scalar
+/// with explicit presence, or a message field): sent when set.
+macro_rules! optional {
+    ($ty:ty, $kind:ident) => {
         impl Field for Option<$ty> {
             fn encode(&self, tag: u32, buf: &mut impl BufMut) {
                 if let Some(x) = self {
@@ -84,36 +92,6 @@ scalar!(u32, uint32, |x: &u32| *x != 0);
 scalar!(i32, int32, |x: &i32| *x != 0);
 scalar!(i64, int64, |x: &i64| *x != 0);
 scalar!(bool, bool, |x: &bool| *x);
-
-/// A message field of type `$ty` (sent when set).
-macro_rules! message_field {
-    ($ty:ty) => {
-        impl Field for Option<$ty> {
-            fn encode(&self, tag: u32, buf: &mut impl BufMut) {
-                if let Some(m) = self {
-                    encoding::message::encode(tag, m, buf);
-                }
-            }
-            fn merge(
-                &mut self,
-                wire_type: WireType,
-                buf: &mut impl Buf,
-                ctx: DecodeContext,
-            ) -> Result<(), DecodeError> {
-                encoding::message::merge(
-                    wire_type,
-                    self.get_or_insert_with(Default::default),
-                    buf,
-                    ctx,
-                )
-            }
-            fn encoded_len(&self, tag: u32) -> usize {
-                self.as_ref()
-                    .map_or(0, |m| encoding::message::encoded_len(tag, m))
-            }
-        }
-    };
-}
 
 /// A message type: its fields in tag order, each a [`Field`] (a plain or optional scalar, or
 /// an optional message), written in that order as the Python engine's protobuf writes them.
@@ -180,7 +158,7 @@ message! {
     }
 }
 
-message_field!(Point);
+optional!(Point, message);
 
 message! {
     /// A pivot (中枢).
