@@ -7,9 +7,7 @@ from __future__ import annotations
 import html as html_text
 import json
 import re
-import shutil
 import struct
-import subprocess
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from browser import headless
 from png_decode import count_colour, read_png
 
 from trading_system import analyze, chart
@@ -30,8 +29,6 @@ SH_1M = DATA / "000001.SH_1m_head960.csv"
 SH = DATA / "000001.SH_1d_head1200.csv"
 LABEL_WINDOW = "1100,710"
 """A browser window whose price panel is a little larger than the placement assumes."""
-BROWSER_TIMEOUT_S = 180
-"""A guard against a hung browser only: nothing here measures time."""
 
 # Pixels (per-channel tolerance 10) a 1400x1000 screenshot of the BTC chart must show: the full
 # chart shows several times more of each (about 2,800 increasing and 4,500 decreasing candle
@@ -61,37 +58,11 @@ def btc_page() -> str:
     return chart.render(bars, analyze(bars, with_macd=True), "BTC/USD 30m")
 
 
-def chromium() -> str:
-    found = shutil.which("chromium")
-    if found is None:
-        pytest.fail(
-            "chromium is not installed: scripts/setup.sh installs it "
-            "(apt-get install chromium), the chart tests need a real browser"
-        )
-    return found
-
-
 def screenshot(page: str, tmp_path: Path, name: str) -> np.ndarray:
     """``page`` as headless Chromium draws it in a 1400x1000 window, as RGB pixels."""
-    html = tmp_path / f"{name}.html"
-    html.write_text(page, encoding="utf-8")
     png = tmp_path / f"{name}.png"
-    argv = [
-        chromium(),
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--hide-scrollbars",
-        "--no-first-run",
-        "--window-size=1400,1000",
-        "--virtual-time-budget=20000",
-        f"--user-data-dir={tmp_path / f'{name}-profile'}",
-        f"--screenshot={png}",
-        html.as_uri(),
-    ]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=BROWSER_TIMEOUT_S)
-    assert done.returncode == 0 and png.exists(), f"chromium failed:\n{done.stderr[-3000:]}"
+    headless(page, tmp_path, name, "--hide-scrollbars", f"--screenshot={png}")
+    assert png.exists(), "chromium wrote no screenshot"
     return read_png(png)
 
 
@@ -408,23 +379,8 @@ def drawn_labels(
 ) -> tuple[tuple[float, float], list[Box]]:
     """The price panel's size and the point labels' boxes as Chromium lays out ``page`` in a
     window of ``window`` ("width,height") pixels."""
-    html = tmp_path / f"{name}.html"
-    html.write_text(page.replace("</body>", MEASURE_LABELS + "</body>"), encoding="utf-8")
-    argv = [
-        chromium(),
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        f"--window-size={window}",
-        "--virtual-time-budget=20000",
-        f"--user-data-dir={tmp_path / f'{name}-profile'}",
-        "--dump-dom",
-        html.as_uri(),
-    ]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=BROWSER_TIMEOUT_S)
-    assert done.returncode == 0, f"chromium failed:\n{done.stderr[-3000:]}"
+    measured = page.replace("</body>", MEASURE_LABELS + "</body>")
+    done = headless(measured, tmp_path, name, "--dump-dom", window=window)
     found = re.search(r'<pre id="label-boxes">(.*?)</pre>', done.stdout, flags=re.DOTALL)
     assert found, "the page did not report its labels"
     report = json.loads(html_text.unescape(found.group(1)))

@@ -9,8 +9,6 @@ from __future__ import annotations
 import html as html_text
 import math
 import re
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from browser import headless
 
 from trading_system import Bars, Session, analyze, chart, load_csv
 from trading_system.api import EngineChoice
@@ -36,7 +35,6 @@ AAPL = DATA / "AAPL_1d_head1200.csv"
 SH_1M = DATA / "000001.SH_1m_head960.csv"
 SHANGHAI = "Asia/Shanghai"
 REPAIR = {"validation": {"repair": True}}
-BROWSER_TIMEOUT_S = 180
 
 pytestmark = pytest.mark.usefixtures("no_environment_overrides")
 
@@ -606,33 +604,10 @@ def test_chart_x_is_the_zones_wall_time() -> None:
     assert daily.layout.xaxis.tickformat == "%Y-%m-%d"
 
 
-def chromium() -> str:
-    found = shutil.which("chromium")
-    if found is None:
-        pytest.fail("chromium is not installed: scripts/setup.sh installs it")
-    return found
-
-
 def axis_labels(page: str, tmp_path: Path, name: str) -> list[str]:
     """The x-axis tick labels headless Chromium draws for ``page`` (its DOM after the scripts
     ran)."""
-    html = tmp_path / f"{name}.html"
-    html.write_text(page, encoding="utf-8")
-    argv = [
-        chromium(),
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--window-size=1400,1000",
-        "--virtual-time-budget=20000",
-        f"--user-data-dir={tmp_path / f'{name}-profile'}",
-        "--dump-dom",
-        html.as_uri(),
-    ]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=BROWSER_TIMEOUT_S)
-    assert done.returncode == 0, f"chromium failed:\n{done.stderr[-3000:]}"
+    done = headless(page, tmp_path, name, "--dump-dom")
     # The shared time axis is drawn under the lower panel (x2); plotly keeps each label's
     # text, lines joined by <br> (the time, then the date under a day's first tick).
     found = re.findall(r'<g class="x2?tick"><text[^>]*data-unformatted="([^"]*)"', done.stdout)
