@@ -132,8 +132,8 @@ def run_bot(
     timeframe: str,
     rate: float,
     out: TextIO,
-    settings: Settings | None = None,
-    stop: threading.Event | None = None,
+    settings: Settings | None,
+    stop: threading.Event,
 ) -> int:
     """Streams ``bars`` through the monitor (connecting per ``settings``: TLS, token),
     printing each buy/sell point of every degree (higher degrees labelled ``D2 B1`` …, as in
@@ -149,14 +149,9 @@ def run_bot(
     client = Client(address, settings=settings, timeout=30.0)
     with client, client.stream(symbol, timeframe) as s:
         for i, row in enumerate(bars.rows()):
-            if stop is not None and stop.is_set():
+            delay = max(0.0, started + i / rate - time.monotonic()) if rate > 0 else 0.0
+            if stop.wait(delay):
                 break
-            if rate > 0:
-                delay = max(0.0, started + i / rate - time.monotonic())
-                if stop is not None and stop.wait(delay):
-                    break
-                if stop is None:
-                    time.sleep(delay)
             u = s.append(row)
             for d in (u.degree(1), *u.degrees):
                 d.signals.apply(final.setdefault(d.degree, []))
