@@ -1,7 +1,7 @@
 //! Spec §10: any sequence of appends and last-bar replacements leaves exactly the state of one
 //! batch analysis of the resulting series, and the change reports rebuild that state.
 
-use chan_core::analysis::Tail;
+use chan_core::analysis::{higher_degrees, Tail};
 use chan_core::config::{MacdSeed, PenDefinition, Strength};
 use chan_core::fractal::Fractal;
 use chan_core::pen::Pen;
@@ -185,6 +185,9 @@ proptest! {
             }
             // The session's tail reuses parts of the one before: it must equal a fresh one.
             prop_assert_eq!(s.tail(), &e.tail(), "kept tail differs from a fresh one");
+            // So must every higher degree, kept bar by bar from what the degree below changed.
+            let fresh = higher_degrees(e, s.tail());
+            prop_assert_eq!(s.higher(), fresh, "kept higher degrees differ from fresh ones");
         }
         let batch = analyze(&series, &cfg, with_macd).unwrap();
         prop_assert_eq!(s.document(), batch.document());

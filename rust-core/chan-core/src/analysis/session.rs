@@ -5,7 +5,7 @@ use std::ops::Range;
 
 use super::engine::{Engine, Mark};
 use super::higher::{DegreeChange, LiveHigher};
-use super::tail::{LiveTail, PenChange, Tail};
+use super::tail::{LiveTail, PenChange, SpanChange, Tail};
 use super::{no_bar_to_replace, too_many_bars, MAX_BARS};
 use crate::config::EngineConfig;
 use crate::document::Document;
@@ -246,7 +246,8 @@ impl Session {
         }
         // From scratch, as a batch analysis does.
         self.tail.rebuild(&self.engine.source());
-        (self.higher).sync(&self.engine, self.tail.get(), true);
+        let tail = self.tail.get();
+        (self.higher).sync(&self.engine, tail, true, SpanChange::Any);
         Ok(())
     }
 
@@ -300,7 +301,8 @@ impl Session {
         repair: Option<Repair>,
     ) -> Update {
         let tail_changed = change.is_some_and(|c| self.tail.refresh(&self.engine.source(), c));
-        (self.higher).sync(&self.engine, self.tail.get(), tail_changed);
+        let spans = self.tail.span_change();
+        (self.higher).sync(&self.engine, self.tail.get(), tail_changed, spans);
         let (e, mark) = (&self.engine, &self.mark);
         let final_pens = |n: usize| n.saturating_sub(1);
         Update {

@@ -365,6 +365,40 @@ pub(super) struct TailFacts {
     pub new_pen_changes_no_point: Option<bool>,
 }
 
+/// How the latest refresh changed what a degree above reads of the tail (spec §13, "Strokes"):
+/// its segments' spans, with the start of each one's first pen and the end of its last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(super) enum SpanChange {
+    /// The same spans, at the same indices, over pens whose starts and ends they read are the
+    /// same: the strokes above are as they were.
+    Same,
+    /// The same spans at the same indices; the last one ends with the last pen, whose end moved
+    /// on: the last stroke above moved, nothing else.
+    LastEndMoved,
+    /// Anything else: compare the strokes.
+    #[default]
+    Any,
+}
+
+impl SpanChange {
+    /// From how the pens changed, whether the spans are the same and the spans themselves.
+    fn of(change: PenChange, same_segments: bool, segments: &[SegmentSpan], pens: u32) -> Self {
+        match change {
+            // A new pen is read by no span that was there before it.
+            PenChange::Added if same_segments => Self::Same,
+            // Only the last pen's end moved; a span starting with it reads its start.
+            PenChange::LastMovedOn if same_segments => {
+                if segments.last().is_some_and(|s| s.last_pen + 1 == pens) {
+                    Self::LastEndMoved
+                } else {
+                    Self::Same
+                }
+            }
+            _ => Self::Any,
+        }
+    }
+}
+
 /// What a refresh of the tail does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum TailPlan {
@@ -418,6 +452,8 @@ pub(super) struct LiveTail {
     tail: Tail,
     fresh: Tail,
     work: TailWork,
+    /// What the latest refresh changed of what a degree above reads.
+    span_change: SpanChange,
     /// Unit tests: how often each plan was carried out (Keep, `RecomputeLastPoints`, `DeriveFrom`).
     #[cfg(test)]
     taken: [u32; 3],
@@ -427,6 +463,11 @@ impl LiveTail {
     /// The current tail.
     pub(super) fn get(&self) -> &Tail {
         &self.tail
+    }
+
+    /// What the latest refresh (or rebuild) changed of what a degree above reads.
+    pub(super) fn span_change(&self) -> SpanChange {
+        self.span_change
     }
 
     /// The strengths the tail computed: a higher degree derives its newly settled segments with
@@ -447,6 +488,7 @@ impl LiveTail {
         self.work = TailWork::default();
         src.tail_into(&mut self.fresh, &mut self.work, None);
         std::mem::swap(&mut self.fresh, &mut self.tail);
+        self.span_change = SpanChange::Any;
         self.check(src);
     }
 
@@ -482,6 +524,8 @@ impl LiveTail {
                 changed
             }
         };
+        let segments = &self.tail.segments;
+        self.span_change = SpanChange::of(change, facts.same_segments, segments, pens);
         self.check(src);
         changed
     }
