@@ -74,6 +74,24 @@ impl Tail {
         );
     }
 
+    /// [`Self::show`] after the points of the last segment were computed again, the segments
+    /// and pivots the same and only the last pen's end moved: of the points shown, those may
+    /// have moved that read that end (the end of a segment ending with the last pen; a pivot
+    /// ends before its segment's last pen) and those of the last segment's points (the points
+    /// of the segments before it read no pen that far: see [`plan`]).
+    fn show_last(&mut self, pens: &[Pen]) {
+        let k = self.segments.len() - 1;
+        let end = &pens[self.segments[k].last_pen as usize].end;
+        self.ends[2 * k + 1] = (end.index, end.price);
+        let g0 = self.starts(k).1 as usize;
+        self.ends
+            .truncate(2 * (self.segments.len() + self.pivots.len()) + g0);
+        (self.ends).extend(self.signals[g0..].iter().map(|g| {
+            let e = &pens[g.pen as usize].end;
+            (e.index, e.price)
+        }));
+    }
+
     /// The pivots and points of tail segment `k`.
     #[inline]
     fn items(&self, k: usize) -> (&[Pivot], &[Signal]) {
@@ -603,7 +621,7 @@ impl LiveTail {
             &mut tail.signals,
         );
         tail.bounds[k].1 = tail.signals.len() as u32;
-        tail.show(src.pens());
+        tail.show_last(src.pens());
     }
 
     /// Debug builds (tests included): the tail kept equals one derived from scratch, item by
