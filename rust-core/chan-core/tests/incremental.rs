@@ -173,6 +173,11 @@ proptest! {
                 m.higher = s.degree_lists().map(|_| Default::default()).collect();
             }
             prop_assert_eq!(s.degree_changes().count(), m.higher.len());
+            // A degree reads only what degree 1 settles and shows: when neither changed, no
+            // degree's tail did, and none says so (a flag left set would resend it every bar).
+            if !u.tail_changed && u.segments.is_empty() {
+                prop_assert!(s.degree_changes().all(|c| !c.tail_changed), "a quiet bar flags a degree");
+            }
             for ((l, c), h) in s.degree_lists().zip(s.degree_changes()).zip(&mut m.higher) {
                 prop_assert_eq!(l.degree, c.degree);
                 splice(&mut h.0, c.segments.clone(), l.segments);

@@ -141,12 +141,13 @@ pub(super) struct LiveHigher {
     marks: Vec<LevelMark>,
     /// Working space: the strokes of the degree below's non-settled segments.
     extra: Vec<Pen>,
-    /// What an idle bar (one that changes no degree, most bars) need not look at level by level:
-    /// a level's lists or segment state may differ from its mark (so [`Self::mark`] takes them
-    /// again); a level is dirty; a level's `tail_changed` is set.
+    /// A level's lists or segment state may differ from its mark (so [`Self::mark`] takes them
+    /// again).
     since_mark: bool,
-    dirty: bool,
-    flagged: bool,
+    /// Degree 1's count of settled segments at which a bar that leaves its tail as shown (most
+    /// bars) changes no degree and need not look at the levels: each took every segment settled
+    /// below it, none is dirty and none has `tail_changed` set. `usize::MAX` when that is not so.
+    quiet_at: usize,
 }
 
 impl LiveLevel {
@@ -315,8 +316,7 @@ impl LiveHigher {
             marks,
             extra: Vec::new(),
             since_mark: false,
-            dirty: false,
-            flagged: false,
+            quiet_at: usize::MAX,
         }
     }
 
@@ -344,6 +344,7 @@ impl LiveHigher {
             return;
         }
         self.since_mark = false;
+        self.quiet_at = usize::MAX;
         for (lv, m) in self.levels.iter_mut().zip(&self.marks) {
             if let Some(b) = lv.backup.take() {
                 lv.seg = b;
@@ -352,7 +353,6 @@ impl LiveHigher {
                 lv.strokes.truncate(m.finals);
                 lv.unchanged = lv.unchanged.min(m.finals);
                 lv.dirty = true;
-                self.dirty = true;
             }
             lv.finals = m.finals;
             lv.segments.truncate(m.segments);
@@ -381,7 +381,7 @@ impl LiveHigher {
                     .collect();
                 lv.settle(&new, cfg, &engine.histogram);
                 self.since_mark = true;
-                self.dirty = true;
+                self.quiet_at = usize::MAX;
             }
         }
     }
@@ -392,16 +392,9 @@ impl LiveHigher {
     /// it did. Each level records whether its own tail changed ([`Self::changes`]).
     #[inline]
     pub(super) fn sync(&mut self, engine: &Engine, tail: &Tail, changed: bool, spans: SpanChange) {
-        // Most bars change no degree: degree 1's tail is shown the same, it settled nothing new
-        // and no level was undone. Checked inline, on every bar.
-        let settled = |lv: &LiveLevel| lv.finals == engine.segments.len();
-        if !changed && !self.dirty && self.levels.first().is_none_or(settled) {
-            if self.flagged {
-                self.flagged = false;
-                for lv in &mut self.levels {
-                    lv.tail_changed = false;
-                }
-            }
+        // Most bars change no degree: degree 1's tail is shown the same and it settled nothing
+        // new, and the bar before left nothing to do. Checked inline, on every bar.
+        if (!changed || self.levels.is_empty()) && self.quiet_at == engine.segments.len() {
             return;
         }
         self.sync_levels(engine, tail, changed, spans);
@@ -414,6 +407,7 @@ impl LiveHigher {
         let cfg = engine.config();
         let histogram = &engine.histogram;
         let mut below = (changed, spans);
+        let mut flagged = false;
         for k in 0..self.levels.len() {
             let (done, rest) = self.levels.split_at_mut(k);
             let lv = &mut rest[0];
@@ -440,10 +434,15 @@ impl LiveHigher {
             // The level above reads this one's segments: its settled ones (taken above) and its
             // tail's.
             below = (lv.tail_changed, lv.tail.span_change());
-            self.flagged |= lv.tail_changed;
+            flagged |= lv.tail_changed;
         }
-        // Every dirty level was derived again above.
-        self.dirty = false;
+        // Every level took every segment below it and is derived again; one whose tail changed
+        // reports it, and the next bar clears that.
+        self.quiet_at = if flagged {
+            usize::MAX
+        } else {
+            engine.segments.len()
+        };
     }
 
     /// What the latest call changed at each level: the settled lists since the mark (the
