@@ -69,8 +69,10 @@ pub fn higher_degrees(engine: &Engine, tail: &Tail) -> Vec<Degree> {
 struct LiveLevel {
     degree: u32,
     seg: SegmentEngine,
-    /// The segment state before the current bar, taken when the bar first feeds it.
-    backup: Option<SegmentEngine>,
+    /// The segment state before the current bar, taken when the bar first feeds it
+    /// (`backed_up`); kept between bars so that taking it allocates nothing.
+    backup: SegmentEngine,
+    backed_up: bool,
     /// The final strokes (`..finals`), then those of the degree below's non-settled segments.
     strokes: Vec<Pen>,
     finals: usize,
@@ -161,7 +163,8 @@ impl LiveLevel {
         Self {
             degree,
             seg: seg(),
-            backup: None,
+            backup: seg(),
+            backed_up: false,
             ahead: seg(),
             ahead_found: Vec::new(),
             ahead_of: 0,
@@ -180,8 +183,9 @@ impl LiveLevel {
 
     /// Takes the strokes of the degree below's newly settled segments as final ones.
     fn settle(&mut self, new: &[Pen], cfg: &EngineConfig, histogram: &Column<f64>) {
-        if self.backup.is_none() {
-            self.backup = Some(self.seg.clone());
+        if !self.backed_up {
+            self.backup.clone_from(&self.seg);
+            self.backed_up = true;
         }
         // The strokes from `finals` on were the tail's. Mostly the new final ones are the first
         // of them (a segment below settles as the tail showed it): the tail was derived from
@@ -328,7 +332,7 @@ impl LiveHigher {
         }
         self.since_mark = false;
         for (lv, m) in self.levels.iter_mut().zip(&mut self.marks) {
-            lv.backup = None;
+            lv.backed_up = false;
             *m = LevelMark {
                 finals: lv.finals,
                 segments: lv.segments.len(),
@@ -346,8 +350,9 @@ impl LiveHigher {
         self.since_mark = false;
         self.quiet_at = usize::MAX;
         for (lv, m) in self.levels.iter_mut().zip(&self.marks) {
-            if let Some(b) = lv.backup.take() {
-                lv.seg = b;
+            if lv.backed_up {
+                lv.seg.clone_from(&lv.backup);
+                lv.backed_up = false;
             }
             if lv.finals != m.finals {
                 lv.strokes.truncate(m.finals);
@@ -376,10 +381,10 @@ impl LiveHigher {
                 "a level is restored with the engine"
             );
             if settled.len() > lv.finals {
-                let new: Vec<Pen> = (settled[lv.finals..].iter())
-                    .map(|s| stroke(pens, s))
-                    .collect();
-                lv.settle(&new, cfg, &engine.histogram);
+                let new = &mut self.extra;
+                new.clear();
+                new.extend(settled[lv.finals..].iter().map(|s| stroke(pens, s)));
+                lv.settle(new, cfg, &engine.histogram);
                 self.since_mark = true;
                 self.quiet_at = usize::MAX;
             }
