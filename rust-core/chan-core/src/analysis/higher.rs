@@ -62,6 +62,19 @@ pub fn higher_degrees(engine: &Engine, tail: &Tail) -> Vec<Degree> {
     live.views()
 }
 
+/// What a level's strokes after its final ones are to its tail, whatever the degree below did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Stale {
+    /// Those the tail was derived from, as far as the level knows.
+    No,
+    /// The current bar made some of them final: compare the rest with the degree below's
+    /// non-settled segments again, even when its tail is shown the same.
+    Settled,
+    /// Not those the tail was derived from, or the tail's segment indices moved (a bar settled
+    /// strokes or was undone): derive the tail again.
+    Dirty,
+}
+
 /// One higher degree kept up to date bar by bar in a session: the settled part grows as the
 /// degree below settles segments (its final strokes), the tail is derived again when the degree
 /// below changed.
@@ -90,13 +103,8 @@ struct LiveLevel {
     /// The non-settled segments with their pivots and points, kept as degree 1's are (the same
     /// plans: keep, recompute the last points, derive again from the strokes that changed).
     tail: LiveTail,
-    /// The strokes after `finals` are not those `tail` was derived from, or its segments'
-    /// indices moved (a bar settled strokes or was undone): the tail must be derived again
-    /// whatever the degree below did.
-    dirty: bool,
-    /// The current bar made strokes final: those after `finals` are compared with the degree
-    /// below's non-settled segments again, even when its tail is shown the same.
-    settled_now: bool,
+    /// What the strokes after `finals` are to the tail, whatever the degree below did.
+    stale: Stale,
     /// How many strokes are surely the same as those the tail was derived from.
     unchanged: usize,
     /// The latest call changed the tail as output.
@@ -148,7 +156,7 @@ pub(super) struct LiveHigher {
     since_mark: bool,
     /// Degree 1's count of settled segments at which a bar that leaves its tail as shown (most
     /// bars) changes no degree and need not look at the levels: each took every segment settled
-    /// below it, none is dirty and none has `tail_changed` set. `usize::MAX` when that is not so.
+    /// below it, none is stale and none has `tail_changed` set. `usize::MAX` when that is not so.
     quiet_at: usize,
 }
 
@@ -174,8 +182,7 @@ impl LiveLevel {
             pivots: Vec::new(),
             signals: Vec::new(),
             tail: LiveTail::default(),
-            dirty: false,
-            settled_now: false,
+            stale: Stale::No,
             unchanged: 0,
             tail_changed: false,
         }
@@ -191,18 +198,21 @@ impl LiveLevel {
         // of them (a segment below settles as the tail showed it): the tail was derived from
         // these very strokes, and it stays unless this degree settles a segment too.
         let end = self.finals + new.len();
-        let same = !self.dirty && self.strokes.get(self.finals..end) == Some(new);
+        let same = self.stale != Stale::Dirty && self.strokes.get(self.finals..end) == Some(new);
         if !same {
             self.unchanged = self.unchanged.min(self.finals);
             self.strokes.truncate(self.finals);
             self.strokes.extend_from_slice(new);
         }
         self.finals = end;
-        self.settled_now = true;
         let first = self.segments.len();
         self.seg.run(&self.strokes, self.finals, &mut self.segments);
         // A segment settled here leaves the tail, whose indices then move.
-        self.dirty = !same || self.segments.len() > first;
+        self.stale = if same && self.segments.len() == first {
+            self.stale.max(Stale::Settled)
+        } else {
+            Stale::Dirty
+        };
         let inputs = Inputs {
             pens: &self.strokes,
             finals: self.finals as u32,
@@ -222,11 +232,11 @@ impl LiveLevel {
     fn retail(&mut self, extra: &[Pen], cfg: &EngineConfig, histogram: &Column<f64>) -> bool {
         let before = &self.strokes[self.finals.min(self.strokes.len())..];
         let same = before.iter().zip(extra).take_while(|(a, b)| a == b).count();
-        if !self.dirty && same == extra.len() && same == before.len() {
+        if self.stale != Stale::Dirty && same == extra.len() && same == before.len() {
             return false;
         }
         let from = (self.finals + same).min(self.unchanged) as u32;
-        let change = if self.dirty {
+        let change = if self.stale == Stale::Dirty {
             PenChange::Replaced { from }
         } else {
             PenChange::of_strokes(before, extra, same, from)
@@ -241,7 +251,10 @@ impl LiveLevel {
     /// other stroke is as it was.
     fn move_last(&mut self, last: Pen, cfg: &EngineConfig, histogram: &Column<f64>) -> bool {
         let n = self.strokes.len();
-        debug_assert!(!self.dirty && n > self.finals, "a tail stroke to move");
+        debug_assert!(
+            self.stale == Stale::No && n > self.finals,
+            "a tail stroke to move"
+        );
         let before = self.strokes[n - 1];
         if before == last {
             return false;
@@ -264,7 +277,7 @@ impl LiveLevel {
         // Every stroke but the last run ahead, from where the run stopped when the strokes
         // below it are the same (a dirty level's `seg` moved: run again from it).
         let upto = (self.strokes.len().saturating_sub(1)).max(self.finals);
-        if self.dirty || self.ahead_of > stable || self.ahead_of > upto {
+        if self.stale == Stale::Dirty || self.ahead_of > stable || self.ahead_of > upto {
             self.ahead.clone_from(&self.seg);
             self.ahead_found.clear();
         }
@@ -283,7 +296,7 @@ impl LiveLevel {
         };
         let changed = self.tail.refresh(&src, change);
         self.unchanged = self.strokes.len();
-        self.dirty = false;
+        self.stale = Stale::No;
         changed
     }
 
@@ -357,7 +370,7 @@ impl LiveHigher {
             if lv.finals != m.finals {
                 lv.strokes.truncate(m.finals);
                 lv.unchanged = lv.unchanged.min(m.finals);
-                lv.dirty = true;
+                lv.stale = Stale::Dirty;
             }
             lv.finals = m.finals;
             lv.segments.truncate(m.segments);
@@ -423,7 +436,7 @@ impl LiveHigher {
             // What the strokes after `finals` may have become: the degree below's non-settled
             // segments, compared stroke by stroke unless it says which moved.
             lv.tail_changed = match below {
-                _ if lv.dirty || lv.settled_now || below == (true, SpanChange::Any) => {
+                _ if lv.stale != Stale::No || below == (true, SpanChange::Any) => {
                     let extra = &mut self.extra;
                     extra.clear();
                     extra.extend(unsettled.iter().map(|s| stroke(pens, s)));
@@ -435,7 +448,8 @@ impl LiveHigher {
                 },
                 _ => false,
             };
-            lv.settled_now = false;
+            // Compared or derived again above.
+            lv.stale = Stale::No;
             // The level above reads this one's segments: its settled ones (taken above) and its
             // tail's.
             below = (lv.tail_changed, lv.tail.span_change());
