@@ -53,6 +53,25 @@ fn stroke(pens: &[Pen], s: &SegmentSpan) -> Pen {
     }
 }
 
+/// What a level reads of the degree below it (degree 1 for the first level, else the level
+/// before it, `done`'s last): its strokes (pens at degree 1), its settled segments and its tail
+/// (`None` at degree 1, whose tail the session keeps).
+fn below<'a>(
+    engine: &'a Engine,
+    done: &'a [LiveLevel],
+) -> (&'a [Pen], &'a [SegmentSpan], Option<&'a Tail>) {
+    match done.last() {
+        None => (engine.pens(), &engine.segments, None),
+        Some(b) => (&b.strokes, &b.segments, Some(b.tail.get())),
+    }
+}
+
+/// Writes into `out` the strokes of the degree above that `spans` (over `pens`) are.
+fn strokes_into(out: &mut Vec<Pen>, pens: &[Pen], spans: &[SegmentSpan]) {
+    out.clear();
+    out.extend(spans.iter().map(|s| stroke(pens, s)));
+}
+
 /// Degrees 2..=`structure.degrees` of an engine with its tail (empty when it is 1), derived
 /// from scratch: every settled segment of each degree taken at once, then its tail. A session
 /// keeps the same levels bar by bar; its debug check compares the two.
@@ -385,19 +404,14 @@ impl LiveHigher {
         for k in 0..self.levels.len() {
             let (done, rest) = self.levels.split_at_mut(k);
             let lv = &mut rest[0];
-            let (pens, settled): (&[Pen], &[SegmentSpan]) = match done.last() {
-                None => (engine.pens(), &engine.segments),
-                Some(b) => (&b.strokes, &b.segments),
-            };
+            let (pens, settled, _) = below(engine, done);
             debug_assert!(
                 settled.len() >= lv.finals,
                 "a level is restored with the engine"
             );
             if settled.len() > lv.finals {
-                let new = &mut self.extra;
-                new.clear();
-                new.extend(settled[lv.finals..].iter().map(|s| stroke(pens, s)));
-                lv.settle(new, cfg, &engine.histogram);
+                strokes_into(&mut self.extra, pens, &settled[lv.finals..]);
+                lv.settle(&self.extra, cfg, &engine.histogram);
                 self.since_mark = true;
                 self.quiet_at = usize::MAX;
             }
@@ -424,23 +438,19 @@ impl LiveHigher {
         self.settle(engine);
         let cfg = engine.config();
         let histogram = &engine.histogram;
-        let mut below = (changed, spans);
+        let mut moved = (changed, spans);
         let mut flagged = false;
         for k in 0..self.levels.len() {
             let (done, rest) = self.levels.split_at_mut(k);
             let lv = &mut rest[0];
-            let (pens, unsettled): (&[Pen], &[SegmentSpan]) = match done.last() {
-                None => (engine.pens(), &tail.segments),
-                Some(b) => (&b.strokes, &b.tail.get().segments),
-            };
+            let (pens, _, below_tail) = below(engine, done);
+            let unsettled = &below_tail.unwrap_or(tail).segments;
             // What the strokes after `finals` may have become: the degree below's non-settled
             // segments, compared stroke by stroke unless it says which moved.
-            lv.tail_changed = match below {
-                _ if lv.stale != Stale::No || below == (true, SpanChange::Any) => {
-                    let extra = &mut self.extra;
-                    extra.clear();
-                    extra.extend(unsettled.iter().map(|s| stroke(pens, s)));
-                    lv.retail(extra, cfg, histogram)
+            lv.tail_changed = match moved {
+                _ if lv.stale != Stale::No || moved == (true, SpanChange::Any) => {
+                    strokes_into(&mut self.extra, pens, unsettled);
+                    lv.retail(&self.extra, cfg, histogram)
                 }
                 (true, SpanChange::LastEndMoved) => match unsettled.last() {
                     Some(s) => lv.move_last(stroke(pens, s), cfg, histogram),
@@ -452,7 +462,7 @@ impl LiveHigher {
             lv.stale = Stale::No;
             // The level above reads this one's segments: its settled ones (taken above) and its
             // tail's.
-            below = (lv.tail_changed, lv.tail.span_change());
+            moved = (lv.tail_changed, lv.tail.span_change());
             flagged |= lv.tail_changed;
         }
         // Every level took every segment below it and is derived again; one whose tail changed

@@ -81,15 +81,15 @@ impl Tail {
     /// of the segments before it read no pen that far: see [`plan`]).
     fn show_last(&mut self, pens: &[Pen]) {
         let k = self.segments.len() - 1;
-        let end = &pens[self.segments[k].last_pen as usize].end;
-        self.ends[2 * k + 1] = (end.index, end.price);
+        self.ends[2 * k + 1] = at(&pens[self.segments[k].last_pen as usize].end);
         let g0 = self.starts(k).1 as usize;
         self.ends
             .truncate(2 * (self.segments.len() + self.pivots.len()) + g0);
-        (self.ends).extend(self.signals[g0..].iter().map(|g| {
-            let e = &pens[g.pen as usize].end;
-            (e.index, e.price)
-        }));
+        (self.ends).extend(
+            self.signals[g0..]
+                .iter()
+                .map(|g| at(&pens[g.pen as usize].end)),
+        );
     }
 
     /// The pivots and points of tail segment `k`.
@@ -104,6 +104,12 @@ impl Tail {
     }
 }
 
+/// The chart point of a fractal: its raw bar index and price.
+#[inline]
+fn at(f: &Fractal) -> (u32, f64) {
+    (f.index, f.price)
+}
+
 /// Writes into `ends` the chart points that `segments`, `pivots` and `signals` (over `pens`) show:
 /// raw bar index and price of each segment's and pivot's start and end, each point's pen end.
 pub(super) fn show(
@@ -113,7 +119,6 @@ pub(super) fn show(
     signals: &[Signal],
     ends: &mut Vec<(u32, f64)>,
 ) {
-    let at = |f: &Fractal| (f.index, f.price);
     let span = |a: u32, b: u32| [at(&pens[a as usize].start), at(&pens[b as usize].end)];
     ends.clear();
     ends.reserve(2 * (segments.len() + pivots.len()) + signals.len());
