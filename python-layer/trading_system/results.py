@@ -376,21 +376,14 @@ class Degree:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Degree:
-        return cls(
-            d["degree"],
-            tuple(Segment.from_dict(x) for x in d["segments"]),
-            tuple(Pivot.from_dict(x) for x in d["pivots"]),
-            tuple(Signal.from_dict(x) for x in d["signals"]),
-        )
+        # The same three lists as a tail's.
+        lists = Tail.from_dict(d)
+        return cls(d["degree"], lists.segments, lists.pivots, lists.signals)
 
     def to_dict(self) -> Doc:
         """The entry of the document's ``degrees`` list (§12.6)."""
-        return {
-            "degree": self.degree,
-            "segments": [x.to_dict() for x in self.segments],
-            "pivots": [x.to_dict() for x in self.pivots],
-            "signals": [x.to_dict() for x in self.signals],
-        }
+        lists = Tail(self.segments, self.pivots, self.signals)
+        return {"degree": self.degree, **lists.to_dict()}
 
 
 @dataclass(frozen=True, slots=True)
