@@ -104,9 +104,20 @@ fn tls_config(s: &ServerConfig) -> Result<Option<ServerTlsConfig>, ServerError> 
     Ok(Some(tls))
 }
 
-/// Binds `server.host:server.health_port` when it is set; `main` is the port the server's
-/// main listener got, which the health port must not be.
-async fn bind_health(s: &ServerConfig, main: u16) -> Result<Option<TcpListener>, ServerError> {
+/// `server.health_port` is the server's own port, `port`.
+fn health_port_clash(port: u16) -> ServerError {
+    ServerError::Settings(format!(
+        "server.health_port and the server's own port are both {port}: the health port must \
+         be another one"
+    ))
+}
+
+/// Binds `server.host:server.health_port` when it is set; `main` is the server's main
+/// listener, whose port the health port must not be.
+async fn bind_health(
+    s: &ServerConfig,
+    main: &TcpListener,
+) -> Result<Option<TcpListener>, ServerError> {
     if s.health_port == 0 {
         return Ok(None);
     }
@@ -116,11 +127,8 @@ async fn bind_health(s: &ServerConfig, main: u16) -> Result<Option<TcpListener>,
             s.health_port
         ))
     })?;
-    if port == main {
-        return Err(ServerError::Settings(format!(
-            "server.health_port and the server's own port are both {port}: the health port \
-             must be another one"
-        )));
+    if main.local_addr().is_ok_and(|a| a.port() == port) {
+        return Err(health_port_clash(port));
     }
     bind(&s.host, port).await.map(Some)
 }
@@ -153,14 +161,10 @@ impl EngineServer {
         };
         if port != 0 && u32::from(port) == cfg.server.health_port {
             // Said before binding: the second bind would only say "in use".
-            return Err(ServerError::Settings(format!(
-                "server.health_port and the server's own port are both {port}: the health \
-                 port must be another one"
-            )));
+            return Err(health_port_clash(port));
         }
         let listener = bind(&cfg.server.host, port).await?;
-        let main = listener.local_addr().map_or(0, |a| a.port());
-        let health = bind_health(&cfg.server, main).await?;
+        let health = bind_health(&cfg.server, &listener).await?;
         Ok(Self {
             cfg,
             tls,
@@ -288,8 +292,7 @@ pub async fn serve(
     cfg.validate()?;
     let tls = tls_config(&cfg.server)?;
     let tokens = Tokens::load(&cfg.server)?;
-    let main = listener.local_addr().map_or(0, |a| a.port());
-    let health = bind_health(&cfg.server, main).await?;
+    let health = bind_health(&cfg.server, &listener).await?;
     EngineServer {
         cfg,
         tls,
