@@ -21,6 +21,7 @@ from trading_system.server.app import (
     new_server,
     run_until_stopped,
     shut_down,
+    start_health_only,
     stop_health_only,
     stop_signals,
 )
@@ -52,8 +53,7 @@ async def serve(cfg: FileConfig, port: int, engines: dict[str, str], out: TextIO
     monitor.router.start()
     monitor.start()
     await server.start()
-    if health_only is not None:
-        await health_only.start()
+    await start_health_only(health_only)
     await health.serving()
     print(f"listening on {address(s.host, bound)}", file=out, flush=True)
     log.logger().info(

@@ -153,10 +153,7 @@ def health_only_server(cfg: FileConfig, health: Health, main_port: int) -> grpc.
     if port == 0:
         return None
     if port == main_port:
-        raise StartError(
-            f"server.health_port and the server's own port are both {port}: the health port "
-            "must be another one"
-        )
+        raise _health_port_clash(port)
     server = grpc.aio.server(options=HEALTH_ONLY_OPTIONS)
     health.register(server)
     where = address(cfg.server.host, port)
@@ -169,6 +166,20 @@ def health_only_server(cfg: FileConfig, health: Health, main_port: int) -> grpc.
             f"cannot listen on {where} (server.health_port: in use, or not an address here)"
         )
     return server
+
+
+def _health_port_clash(port: int) -> StartError:
+    """``server.health_port`` is the server's own port, ``port``."""
+    return StartError(
+        f"server.health_port and the server's own port are both {port}: the health port "
+        "must be another one"
+    )
+
+
+async def start_health_only(server: grpc.aio.Server | None) -> None:
+    """Starts the health-only server, if there is one (with the main one)."""
+    if server is not None:
+        await server.start()
 
 
 async def stop_health_only(server: grpc.aio.Server | None) -> None:
@@ -184,10 +195,7 @@ def listen(server: grpc.aio.Server, cfg: FileConfig, port: int) -> tuple[int, bo
     where = address(cfg.server.host, port)
     if port != 0 and port == cfg.server.health_port:
         # Said before binding: the second bind would only say "in use".
-        raise StartError(
-            f"server.health_port and the server's own port are both {port}: the health port "
-            "must be another one"
-        )
+        raise _health_port_clash(port)
     try:
         bound = (
             server.add_insecure_port(where)
@@ -250,8 +258,7 @@ async def serve(cfg: FileConfig, port: int, out: TextIO) -> int:
     health_only = health_only_server(cfg, health, bound)
     stop = stop_signals()
     await server.start()
-    if health_only is not None:
-        await health_only.start()
+    await start_health_only(health_only)
     await health.serving()
     print(f"listening on {address(s.host, bound)}", file=out, flush=True)
     log.logger().info(
