@@ -55,7 +55,12 @@ from pydantic_settings import (
 )
 from pydantic_settings.sources.utils import parse_env_vars
 
-from trading_system.config_text import ENV_PREFIX, read_token_file
+from trading_system.config_text import (
+    ENV_PREFIX,
+    STACK_PORTS,
+    health_port_clash,
+    read_token_file,
+)
 from trading_system.config_text import file_data as _file_data
 from trading_system.config_text import read_yaml as _read_yaml
 from trading_system.config_text import refuse as _refuse
@@ -315,15 +320,11 @@ def _check_server(server: ServerConfig) -> None:
             "server.health_port",
             f"must be a port from 1 to 65535, or 0 for none, got {server.health_port}",
         )
-    # Each process listens on one of these; a health listener on any of them would clash with
-    # it (on one host) or be mistaken for it.
-    for key, port in (
-        ("server.rust_port", server.rust_port),
-        ("server.python_port", server.python_port),
-        ("server.monitor_port", server.monitor_port),
-    ):
-        if server.health_port != 0 and server.health_port == port:
-            raise _range_error("server.health_port", f"must differ from {key} (both are {port})")
+    ports = {key: getattr(server, key) for key in STACK_PORTS}
+    clash = health_port_clash(server.health_port, ports)
+    if clash is not None:
+        port = server.health_port
+        raise _range_error("server.health_port", f"must differ from {clash} (both are {port})")
     if server.max_message_bytes < MIN_MESSAGE_BYTES:
         raise _range_error(
             "server.max_message_bytes",

@@ -6,6 +6,7 @@ seconds needs neither pydantic nor numpy."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,21 @@ from trading_system.errors import ConfigError
 
 ENV_PREFIX = "TRADING_SYSTEM__"
 """Environment variables ``TRADING_SYSTEM__SECTION__KEY`` override configuration keys."""
+
+
+STACK_PORTS = ("rust_port", "python_port", "monitor_port")
+"""The ``server`` keys of the ports a stack's processes listen on."""
+
+
+def health_port_clash(health_port: int, server: Mapping[str, Any]) -> str | None:
+    """The key of the stack port (of the ``server`` section's values, by name) that a non-zero
+    ``server.health_port`` repeats, or None: a health listener there would clash with that
+    process on one host, or be taken for it."""
+    if health_port != 0:
+        for key in STACK_PORTS:
+            if server[key] == health_port:
+                return f"server.{key}"
+    return None
 
 
 def shown(value: Any) -> str:

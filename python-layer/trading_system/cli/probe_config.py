@@ -21,14 +21,19 @@ from pathlib import Path
 from typing import Any
 
 from trading_system import resources
-from trading_system.config_text import ENV_PREFIX, file_data, read_token_file, read_yaml
+from trading_system.config_text import (
+    ENV_PREFIX,
+    STACK_PORTS,
+    file_data,
+    health_port_clash,
+    read_token_file,
+    read_yaml,
+)
 from trading_system.errors import ConfigError
 from trading_system.transport import Settings, local_address
 
 U32_MAX = 2**32 - 1
 MAX_PORT = 65535
-PORTS = ("server.rust_port", "server.python_port", "server.monitor_port")
-"""The ports the processes of a stack listen on (``server.health_port`` differs from each)."""
 KEYS: dict[str, type] = {
     "server.host": str,
     "server.rust_port": int,
@@ -86,12 +91,10 @@ def _override(key: str, raw: str) -> Any:
 def _check(values: Mapping[str, Mapping[str, Any]]) -> None:
     """The checks of ``FileConfig``'s validation that concern :data:`KEYS`."""
     server = values["server"]
-    for key in PORTS + ("server.health_port",):
-        port = server[key.split(".")[1]]
-        if not 0 <= port <= MAX_PORT:  # also the u32 range
-            raise Unsure(key)
-    health = server["health_port"]
-    if health != 0 and health in (server[k.split(".")[1]] for k in PORTS):
+    for key in (*STACK_PORTS, "health_port"):
+        if not 0 <= server[key] <= MAX_PORT:  # also the u32 range
+            raise Unsure(f"server.{key}")
+    if health_port_clash(server["health_port"], server) is not None:
         raise Unsure("server.health_port")
     for token in ("auth_token", "operator_token"):
         if server[token] and server[f"{token}_file"]:
