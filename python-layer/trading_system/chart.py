@@ -28,7 +28,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from trading_system.data import Bars
-from trading_system.results import Analysis
+from trading_system.results import Analysis, point_label
 from trading_system.times import UTC, check_zone, is_daily, wall_ms
 
 INCREASING_COLOR = "#e8152f"
@@ -388,12 +388,6 @@ def _axis_position(times: Floats, breaks: Sequence[Mapping[str, Any]]) -> Floats
     return times - np.where(k > 0, cut[np.maximum(k - 1, 0)], 0.0)
 
 
-def point_label(degree: int, item: Mapping[str, Any]) -> str:
-    """``B1``..``S3`` at degree 1; ``D2 B1`` and so on at a higher degree."""
-    name = f"{'B' if item['side'] == 'buy' else 'S'}{item['type']}"
-    return name if degree == 1 else f"D{degree} {name}"
-
-
 def _marker_size(degree: int) -> float:
     """A higher degree's marker is larger and drawn under degree 1's: a point of both degrees
     at one bar shows as a small triangle inside a larger one."""
@@ -415,7 +409,7 @@ def _place(
             if not lo <= i < w.n:
                 continue
             y = bars.low[i] - offset if g["side"] == "buy" else bars.high[i] + offset
-            points.append(_Point(degree, g, i, float(y), point_label(degree, g)))
+            points.append(_Point(degree, g, i, float(y), point_label(degree, g["side"], g["type"])))
     if not points:
         return []
     # Lower degrees first: at one bar, degree 1's label sits next to the marker.

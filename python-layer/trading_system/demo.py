@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from trading_system import resources
 from trading_system.data import Bars, format_time, load
-from trading_system.results import Signal
+from trading_system.results import Signal, point_label
 
 if TYPE_CHECKING:
     from trading_system.client import Client
@@ -110,16 +110,9 @@ def _key(degree: int, s: Signal) -> tuple[int, str, str, str]:
     return (degree, s.type, s.side, s.time)
 
 
-def label(degree: int, s: Signal) -> str:
-    """The point's label as the chart shows it (``chart.point_label``): ``B1``..``S3`` at
-    degree 1, ``D2 B1`` and so on at a higher degree."""
-    name = f"{'B' if s.side == 'buy' else 'S'}{s.type}"
-    return name if degree == 1 else f"D{degree} {name}"
-
-
 def _describe(degree: int, s: Signal) -> str:
     # Degree 1's lines read as they always did; a higher degree's start with its label.
-    prefix = "" if degree == 1 else f"{label(degree, s)} "
+    prefix = "" if degree == 1 else f"{point_label(degree, s.side, s.type)} "
     return f"{prefix}{s.side} point type {s.type} at {s.time}, price {s.price:g}" + (
         "" if s.final else " (not final yet)"
     )

@@ -256,6 +256,13 @@ class Repair:
         }
 
 
+def point_label(degree: int, side: str, kind: str | int) -> str:
+    """A buy/sell point's label, as the chart and the demo show it: ``B1``..``S3`` (side, type)
+    at degree 1, ``D2 B1`` and so on at a higher degree."""
+    name = f"{'B' if side == 'buy' else 'S'}{kind}"
+    return name if degree == 1 else f"D{degree} {name}"
+
+
 def _series(values: Sequence[float | None]) -> np.ndarray:
     a = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
     a.flags.writeable = False

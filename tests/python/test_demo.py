@@ -164,13 +164,17 @@ def test_ctrl_c_stops_every_process(tmp_path: Path) -> None:
 
 
 def test_points_are_labelled_as_the_chart_labels_them() -> None:
-    from trading_system.chart import point_label
-    from trading_system.demo import label
-    from trading_system.results import Signal
+    # The demo and the chart share one rule (results.point_label): here, what it says, and
+    # that the demo's lines of a higher degree start with it.
+    from trading_system.demo import _describe
+    from trading_system.results import Signal, point_label
 
     for degree in (1, 2, 3):
-        for side in ("buy", "sell"):
+        for side, letter in (("buy", "B"), ("sell", "S")):
             for kind in ("1", "2", "3"):
+                expected = f"{letter}{kind}" if degree == 1 else f"D{degree} {letter}{kind}"
+                assert point_label(degree, side, kind) == expected
                 when = "2024-01-01T00:00:00Z"
                 g = Signal(kind, side, 4, 9, when, 1.0, False, 0, 1.0, 2.0, *[None] * 5)
-                assert label(degree, g) == point_label(degree, g.to_dict())
+                line = _describe(degree, g)
+                assert line.startswith(f"{side} point type {kind}" if degree == 1 else expected)
