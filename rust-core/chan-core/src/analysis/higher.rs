@@ -126,7 +126,8 @@ struct LiveLevel {
     stale: Stale,
     /// How many strokes are surely the same as those the tail was derived from.
     unchanged: usize,
-    /// The latest call changed the tail as output.
+    /// The latest call that looked at this level changed its tail as output (read with
+    /// [`LiveHigher`]'s `synced`).
     tail_changed: bool,
 }
 
@@ -175,8 +176,12 @@ pub(super) struct LiveHigher {
     since_mark: bool,
     /// Degree 1's count of settled segments at which a bar that leaves its tail as shown (most
     /// bars) changes no degree and need not look at the levels: each took every segment settled
-    /// below it, none is stale and none has `tail_changed` set. `usize::MAX` when that is not so.
+    /// below it and none is stale. `usize::MAX` when that is not so.
     quiet_at: usize,
+    /// The latest call looked at the levels, so their `tail_changed` is its; when it did not,
+    /// no level changed. A quiet bar after one that changed a level's tail then only clears
+    /// this, instead of visiting every level to clear theirs.
+    synced: bool,
 }
 
 impl LiveLevel {
@@ -353,6 +358,7 @@ impl LiveHigher {
             extra: Vec::new(),
             since_mark: false,
             quiet_at: usize::MAX,
+            synced: false,
         }
     }
 
@@ -425,8 +431,9 @@ impl LiveHigher {
     #[inline]
     pub(super) fn sync(&mut self, engine: &Engine, tail: &Tail, changed: bool, spans: SpanChange) {
         // Most bars change no degree: degree 1's tail is shown the same and it settled nothing
-        // new, and the bar before left nothing to do. Checked inline, on every bar.
+        // new. Checked inline, on every bar.
         if (!changed || self.levels.is_empty()) && self.quiet_at == engine.segments.len() {
+            self.synced = false;
             return;
         }
         self.sync_levels(engine, tail, changed, spans);
@@ -439,7 +446,6 @@ impl LiveHigher {
         let cfg = engine.config();
         let histogram = &engine.histogram;
         let mut moved = (changed, spans);
-        let mut flagged = false;
         for k in 0..self.levels.len() {
             let (done, rest) = self.levels.split_at_mut(k);
             let lv = &mut rest[0];
@@ -463,15 +469,10 @@ impl LiveHigher {
             // The level above reads this one's segments: its settled ones (taken above) and its
             // tail's.
             moved = (lv.tail_changed, lv.tail.span_change());
-            flagged |= lv.tail_changed;
         }
-        // Every level took every segment below it and is derived again; one whose tail changed
-        // reports it, and the next bar clears that.
-        self.quiet_at = if flagged {
-            usize::MAX
-        } else {
-            engine.segments.len()
-        };
+        // Every level took every segment below it and is derived again.
+        self.quiet_at = engine.segments.len();
+        self.synced = true;
     }
 
     /// What the latest call changed at each level: the settled lists since the mark (the
@@ -485,7 +486,7 @@ impl LiveHigher {
                 segments: m.segments..lv.segments.len(),
                 pivots: m.pivots..lv.pivots.len(),
                 signals: m.signals..lv.signals.len(),
-                tail_changed: lv.tail_changed,
+                tail_changed: self.synced && lv.tail_changed,
             })
     }
 
