@@ -66,9 +66,8 @@ fn below<'a>(
     }
 }
 
-/// Writes into `out` the strokes of the degree above that `spans` (over `pens`) are.
+/// Appends to `out` the strokes of the degree above that `spans` (over `pens`) are.
 fn strokes_into(out: &mut Vec<Pen>, pens: &[Pen], spans: &[SegmentSpan]) {
-    out.clear();
     out.extend(spans.iter().map(|s| stroke(pens, s)));
 }
 
@@ -78,7 +77,7 @@ fn strokes_into(out: &mut Vec<Pen>, pens: &[Pen], spans: &[SegmentSpan]) {
 pub fn higher_degrees(engine: &Engine, tail: &Tail) -> Vec<Degree> {
     let mut live = LiveHigher::new(engine.config());
     live.sync(engine, tail, true, SpanChange::Any);
-    live.views()
+    live.levels.into_iter().map(LiveLevel::into_view).collect()
 }
 
 /// What a level's strokes after its final ones are to its tail, whatever the degree below did.
@@ -212,8 +211,16 @@ impl LiveLevel {
         }
     }
 
-    /// Takes the strokes of the degree below's newly settled segments as final ones.
-    fn settle(&mut self, new: &[Pen], cfg: &EngineConfig, histogram: &Column<f64>) {
+    /// Takes the strokes that `spans` (over `pens`), the degree below's newly settled segments,
+    /// are as final ones. Built in place: a batch settles every segment at once, and a copy of
+    /// them all would be fresh memory to fault in.
+    fn settle(
+        &mut self,
+        pens: &[Pen],
+        spans: &[SegmentSpan],
+        cfg: &EngineConfig,
+        histogram: &Column<f64>,
+    ) {
         if !self.backed_up {
             self.backup.clone_from(&self.seg);
             self.backed_up = true;
@@ -221,12 +228,16 @@ impl LiveLevel {
         // The strokes from `finals` on were the tail's. Mostly the new final ones are the first
         // of them (a segment below settles as the tail showed it): the tail was derived from
         // these very strokes, and it stays unless this degree settles a segment too.
-        let end = self.finals + new.len();
-        let same = self.stale != Stale::Dirty && self.strokes.get(self.finals..end) == Some(new);
+        let end = self.finals + spans.len();
+        let same = self.stale != Stale::Dirty
+            && self
+                .strokes
+                .get(self.finals..end)
+                .is_some_and(|had| (had.iter().zip(spans)).all(|(a, s)| *a == stroke(pens, s)));
         if !same {
             self.unchanged = self.unchanged.min(self.finals);
             self.strokes.truncate(self.finals);
-            self.strokes.extend_from_slice(new);
+            strokes_into(&mut self.strokes, pens, spans);
         }
         self.finals = end;
         let first = self.segments.len();
@@ -326,22 +337,51 @@ impl LiveLevel {
 
     /// This degree as output: settled items, then the tail's.
     fn view(&self) -> Degree {
-        let tail = self.tail.get();
-        Degree {
-            degree: self.degree,
-            strokes: self.strokes.clone(),
-            segments: [&self.segments[..], &tail.segments].concat(),
-            settled: self.segments.len(),
-            finals: self.finals,
-            pivots: [&self.pivots[..], &tail.pivots].concat(),
-            // One pivot list here: a tail point's pivot comes after the settled ones.
-            signals: (self.signals.iter().copied())
-                .chain(tail.signals.iter().map(|g| Signal {
-                    pivot: g.pivot + self.pivots.len() as u32,
-                    ..*g
-                }))
-                .collect(),
-        }
+        let lists = (self.strokes.clone(), self.segments.clone());
+        let items = (self.pivots.clone(), self.signals.clone());
+        output(self.degree, self.finals, lists, items, self.tail.get())
+    }
+
+    /// [`Self::view`] with the level's lists moved out, not copied: the last use of a batch
+    /// derivation, whose lists hold every stroke of the series.
+    fn into_view(self) -> Degree {
+        let lists = (self.strokes, self.segments);
+        output(
+            self.degree,
+            self.finals,
+            lists,
+            (self.pivots, self.signals),
+            self.tail.get(),
+        )
+    }
+}
+
+/// A degree as output from its lists (strokes, settled segments; settled pivots and points) and
+/// its tail, whose items follow the settled ones.
+fn output(
+    degree: u32,
+    finals: usize,
+    (strokes, mut segments): (Vec<Pen>, Vec<SegmentSpan>),
+    (mut pivots, mut signals): (Vec<Pivot>, Vec<Signal>),
+    tail: &Tail,
+) -> Degree {
+    let settled = segments.len();
+    // One pivot list here: a tail point's pivot comes after the settled ones.
+    let first_pivot = pivots.len() as u32;
+    segments.extend_from_slice(&tail.segments);
+    pivots.extend_from_slice(&tail.pivots);
+    signals.extend(tail.signals.iter().map(|g| Signal {
+        pivot: g.pivot + first_pivot,
+        ..*g
+    }));
+    Degree {
+        degree,
+        strokes,
+        segments,
+        settled,
+        finals,
+        pivots,
+        signals,
     }
 }
 
@@ -416,8 +456,7 @@ impl LiveHigher {
                 "a level is restored with the engine"
             );
             if settled.len() > lv.finals {
-                strokes_into(&mut self.extra, pens, &settled[lv.finals..]);
-                lv.settle(&self.extra, cfg, &engine.histogram);
+                lv.settle(pens, &settled[lv.finals..], cfg, &engine.histogram);
                 self.since_mark = true;
                 self.quiet_at = usize::MAX;
             }
@@ -455,6 +494,7 @@ impl LiveHigher {
             // segments, compared stroke by stroke unless it says which moved.
             lv.tail_changed = match moved {
                 _ if lv.stale != Stale::No || moved == (true, SpanChange::Any) => {
+                    self.extra.clear();
                     strokes_into(&mut self.extra, pens, unsettled);
                     lv.retail(&self.extra, cfg, histogram)
                 }
