@@ -39,6 +39,17 @@ FAST = [
 ]
 
 
+def switches(s: pb.StatusResponse) -> list[tuple[int, str, str]]:
+    """The switches of a status, for an assertion's message: a switch under load may come from
+    the latency verdict (the host busy) or from a failure, and only the reasons tell."""
+    return [(w.epoch, w.engine, w.reason) for w in s.switches]
+
+
+def engines(s: pb.StatusResponse) -> list[tuple[str, str, bool, bool, float, str]]:
+    """Each engine's state, eligibility, slowness, p99 and last error, for a message."""
+    return [(e.engine, e.state, e.eligible, e.slow, e.p99_ms, e.last_error) for e in s.engines]
+
+
 def check_run(c: Cluster, bots: list[Bot], n: int, resumed: bool = False) -> None:
     """No client-visible error; every bot's numbers acknowledged in order, each once (with a
     resume a number acknowledged just before the monitor died may be known only from the
@@ -98,7 +109,8 @@ def test_no_fault(count: int, n: int) -> None:
         bots = run(c, count, n, lambda b: None)
         check_run(c, bots, n)
         check_standby_level(c, bots)
-        assert c.status().epoch == 1
+        s = c.status()
+        assert s.epoch == 1, switches(s)
 
 
 @pytest.mark.parametrize(("count", "n"), SIZES)
@@ -143,7 +155,8 @@ def test_standby_restarted_under_load(count: int, n: int) -> None:
         bots = run(c, count, n, fault)
         check_run(c, bots, n)
         check_standby_level(c, bots)
-        assert c.status().epoch == 1  # the active was never touched
+        s = c.status()
+        assert s.epoch == 1, switches(s)  # the active was never touched
 
 
 @pytest.mark.parametrize(("count", "n"), SIZES)
@@ -201,8 +214,8 @@ def test_monitor_killed_and_restarted_under_load(count: int, n: int, tmp_path: P
 
 def assert_untouched(c: Cluster) -> None:
     s = c.status()
-    assert s.epoch == 1 and s.active == "rust", [(w.engine, w.reason) for w in s.switches]
-    assert all(e.eligible and not e.slow for e in s.engines), s
+    assert s.epoch == 1 and s.active == "rust", switches(s)
+    assert all(e.eligible and not e.slow for e in s.engines), engines(s)
 
 
 def raw_call(c: Cluster, method: str, data: bytes) -> grpc.RpcError:
