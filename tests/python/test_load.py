@@ -306,7 +306,7 @@ def test_many_sessions_are_capped_on_both_engines(sessions: int, cap: int) -> No
         bots.start()
         refused = [e for b in bots.finish() for e in b.errors]
         assert len(refused) == 1 and "system.max_sessions" in refused[0], (
-            [(w.engine, w.reason) for w in c.status().switches],
+            switches(c.status()),
             [e.split("debug_error_string")[0] for e in refused[:3]],
         )
         assert_untouched(c)
